@@ -1,0 +1,400 @@
+//! The running relay: configuration, store and media shards together, and the operations the HTTP
+//! side performs on events (create, read, cancel, check tokens). Handlers stay thin; the rules
+//! live here.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::ids::{EventId, Language, Token};
+use crate::media::router::{ChannelKind, EventRouter};
+use crate::net::{EventLayout, Media, MediaConfig, NetError};
+use crate::store::{Event, FloorKind, Store, StoreError};
+
+/// What can go wrong in an event operation.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no event with id {0}")]
+    NoEvent(EventId),
+    #[error("event {event} has no '{language}' channel; its channels are {channels}")]
+    NoChannel {
+        event: EventId,
+        language: Language,
+        channels: String,
+    },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("could not prepare the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+}
+
+/// `floor` in an event request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum FloorRequest {
+    Whip,
+    Rtp,
+}
+
+/// `POST /api/v1/events`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    pub title: String,
+    pub floor_language: Language,
+    #[serde(default)]
+    pub languages: Vec<Language>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub expected_listeners: u32,
+    #[serde(default = "default_floor")]
+    pub floor: FloorRequest,
+}
+
+fn default_floor() -> FloorRequest {
+    FloorRequest::Whip
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelView {
+    pub language: Language,
+    pub kind: ChannelKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorView {
+    pub kind: FloorKind,
+    pub whip_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtp_url: Option<String>,
+}
+
+/// An event as the organiser API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub id: EventId,
+    pub title: String,
+    pub floor_language: Language,
+    pub languages: Vec<Language>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub expected_listeners: u32,
+    pub listener_url: String,
+    pub floor: FloorView,
+    pub channels: Vec<ChannelView>,
+}
+
+pub struct App {
+    pub settings: Settings,
+    pub store: Store,
+    pub media: Media,
+    admin_hash: String,
+    layouts: DashMap<EventId, Arc<EventLayout>>,
+}
+
+impl App {
+    /// Open the store, start the media shards, reopen stored RTP floors.
+    pub async fn start(settings: Settings) -> Result<Arc<Self>, AppError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = match &settings.database_url {
+            Some(url) => Store::open(url).await?,
+            None => Store::open_in(&settings.data_dir).await?,
+        };
+        let admin = admin_token(&settings)?;
+        let media = Media::start(&MediaConfig {
+            public_ip: settings.public_ip,
+            bind_ip: settings.media_bind_ip(),
+            first_port: settings.media_port,
+            shards: settings.media_shards,
+        })?;
+        let app = Arc::new(Self {
+            settings,
+            store,
+            media,
+            admin_hash: admin.hash(),
+            layouts: DashMap::new(),
+        });
+        for event in app.store.events().await? {
+            if event.floor_kind == FloorKind::Rtp {
+                if let Err(e) = app.open_rtp_floor(&event).await {
+                    warn!(event = %event.id, error = %e, "could not reopen the RTP floor");
+                }
+            }
+        }
+        Ok(app)
+    }
+
+    /// Whether `token` is the admin token.
+    pub fn is_admin(&self, token: &str) -> bool {
+        constant_time_eq(&Token::from_secret(token).hash(), &self.admin_hash)
+    }
+
+    /// Create an event after validating the request; its secrets are in the returned view only.
+    pub async fn create_event(&self, request: NewEvent) -> Result<EventView, AppError> {
+        self.create_event_with_id(EventId::generate(), request).await
+    }
+
+    pub(crate) async fn create_event_with_id(
+        &self,
+        id: EventId,
+        request: NewEvent,
+    ) -> Result<EventView, AppError> {
+        let languages = validate(&request)?;
+        let token = Token::generate();
+        let mut event = Event {
+            id,
+            title: request.title.trim().to_owned(),
+            floor_language: request.floor_language,
+            languages,
+            starts_at: request.starts_at,
+            ends_at: request.ends_at,
+            expected_listeners: request.expected_listeners,
+            floor_kind: match request.floor {
+                FloorRequest::Whip => FloorKind::Whip,
+                FloorRequest::Rtp => FloorKind::Rtp,
+            },
+            rtp_port: None,
+            floor_token_hash: token.hash(),
+        };
+        self.store.insert_event(&event).await?;
+        if event.floor_kind == FloorKind::Rtp {
+            let port = self.open_rtp_floor(&event).await?;
+            self.store.set_rtp_port(&event.id, port.port()).await?;
+            event.rtp_port = Some(port.port());
+        }
+        info!(event = %event.id, title = %event.title, "event created");
+        Ok(self.view(&event, Some(&token)))
+    }
+
+    async fn open_rtp_floor(&self, event: &Event) -> Result<SocketAddr, AppError> {
+        let layout = self.remember(event);
+        Ok(self
+            .media
+            .open_rtp_floor(layout, event.rtp_port.unwrap_or(0))
+            .await?)
+    }
+
+    fn remember(&self, event: &Event) -> Arc<EventLayout> {
+        let layout = Arc::new(EventLayout {
+            id: event.id.clone(),
+            floor: event.floor_language.clone(),
+            languages: event.languages.clone(),
+        });
+        self.layouts.insert(event.id.clone(), layout.clone());
+        layout
+    }
+
+    /// The demo event `demo`: English floor from the built-in voice (an RTP floor), French and
+    /// German channels. Created on first use, reused afterwards.
+    pub async fn ensure_demo(&self) -> Result<EventView, AppError> {
+        let id = EventId::parse("demo").map_err(|e| AppError::Invalid(e.to_string()))?;
+        if let Some(event) = self.store.event(&id).await? {
+            return Ok(self.view(&event, None));
+        }
+        let now = Utc::now();
+        let lang = |s: &str| Language::parse(s).map_err(|e| AppError::Invalid(e.to_string()));
+        let request = NewEvent {
+            title: "Tolk demo".into(),
+            floor_language: lang("en")?,
+            languages: vec![lang("fr")?, lang("de")?],
+            starts_at: now - chrono::Duration::hours(1),
+            ends_at: now + chrono::Duration::days(3650),
+            expected_listeners: 100,
+            floor: FloorRequest::Rtp,
+        };
+        self.create_event_with_id(id, request).await
+    }
+
+    pub async fn event(&self, id: &EventId) -> Result<Event, AppError> {
+        self.store
+            .event(id)
+            .await?
+            .ok_or_else(|| AppError::NoEvent(id.clone()))
+    }
+
+    /// The media layout of a live event (cached: read on every WHEP request).
+    pub async fn layout(&self, id: &EventId) -> Result<Arc<EventLayout>, AppError> {
+        if let Some(layout) = self.layouts.get(id) {
+            return Ok(layout.clone());
+        }
+        let event = self.event(id).await?;
+        Ok(self.remember(&event))
+    }
+
+    /// The channel of `language` in an event, or a sentence naming the ones it has.
+    pub fn check_channel(&self, layout: &EventLayout, language: &Language) -> Result<(), AppError> {
+        if &layout.floor == language || layout.languages.contains(language) {
+            return Ok(());
+        }
+        let channels = std::iter::once(&layout.floor)
+            .chain(&layout.languages)
+            .map(Language::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(AppError::NoChannel {
+            event: layout.id.clone(),
+            language: language.clone(),
+            channels,
+        })
+    }
+
+    /// Check a floor token against the event's.
+    pub async fn check_floor_token(
+        &self,
+        id: &EventId,
+        token: Option<&str>,
+    ) -> Result<Arc<EventLayout>, AppError> {
+        let event = self.event(id).await?;
+        let token = token.ok_or_else(|| {
+            AppError::Unauthorized("publishing the floor needs 'Authorization: Bearer <floor token>'".into())
+        })?;
+        if !constant_time_eq(&Token::from_secret(token).hash(), &event.floor_token_hash) {
+            return Err(AppError::Unauthorized(format!(
+                "that is not the floor token of event {id}"
+            )));
+        }
+        Ok(self.remember(&event))
+    }
+
+    pub async fn cancel_event(&self, id: &EventId) -> Result<(), AppError> {
+        if !self.store.cancel_event(id).await? {
+            return Err(AppError::NoEvent(id.clone()));
+        }
+        self.layouts.remove(id);
+        self.media.end_event(id);
+        info!(event = %id, "event cancelled");
+        Ok(())
+    }
+
+    /// The organiser's view of an event; `token` is shown only when just created.
+    pub fn view(&self, event: &Event, token: Option<&Token>) -> EventView {
+        let base = &self.settings.public_url;
+        let host = self.settings.public_ip;
+        let channels = std::iter::once(&event.floor_language)
+            .chain(&event.languages)
+            .enumerate()
+            .map(|(i, language)| ChannelView {
+                language: language.clone(),
+                kind: EventRouter::kind(i),
+            })
+            .collect();
+        EventView {
+            id: event.id.clone(),
+            title: event.title.clone(),
+            floor_language: event.floor_language.clone(),
+            languages: event.languages.clone(),
+            starts_at: event.starts_at,
+            ends_at: event.ends_at,
+            expected_listeners: event.expected_listeners,
+            listener_url: format!("{base}/e/{}", event.id),
+            floor: FloorView {
+                kind: event.floor_kind,
+                whip_url: format!("{base}/whip/{}/floor", event.id),
+                token: token.map(|t| t.secret().to_owned()),
+                rtp_url: event
+                    .rtp_port
+                    .map(|p| format!("rtp://{}", SocketAddr::new(host, p))),
+            },
+            channels,
+        }
+    }
+}
+
+fn validate(request: &NewEvent) -> Result<Vec<Language>, AppError> {
+    let title = request.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(AppError::Invalid("title must be 1 to 200 characters".into()));
+    }
+    if request.ends_at <= request.starts_at {
+        return Err(AppError::Invalid(format!(
+            "ends_at ({}) must be after starts_at ({})",
+            request.ends_at, request.starts_at
+        )));
+    }
+    if request.expected_listeners == 0 || request.expected_listeners > 1_000_000 {
+        return Err(AppError::Invalid(
+            "expected_listeners must be 1 to 1,000,000".into(),
+        ));
+    }
+    if request.languages.len() > 64 {
+        return Err(AppError::Invalid(
+            "an event has at most 64 interpretation languages".into(),
+        ));
+    }
+    let mut languages: Vec<Language> = Vec::with_capacity(request.languages.len());
+    for language in &request.languages {
+        if language == &request.floor_language {
+            return Err(AppError::Invalid(format!(
+                "'{language}' is the floor language; list only interpretation languages in 'languages'"
+            )));
+        }
+        if languages.contains(language) {
+            return Err(AppError::Invalid(format!(
+                "'{language}' is listed twice in 'languages'"
+            )));
+        }
+        languages.push(language.clone());
+    }
+    Ok(languages)
+}
+
+/// The admin token: configured, or generated once into the data directory and printed.
+fn admin_token(settings: &Settings) -> Result<Token, AppError> {
+    if let Some(token) = &settings.admin_token {
+        return Ok(Token::from_secret(token));
+    }
+    let path = settings.data_dir.join("admin-token");
+    let data_err = |source| AppError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if !existing.is_empty() {
+            info!(path = %path.display(), "admin token read from the data directory");
+            return Ok(Token::from_secret(existing));
+        }
+    }
+    let token = Token::generate();
+    write_private(&path, token.secret()).map_err(data_err)?;
+    println!(
+        "Generated the organiser API token (kept in {}; set TOLK_ADMIN_TOKEN to choose your own):\n  {}",
+        path.display(),
+        token.secret()
+    );
+    Ok(token)
+}
+
+fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,207 @@
+//! Configuration: flags, then `TOLK_*` environment variables, then a TOML file (`--config`), then
+//! defaults that serve one machine with SQLite in a data directory.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// What can be wrong with the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read the config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the config file {path} is not valid: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Settings as flags and environment variables; every one may also be set in the TOML file
+/// under the same name in lower case without the prefix (`listen = "0.0.0.0:8080"`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "TOLK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TOLK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Base URL under which browsers reach Tolk, used in links and Location headers
+    /// (e.g. https://bbb.example.org/tolk) [default: http://<listen>].
+    #[arg(long, env = "TOLK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Address put in ICE candidates: the one clients reach the media ports on [default: 127.0.0.1].
+    #[arg(long, env = "TOLK_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+    /// First media UDP port; shard k uses port + k [default: 40000].
+    #[arg(long, env = "TOLK_MEDIA_PORT")]
+    pub media_port: Option<u16>,
+    /// Number of media shards (threads with a UDP socket each) [default: one per core].
+    #[arg(long, env = "TOLK_MEDIA_SHARDS")]
+    pub media_shards: Option<usize>,
+    /// Directory for the SQLite database and the generated admin token [default: ./data].
+    #[arg(long, env = "TOLK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL [default: sqlite in the data directory].
+    #[arg(long, env = "TOLK_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Organiser API token; generated and printed once when unset.
+    #[arg(long, env = "TOLK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    public_ip: Option<IpAddr>,
+    media_port: Option<u16>,
+    media_shards: Option<usize>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    admin_token: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    /// The public URL was not configured but derived from `listen` (and follows the bound port).
+    pub public_url_from_listen: bool,
+    pub public_ip: IpAddr,
+    pub media_port: u16,
+    pub media_shards: usize,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub admin_token: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(args: &ConfigArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
+        let configured_url = args.public_url.clone().or(file.public_url);
+        let public_url_from_listen = configured_url.is_none();
+        let public_url = configured_url
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "public_url '{public_url}' must start with http:// or https://"
+            )));
+        }
+        let media_shards = args
+            .media_shards
+            .or(file.media_shards)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if media_shards == 0 || media_shards > 256 {
+            return Err(ConfigError::Invalid(format!(
+                "media_shards must be 1 to 256, not {media_shards}"
+            )));
+        }
+        let public_ip = args
+            .public_ip
+            .or(file.public_ip)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        if public_ip.is_unspecified() || public_ip.is_multicast() {
+            return Err(ConfigError::Invalid(format!(
+                "public_ip {public_ip} cannot be put in an ICE candidate: give the address clients reach"
+            )));
+        }
+        Ok(Self {
+            listen,
+            public_url,
+            public_url_from_listen,
+            public_ip,
+            media_port: args.media_port.or(file.media_port).unwrap_or(40_000),
+            media_shards,
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("data")),
+            database_url: args.database_url.clone().or(file.database_url),
+            admin_token: args
+                .admin_token
+                .clone()
+                .or(file.admin_token)
+                .filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// Where media sockets bind: loopback when clients are on this machine, else every interface.
+    pub fn media_bind_ip(&self) -> IpAddr {
+        if self.public_ip.is_loopback() {
+            self.public_ip
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.into(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_one_machine() -> Result<(), ConfigError> {
+        let s = Settings::resolve(&ConfigArgs::default())?;
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert_eq!(s.media_port, 40_000);
+        assert!(s.media_shards >= 1);
+        assert_eq!(s.data_dir, PathBuf::from("data"));
+        Ok(())
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_bad_files_are_named() -> Result<(), ConfigError> {
+        let dir = std::env::temp_dir().join(format!("tolk-config-{}", crate::ids::random_hex(4)));
+        std::fs::create_dir_all(&dir).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let path = dir.join("tolk.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nmedia_port = 41000\npublic_url = \"https://x.org/tolk/\"\n",
+        )
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            media_port: Some(42_000),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args)?;
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.media_port, 42_000);
+        assert_eq!(s.public_url, "https://x.org/tolk");
+        std::fs::write(&path, "lisen = 1\n").map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let err = Settings::resolve(&ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        });
+        assert!(matches!(err, Err(ConfigError::Parse { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! The organiser JSON API over events, and the public channel list the listener page reads.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Serialize;
+
+use crate::app::{App, NewEvent};
+use crate::http::{ApiError, bearer, parse_json};
+use crate::ids::EventId;
+use crate::media::router::{ChannelKind, EventRouter};
+
+fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    match bearer(headers) {
+        None => Err(ApiError::unauthorized(
+            "this call needs 'Authorization: Bearer <admin token>'",
+        )),
+        Some(token) if app.is_admin(token) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized(
+            "that token is not valid for the organiser API",
+        )),
+    }
+}
+
+pub async fn create_event(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<crate::app::EventView>), ApiError> {
+    require_admin(&app, &headers)?;
+    let request: NewEvent = parse_json(&headers, &body)?;
+    Ok((StatusCode::CREATED, Json(app.create_event(request).await?)))
+}
+
+pub async fn list_events(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<crate::app::EventView>>, ApiError> {
+    require_admin(&app, &headers)?;
+    let events = app.store.events().await?;
+    Ok(Json(events.iter().map(|e| app.view(e, None)).collect()))
+}
+
+pub async fn get_event(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<crate::app::EventView>, ApiError> {
+    require_admin(&app, &headers)?;
+    let event = app.event(&EventId::parse(&id)?).await?;
+    Ok(Json(app.view(&event, None)))
+}
+
+pub async fn cancel_event(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&app, &headers)?;
+    app.cancel_event(&EventId::parse(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct PublicEvent {
+    id: EventId,
+    title: String,
+    starts_at: chrono::DateTime<chrono::Utc>,
+    ends_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Serialize)]
+pub struct PublicChannel {
+    language: crate::ids::Language,
+    kind: ChannelKind,
+    label: String,
+}
+
+#[derive(Serialize)]
+pub struct Channels {
+    event: PublicEvent,
+    channels: Vec<PublicChannel>,
+}
+
+/// What a listener may know: title, window and channels. No secrets.
+pub async fn channels(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Channels>, ApiError> {
+    let event = app.event(&EventId::parse(&id)?).await?;
+    let channels = std::iter::once(&event.floor_language)
+        .chain(&event.languages)
+        .enumerate()
+        .map(|(i, language)| PublicChannel {
+            language: language.clone(),
+            kind: EventRouter::kind(i),
+            label: crate::languages::label(language),
+        })
+        .collect();
+    Ok(Json(Channels {
+        event: PublicEvent {
+            id: event.id,
+            title: event.title,
+            starts_at: event.starts_at,
+            ends_at: event.ends_at,
+        },
+        channels,
+    }))
+}

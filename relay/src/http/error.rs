@@ -1,0 +1,125 @@
+//! API errors as `application/problem+json` (RFC 9457), with a sentence a person understands in
+//! `detail`. Module errors are mapped to HTTP status here, at the edge.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::ids::IdError;
+use crate::net::NetError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: String,
+    pub retry_after: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    r#type: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = serde_json::to_string(&Problem {
+            r#type: "about:blank",
+            title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+        })
+        .unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<IdError> for ApiError {
+    fn from(e: IdError) -> Self {
+        match e {
+            IdError::Event(_) | IdError::Session(_) => Self::not_found(e.to_string()),
+            IdError::Language(_) => Self::not_found(e.to_string()),
+        }
+    }
+}
+
+impl From<NetError> for ApiError {
+    fn from(e: NetError) -> Self {
+        let status = match &e {
+            NetError::BadSdp(_) | NetError::Unsupported(_) => StatusCode::BAD_REQUEST,
+            NetError::UnknownLanguage(_) | NetError::UnknownSession(_) => StatusCode::NOT_FOUND,
+            NetError::ShardGone | NetError::Bind { .. } | NetError::Rtc(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %e, "media error");
+        }
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            other => {
+                tracing::error!(error = %other, "store error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the relay could not read or write its database; the operator has the details in the log",
+                )
+            }
+        }
+    }
+}
+
+impl From<crate::app::AppError> for ApiError {
+    fn from(e: crate::app::AppError) -> Self {
+        use crate::app::AppError;
+        match e {
+            AppError::Invalid(_) => Self::bad_request(e.to_string()),
+            AppError::NoEvent(_) | AppError::NoChannel { .. } => Self::not_found(e.to_string()),
+            AppError::Unauthorized(_) => Self::unauthorized(e.to_string()),
+            AppError::Store(e) => e.into(),
+            AppError::Net(e) => e.into(),
+            AppError::DataDir { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+}

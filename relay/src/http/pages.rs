@@ -1,0 +1,61 @@
+//! Pages and their assets, embedded in the binary. URLs inside pages are relative, so Tolk works
+//! behind a path prefix (e.g. `/tolk/` on a BBB server).
+
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::http::ApiError;
+use crate::ids::EventId;
+
+const LISTENER_HTML: &str = include_str!("../../web/listener.html");
+const HOME_HTML: &str = include_str!("../../web/home.html");
+
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "listener.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/listener.js"),
+    ),
+    (
+        "tolk.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/tolk.css"),
+    ),
+];
+
+pub async fn home() -> Html<&'static str> {
+    Html(HOME_HTML)
+}
+
+pub async fn listener(Path(event): Path<String>) -> Result<Html<String>, ApiError> {
+    let event = EventId::parse(&event)?;
+    // Event ids are [A-Za-z0-9_-]: nothing to escape, but keep the page safe if that ever changes.
+    let escaped = html_escape(event.as_str());
+    Ok(Html(LISTENER_HTML.replace("{{EVENT_ID}}", &escaped)))
+}
+
+pub async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => {
+            let mut response = (*body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+        None => ApiError::not_found(format!("no asset '{file}'")).into_response(),
+    }
+}
+
+pub async fn not_found() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "there is nothing at this address").into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}

@@ -1,0 +1,213 @@
+//! Typed identifiers: events, languages, sessions and secrets.
+//!
+//! Ids that travel in URLs are validated when parsed, so a handler that holds an `EventId` or a
+//! `Language` knows it is well formed. Random ids and tokens come from the OS random source.
+
+use std::fmt;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// Why a string is not a valid id.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdError {
+    #[error("'{0}' is not a valid event id: use 1 to 64 letters, digits, '-' or '_'")]
+    Event(String),
+    #[error("'{0}' is not a language code: use a BCP 47 tag such as 'fr', 'pt-BR' or 'zh-Hant'")]
+    Language(String),
+    #[error("'{0}' is not a valid session id")]
+    Session(String),
+}
+
+/// `len` random bytes, as lower-case hex.
+pub fn random_hex(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// An event. Generated ids carry 128 random bits; the demo event is called `demo`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventId(String);
+
+impl EventId {
+    /// A fresh unguessable id (128 random bits).
+    pub fn generate() -> Self {
+        Self(random_hex(16))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if s.is_empty() || s.len() > 64 || !s.chars().all(is_id_char) {
+            return Err(IdError::Event(truncate(s)));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A language channel's language, as a BCP 47 tag (`en`, `fr`, `pt-BR`, `zh-Hant`).
+/// Stored in canonical case: primary subtag lower case, region upper case, script title case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Language(String);
+
+impl Language {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let err = || IdError::Language(truncate(s));
+        let mut parts = s.split('-');
+        let primary = parts.next().ok_or_else(err)?;
+        if !(2..=3).contains(&primary.len()) || !primary.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err(err());
+        }
+        let mut canonical = primary.to_ascii_lowercase();
+        for part in parts {
+            if part.is_empty() || part.len() > 8 || !part.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(err());
+            }
+            canonical.push('-');
+            match part.len() {
+                2 => canonical.push_str(&part.to_ascii_uppercase()),
+                4 => {
+                    let mut chars = part.chars();
+                    if let Some(first) = chars.next() {
+                        canonical.push(first.to_ascii_uppercase());
+                    }
+                    canonical.push_str(&chars.as_str().to_ascii_lowercase());
+                }
+                _ => canonical.push_str(&part.to_ascii_lowercase()),
+            }
+        }
+        if canonical.len() > 35 {
+            return Err(err());
+        }
+        Ok(Self(canonical))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A media session: one WHIP publisher or one WHEP listener. 128 random bits, so that the
+/// session URL is its own capability.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn generate() -> Self {
+        Self(random_hex(16))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if s.len() != 32 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(IdError::Session(truncate(s)));
+        }
+        Ok(Self(s.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A bearer secret handed out once (floor token, admin token); only its hash is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// 256 random bits.
+    pub fn generate() -> Self {
+        Self(random_hex(32))
+    }
+
+    pub fn from_secret(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// SHA-256 of the secret, hex: what the store keeps.
+    pub fn hash(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(…)")
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+macro_rules! string_id {
+    ($t:ident) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl TryFrom<String> for $t {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::parse(&s)
+            }
+        }
+        impl From<$t> for String {
+            fn from(id: $t) -> String {
+                id.0
+            }
+        }
+    };
+}
+string_id!(EventId);
+string_id!(Language);
+string_id!(SessionId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_are_canonical() {
+        assert_eq!(Language::parse("FR").map(|l| l.0), Ok("fr".into()));
+        assert_eq!(Language::parse("pt-br").map(|l| l.0), Ok("pt-BR".into()));
+        assert_eq!(Language::parse("zh-hant").map(|l| l.0), Ok("zh-Hant".into()));
+        assert!(Language::parse("").is_err());
+        assert!(Language::parse("f").is_err());
+        assert!(Language::parse("fr-").is_err());
+        assert!(Language::parse("../x").is_err());
+    }
+
+    #[test]
+    fn event_ids_are_unguessable_and_validated() {
+        let id = EventId::generate();
+        assert_eq!(id.as_str().len(), 32);
+        assert_ne!(id, EventId::generate());
+        assert!(EventId::parse("demo").is_ok());
+        assert!(EventId::parse("a/b").is_err());
+        assert!(EventId::parse("").is_err());
+    }
+
+    #[test]
+    fn tokens_hash_stably() {
+        let t = Token::from_secret("abc");
+        assert_eq!(t.hash(), Token::from_secret("abc").hash());
+        assert_ne!(t.hash(), Token::generate().hash());
+        assert_eq!(format!("{t:?}"), "Token(…)");
+    }
+}

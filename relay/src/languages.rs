@@ -1,0 +1,79 @@
+//! Human names of languages, in the language itself (what a listener looks for on the picker).
+
+use crate::ids::Language;
+
+const NAMES: &[(&str, &str)] = &[
+    ("ar", "العربية"),
+    ("bg", "Български"),
+    ("ca", "Català"),
+    ("cs", "Čeština"),
+    ("da", "Dansk"),
+    ("de", "Deutsch"),
+    ("el", "Ελληνικά"),
+    ("en", "English"),
+    ("es", "Español"),
+    ("et", "Eesti"),
+    ("eu", "Euskara"),
+    ("fa", "فارسی"),
+    ("fi", "Suomi"),
+    ("fr", "Français"),
+    ("ga", "Gaeilge"),
+    ("he", "עברית"),
+    ("hi", "हिन्दी"),
+    ("hr", "Hrvatski"),
+    ("hu", "Magyar"),
+    ("id", "Bahasa Indonesia"),
+    ("is", "Íslenska"),
+    ("it", "Italiano"),
+    ("ja", "日本語"),
+    ("ko", "한국어"),
+    ("lt", "Lietuvių"),
+    ("lv", "Latviešu"),
+    ("mt", "Malti"),
+    ("nb", "Norsk bokmål"),
+    ("nl", "Nederlands"),
+    ("no", "Norsk"),
+    ("pl", "Polski"),
+    ("pt", "Português"),
+    ("ro", "Română"),
+    ("ru", "Русский"),
+    ("sk", "Slovenčina"),
+    ("sl", "Slovenščina"),
+    ("sq", "Shqip"),
+    ("sr", "Српски"),
+    ("sv", "Svenska"),
+    ("sw", "Kiswahili"),
+    ("th", "ไทย"),
+    ("tr", "Türkçe"),
+    ("uk", "Українська"),
+    ("vi", "Tiếng Việt"),
+    ("zh", "中文"),
+];
+
+/// "Français", "Português (BR)", or the tag itself when the language is not in the table.
+pub fn label(language: &Language) -> String {
+    let tag = language.as_str();
+    let (primary, rest) = tag.split_once('-').unwrap_or((tag, ""));
+    match NAMES.binary_search_by(|(code, _)| code.cmp(&primary)) {
+        Ok(i) if rest.is_empty() => NAMES[i].1.to_owned(),
+        Ok(i) => format!("{} ({rest})", NAMES[i].1),
+        Err(_) => tag.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_sorted_and_found() {
+        assert!(
+            NAMES.windows(2).all(|w| w[0].0 < w[1].0),
+            "binary search needs a sorted table"
+        );
+        let l = |s| Language::parse(s).expect("valid");
+        assert_eq!(label(&l("fr")), "Français");
+        assert_eq!(label(&l("pt-BR")), "Português (BR)");
+        assert_eq!(label(&l("tlh")), "tlh");
+    }
+}

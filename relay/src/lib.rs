@@ -1,0 +1,19 @@
+//! Tolk: a simultaneous-interpretation media relay.
+//!
+//! - [`media`]: the sans-IO core (channels, continuity, fan-out), tested on simulated time;
+//! - [`net`]: media shards (threads with a UDP socket and their WebRTC peers);
+//! - [`http`]: WHIP/WHEP, the JSON API, pages and metrics;
+//! - [`store`]: events in SQLite;
+//! - [`app`]: the operations on events that tie these together;
+//! - [`server`]: a running relay; [`demo`]: the built-in voice-like floor.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod ids;
+pub mod languages;
+pub mod media;
+pub mod net;
+pub mod server;
+pub mod store;

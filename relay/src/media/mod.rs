@@ -1,0 +1,53 @@
+//! The sans-IO media core: which source feeds which language channel, and how packets keep one
+//! continuous RTP line per channel and per listener. No sockets, no threads, no clock: packets
+//! and `now` come in as arguments, so everything here is tested on simulated time.
+//!
+//! - [`rtp`]: plain RTP parsing for RTP floors;
+//! - [`continuity`]: sequence/timestamp rewriting across a change of input;
+//! - [`router`]: an event's channels and the source each one carries;
+//! - [`fanout`]: who listens to which channel.
+
+pub mod continuity;
+pub mod fanout;
+pub mod router;
+pub mod rtp;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::ids::EventId;
+
+pub use continuity::{Continuity, InputKey, Mapped};
+
+/// Where a source packet comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The original speech (WHIP, RTP, later BBB).
+    Floor,
+}
+
+/// One Opus packet from a source, shared by every shard and every listener it reaches.
+#[derive(Debug, Clone)]
+pub struct SourcePacket {
+    pub event: EventId,
+    pub source: Source,
+    /// The publishing session's input line (changes when a publisher reconnects).
+    pub input: InputKey,
+    /// Extended sequence number, as the source numbered it.
+    pub seq: u64,
+    pub ts: u32,
+    pub marker: bool,
+    pub payload: Arc<[u8]>,
+    /// When the relay received it: the reference for relay-added latency.
+    pub received_at: Instant,
+}
+
+/// A packet on a channel's output line.
+#[derive(Debug, Clone)]
+pub struct ChannelPacket {
+    pub seq: u64,
+    pub ts: u32,
+    pub marker: bool,
+    pub payload: Arc<[u8]>,
+    pub received_at: Instant,
+}

@@ -1,0 +1,154 @@
+//! Plain RTP (RFC 3550) as it arrives on an RTP floor port: header parsing with clear errors and
+//! extension of 16-bit sequence numbers to 64 bits.
+
+/// Why a datagram is not an RTP packet Tolk can forward.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RtpError {
+    #[error("datagram of {0} bytes is shorter than an RTP header")]
+    TooShort(usize),
+    #[error("RTP version {0} is not 2")]
+    Version(u8),
+    #[error("RTP header (CSRC list or extension) runs past the end of the datagram")]
+    Truncated,
+    #[error("RTP padding of {0} bytes is larger than the payload")]
+    Padding(usize),
+    #[error("payload type {0} is RTCP, not RTP")]
+    Rtcp(u8),
+}
+
+/// The fields of an RTP packet Tolk uses; `payload` borrows from the datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RtpPacket<'a> {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    pub payload: &'a [u8],
+}
+
+/// Parse one RTP datagram.
+pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
+    if buf.len() < 12 {
+        return Err(RtpError::TooShort(buf.len()));
+    }
+    let version = buf[0] >> 6;
+    if version != 2 {
+        return Err(RtpError::Version(version));
+    }
+    let padding = buf[0] & 0x20 != 0;
+    let extension = buf[0] & 0x10 != 0;
+    let csrc_count = usize::from(buf[0] & 0x0f);
+    let marker = buf[1] & 0x80 != 0;
+    let payload_type = buf[1] & 0x7f;
+    if (72..=79).contains(&payload_type) {
+        return Err(RtpError::Rtcp(buf[1]));
+    }
+    let seq = u16::from_be_bytes([buf[2], buf[3]]);
+    let timestamp = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+    let mut offset = 12 + 4 * csrc_count;
+    if extension {
+        let words = buf.get(offset + 2..offset + 4).ok_or(RtpError::Truncated)?;
+        offset += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+    }
+    if offset > buf.len() {
+        return Err(RtpError::Truncated);
+    }
+    let mut end = buf.len();
+    if padding {
+        let pad = usize::from(buf[end - 1]);
+        if pad == 0 || pad > end - offset {
+            return Err(RtpError::Padding(pad));
+        }
+        end -= pad;
+    }
+    Ok(RtpPacket {
+        payload_type,
+        marker,
+        seq,
+        timestamp,
+        ssrc,
+        payload: &buf[offset..end],
+    })
+}
+
+/// Extends 16-bit RTP sequence numbers to 64 bits, following wrap-arounds.
+#[derive(Debug, Default, Clone)]
+pub struct SeqExtender {
+    highest: Option<u64>,
+}
+
+impl SeqExtender {
+    pub fn extend(&mut self, seq: u16) -> u64 {
+        let Some(highest) = self.highest else {
+            // Start a cycle up so that a reordered packet from before the first is still positive.
+            let ext = (1 << 16) + u64::from(seq);
+            self.highest = Some(ext);
+            return ext;
+        };
+        let delta = seq.wrapping_sub(highest as u16) as i16;
+        let ext = highest.wrapping_add_signed(i64::from(delta));
+        if ext > highest {
+            self.highest = Some(ext);
+        }
+        ext
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(first: u8, pt: u8) -> Vec<u8> {
+        let mut p = vec![first, pt, 0x12, 0x34, 0, 0, 0x03, 0xc0, 0xde, 0xad, 0xbe, 0xef];
+        p.extend_from_slice(b"opus");
+        p
+    }
+
+    #[test]
+    fn parses_a_plain_packet() {
+        let buf = packet(0x80, 0x80 | 97);
+        let p = parse(&buf).expect("valid");
+        assert_eq!(p.payload_type, 97);
+        assert!(p.marker);
+        assert_eq!(p.seq, 0x1234);
+        assert_eq!(p.timestamp, 960);
+        assert_eq!(p.ssrc, 0xdead_beef);
+        assert_eq!(p.payload, b"opus");
+    }
+
+    #[test]
+    fn skips_csrc_and_extension_and_padding() {
+        let mut buf = vec![0xb1, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        buf.extend_from_slice(&[9, 9, 9, 9]); // one CSRC
+        buf.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x10, 0xff, 0, 0]); // one-byte extension, 1 word
+        buf.extend_from_slice(b"hi");
+        buf.extend_from_slice(&[0, 2]); // padding of 2
+        let p = parse(&buf).expect("valid");
+        assert_eq!(p.payload, b"hi");
+    }
+
+    #[test]
+    fn rejects_malformed_datagrams() {
+        assert_eq!(parse(&[0x80; 5]), Err(RtpError::TooShort(5)));
+        assert_eq!(parse(&packet(0x40, 97)), Err(RtpError::Version(1)));
+        assert_eq!(parse(&packet(0x80, 200)), Err(RtpError::Rtcp(200)));
+        assert_eq!(parse(&packet(0x8f, 97)), Err(RtpError::Truncated));
+        let mut bad_pad = packet(0xa0, 97);
+        *bad_pad.last_mut().expect("non-empty") = 200;
+        assert_eq!(parse(&bad_pad), Err(RtpError::Padding(200)));
+        let ext_cut = [0x90, 97, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xbe];
+        assert_eq!(parse(&ext_cut), Err(RtpError::Truncated));
+    }
+
+    #[test]
+    fn extends_across_wraparound_and_reordering() {
+        let mut e = SeqExtender::default();
+        let a = e.extend(65_534);
+        assert_eq!(e.extend(65_535), a + 1);
+        assert_eq!(e.extend(1), a + 3);
+        assert_eq!(e.extend(0), a + 2, "reordered packet across the wrap");
+        assert_eq!(e.extend(2), a + 4);
+    }
+}

@@ -1,0 +1,344 @@
+//! Media shards: OS threads, each owning one UDP socket and the WebRTC peers (str0m `Rtc`) on it.
+//!
+//! [`Media`] is the handle the HTTP side holds: it places sessions on shards and talks to them
+//! through a command channel with a reply; it never touches media state. Shards pass source
+//! packets to each other so a listener on any shard hears a publisher on any other.
+
+pub mod peer;
+pub mod shard;
+pub mod timers;
+pub mod udp;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+use tokio::sync::oneshot;
+
+use crate::ids::{EventId, Language, SessionId};
+use crate::media::SourcePacket;
+
+/// What can go wrong between the HTTP side and the media shards.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("the SDP offer could not be used: {0}")]
+    BadSdp(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("the event has no '{0}' channel")]
+    UnknownLanguage(Language),
+    #[error("no media session {0}")]
+    UnknownSession(SessionId),
+    #[error("the media engine is not running")]
+    ShardGone,
+    #[error("could not open UDP {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("WebRTC engine error: {0}")]
+    Rtc(String),
+}
+
+/// What a shard needs to know about an event to route its media.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLayout {
+    pub id: EventId,
+    pub floor: Language,
+    pub languages: Vec<Language>,
+}
+
+/// What a media session is, for the HTTP side's lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    FloorPublisher,
+    Listener,
+}
+
+/// A live session as the HTTP side sees it. Shards remove the entry when the peer goes away.
+#[derive(Debug, Clone)]
+pub struct SessionEntry {
+    pub shard: usize,
+    pub event: EventId,
+    pub kind: SessionKind,
+}
+
+/// Listeners on one channel of one shard.
+#[derive(Debug, Clone)]
+pub struct ChannelListeners {
+    pub event: EventId,
+    pub language: Language,
+    pub listeners: usize,
+}
+
+/// A snapshot of one shard's counters.
+#[derive(Debug, Clone, Default)]
+pub struct ShardStats {
+    pub index: usize,
+    pub peers: usize,
+    pub channels: Vec<ChannelListeners>,
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub packets_dropped: u64,
+    pub busy_seconds: f64,
+    pub loops: u64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, NetError>>;
+
+/// Requests to a shard.
+pub(crate) enum Command {
+    Publish {
+        event: Arc<EventLayout>,
+        session: SessionId,
+        input: u64,
+        offer: String,
+        reply: Reply<String>,
+    },
+    Listen {
+        event: Arc<EventLayout>,
+        session: SessionId,
+        language: Language,
+        offer: String,
+        reply: Reply<String>,
+    },
+    End {
+        session: SessionId,
+        reply: Reply<()>,
+    },
+    EndEvent {
+        event: EventId,
+    },
+    OpenRtpFloor {
+        event: Arc<EventLayout>,
+        socket: std::net::UdpSocket,
+        reply: Reply<()>,
+    },
+    Source(Arc<SourcePacket>),
+    Stats {
+        reply: oneshot::Sender<ShardStats>,
+    },
+    Shutdown,
+}
+
+/// The HTTP side's way into one shard.
+#[derive(Clone)]
+pub(crate) struct ShardHandle {
+    tx: crossbeam_channel::Sender<Command>,
+    waker: Arc<mio::Waker>,
+}
+
+impl ShardHandle {
+    fn send(&self, command: Command) -> Result<(), NetError> {
+        self.tx.send(command).map_err(|_| NetError::ShardGone)?;
+        self.waker.wake().map_err(|_| NetError::ShardGone)
+    }
+}
+
+/// How the shards are set up.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// The address put in ICE candidates.
+    pub public_ip: IpAddr,
+    /// The address sockets bind to (usually the unspecified address).
+    pub bind_ip: IpAddr,
+    /// Shard k listens on `first_port + k`.
+    pub first_port: u16,
+    pub shards: usize,
+}
+
+/// The running media shards.
+pub struct Media {
+    shards: Vec<ShardHandle>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    next: AtomicUsize,
+    inputs: Arc<AtomicU64>,
+    sessions: Arc<DashMap<SessionId, SessionEntry>>,
+    addrs: Vec<SocketAddr>,
+    bind_ip: IpAddr,
+}
+
+impl Media {
+    /// Bind every shard's socket and start its thread.
+    pub fn start(config: &MediaConfig) -> Result<Self, NetError> {
+        let sessions = Arc::new(DashMap::new());
+        let inputs = Arc::new(AtomicU64::new(1));
+        let count = config.shards.max(1);
+        let mut prepared = Vec::with_capacity(count);
+        for index in 0..count {
+            prepared.push(shard::Shard::bind(
+                index,
+                config,
+                sessions.clone(),
+                inputs.clone(),
+            )?);
+        }
+        let handles: Vec<ShardHandle> = prepared.iter().map(|s| s.handle()).collect();
+        let addrs = prepared.iter().map(|s| s.candidate_addr()).collect();
+        let mut threads = Vec::with_capacity(count);
+        for (index, mut shard) in prepared.into_iter().enumerate() {
+            let others = handles
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != index)
+                .map(|(_, h)| h.clone());
+            shard.set_others(others.collect());
+            let thread = std::thread::Builder::new()
+                .name(format!("tolk-shard-{index}"))
+                .spawn(move || shard.run())
+                .map_err(|e| NetError::Rtc(format!("could not start shard thread: {e}")))?;
+            threads.push(thread);
+        }
+        Ok(Self {
+            shards: handles,
+            threads,
+            next: AtomicUsize::new(0),
+            inputs,
+            sessions,
+            addrs,
+            bind_ip: config.bind_ip,
+        })
+    }
+
+    /// The ICE candidate address of each shard.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn sessions(&self) -> &DashMap<SessionId, SessionEntry> {
+        &self.sessions
+    }
+
+    fn pick(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len()
+    }
+
+    async fn ask<T>(&self, shard: usize, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.shards
+            .get(shard)
+            .ok_or(NetError::ShardGone)?
+            .send(make(reply))?;
+        answer.await.map_err(|_| NetError::ShardGone)?
+    }
+
+    /// Publish the floor of `event` from a WHIP offer. A floor publisher already there is
+    /// replaced; listeners hear one continuous stream across the change.
+    pub async fn publish_floor(
+        &self,
+        event: Arc<EventLayout>,
+        offer: String,
+    ) -> Result<(SessionId, String), NetError> {
+        let previous: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|e| e.event == event.id && e.kind == SessionKind::FloorPublisher)
+            .map(|e| e.key().clone())
+            .collect();
+        let session = SessionId::generate();
+        let shard = self.pick();
+        let input = self.inputs.fetch_add(1, Ordering::Relaxed);
+        let sid = session.clone();
+        let answer = self
+            .ask(shard, |reply| Command::Publish {
+                event: event.clone(),
+                session: sid,
+                input,
+                offer,
+                reply,
+            })
+            .await?;
+        for old in previous {
+            // Best effort: it may have gone already.
+            let _ = self.end(&old).await;
+        }
+        Ok((session, answer))
+    }
+
+    /// A listener on `language` of `event`, from a WHEP offer.
+    pub async fn listen(
+        &self,
+        event: Arc<EventLayout>,
+        language: Language,
+        offer: String,
+    ) -> Result<(SessionId, String), NetError> {
+        let session = SessionId::generate();
+        let shard = self.pick();
+        let sid = session.clone();
+        let answer = self
+            .ask(shard, |reply| Command::Listen {
+                event,
+                session: sid,
+                language,
+                offer,
+                reply,
+            })
+            .await?;
+        Ok((session, answer))
+    }
+
+    /// End a session; `UnknownSession` if it is not (or no longer) there.
+    pub async fn end(&self, session: &SessionId) -> Result<(), NetError> {
+        let shard = self
+            .sessions
+            .get(session)
+            .map(|e| e.shard)
+            .ok_or_else(|| NetError::UnknownSession(session.clone()))?;
+        self.ask(shard, |reply| Command::End {
+            session: session.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Open the RTP floor port of `event` (0: any free port) and return its local address.
+    pub async fn open_rtp_floor(&self, event: Arc<EventLayout>, port: u16) -> Result<SocketAddr, NetError> {
+        let addr = SocketAddr::new(self.bind_ip, port);
+        let socket = std::net::UdpSocket::bind(addr).map_err(|source| NetError::Bind { addr, source })?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|source| NetError::Bind { addr, source })?;
+        let local = socket
+            .local_addr()
+            .map_err(|source| NetError::Bind { addr, source })?;
+        let shard = self.pick();
+        self.ask(shard, |reply| Command::OpenRtpFloor { event, socket, reply })
+            .await?;
+        Ok(local)
+    }
+
+    /// Drop every session and the RTP floor of an event.
+    pub fn end_event(&self, event: &EventId) {
+        for shard in &self.shards {
+            let _ = shard.send(Command::EndEvent { event: event.clone() });
+        }
+    }
+
+    /// Counters of every shard.
+    pub async fn stats(&self) -> Vec<ShardStats> {
+        let mut all = Vec::with_capacity(self.shards.len());
+        for shard in &self.shards {
+            let (reply, answer) = oneshot::channel();
+            if shard.send(Command::Stats { reply }).is_ok() {
+                if let Ok(stats) = answer.await {
+                    all.push(stats);
+                }
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Media {
+    fn drop(&mut self) {
+        for shard in &self.shards {
+            let _ = shard.send(Command::Shutdown);
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}

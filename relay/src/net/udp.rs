@@ -1,0 +1,297 @@
+//! Batched UDP I/O: `recvmmsg` / `sendmmsg` on a non-blocking socket (Linux), so that one system
+//! call moves up to [`BATCH`] datagrams. This is the only file with `unsafe`: the two syscalls.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+/// Datagrams per system call.
+pub const BATCH: usize = 64;
+/// Largest datagram we read; WebRTC keeps packets under the 1200-byte MTU target.
+pub const MAX_DATAGRAM: usize = 2048;
+
+/// Reusable receive buffers for [`recv_batch`].
+pub struct RecvBatch {
+    bufs: Vec<[u8; MAX_DATAGRAM]>,
+    addrs: Vec<libc::sockaddr_storage>,
+    lens: Vec<usize>,
+    count: usize,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self {
+            bufs: vec![[0; MAX_DATAGRAM]; BATCH],
+            // SAFETY: sockaddr_storage is plain old data; all-zero is a valid (AF_UNSPEC) value.
+            addrs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; BATCH],
+            lens: vec![0; BATCH],
+            count: 0,
+        }
+    }
+}
+
+impl RecvBatch {
+    /// The datagrams of the last [`recv_batch`]: (source, contents). Sources that are not IP are
+    /// skipped.
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        (0..self.count).filter_map(|i| Some((to_socket_addr(&self.addrs[i])?, &self.bufs[i][..self.lens[i]])))
+    }
+}
+
+/// Read up to [`BATCH`] datagrams without blocking. `Ok(0)`: nothing to read.
+pub fn recv_batch(socket: &impl AsRawFd, batch: &mut RecvBatch) -> io::Result<usize> {
+    let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    for i in 0..BATCH {
+        iovecs[i].write(libc::iovec {
+            iov_base: batch.bufs[i].as_mut_ptr().cast(),
+            iov_len: MAX_DATAGRAM,
+        });
+        // SAFETY: msghdr is plain old data; zero is a valid starting value for every field.
+        let mut hdr: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+        hdr.msg_name = (&raw mut batch.addrs[i]).cast();
+        hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        hdr.msg_iov = iovecs[i].as_mut_ptr();
+        hdr.msg_iovlen = 1;
+        headers[i].write(libc::mmsghdr {
+            msg_hdr: hdr,
+            msg_len: 0,
+        });
+    }
+    // SAFETY: every header points at a live buffer of MAX_DATAGRAM bytes and a sockaddr_storage
+    // owned by `batch`, which outlives the call; `headers` holds BATCH initialised entries.
+    let n = unsafe {
+        libc::recvmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr().cast(),
+            BATCH as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        batch.count = 0;
+        return if err.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(err)
+        };
+    }
+    let n = n as usize;
+    for (i, header) in headers.iter().enumerate().take(n) {
+        // SAFETY: the kernel filled the first `n` headers, and all were initialised above.
+        let len = unsafe { header.assume_init_ref() }.msg_len as usize;
+        batch.lens[i] = len.min(MAX_DATAGRAM);
+    }
+    batch.count = n;
+    Ok(n)
+}
+
+/// Outgoing datagrams gathered during one loop turn, sent with as few `sendmmsg` calls as possible.
+#[derive(Default)]
+pub struct SendBatch {
+    queue: Vec<(SocketAddr, Vec<u8>)>,
+    /// Datagrams and bytes handed to the kernel since the last [`SendBatch::take_counts`].
+    sent: (u64, u64),
+    dropped: u64,
+}
+
+impl SendBatch {
+    pub fn push(&mut self, to: SocketAddr, datagram: Vec<u8>) {
+        self.queue.push((to, datagram));
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// (datagrams sent, bytes sent, datagrams dropped) since the last call.
+    pub fn take_counts(&mut self) -> (u64, u64, u64) {
+        let (p, b) = std::mem::take(&mut self.sent);
+        (p, b, std::mem::take(&mut self.dropped))
+    }
+
+    /// Send everything queued. A full socket buffer drops the rest of the turn (audio is
+    /// real-time: a late packet is worth nothing); other errors drop the offending datagram.
+    pub fn flush(&mut self, socket: &impl AsRawFd) {
+        let mut start = 0;
+        while start < self.queue.len() {
+            let end = (start + BATCH).min(self.queue.len());
+            match send_chunk(socket, &self.queue[start..end]) {
+                Ok(n) => {
+                    self.sent.0 += n as u64;
+                    self.sent.1 += self.queue[start..start + n]
+                        .iter()
+                        .map(|(_, d)| d.len() as u64)
+                        .sum::<u64>();
+                    start += n.max(1);
+                    if n == 0 {
+                        self.dropped += 1;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.dropped += (self.queue.len() - start) as u64;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, to = %self.queue[start].0, "send failed; datagram dropped");
+                    self.dropped += 1;
+                    start += 1;
+                }
+            }
+        }
+        self.queue.clear();
+    }
+}
+
+fn send_chunk(socket: &impl AsRawFd, chunk: &[(SocketAddr, Vec<u8>)]) -> io::Result<usize> {
+    let count = chunk.len().min(BATCH);
+    let mut addrs: [MaybeUninit<libc::sockaddr_storage>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    let mut addr_lens = [0 as libc::socklen_t; BATCH];
+    let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    for (i, (to, data)) in chunk.iter().take(count).enumerate() {
+        addr_lens[i] = write_sockaddr(*to, &mut addrs[i]);
+        iovecs[i].write(libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        });
+        // SAFETY: msghdr is plain old data; zero is a valid starting value for every field.
+        let mut hdr: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+        hdr.msg_name = addrs[i].as_mut_ptr().cast();
+        hdr.msg_namelen = addr_lens[i];
+        hdr.msg_iov = iovecs[i].as_mut_ptr();
+        hdr.msg_iovlen = 1;
+        headers[i].write(libc::mmsghdr {
+            msg_hdr: hdr,
+            msg_len: 0,
+        });
+    }
+    // SAFETY: the first `count` headers are initialised and point at addresses and iovecs on this
+    // stack frame and at datagrams borrowed from `chunk`, all alive for the call; the kernel only
+    // reads the iovec buffers.
+    let n = unsafe {
+        libc::sendmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr().cast(),
+            count as libc::c_uint,
+            0,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn write_sockaddr(addr: SocketAddr, out: &mut MaybeUninit<libc::sockaddr_storage>) -> libc::socklen_t {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is valid, and it is large and aligned
+    // enough for both sockaddr_in and sockaddr_in6, which we write through casts of its pointer.
+    let storage = out.write(unsafe { MaybeUninit::zeroed().assume_init() });
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: see above: storage is big and aligned enough for sockaddr_in.
+            unsafe {
+                (storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in>()
+                    .write(sin)
+            };
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: see above: storage is big and aligned enough for sockaddr_in6.
+            unsafe {
+                (storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in6>()
+                    .write(sin6)
+            };
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in, as ss_family says; storage is large and
+            // aligned enough for it.
+            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_goes_out_and_comes_back() -> io::Result<()> {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let b = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        b.set_nonblocking(true)?;
+        let to = b.local_addr()?;
+        let mut out = SendBatch::default();
+        for i in 0..100u8 {
+            out.push(to, vec![i; 10 + usize::from(i)]);
+        }
+        out.flush(&a);
+        assert_eq!(out.take_counts().0, 100);
+        let mut got = Vec::new();
+        let mut batch = RecvBatch::default();
+        while got.len() < 100 {
+            if recv_batch(&b, &mut batch)? == 0 {
+                std::thread::yield_now();
+                continue;
+            }
+            for (from, data) in batch.iter() {
+                assert_eq!(from, a.local_addr()?);
+                got.push(data.to_vec());
+            }
+        }
+        for (i, d) in got.iter().enumerate() {
+            assert_eq!(d.len(), 10 + i);
+            assert!(d.iter().all(|&x| x as usize == i));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! The store: events and their secrets, kept in SQLite under the data directory (sqlx, with the
+//! migrations in `relay/migrations`). Nothing the store accepted is lost across a restart.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
+
+use crate::ids::{EventId, Language};
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("could not open the database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("could not bring the database schema up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("an event with id {0} exists already")]
+    Duplicate(EventId),
+    #[error("stored event {id} is unreadable: {why}")]
+    Corrupt { id: String, why: String },
+}
+
+/// How an event's floor arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FloorKind {
+    Whip,
+    Rtp,
+}
+
+impl FloorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            FloorKind::Whip => "whip",
+            FloorKind::Rtp => "rtp",
+        }
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: EventId,
+    pub title: String,
+    pub floor_language: Language,
+    /// Interpretation languages (the floor language is not repeated here).
+    pub languages: Vec<Language>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub expected_listeners: u32,
+    pub floor_kind: FloorKind,
+    pub rtp_port: Option<u16>,
+    pub floor_token_hash: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Open (creating if needed) `tolk.sqlite` in `data_dir`, and migrate it.
+    pub async fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
+        let url = format!("sqlite://{}", data_dir.join("tolk.sqlite").display());
+        Self::open(&url).await
+    }
+
+    /// Open a database URL (`sqlite://path` or `sqlite::memory:`) and migrate it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if url.contains(":memory:") { 1 } else { 4 })
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {
+        let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
+        let result = sqlx::query(
+            "INSERT INTO events (id, title, floor_language, languages, starts_at, ends_at, expected_listeners,
+                                 floor_kind, rtp_port, floor_token_hash, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(event.id.as_str())
+        .bind(&event.title)
+        .bind(event.floor_language.as_str())
+        .bind(languages)
+        .bind(event.starts_at.timestamp())
+        .bind(event.ends_at.timestamp())
+        .bind(i64::from(event.expected_listeners))
+        .bind(event.floor_kind.as_str())
+        .bind(event.rtp_port.map(i64::from))
+        .bind(&event.floor_token_hash)
+        .bind(Utc::now().timestamp())
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Duplicate(event.id.clone()))
+            }
+            other => other.map(|_| ()).map_err(StoreError::from),
+        }
+    }
+
+    /// Remember the port an RTP floor got, so that it keeps it across restarts.
+    pub async fn set_rtp_port(&self, id: &EventId, port: u16) -> Result<(), StoreError> {
+        sqlx::query("UPDATE events SET rtp_port = ? WHERE id = ?")
+            .bind(i64::from(port))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A live (not cancelled) event.
+    pub async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
+        let row = sqlx::query("SELECT * FROM events WHERE id = ? AND cancelled_at IS NULL")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    /// Live events, soonest first.
+    pub async fn events(&self) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM events WHERE cancelled_at IS NULL ORDER BY starts_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Cancel an event; false when there was no such live event.
+    pub async fn cancel_event(&self, id: &EventId) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE events SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL")
+            .bind(Utc::now().timestamp())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn decode(row: &SqliteRow) -> Result<Event, StoreError> {
+    let id: String = row.try_get("id")?;
+    let corrupt = |why: String| StoreError::Corrupt { id: id.clone(), why };
+    let languages: String = row.try_get("languages")?;
+    let languages: Vec<Language> = serde_json::from_str(&languages).map_err(|e| corrupt(e.to_string()))?;
+    let time = |column: &str| -> Result<DateTime<Utc>, StoreError> {
+        let secs: i64 = row.try_get(column)?;
+        DateTime::from_timestamp(secs, 0).ok_or_else(|| corrupt(format!("{column} out of range")))
+    };
+    let floor_kind = match row.try_get::<String, _>("floor_kind")?.as_str() {
+        "whip" => FloorKind::Whip,
+        "rtp" => FloorKind::Rtp,
+        other => return Err(corrupt(format!("unknown floor kind {other}"))),
+    };
+    Ok(Event {
+        id: EventId::parse(&id).map_err(|e| corrupt(e.to_string()))?,
+        title: row.try_get("title")?,
+        floor_language: Language::parse(&row.try_get::<String, _>("floor_language")?)
+            .map_err(|e| corrupt(e.to_string()))?,
+        languages,
+        starts_at: time("starts_at")?,
+        ends_at: time("ends_at")?,
+        expected_listeners: u32::try_from(row.try_get::<i64, _>("expected_listeners")?).unwrap_or(u32::MAX),
+        floor_kind,
+        rtp_port: row
+            .try_get::<Option<i64>, _>("rtp_port")?
+            .and_then(|p| u16::try_from(p).ok()),
+        floor_token_hash: row.try_get("floor_token_hash")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str) -> Event {
+        Event {
+            id: EventId::parse(id).expect("valid"),
+            title: "Plenary".into(),
+            floor_language: Language::parse("en").expect("valid"),
+            languages: vec![Language::parse("fr").expect("valid")],
+            starts_at: DateTime::from_timestamp(1_800_000_000, 0).expect("valid"),
+            ends_at: DateTime::from_timestamp(1_800_003_600, 0).expect("valid"),
+            expected_listeners: 300,
+            floor_kind: FloorKind::Rtp,
+            rtp_port: None,
+            floor_token_hash: "ab".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_survive_a_reopen_and_cancel() -> Result<(), StoreError> {
+        let dir = std::env::temp_dir().join(format!("tolk-store-{}", crate::ids::random_hex(6)));
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Corrupt {
+            id: "-".into(),
+            why: e.to_string(),
+        })?;
+        {
+            let store = Store::open_in(&dir).await?;
+            store.insert_event(&event("one")).await?;
+            assert!(matches!(
+                store.insert_event(&event("one")).await,
+                Err(StoreError::Duplicate(_))
+            ));
+            store
+                .set_rtp_port(&EventId::parse("one").expect("valid"), 41_000)
+                .await?;
+        }
+        let store = Store::open_in(&dir).await?;
+        let got = store
+            .event(&EventId::parse("one").expect("valid"))
+            .await?
+            .expect("still there");
+        assert_eq!(
+            got,
+            Event {
+                rtp_port: Some(41_000),
+                ..event("one")
+            }
+        );
+        assert!(store.cancel_event(&got.id).await?);
+        assert!(!store.cancel_event(&got.id).await?);
+        assert_eq!(store.event(&got.id).await?, None);
+        assert!(store.events().await?.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}

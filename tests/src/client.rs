@@ -1,0 +1,439 @@
+//! Real WebRTC clients for the tests, on str0m: a WHIP publisher that sends an Opus tone, and a WHEP
+//! listener that decodes what it receives and counts packets and sequence gaps per track. Each runs
+//! on its own thread with its own UDP socket, as a remote client would.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use crate::audio::{FRAME, OpusTone, RATE};
+
+/// What one listener track received.
+#[derive(Debug, Default, Clone)]
+pub struct TrackStats {
+    pub packets: u64,
+    pub first_seq: Option<u64>,
+    pub highest_seq: u64,
+    /// Decoded audio (the last minute at most).
+    pub samples: Vec<f32>,
+    pub first_packet_at: Option<Instant>,
+    pub last_packet_at: Option<Instant>,
+    /// Longest time between two consecutive packets.
+    pub max_gap: Duration,
+    /// Arrival time and sample offset of every packet (for switch and handover timing).
+    pub arrivals: Vec<(Instant, usize)>,
+}
+
+impl TrackStats {
+    /// Packets the sequence numbers say were sent but never arrived.
+    pub fn missing(&self) -> u64 {
+        match self.first_seq {
+            Some(first) => (self.highest_seq - first + 1).saturating_sub(self.packets),
+            None => 0,
+        }
+    }
+
+    /// The decoded audio received after `since`.
+    pub fn samples_since(&self, since: Instant) -> &[f32] {
+        let start = self
+            .arrivals
+            .iter()
+            .find(|(at, _)| *at >= since)
+            .map_or(self.samples.len(), |(_, s)| *s);
+        &self.samples[start..]
+    }
+
+    /// The last `seconds` of decoded audio.
+    pub fn last_seconds(&self, seconds: f64) -> &[f32] {
+        let n = (seconds * f64::from(RATE)) as usize;
+        &self.samples[self.samples.len().saturating_sub(n)..]
+    }
+}
+
+/// A client thread and what it shares with the test.
+pub struct Client {
+    pub session_url: String,
+    pub tracks: Arc<Mutex<Vec<TrackStats>>>,
+    pub connected: Arc<AtomicBool>,
+    pub posted_at: Instant,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Client {
+    /// A snapshot of track `i`.
+    pub fn track(&self, i: usize) -> TrackStats {
+        self.tracks
+            .lock()
+            .map(|t| t.get(i).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Wait until track `i` has `packets` packets (or fail after `within`).
+    pub async fn wait_packets(&self, i: usize, packets: u64, within: Duration) -> anyhow::Result<TrackStats> {
+        let deadline = Instant::now() + within;
+        loop {
+            let t = self.track(i);
+            if t.packets >= packets {
+                return Ok(t);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "track {i} got {} packets, expected {packets} within {within:?}",
+                    t.packets
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stop the thread; returns its error, if it had one.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| anyhow!("client thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn new_rtc(rtp_mode: bool) -> anyhow::Result<(Rtc, UdpSocket, SocketAddr)> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    let local = socket.local_addr()?;
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(rtp_mode)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    Ok((rtc, socket, local))
+}
+
+/// POST an SDP offer; returns (session URL, answer).
+async fn post_offer(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    offer: String,
+) -> anyhow::Result<(String, String)> {
+    let mut request = http
+        .post(url)
+        .header("content-type", "application/sdp")
+        .body(offer);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await?;
+    if status.as_u16() != 201 {
+        bail!("{url} answered {status}: {body}");
+    }
+    Ok((location.context("201 without Location")?, body))
+}
+
+fn accept(rtc: &mut Rtc, pending: SdpPendingOffer, answer: &str) -> anyhow::Result<()> {
+    let answer = SdpAnswer::from_sdp_string(answer)?;
+    rtc.sdp_api().accept_answer(pending, answer)?;
+    Ok(())
+}
+
+/// A WHEP listener with `tracks` receive-only audio sections.
+pub async fn listen(http: &reqwest::Client, url: &str, tracks: usize) -> anyhow::Result<Client> {
+    let (mut rtc, socket, local) = new_rtc(true)?;
+    let mut change = rtc.sdp_api();
+    let mids: Vec<Mid> = (0..tracks)
+        .map(|_| change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None))
+        .collect();
+    let (offer, pending) = change.apply().context("no offer")?;
+    let posted_at = Instant::now();
+    let (session_url, answer) = post_offer(http, url, None, offer.to_sdp_string()).await?;
+    accept(&mut rtc, pending, &answer)?;
+    let stats = Arc::new(Mutex::new(vec![TrackStats::default(); tracks]));
+    let connected = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let (stats, connected, stop) = (stats.clone(), connected.clone(), stop.clone());
+        std::thread::spawn(move || run_listener(rtc, socket, local, mids, stats, connected, stop))
+    };
+    Ok(Client {
+        session_url,
+        tracks: stats,
+        connected,
+        posted_at,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// A WHIP publisher sending a tone of `frequency` Hz.
+pub async fn publish(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    frequency: f64,
+) -> anyhow::Result<Client> {
+    let (mut rtc, socket, local) = new_rtc(false)?;
+    let mut change = rtc.sdp_api();
+    let mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let (offer, pending) = change.apply().context("no offer")?;
+    let posted_at = Instant::now();
+    let (session_url, answer) = post_offer(http, url, Some(token), offer.to_sdp_string()).await?;
+    accept(&mut rtc, pending, &answer)?;
+    let tone = OpusTone::new(frequency, 0.5)?;
+    let connected = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let (connected, stop) = (connected.clone(), stop.clone());
+        std::thread::spawn(move || run_publisher(rtc, socket, local, mid, tone, connected, stop))
+    };
+    Ok(Client {
+        session_url,
+        tracks: Arc::new(Mutex::new(Vec::new())),
+        connected,
+        posted_at,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// Drain an Rtc: send transmits, hand events to `on_event`; returns the next deadline.
+fn drain(
+    rtc: &mut Rtc,
+    socket: &UdpSocket,
+    mut on_event: impl FnMut(&mut Rtc, Event),
+) -> anyhow::Result<Instant> {
+    loop {
+        match rtc.poll_output()? {
+            Output::Timeout(t) => return Ok(t),
+            Output::Transmit(t) => {
+                socket.send_to(&t.contents, t.destination)?;
+            }
+            Output::Event(e) => on_event(rtc, e),
+        }
+    }
+}
+
+/// Wait for a datagram until `until`; feed it (or the timeout) to the Rtc.
+fn step(
+    rtc: &mut Rtc,
+    socket: &UdpSocket,
+    local: SocketAddr,
+    until: Instant,
+    buf: &mut [u8],
+) -> anyhow::Result<()> {
+    let wait = until
+        .saturating_duration_since(Instant::now())
+        .clamp(Duration::from_millis(1), Duration::from_millis(20));
+    socket.set_read_timeout(Some(wait))?;
+    match socket.recv_from(buf) {
+        Ok((n, source)) => {
+            let receive = Receive::new(Protocol::Udp, source, local, &buf[..n])?;
+            rtc.handle_input(Input::Receive(Instant::now(), receive))?;
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            rtc.handle_input(Input::Timeout(Instant::now()))?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+fn run_listener(
+    mut rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    mids: Vec<Mid>,
+    stats: Arc<Mutex<Vec<TrackStats>>>,
+    connected: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let mut decoders: Vec<opus::Decoder> = mids
+        .iter()
+        .map(|_| opus::Decoder::new(RATE, opus::Channels::Mono))
+        .collect::<Result<_, _>>()?;
+    let mut pcm = vec![0f32; FRAME * 6];
+    let mut buf = vec![0u8; 2048];
+    let mut track_of: HashMap<u32, usize> = HashMap::new();
+    let mut error = None;
+    while !stop.load(Ordering::Relaxed) {
+        let deadline = drain(&mut rtc, &socket, |rtc, event| match event {
+            Event::Connected => connected.store(true, Ordering::Relaxed),
+            Event::RtpPacket(p) => {
+                let ssrc = *p.header.ssrc;
+                let track = *track_of.entry(ssrc).or_insert_with(|| {
+                    rtc.direct_api()
+                        .stream_rx(&p.header.ssrc)
+                        .and_then(|s| mids.iter().position(|m| *m == s.mid()))
+                        .unwrap_or(0)
+                });
+                let decoded = match decoders[track].decode_float(&p.payload, &mut pcm, false) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        error = Some(anyhow!("undecodable Opus payload: {e}"));
+                        return;
+                    }
+                };
+                let now = Instant::now();
+                if let Ok(mut all) = stats.lock() {
+                    let t = &mut all[track];
+                    let seq = *p.seq_no;
+                    t.first_seq.get_or_insert(seq);
+                    t.highest_seq = t.highest_seq.max(seq);
+                    t.packets += 1;
+                    if let Some(last) = t.last_packet_at {
+                        t.max_gap = t.max_gap.max(now - last);
+                    }
+                    t.first_packet_at.get_or_insert(now);
+                    t.last_packet_at = Some(now);
+                    let offset = t.samples.len();
+                    t.arrivals.push((now, offset));
+                    t.samples.extend_from_slice(&pcm[..decoded]);
+                    let keep = 60 * RATE as usize;
+                    if t.samples.len() > keep + RATE as usize * 10 {
+                        let cut = t.samples.len() - keep;
+                        t.samples.drain(..cut);
+                        t.arrivals.retain_mut(|(_, s)| {
+                            *s = s.saturating_sub(cut);
+                            *s > 0
+                        });
+                    }
+                }
+            }
+            _ => {}
+        })?;
+        if let Some(e) = error.take() {
+            return Err(e);
+        }
+        if !rtc.is_alive() {
+            break;
+        }
+        step(&mut rtc, &socket, local, deadline, &mut buf)?;
+    }
+    Ok(())
+}
+
+fn run_publisher(
+    mut rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    mid: Mid,
+    mut tone: OpusTone,
+    connected: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let mut buf = vec![0u8; 2048];
+    let mut next_send: Option<Instant> = None;
+    let mut rtp_time: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let mut deadline = drain(&mut rtc, &socket, |_, event| {
+            if matches!(event, Event::Connected) {
+                connected.store(true, Ordering::Relaxed);
+            }
+        })?;
+        if connected.load(Ordering::Relaxed) {
+            let due = *next_send.get_or_insert_with(Instant::now);
+            if Instant::now() >= due {
+                let packet = tone.next_packet()?;
+                let writer = rtc.writer(mid).context("no writer for the audio section")?;
+                let pt = writer
+                    .payload_params()
+                    .find(|p| p.spec().codec == Codec::Opus)
+                    .map(|p| p.pt())
+                    .context("Opus was not negotiated")?;
+                writer.write(
+                    pt,
+                    Instant::now(),
+                    MediaTime::new(rtp_time, Frequency::FORTY_EIGHT_KHZ),
+                    packet,
+                )?;
+                rtp_time += FRAME as u64;
+                next_send = Some(due + Duration::from_millis(20));
+                continue;
+            }
+            deadline = deadline.min(due);
+        }
+        if !rtc.is_alive() {
+            break;
+        }
+        step(&mut rtc, &socket, local, deadline, &mut buf)?;
+    }
+    Ok(())
+}
+
+/// Plain RTP Opus tone to `to` every 20 ms, like `ffmpeg -re … -f rtp`.
+pub struct RtpSender {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RtpSender {
+    pub fn start(to: SocketAddr, frequency: f64) -> anyhow::Result<Self> {
+        let mut tone = OpusTone::new(frequency, 0.5)?;
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || -> anyhow::Result<()> {
+            let ssrc: u32 = rand::random();
+            let start = Instant::now();
+            let mut n: u32 = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let payload = tone.next_packet()?;
+                let mut packet = vec![0x80, 97];
+                packet.extend_from_slice(&(n as u16).to_be_bytes());
+                packet.extend_from_slice(&n.wrapping_mul(FRAME as u32).to_be_bytes());
+                packet.extend_from_slice(&ssrc.to_be_bytes());
+                packet.extend_from_slice(&payload);
+                socket.send_to(&packet, to)?;
+                n += 1;
+                std::thread::sleep(
+                    (start + Duration::from_millis(20) * n).saturating_duration_since(Instant::now()),
+                );
+            }
+            Ok(())
+        });
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| anyhow!("RTP sender panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RtpSender {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

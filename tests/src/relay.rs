@@ -1,0 +1,111 @@
+//! The relay under test, in-process: a fresh data directory, any free ports, and helpers for the
+//! organiser API.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tolk_relay::config::{ConfigArgs, Settings};
+use tolk_relay::server::Server;
+
+pub const ADMIN: &str = "test-admin-token";
+
+pub struct TestRelay {
+    pub server: Server,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub data_dir: PathBuf,
+}
+
+/// Log output for tests (`TOLK_LOG=debug cargo test` for more).
+pub fn init_log() {
+    let filter = std::env::var("TOLK_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+impl TestRelay {
+    /// A relay with `shards` media shards on free ports, in a new data directory.
+    pub async fn start(shards: usize) -> anyhow::Result<Self> {
+        let data_dir = std::env::temp_dir().join(format!("tolk-test-{}", tolk_relay::ids::random_hex(8)));
+        Self::start_in(data_dir, shards).await
+    }
+
+    /// A relay on an existing data directory (to test a restart).
+    pub async fn start_in(data_dir: PathBuf, shards: usize) -> anyhow::Result<Self> {
+        init_log();
+        let args = ConfigArgs {
+            listen: Some("127.0.0.1:0".parse()?),
+            media_port: Some(0),
+            media_shards: Some(shards),
+            data_dir: Some(data_dir.clone()),
+            admin_token: Some(ADMIN.into()),
+            ..Default::default()
+        };
+        let server = Server::start(Settings::resolve(&args)?).await?;
+        let base = format!("http://{}", server.addr);
+        Ok(Self {
+            server,
+            base,
+            http: reqwest::Client::new(),
+            data_dir,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Create an event; returns the 201 body.
+    pub async fn create_event(&self, body: Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(self.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if status.as_u16() != 201 {
+            bail!("create event answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// An event happening now with floor English and the given interpretation languages.
+    pub async fn event_now(&self, languages: &[&str], floor_kind: &str) -> anyhow::Result<Value> {
+        let now = chrono_now();
+        self.create_event(json!({
+            "title": "Test event",
+            "floor_language": "en",
+            "languages": languages,
+            "starts_at": now.0,
+            "ends_at": now.1,
+            "expected_listeners": 100,
+            "floor": {"kind": floor_kind},
+        }))
+        .await
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+/// RFC 3339 strings for an hour ago and an hour ahead.
+fn chrono_now() -> (String, String) {
+    let now = chrono::Utc::now();
+    let hour = chrono::Duration::hours(1);
+    ((now - hour).to_rfc3339(), (now + hour).to_rfc3339())
+}
+
+/// A string field of a JSON value, or an error naming it.
+pub fn field<'a>(value: &'a Value, pointer: &str) -> anyhow::Result<&'a str> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .with_context(|| format!("no {pointer} in {value}"))
+}

@@ -1,0 +1,158 @@
+//! The first media path end to end, over real WebRTC: a floor (WHIP publisher or plain RTP) heard
+//! by many WHEP listeners on every channel, each decoding the tone and counting lost packets.
+
+use std::time::{Duration, Instant};
+
+use tolk_tests::audio::dominant_frequency;
+use tolk_tests::client::{self, Client, RtpSender};
+use tolk_tests::relay::{TestRelay, field};
+
+const LISTENERS: usize = 50;
+const TONE: f64 = 440.0;
+
+/// Every listener hears the tone on every track, with fewer than 1% of packets missing.
+async fn check_listeners(listeners: &[Client], packets: u64) -> anyhow::Result<Vec<Duration>> {
+    let mut first_audio = Vec::new();
+    for (i, listener) in listeners.iter().enumerate() {
+        let tracks = listener.tracks.lock().map(|t| t.len()).unwrap_or(0);
+        for track in 0..tracks {
+            let stats = listener
+                .wait_packets(track, packets, Duration::from_secs(20))
+                .await?;
+            let frequency = dominant_frequency(stats.last_seconds(1.0));
+            assert!(
+                (frequency - TONE).abs() <= 5.0,
+                "listener {i} track {track} hears {frequency} Hz, not {TONE} Hz"
+            );
+            let missing = stats.missing() as f64 / (stats.packets + stats.missing()) as f64;
+            assert!(
+                missing < 0.01,
+                "listener {i} track {track} misses {:.2}% of packets",
+                missing * 100.0
+            );
+            if track == 0 {
+                if let Some(first) = stats.first_packet_at {
+                    first_audio.push(first - listener.posted_at);
+                }
+            }
+        }
+    }
+    Ok(first_audio)
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_floor_reaches_fifty_listeners_on_every_channel() -> anyhow::Result<()> {
+    let relay = TestRelay::start(2).await?;
+    let event = relay.event_now(&["fr", "de"], "whip").await?;
+    let id = field(&event, "/id")?;
+    let publisher = client::publish(
+        &relay.http,
+        field(&event, "/floor/whip_url")?,
+        field(&event, "/floor/token")?,
+        TONE,
+    )
+    .await?;
+
+    let languages = ["en", "fr", "de"];
+    let mut listeners = Vec::new();
+    for i in 0..LISTENERS {
+        let url = relay.url(&format!("/whep/{id}/{}", languages[i % 3]));
+        // Every fifth listener also takes the floor on a second track.
+        listeners.push(client::listen(&relay.http, &url, if i % 5 == 0 { 2 } else { 1 }).await?);
+    }
+    let first_audio = check_listeners(&listeners, 150).await?;
+    println!(
+        "{} listeners on 2 shards; WHEP POST to first audio: median {:?} (of {}), max {:?}",
+        listeners.len(),
+        median(first_audio.clone()),
+        first_audio.len(),
+        first_audio.iter().max()
+    );
+
+    let metrics = relay.http.get(relay.url("/metrics")).send().await?.text().await?;
+    let listed: usize = metrics
+        .lines()
+        .filter(|l| l.starts_with("tolk_listeners{") && l.contains(id))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(listed, LISTENERS, "metrics count every listener once:\n{metrics}");
+
+    for listener in listeners {
+        listener.stop()?;
+    }
+    publisher.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtp_floor_reaches_listeners() -> anyhow::Result<()> {
+    let relay = TestRelay::start(2).await?;
+    let event = relay.event_now(&["fr"], "rtp").await?;
+    let id = field(&event, "/id")?;
+    let rtp_url = field(&event, "/floor/rtp_url")?;
+    let to = rtp_url.trim_start_matches("rtp://").parse()?;
+    let sender = RtpSender::start(to, TONE)?;
+    let mut listeners = Vec::new();
+    for i in 0..10 {
+        let language = if i % 2 == 0 { "en" } else { "fr" };
+        listeners.push(client::listen(&relay.http, &relay.url(&format!("/whep/{id}/{language}")), 1).await?);
+    }
+    check_listeners(&listeners, 100).await?;
+    for listener in listeners {
+        listener.stop()?;
+    }
+    sender.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_floor_publisher_keeps_the_listeners_stream_continuous() -> anyhow::Result<()> {
+    let relay = TestRelay::start(2).await?;
+    let event = relay.event_now(&["fr"], "whip").await?;
+    let id = field(&event, "/id")?;
+    let (whip, token) = (field(&event, "/floor/whip_url")?, field(&event, "/floor/token")?);
+    let first = client::publish(&relay.http, whip, token, TONE).await?;
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    let before = listener.wait_packets(0, 50, Duration::from_secs(15)).await?;
+
+    // A second publisher takes over the floor (the first one's session is ended by the relay).
+    let second = client::publish(&relay.http, whip, token, 660.0).await?;
+    let changed_at = Instant::now();
+    let after = listener
+        .wait_packets(0, before.packets + 100, Duration::from_secs(15))
+        .await?;
+    assert_eq!(
+        after.missing(),
+        0,
+        "sequence numbers run on across the change of publisher"
+    );
+    let heard = dominant_frequency(after.samples_since(changed_at + Duration::from_millis(500)));
+    assert!(
+        (heard - 660.0).abs() <= 5.0,
+        "the new publisher is heard: {heard} Hz"
+    );
+    assert!(
+        after.max_gap < Duration::from_millis(500),
+        "no long silence at the change: {:?}",
+        after.max_gap
+    );
+    let gone = relay.http.delete(&first.session_url).send().await?;
+    assert_eq!(
+        gone.status().as_u16(),
+        404,
+        "the replaced publisher's session was ended"
+    );
+
+    listener.stop()?;
+    let _ = first.stop();
+    second.stop()?;
+    relay.stop().await;
+    Ok(())
+}

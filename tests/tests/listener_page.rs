@@ -1,0 +1,62 @@
+//! The listener page in headless Chromium plays the floor: the page's own WebAudio analyser finds
+//! the floor's tone in what arrives over WebRTC.
+
+use std::time::Duration;
+
+use tolk_tests::browser::Browser;
+use tolk_tests::client::RtpSender;
+use tolk_tests::relay::{TestRelay, field};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_page_plays_the_floor() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let event = relay.event_now(&["fr"], "rtp").await?;
+    let id = field(&event, "/id")?;
+    let sender = RtpSender::start(
+        field(&event, "/floor/rtp_url")?
+            .trim_start_matches("rtp://")
+            .parse()?,
+        440.0,
+    )?;
+
+    let browser = Browser::start(None).await?;
+    browser
+        .goto(&relay.url(&format!("/e/{id}?lang=fr&autoplay=1")))
+        .await?;
+    browser
+        .wait_for(
+            "window.tolkListener && window.tolkListener.state === 'listening'",
+            Duration::from_secs(20),
+        )
+        .await?;
+    browser
+        .wait_for(
+            "window.tolkListener.firstAudioMs !== null",
+            Duration::from_secs(10),
+        )
+        .await?;
+    let measured = browser
+        .eval_promise("window.tolkListener.measureTone(1500)")
+        .await?;
+    let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
+    let level = measured["level_db"].as_f64().unwrap_or(-200.0);
+    println!(
+        "listener page: {measured}, first audio after {} ms",
+        browser.eval("window.tolkListener.firstAudioMs").await?
+    );
+    assert!(
+        (frequency - 440.0).abs() < 10.0,
+        "the page hears {frequency} Hz, not 440 Hz"
+    );
+    assert!(level > -30.0, "the page hears the tone at {level} dBFS");
+    if let Ok(dir) = std::env::var("TOLK_SCREENSHOTS") {
+        browser
+            .screenshot(&std::path::Path::new(&dir).join("listener.png"))
+            .await?;
+    }
+
+    browser.close().await?;
+    sender.stop()?;
+    relay.stop().await;
+    Ok(())
+}
