@@ -25,11 +25,7 @@ pub enum AppError {
     #[error("no event with id {0}")]
     NoEvent(EventId),
     #[error("event {event} has no '{language}' channel; its channels are {channels}")]
-    NoChannel {
-        event: EventId,
-        language: Language,
-        channels: String,
-    },
+    NoChannel { event: EventId, language: Language, channels: String },
     #[error("{0}")]
     Unauthorized(String),
     #[error(transparent)]
@@ -109,10 +105,8 @@ pub struct App {
 impl App {
     /// Open the store, start the media shards, reopen stored RTP floors.
     pub async fn start(settings: Settings) -> Result<Arc<Self>, AppError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
-            path: settings.data_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|source| AppError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let store = match &settings.database_url {
             Some(url) => Store::open(url).await?,
             None => Store::open_in(&settings.data_dir).await?,
@@ -124,18 +118,13 @@ impl App {
             first_port: settings.media_port,
             shards: settings.media_shards,
         })?;
-        let app = Arc::new(Self {
-            settings,
-            store,
-            media,
-            admin_hash: admin.hash(),
-            layouts: DashMap::new(),
-        });
+        let app =
+            Arc::new(Self { settings, store, media, admin_hash: admin.hash(), layouts: DashMap::new() });
         for event in app.store.events().await? {
-            if event.floor_kind == FloorKind::Rtp {
-                if let Err(e) = app.open_rtp_floor(&event).await {
-                    warn!(event = %event.id, error = %e, "could not reopen the RTP floor");
-                }
+            if event.floor_kind == FloorKind::Rtp
+                && let Err(e) = app.open_rtp_floor(&event).await
+            {
+                warn!(event = %event.id, error = %e, "could not reopen the RTP floor");
             }
         }
         Ok(app)
@@ -185,10 +174,7 @@ impl App {
 
     async fn open_rtp_floor(&self, event: &Event) -> Result<SocketAddr, AppError> {
         let layout = self.remember(event);
-        Ok(self
-            .media
-            .open_rtp_floor(layout, event.rtp_port.unwrap_or(0))
-            .await?)
+        Ok(self.media.open_rtp_floor(layout, event.rtp_port.unwrap_or(0)).await?)
     }
 
     fn remember(&self, event: &Event) -> Arc<EventLayout> {
@@ -223,10 +209,7 @@ impl App {
     }
 
     pub async fn event(&self, id: &EventId) -> Result<Event, AppError> {
-        self.store
-            .event(id)
-            .await?
-            .ok_or_else(|| AppError::NoEvent(id.clone()))
+        self.store.event(id).await?.ok_or_else(|| AppError::NoEvent(id.clone()))
     }
 
     /// The media layout of a live event (cached: read on every WHEP request).
@@ -248,11 +231,7 @@ impl App {
             .map(Language::as_str)
             .collect::<Vec<_>>()
             .join(", ");
-        Err(AppError::NoChannel {
-            event: layout.id.clone(),
-            language: language.clone(),
-            channels,
-        })
+        Err(AppError::NoChannel { event: layout.id.clone(), language: language.clone(), channels })
     }
 
     /// Check a floor token against the event's.
@@ -266,9 +245,7 @@ impl App {
             AppError::Unauthorized("publishing the floor needs 'Authorization: Bearer <floor token>'".into())
         })?;
         if !constant_time_eq(&Token::from_secret(token).hash(), &event.floor_token_hash) {
-            return Err(AppError::Unauthorized(format!(
-                "that is not the floor token of event {id}"
-            )));
+            return Err(AppError::Unauthorized(format!("that is not the floor token of event {id}")));
         }
         Ok(self.remember(&event))
     }
@@ -290,10 +267,7 @@ impl App {
         let channels = std::iter::once(&event.floor_language)
             .chain(&event.languages)
             .enumerate()
-            .map(|(i, language)| ChannelView {
-                language: language.clone(),
-                kind: EventRouter::kind(i),
-            })
+            .map(|(i, language)| ChannelView { language: language.clone(), kind: EventRouter::kind(i) })
             .collect();
         EventView {
             id: event.id.clone(),
@@ -308,9 +282,7 @@ impl App {
                 kind: event.floor_kind,
                 whip_url: format!("{base}/whip/{}/floor", event.id),
                 token: token.map(|t| t.secret().to_owned()),
-                rtp_url: event
-                    .rtp_port
-                    .map(|p| format!("rtp://{}", SocketAddr::new(host, p))),
+                rtp_url: event.rtp_port.map(|p| format!("rtp://{}", SocketAddr::new(host, p))),
             },
             channels,
         }
@@ -329,14 +301,10 @@ fn validate(request: &NewEvent) -> Result<Vec<Language>, AppError> {
         )));
     }
     if request.expected_listeners == 0 || request.expected_listeners > 1_000_000 {
-        return Err(AppError::Invalid(
-            "expected_listeners must be 1 to 1,000,000".into(),
-        ));
+        return Err(AppError::Invalid("expected_listeners must be 1 to 1,000,000".into()));
     }
     if request.languages.len() > 64 {
-        return Err(AppError::Invalid(
-            "an event has at most 64 interpretation languages".into(),
-        ));
+        return Err(AppError::Invalid("an event has at most 64 interpretation languages".into()));
     }
     let mut languages: Vec<Language> = Vec::with_capacity(request.languages.len());
     for language in &request.languages {
@@ -346,9 +314,7 @@ fn validate(request: &NewEvent) -> Result<Vec<Language>, AppError> {
             )));
         }
         if languages.contains(language) {
-            return Err(AppError::Invalid(format!(
-                "'{language}' is listed twice in 'languages'"
-            )));
+            return Err(AppError::Invalid(format!("'{language}' is listed twice in 'languages'")));
         }
         languages.push(language.clone());
     }
@@ -361,10 +327,7 @@ fn admin_token(settings: &Settings) -> Result<Token, AppError> {
         return Ok(Token::from_secret(token));
     }
     let path = settings.data_dir.join("admin-token");
-    let data_err = |source| AppError::DataDir {
-        path: path.display().to_string(),
-        source,
-    };
+    let data_err = |source| AppError::DataDir { path: path.display().to_string(), source };
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if !existing.is_empty() {
@@ -385,12 +348,8 @@ fn admin_token(settings: &Settings) -> Result<Token, AppError> {
 fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(secret.as_bytes())?;
     file.write_all(b"\n")
 }

@@ -86,16 +86,11 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let listen = args
-            .listen
-            .or(file.listen)
-            .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
+        let listen = args.listen.or(file.listen).unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
         let configured_url = args.public_url.clone().or(file.public_url);
         let public_url_from_listen = configured_url.is_none();
-        let public_url = configured_url
-            .unwrap_or_else(|| format!("http://{listen}"))
-            .trim_end_matches('/')
-            .to_owned();
+        let public_url =
+            configured_url.unwrap_or_else(|| format!("http://{listen}")).trim_end_matches('/').to_owned();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             return Err(ConfigError::Invalid(format!(
                 "public_url '{public_url}' must start with http:// or https://"
@@ -106,14 +101,9 @@ impl Settings {
             .or(file.media_shards)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if media_shards == 0 || media_shards > 256 {
-            return Err(ConfigError::Invalid(format!(
-                "media_shards must be 1 to 256, not {media_shards}"
-            )));
+            return Err(ConfigError::Invalid(format!("media_shards must be 1 to 256, not {media_shards}")));
         }
-        let public_ip = args
-            .public_ip
-            .or(file.public_ip)
-            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let public_ip = args.public_ip.or(file.public_ip).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         if public_ip.is_unspecified() || public_ip.is_multicast() {
             return Err(ConfigError::Invalid(format!(
                 "public_ip {public_ip} cannot be put in an ICE candidate: give the address clients reach"
@@ -126,39 +116,22 @@ impl Settings {
             public_ip,
             media_port: args.media_port.or(file.media_port).unwrap_or(40_000),
             media_shards,
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("data")),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data")),
             database_url: args.database_url.clone().or(file.database_url),
-            admin_token: args
-                .admin_token
-                .clone()
-                .or(file.admin_token)
-                .filter(|t| !t.is_empty()),
+            admin_token: args.admin_token.clone().or(file.admin_token).filter(|t| !t.is_empty()),
         })
     }
 
     /// Where media sockets bind: loopback when clients are on this machine, else every interface.
     pub fn media_bind_ip(&self) -> IpAddr {
-        if self.public_ip.is_loopback() {
-            self.public_ip
-        } else {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        }
+        if self.public_ip.is_loopback() { self.public_ip } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) }
     }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.into(),
-        source,
-    })
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
 }
 
 #[cfg(test)]
@@ -186,20 +159,13 @@ mod tests {
             "listen = \"0.0.0.0:9000\"\nmedia_port = 41000\npublic_url = \"https://x.org/tolk/\"\n",
         )
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let args = ConfigArgs {
-            config: Some(path.clone()),
-            media_port: Some(42_000),
-            ..Default::default()
-        };
+        let args = ConfigArgs { config: Some(path.clone()), media_port: Some(42_000), ..Default::default() };
         let s = Settings::resolve(&args)?;
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.media_port, 42_000);
         assert_eq!(s.public_url, "https://x.org/tolk");
         std::fs::write(&path, "lisen = 1\n").map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let err = Settings::resolve(&ConfigArgs {
-            config: Some(path),
-            ..Default::default()
-        });
+        let err = Settings::resolve(&ConfigArgs { config: Some(path), ..Default::default() });
         assert!(matches!(err, Err(ConfigError::Parse { .. })));
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())

@@ -81,11 +81,7 @@ impl Voice {
             let (start, len, _, _) = self.syllable;
             if self.t >= start + len {
                 // Syllables of 120–300 ms; every ~8th is followed by a phrase pause.
-                let pause = if self.random() % 8 == 0 {
-                    RATE * 2 / 5
-                } else {
-                    RATE / 40
-                };
+                let pause = if self.random().is_multiple_of(8) { RATE * 2 / 5 } else { RATE / 40 };
                 let len = RATE * (120 + (self.random() % 180) as usize) / 1000;
                 let pitch = 110.0 + (self.random() % 90) as f32;
                 let vowel = (self.random() % VOWELS.len() as u32) as usize;
@@ -122,40 +118,38 @@ impl Voice {
 /// Send the voice as Opus RTP to `to` every 20 ms until `stop` is set. Runs on its own thread.
 pub fn spawn_floor(to: SocketAddr, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let socket = UdpSocket::bind(SocketAddr::new(to.ip(), 0))?;
-    std::thread::Builder::new()
-        .name("tolk-demo-floor".into())
-        .spawn(move || {
-            let mut encoder =
-                match opus::Encoder::new(RATE as u32, opus::Channels::Mono, opus::Application::Voip) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        tracing::error!(error = %e, "the demo floor could not start Opus");
-                        return;
-                    }
-                };
-            let mut voice = Voice::default();
-            let ssrc: u32 = rand::random();
-            let mut packet = [0u8; 12 + 1500];
-            let start = Instant::now();
-            let mut n: u32 = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let pcm = voice.frame();
-                let Ok(len) = encoder.encode_float(&pcm, &mut packet[12..]) else {
-                    continue;
-                };
-                packet[0] = 0x80;
-                packet[1] = OPUS_PT;
-                packet[2..4].copy_from_slice(&(n as u16).to_be_bytes());
-                packet[4..8].copy_from_slice(&n.wrapping_mul(FRAME_TICKS).to_be_bytes());
-                packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
-                if let Err(e) = socket.send_to(&packet[..12 + len], to) {
-                    tracing::debug!(error = %e, "demo floor send failed");
-                }
-                n = n.wrapping_add(1);
-                let next = start + Duration::from_millis(20) * n;
-                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    std::thread::Builder::new().name("tolk-demo-floor".into()).spawn(move || {
+        let mut encoder = match opus::Encoder::new(RATE as u32, opus::Channels::Mono, opus::Application::Voip)
+        {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "the demo floor could not start Opus");
+                return;
             }
-        })
+        };
+        let mut voice = Voice::default();
+        let ssrc: u32 = rand::random();
+        let mut packet = [0u8; 12 + 1500];
+        let start = Instant::now();
+        let mut n: u32 = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let pcm = voice.frame();
+            let Ok(len) = encoder.encode_float(&pcm, &mut packet[12..]) else {
+                continue;
+            };
+            packet[0] = 0x80;
+            packet[1] = OPUS_PT;
+            packet[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+            packet[4..8].copy_from_slice(&n.wrapping_mul(FRAME_TICKS).to_be_bytes());
+            packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
+            if let Err(e) = socket.send_to(&packet[..12 + len], to) {
+                tracing::debug!(error = %e, "demo floor send failed");
+            }
+            n = n.wrapping_add(1);
+            let next = start + Duration::from_millis(20) * n;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    })
 }
 
 #[cfg(test)]

@@ -67,10 +67,7 @@ mod tests {
 
     #[test]
     fn names_are_sorted_and_found() {
-        assert!(
-            NAMES.windows(2).all(|w| w[0].0 < w[1].0),
-            "binary search needs a sorted table"
-        );
+        assert!(NAMES.windows(2).all(|w| w[0].0 < w[1].0), "binary search needs a sorted table");
         let l = |s| Language::parse(s).expect("valid");
         assert_eq!(label(&l("fr")), "Français");
         assert_eq!(label(&l("pt-BR")), "Português (BR)");

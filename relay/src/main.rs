@@ -10,11 +10,7 @@ use tolk_relay::config::{ConfigArgs, Settings};
 use tolk_relay::server::Server;
 
 #[derive(Parser)]
-#[command(
-    name = "tolk",
-    version,
-    about = "Tolk: simultaneous-interpretation media relay"
-)]
+#[command(name = "tolk", version, about = "Tolk: simultaneous-interpretation media relay")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,11 +50,7 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
     let mut server = Server::start(settings).await?;
     let stop_demo = Arc::new(AtomicBool::new(false));
     if demo {
-        let event = server
-            .app
-            .ensure_demo()
-            .await
-            .context("could not create the demo event")?;
+        let event = server.app.ensure_demo().await.context("could not create the demo event")?;
         let port = event
             .floor
             .rtp_url
@@ -67,11 +59,8 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
             .and_then(|p| p.parse::<u16>().ok())
             .context("the demo event has no RTP floor port")?;
         let to = std::net::SocketAddr::new(server.app.settings.media_bind_ip(), port);
-        let to = if to.ip().is_unspecified() {
-            std::net::SocketAddr::from(([127, 0, 0, 1], port))
-        } else {
-            to
-        };
+        let to =
+            if to.ip().is_unspecified() { std::net::SocketAddr::from(([127, 0, 0, 1], port)) } else { to };
         tolk_relay::demo::spawn_floor(to, stop_demo.clone()).context("could not start the demo floor")?;
         println!(
             "\nTolk demo is running. Open this in a browser and press Play:\n\n  {}\n",

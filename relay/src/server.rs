@@ -13,10 +13,7 @@ use crate::config::Settings;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("could not listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     App(#[from] AppError),
 }
@@ -33,14 +30,9 @@ impl Server {
     pub async fn start(mut settings: Settings) -> Result<Self, ServerError> {
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
-            .map_err(|source| ServerError::Listen {
-                addr: settings.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Listen {
-            addr: settings.listen,
-            source,
-        })?;
+            .map_err(|source| ServerError::Listen { addr: settings.listen, source })?;
+        let addr =
+            listener.local_addr().map_err(|source| ServerError::Listen { addr: settings.listen, source })?;
         if settings.public_url_from_listen {
             settings.public_url = format!("http://{addr}");
         }
@@ -56,12 +48,7 @@ impl Server {
             }
         });
         info!(%addr, public_url = %app.settings.public_url, "Tolk is listening");
-        Ok(Self {
-            app,
-            addr,
-            shutdown: Some(shutdown),
-            task,
-        })
+        Ok(Self { app, addr, shutdown: Some(shutdown), task })
     }
 
     /// Stop accepting requests and wait for the HTTP side to finish.

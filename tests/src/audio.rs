@@ -15,11 +15,7 @@ pub struct Tone {
 
 impl Tone {
     pub fn new(frequency: f64, amplitude: f64) -> Self {
-        Self {
-            frequency,
-            amplitude,
-            phase: 0.0,
-        }
+        Self { frequency, amplitude, phase: 0.0 }
     }
 
     pub fn frame(&mut self) -> [f32; FRAME] {
@@ -43,11 +39,7 @@ pub struct OpusTone {
 impl OpusTone {
     pub fn new(frequency: f64, amplitude: f64) -> anyhow::Result<Self> {
         let encoder = opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Audio)?;
-        Ok(Self {
-            tone: Tone::new(frequency, amplitude),
-            encoder,
-            buf: vec![0; 1500],
-        })
+        Ok(Self { tone: Tone::new(frequency, amplitude), encoder, buf: vec![0; 1500] })
     }
 
     /// The next 20 ms as one Opus packet.

@@ -41,10 +41,10 @@ impl Browser {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("started successfully") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(());
-                    }
+                if line.contains("started successfully")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(());
                 }
             }
         });
@@ -75,36 +75,23 @@ impl Browser {
             args.push(format!("--use-file-for-fake-audio-capture={}", wav.display()));
         }
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({ "binary": CHROMIUM, "args": args }),
-        );
+        caps.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
         let client =
             fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
                 .capabilities(caps)
                 .connect(&format!("http://127.0.0.1:{port}"))
                 .await
                 .context("could not open a Chromium session")?;
-        Ok(Self {
-            client,
-            driver,
-            profile,
-        })
+        Ok(Self { client, driver, profile })
     }
 
     pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
-        self.client
-            .goto(url)
-            .await
-            .with_context(|| format!("could not open {url}"))
+        self.client.goto(url).await.with_context(|| format!("could not open {url}"))
     }
 
     /// Evaluate a JavaScript expression (`return …` is added).
     pub async fn eval(&self, expression: &str) -> anyhow::Result<Value> {
-        Ok(self
-            .client
-            .execute(&format!("return ({expression});"), vec![])
-            .await?)
+        Ok(self.client.execute(&format!("return ({expression});"), vec![]).await?)
     }
 
     /// Await a JavaScript promise expression.

@@ -44,11 +44,7 @@ impl TrackStats {
 
     /// The decoded audio received after `since`.
     pub fn samples_since(&self, since: Instant) -> &[f32] {
-        let start = self
-            .arrivals
-            .iter()
-            .find(|(at, _)| *at >= since)
-            .map_or(self.samples.len(), |(_, s)| *s);
+        let start = self.arrivals.iter().find(|(at, _)| *at >= since).map_or(self.samples.len(), |(_, s)| *s);
         &self.samples[start..]
     }
 
@@ -72,10 +68,7 @@ pub struct Client {
 impl Client {
     /// A snapshot of track `i`.
     pub fn track(&self, i: usize) -> TrackStats {
-        self.tracks
-            .lock()
-            .map(|t| t.get(i).cloned().unwrap_or_default())
-            .unwrap_or_default()
+        self.tracks.lock().map(|t| t.get(i).cloned().unwrap_or_default()).unwrap_or_default()
     }
 
     /// Wait until track `i` has `packets` packets (or fail after `within`).
@@ -87,10 +80,7 @@ impl Client {
                 return Ok(t);
             }
             if Instant::now() > deadline {
-                bail!(
-                    "track {i} got {} packets, expected {packets} within {within:?}",
-                    t.packets
-                );
+                bail!("track {i} got {} packets, expected {packets} within {within:?}", t.packets);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -115,11 +105,8 @@ impl Drop for Client {
 fn new_rtc(rtp_mode: bool) -> anyhow::Result<(Rtc, UdpSocket, SocketAddr)> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let local = socket.local_addr()?;
-    let mut rtc = Rtc::builder()
-        .set_rtp_mode(rtp_mode)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .build(Instant::now());
+    let mut rtc =
+        Rtc::builder().set_rtp_mode(rtp_mode).clear_codecs().enable_opus(true, false).build(Instant::now());
     rtc.add_local_candidate(Candidate::host(local, "udp")?);
     Ok((rtc, socket, local))
 }
@@ -131,20 +118,13 @@ async fn post_offer(
     token: Option<&str>,
     offer: String,
 ) -> anyhow::Result<(String, String)> {
-    let mut request = http
-        .post(url)
-        .header("content-type", "application/sdp")
-        .body(offer);
+    let mut request = http.post(url).header("content-type", "application/sdp").body(offer);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
     let response = request.send().await?;
     let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = response.text().await?;
     if status.as_u16() != 201 {
         bail!("{url} answered {status}: {body}");
@@ -176,14 +156,7 @@ pub async fn listen(http: &reqwest::Client, url: &str, tracks: usize) -> anyhow:
         let (stats, connected, stop) = (stats.clone(), connected.clone(), stop.clone());
         std::thread::spawn(move || run_listener(rtc, socket, local, mids, stats, connected, stop))
     };
-    Ok(Client {
-        session_url,
-        tracks: stats,
-        connected,
-        posted_at,
-        stop,
-        thread: Some(thread),
-    })
+    Ok(Client { session_url, tracks: stats, connected, posted_at, stop, thread: Some(thread) })
 }
 
 /// A WHIP publisher sending a tone of `frequency` Hz.
@@ -251,12 +224,7 @@ fn step(
             let receive = Receive::new(Protocol::Udp, source, local, &buf[..n])?;
             rtc.handle_input(Input::Receive(Instant::now(), receive))?;
         }
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
             rtc.handle_input(Input::Timeout(Instant::now()))?;
         }
         Err(e) => return Err(e.into()),
@@ -273,10 +241,8 @@ fn run_listener(
     connected: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let mut decoders: Vec<opus::Decoder> = mids
-        .iter()
-        .map(|_| opus::Decoder::new(RATE, opus::Channels::Mono))
-        .collect::<Result<_, _>>()?;
+    let mut decoders: Vec<opus::Decoder> =
+        mids.iter().map(|_| opus::Decoder::new(RATE, opus::Channels::Mono)).collect::<Result<_, _>>()?;
     let mut pcm = vec![0f32; FRAME * 6];
     let mut buf = vec![0u8; 2048];
     let mut track_of: HashMap<u32, usize> = HashMap::new();
@@ -417,10 +383,7 @@ impl RtpSender {
             }
             Ok(())
         });
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
+        Ok(Self { stop, thread: Some(thread) })
     }
 
     pub fn stop(mut self) -> anyhow::Result<()> {

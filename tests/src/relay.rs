@@ -20,10 +20,7 @@ pub struct TestRelay {
 /// Log output for tests (`TOLK_LOG=debug cargo test` for more).
 pub fn init_log() {
     let filter = std::env::var("TOLK_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 impl TestRelay {
@@ -46,12 +43,7 @@ impl TestRelay {
         };
         let server = Server::start(Settings::resolve(&args)?).await?;
         let base = format!("http://{}", server.addr);
-        Ok(Self {
-            server,
-            base,
-            http: reqwest::Client::new(),
-            data_dir,
-        })
+        Ok(Self { server, base, http: reqwest::Client::new(), data_dir })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -60,13 +52,8 @@ impl TestRelay {
 
     /// Create an event; returns the 201 body.
     pub async fn create_event(&self, body: Value) -> anyhow::Result<Value> {
-        let response = self
-            .http
-            .post(self.url("/api/v1/events"))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await?;
+        let response =
+            self.http.post(self.url("/api/v1/events")).bearer_auth(ADMIN).json(&body).send().await?;
         let status = response.status();
         let body: Value = response.json().await?;
         if status.as_u16() != 201 {
@@ -104,8 +91,5 @@ fn chrono_now() -> (String, String) {
 
 /// A string field of a JSON value, or an error naming it.
 pub fn field<'a>(value: &'a Value, pointer: &str) -> anyhow::Result<&'a str> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .with_context(|| format!("no {pointer} in {value}"))
+    value.pointer(pointer).and_then(Value::as_str).with_context(|| format!("no {pointer} in {value}"))
 }

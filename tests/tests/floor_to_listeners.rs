@@ -16,24 +16,18 @@ async fn check_listeners(listeners: &[Client], packets: u64) -> anyhow::Result<V
     for (i, listener) in listeners.iter().enumerate() {
         let tracks = listener.tracks.lock().map(|t| t.len()).unwrap_or(0);
         for track in 0..tracks {
-            let stats = listener
-                .wait_packets(track, packets, Duration::from_secs(20))
-                .await?;
+            let stats = listener.wait_packets(track, packets, Duration::from_secs(20)).await?;
             let frequency = dominant_frequency(stats.last_seconds(1.0));
             assert!(
                 (frequency - TONE).abs() <= 5.0,
                 "listener {i} track {track} hears {frequency} Hz, not {TONE} Hz"
             );
             let missing = stats.missing() as f64 / (stats.packets + stats.missing()) as f64;
-            assert!(
-                missing < 0.01,
-                "listener {i} track {track} misses {:.2}% of packets",
-                missing * 100.0
-            );
-            if track == 0 {
-                if let Some(first) = stats.first_packet_at {
-                    first_audio.push(first - listener.posted_at);
-                }
+            assert!(missing < 0.01, "listener {i} track {track} misses {:.2}% of packets", missing * 100.0);
+            if track == 0
+                && let Some(first) = stats.first_packet_at
+            {
+                first_audio.push(first - listener.posted_at);
             }
         }
     }
@@ -50,13 +44,9 @@ async fn a_whip_floor_reaches_fifty_listeners_on_every_channel() -> anyhow::Resu
     let relay = TestRelay::start(2).await?;
     let event = relay.event_now(&["fr", "de"], "whip").await?;
     let id = field(&event, "/id")?;
-    let publisher = client::publish(
-        &relay.http,
-        field(&event, "/floor/whip_url")?,
-        field(&event, "/floor/token")?,
-        TONE,
-    )
-    .await?;
+    let publisher =
+        client::publish(&relay.http, field(&event, "/floor/whip_url")?, field(&event, "/floor/token")?, TONE)
+            .await?;
 
     let languages = ["en", "fr", "de"];
     let mut listeners = Vec::new();
@@ -125,30 +115,13 @@ async fn a_reconnecting_floor_publisher_keeps_the_listeners_stream_continuous() 
     // A second publisher takes over the floor (the first one's session is ended by the relay).
     let second = client::publish(&relay.http, whip, token, 660.0).await?;
     let changed_at = Instant::now();
-    let after = listener
-        .wait_packets(0, before.packets + 100, Duration::from_secs(15))
-        .await?;
-    assert_eq!(
-        after.missing(),
-        0,
-        "sequence numbers run on across the change of publisher"
-    );
+    let after = listener.wait_packets(0, before.packets + 100, Duration::from_secs(15)).await?;
+    assert_eq!(after.missing(), 0, "sequence numbers run on across the change of publisher");
     let heard = dominant_frequency(after.samples_since(changed_at + Duration::from_millis(500)));
-    assert!(
-        (heard - 660.0).abs() <= 5.0,
-        "the new publisher is heard: {heard} Hz"
-    );
-    assert!(
-        after.max_gap < Duration::from_millis(500),
-        "no long silence at the change: {:?}",
-        after.max_gap
-    );
+    assert!((heard - 660.0).abs() <= 5.0, "the new publisher is heard: {heard} Hz");
+    assert!(after.max_gap < Duration::from_millis(500), "no long silence at the change: {:?}", after.max_gap);
     let gone = relay.http.delete(&first.session_url).send().await?;
-    assert_eq!(
-        gone.status().as_u16(),
-        404,
-        "the replaced publisher's session was ended"
-    );
+    assert_eq!(gone.status().as_u16(), 404, "the replaced publisher's session was ended");
 
     listener.stop()?;
     let _ = first.stop();

@@ -12,47 +12,26 @@ async fn the_listener_page_plays_the_floor() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "rtp").await?;
     let id = field(&event, "/id")?;
-    let sender = RtpSender::start(
-        field(&event, "/floor/rtp_url")?
-            .trim_start_matches("rtp://")
-            .parse()?,
-        440.0,
-    )?;
+    let sender =
+        RtpSender::start(field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?, 440.0)?;
 
     let browser = Browser::start(None).await?;
+    browser.goto(&relay.url(&format!("/e/{id}?lang=fr&autoplay=1"))).await?;
     browser
-        .goto(&relay.url(&format!("/e/{id}?lang=fr&autoplay=1")))
+        .wait_for("window.tolkListener && window.tolkListener.state === 'listening'", Duration::from_secs(20))
         .await?;
-    browser
-        .wait_for(
-            "window.tolkListener && window.tolkListener.state === 'listening'",
-            Duration::from_secs(20),
-        )
-        .await?;
-    browser
-        .wait_for(
-            "window.tolkListener.firstAudioMs !== null",
-            Duration::from_secs(10),
-        )
-        .await?;
-    let measured = browser
-        .eval_promise("window.tolkListener.measureTone(1500)")
-        .await?;
+    browser.wait_for("window.tolkListener.firstAudioMs !== null", Duration::from_secs(10)).await?;
+    let measured = browser.eval_promise("window.tolkListener.measureTone(1500)").await?;
     let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
     let level = measured["level_db"].as_f64().unwrap_or(-200.0);
     println!(
         "listener page: {measured}, first audio after {} ms",
         browser.eval("window.tolkListener.firstAudioMs").await?
     );
-    assert!(
-        (frequency - 440.0).abs() < 10.0,
-        "the page hears {frequency} Hz, not 440 Hz"
-    );
+    assert!((frequency - 440.0).abs() < 10.0, "the page hears {frequency} Hz, not 440 Hz");
     assert!(level > -30.0, "the page hears the tone at {level} dBFS");
     if let Ok(dir) = std::env::var("TOLK_SCREENSHOTS") {
-        browser
-            .screenshot(&std::path::Path::new(&dir).join("listener.png"))
-            .await?;
+        browser.screenshot(&std::path::Path::new(&dir).join("listener.png")).await?;
     }
 
     browser.close().await?;

@@ -15,13 +15,9 @@ use crate::media::router::{ChannelKind, EventRouter};
 
 fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     match bearer(headers) {
-        None => Err(ApiError::unauthorized(
-            "this call needs 'Authorization: Bearer <admin token>'",
-        )),
+        None => Err(ApiError::unauthorized("this call needs 'Authorization: Bearer <admin token>'")),
         Some(token) if app.is_admin(token) => Ok(()),
-        Some(_) => Err(ApiError::unauthorized(
-            "that token is not valid for the organiser API",
-        )),
+        Some(_) => Err(ApiError::unauthorized("that token is not valid for the organiser API")),
     }
 }
 

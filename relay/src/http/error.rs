@@ -26,11 +26,7 @@ struct Problem<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            detail: detail.into(),
-            retry_after: None,
-        }
+        Self { status, detail: detail.into(), retry_after: None }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -58,10 +54,7 @@ impl IntoResponse for ApiError {
         .unwrap_or_default();
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

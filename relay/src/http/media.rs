@@ -13,10 +13,7 @@ use crate::ids::{EventId, Language, SessionId};
 
 /// The SDP offer of a request: `Content-Type: application/sdp`, UTF-8, looks like SDP.
 fn offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.starts_with("application/sdp") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -26,9 +23,7 @@ fn offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     let text =
         std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the SDP offer is not UTF-8 text"))?;
     if !text.trim_start().starts_with("v=0") {
-        return Err(ApiError::bad_request(
-            "the body is not an SDP offer (it must start with 'v=0')",
-        ));
+        return Err(ApiError::bad_request("the body is not an SDP offer (it must start with 'v=0')"));
     }
     Ok(text.to_owned())
 }

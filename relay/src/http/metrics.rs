@@ -36,55 +36,31 @@ impl Exposition {
 type Field = fn(&ShardStats) -> f64;
 
 const SHARD_COUNTERS: [(&str, &str, Field); 7] = [
-    (
-        "tolk_packets_in_total",
-        "Datagrams received by the media shards.",
-        |s| s.packets_in as f64,
-    ),
-    (
-        "tolk_bytes_in_total",
-        "Bytes received by the media shards.",
-        |s| s.bytes_in as f64,
-    ),
-    (
-        "tolk_packets_out_total",
-        "Datagrams sent by the media shards.",
-        |s| s.packets_out as f64,
-    ),
-    ("tolk_bytes_out_total", "Bytes sent by the media shards.", |s| {
-        s.bytes_out as f64
+    ("tolk_packets_in_total", "Datagrams received by the media shards.", |s| s.packets_in as f64),
+    ("tolk_bytes_in_total", "Bytes received by the media shards.", |s| s.bytes_in as f64),
+    ("tolk_packets_out_total", "Datagrams sent by the media shards.", |s| s.packets_out as f64),
+    ("tolk_bytes_out_total", "Bytes sent by the media shards.", |s| s.bytes_out as f64),
+    ("tolk_packets_dropped_total", "Outgoing datagrams dropped (socket buffer full or send error).", |s| {
+        s.packets_dropped as f64
     }),
-    (
-        "tolk_packets_dropped_total",
-        "Outgoing datagrams dropped (socket buffer full or send error).",
-        |s| s.packets_dropped as f64,
-    ),
-    (
-        "tolk_shard_busy_seconds_total",
-        "Time each shard loop spent working rather than waiting.",
-        |s| s.busy_seconds,
-    ),
-    ("tolk_shard_loops_total", "Turns of each shard loop.", |s| {
-        s.loops as f64
+    ("tolk_shard_busy_seconds_total", "Time each shard loop spent working rather than waiting.", |s| {
+        s.busy_seconds
     }),
+    ("tolk_shard_loops_total", "Turns of each shard loop.", |s| s.loops as f64),
 ];
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     let shards = app.media.stats().await;
     let mut per_channel: BTreeMap<(String, String), usize> = BTreeMap::new();
     for c in shards.iter().flat_map(|s| &s.channels) {
-        *per_channel
-            .entry((c.event.to_string(), c.language.to_string()))
-            .or_default() += c.listeners;
+        *per_channel.entry((c.event.to_string(), c.language.to_string())).or_default() += c.listeners;
     }
     let mut out = Exposition(String::with_capacity(4096));
     out.family(
         "tolk_listeners",
         "gauge",
         "Listeners per channel.",
-        per_channel
-            .into_iter()
-            .map(|((e, l), n)| (format!("{{event=\"{e}\",language=\"{l}\"}}"), n as f64)),
+        per_channel.into_iter().map(|((e, l), n)| (format!("{{event=\"{e}\",language=\"{l}\"}}"), n as f64)),
     );
     out.family(
         "tolk_sessions",
@@ -96,24 +72,19 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         "tolk_shard_peers",
         "gauge",
         "WebRTC peers per media shard.",
-        shards
-            .iter()
-            .map(|s| (format!("{{shard=\"{}\"}}", s.index), s.peers as f64)),
+        shards.iter().map(|s| (format!("{{shard=\"{}\"}}", s.index), s.peers as f64)),
     );
     for (name, help, field) in SHARD_COUNTERS {
         out.family(
             name,
             "counter",
             help,
-            shards
-                .iter()
-                .map(|s| (format!("{{shard=\"{}\"}}", s.index), field(s))),
+            shards.iter().map(|s| (format!("{{shard=\"{}\"}}", s.index), field(s))),
         );
     }
     let mut response = out.0.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response
 }

@@ -28,10 +28,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(metrics::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", post(api::create_event).get(api::list_events))
-        .route(
-            "/api/v1/events/{id}",
-            get(api::get_event).delete(api::cancel_event),
-        )
+        .route("/api/v1/events/{id}", get(api::get_event).delete(api::cancel_event))
         .route("/api/v1/events/{id}/channels", get(api::channels))
         .route("/whip/{event}/floor", post(media::publish_floor))
         .route("/whip/sessions/{session}", delete(media::end_session))
@@ -50,18 +47,12 @@ pub fn router(app: Arc<App>) -> Router {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// Parse a JSON body with an error that names the problem.
 fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.starts_with("application/json") {
         return Err(ApiError::new(
             axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,

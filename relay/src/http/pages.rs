@@ -12,16 +12,8 @@ const LISTENER_HTML: &str = include_str!("../../web/listener.html");
 const HOME_HTML: &str = include_str!("../../web/home.html");
 
 const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "listener.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/listener.js"),
-    ),
-    (
-        "tolk.css",
-        "text/css; charset=utf-8",
-        include_str!("../../web/tolk.css"),
-    ),
+    ("listener.js", "text/javascript; charset=utf-8", include_str!("../../web/listener.js")),
+    ("tolk.css", "text/css; charset=utf-8", include_str!("../../web/tolk.css")),
 ];
 
 pub async fn home() -> Html<&'static str> {

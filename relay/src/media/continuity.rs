@@ -85,11 +85,7 @@ impl Continuity {
             }
             Some((highest, _, _)) => {
                 let ahead = out_seq - highest;
-                self.seen = if ahead >= WINDOW {
-                    1
-                } else {
-                    (self.seen << ahead) | 1
-                };
+                self.seen = if ahead >= WINDOW { 1 } else { (self.seen << ahead) | 1 };
                 self.last = Some((out_seq, out_ts, now));
             }
             None => {
@@ -97,19 +93,15 @@ impl Continuity {
                 self.last = Some((out_seq, out_ts, now));
             }
         }
-        Some(Mapped {
-            seq: out_seq,
-            ts: out_ts,
-        })
+        Some(Mapped { seq: out_seq, ts: out_ts })
     }
 
     fn switch_to(&mut self, input: InputKey, seq: u64, ts: u32, now: Instant) {
         let start = match self.last {
             None => self.next_start,
-            Some((last_seq, last_ts, at)) => Mapped {
-                seq: last_seq + 1,
-                ts: last_ts.wrapping_add(ticks_since(at, now).max(FRAME_TICKS)),
-            },
+            Some((last_seq, last_ts, at)) => {
+                Mapped { seq: last_seq + 1, ts: last_ts.wrapping_add(ticks_since(at, now).max(FRAME_TICKS)) }
+            }
         };
         self.input = Some(input);
         self.seq_offset = start.seq.wrapping_sub(seq);
@@ -138,15 +130,9 @@ mod tests {
     fn first_input_starts_where_asked_and_keeps_spacing() {
         let (mut c, t0) = line();
         assert_eq!(c.map(1, 7000, 123_456, t0), Some(Mapped { seq: 100, ts: 5000 }));
-        assert_eq!(
-            c.map(1, 7001, 123_456 + 960, t0 + MS20),
-            Some(Mapped { seq: 101, ts: 5960 })
-        );
+        assert_eq!(c.map(1, 7001, 123_456 + 960, t0 + MS20), Some(Mapped { seq: 101, ts: 5960 }));
         // A packet lost upstream stays a gap.
-        assert_eq!(
-            c.map(1, 7003, 123_456 + 3 * 960, t0 + 3 * MS20),
-            Some(Mapped { seq: 103, ts: 7880 })
-        );
+        assert_eq!(c.map(1, 7003, 123_456 + 3 * 960, t0 + 3 * MS20), Some(Mapped { seq: 103, ts: 7880 }));
     }
 
     #[test]
@@ -155,12 +141,7 @@ mod tests {
         let mut now = t0;
         let mut out = Vec::new();
         for i in 0..50u64 {
-            out.push(c.map(
-                1,
-                60_000 + i,
-                (i as u32).wrapping_mul(960).wrapping_add(u32::MAX - 5000),
-                now,
-            ));
+            out.push(c.map(1, 60_000 + i, (i as u32).wrapping_mul(960).wrapping_add(u32::MAX - 5000), now));
             now += MS20;
         }
         // The floor publisher reconnects: new sequence and timestamp base.
@@ -171,11 +152,7 @@ mod tests {
         let out: Vec<Mapped> = out.into_iter().map(|m| m.expect("every packet maps")).collect();
         for pair in out.windows(2) {
             assert_eq!(pair[1].seq, pair[0].seq + 1, "no gap, no duplicate");
-            assert_eq!(
-                pair[1].ts.wrapping_sub(pair[0].ts),
-                960,
-                "timestamps advance by one frame"
-            );
+            assert_eq!(pair[1].ts.wrapping_sub(pair[0].ts), 960, "timestamps advance by one frame");
         }
     }
 
@@ -202,11 +179,7 @@ mod tests {
         let (mut c, t0) = line();
         assert!(c.map(1, 10, 0, t0).is_some());
         assert!(c.map(1, 12, 1920, t0).is_some());
-        assert_eq!(
-            c.map(1, 11, 960, t0),
-            Some(Mapped { seq: 101, ts: 5960 }),
-            "reordered passes"
-        );
+        assert_eq!(c.map(1, 11, 960, t0), Some(Mapped { seq: 101, ts: 5960 }), "reordered passes");
         assert_eq!(c.map(1, 11, 960, t0), None, "duplicate dropped");
         assert_eq!(c.map(1, 12, 1920, t0), None, "duplicate dropped");
         // Far behind the window: dropped rather than risk a duplicate.

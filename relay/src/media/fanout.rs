@@ -14,10 +14,7 @@ pub struct Subscribers<K> {
 
 impl<K: Copy + Eq + Hash> Subscribers<K> {
     pub fn new(channels: usize) -> Self {
-        Self {
-            lists: vec![Vec::new(); channels],
-            position: HashMap::new(),
-        }
+        Self { lists: vec![Vec::new(); channels], position: HashMap::new() }
     }
 
     /// Subscribe `key` to `channel`; false when the channel does not exist or `key` is already in.

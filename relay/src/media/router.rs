@@ -38,16 +38,10 @@ const LINE_START: Mapped = Mapped { seq: 1 << 20, ts: 0 };
 impl EventRouter {
     /// Channels: the floor language first, then each interpretation language once.
     pub fn new(floor: &Language, languages: &[Language]) -> Self {
-        let mut channels = vec![Channel {
-            language: floor.clone(),
-            line: Continuity::new(LINE_START),
-        }];
+        let mut channels = vec![Channel { language: floor.clone(), line: Continuity::new(LINE_START) }];
         for language in languages {
             if channels.iter().all(|c| &c.language != language) {
-                channels.push(Channel {
-                    language: language.clone(),
-                    line: Continuity::new(LINE_START),
-                });
+                channels.push(Channel { language: language.clone(), line: Continuity::new(LINE_START) });
             }
         }
         Self { channels }
@@ -62,11 +56,7 @@ impl EventRouter {
     }
 
     pub fn kind(channel: ChannelIndex) -> ChannelKind {
-        if channel == 0 {
-            ChannelKind::Floor
-        } else {
-            ChannelKind::Interpretation
-        }
+        if channel == 0 { ChannelKind::Floor } else { ChannelKind::Interpretation }
     }
 
     pub fn channel_count(&self) -> usize {
@@ -146,17 +136,10 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..100u64 {
             // The floor publisher reconnects after 60 packets, with a new numbering.
-            let (input, seq, ts) = if i < 60 {
-                (1, 1000 + i, i as u32 * 960)
-            } else {
-                (2, 500 + i, 99 + i as u32 * 960)
-            };
+            let (input, seq, ts) =
+                if i < 60 { (1, 1000 + i, i as u32 * 960) } else { (2, 500 + i, 99 + i as u32 * 960) };
             out.clear();
-            r.route(
-                &floor_packet(input, seq, ts, t0),
-                t0 + Duration::from_millis(20 * i),
-                &mut out,
-            );
+            r.route(&floor_packet(input, seq, ts, t0), t0 + Duration::from_millis(20 * i), &mut out);
             assert_eq!(out.len(), 3, "the floor reaches every channel");
             for (c, p) in out.drain(..) {
                 per_channel[c].push(p);

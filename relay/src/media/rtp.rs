@@ -63,14 +63,7 @@ pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
         }
         end -= pad;
     }
-    Ok(RtpPacket {
-        payload_type,
-        marker,
-        seq,
-        timestamp,
-        ssrc,
-        payload: &buf[offset..end],
-    })
+    Ok(RtpPacket { payload_type, marker, seq, timestamp, ssrc, payload: &buf[offset..end] })
 }
 
 /// Extends 16-bit RTP sequence numbers to 64 bits, following wrap-arounds.

@@ -33,10 +33,7 @@ pub enum NetError {
     #[error("the media engine is not running")]
     ShardGone,
     #[error("could not open UDP {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("WebRTC engine error: {0}")]
     Rtc(String),
 }
@@ -169,22 +166,13 @@ impl Media {
         let count = config.shards.max(1);
         let mut prepared = Vec::with_capacity(count);
         for index in 0..count {
-            prepared.push(shard::Shard::bind(
-                index,
-                config,
-                sessions.clone(),
-                inputs.clone(),
-            )?);
+            prepared.push(shard::Shard::bind(index, config, sessions.clone(), inputs.clone())?);
         }
         let handles: Vec<ShardHandle> = prepared.iter().map(|s| s.handle()).collect();
         let addrs = prepared.iter().map(|s| s.candidate_addr()).collect();
         let mut threads = Vec::with_capacity(count);
         for (index, mut shard) in prepared.into_iter().enumerate() {
-            let others = handles
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != index)
-                .map(|(_, h)| h.clone());
+            let others = handles.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, h)| h.clone());
             shard.set_others(others.collect());
             let thread = std::thread::Builder::new()
                 .name(format!("tolk-shard-{index}"))
@@ -218,10 +206,7 @@ impl Media {
 
     async fn ask<T>(&self, shard: usize, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, NetError> {
         let (reply, answer) = oneshot::channel();
-        self.shards
-            .get(shard)
-            .ok_or(NetError::ShardGone)?
-            .send(make(reply))?;
+        self.shards.get(shard).ok_or(NetError::ShardGone)?.send(make(reply))?;
         answer.await.map_err(|_| NetError::ShardGone)?
     }
 
@@ -243,13 +228,7 @@ impl Media {
         let input = self.inputs.fetch_add(1, Ordering::Relaxed);
         let sid = session.clone();
         let answer = self
-            .ask(shard, |reply| Command::Publish {
-                event: event.clone(),
-                session: sid,
-                input,
-                offer,
-                reply,
-            })
+            .ask(shard, |reply| Command::Publish { event: event.clone(), session: sid, input, offer, reply })
             .await?;
         for old in previous {
             // Best effort: it may have gone already.
@@ -268,15 +247,8 @@ impl Media {
         let session = SessionId::generate();
         let shard = self.pick();
         let sid = session.clone();
-        let answer = self
-            .ask(shard, |reply| Command::Listen {
-                event,
-                session: sid,
-                language,
-                offer,
-                reply,
-            })
-            .await?;
+        let answer =
+            self.ask(shard, |reply| Command::Listen { event, session: sid, language, offer, reply }).await?;
         Ok((session, answer))
     }
 
@@ -287,26 +259,17 @@ impl Media {
             .get(session)
             .map(|e| e.shard)
             .ok_or_else(|| NetError::UnknownSession(session.clone()))?;
-        self.ask(shard, |reply| Command::End {
-            session: session.clone(),
-            reply,
-        })
-        .await
+        self.ask(shard, |reply| Command::End { session: session.clone(), reply }).await
     }
 
     /// Open the RTP floor port of `event` (0: any free port) and return its local address.
     pub async fn open_rtp_floor(&self, event: Arc<EventLayout>, port: u16) -> Result<SocketAddr, NetError> {
         let addr = SocketAddr::new(self.bind_ip, port);
         let socket = std::net::UdpSocket::bind(addr).map_err(|source| NetError::Bind { addr, source })?;
-        socket
-            .set_nonblocking(true)
-            .map_err(|source| NetError::Bind { addr, source })?;
-        let local = socket
-            .local_addr()
-            .map_err(|source| NetError::Bind { addr, source })?;
+        socket.set_nonblocking(true).map_err(|source| NetError::Bind { addr, source })?;
+        let local = socket.local_addr().map_err(|source| NetError::Bind { addr, source })?;
         let shard = self.pick();
-        self.ask(shard, |reply| Command::OpenRtpFloor { event, socket, reply })
-            .await?;
+        self.ask(shard, |reply| Command::OpenRtpFloor { event, socket, reply }).await?;
         Ok(local)
     }
 
@@ -322,10 +285,10 @@ impl Media {
         let mut all = Vec::with_capacity(self.shards.len());
         for shard in &self.shards {
             let (reply, answer) = oneshot::channel();
-            if shard.send(Command::Stats { reply }).is_ok() {
-                if let Ok(stats) = answer.await {
-                    all.push(stats);
-                }
+            if shard.send(Command::Stats { reply }).is_ok()
+                && let Ok(stats) = answer.await
+            {
+                all.push(stats);
             }
         }
         all

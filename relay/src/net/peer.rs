@@ -2,19 +2,23 @@
 //! mode) and what it is for (a publisher's input, a listener's tracks).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
+use rand::Rng;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Transmit;
-use str0m::{Candidate, Output, Rtc};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, IceConnectionState, Output, Rtc};
 
 use crate::ids::{EventId, SessionId};
-use crate::media::Continuity;
 use crate::media::router::ChannelIndex;
+use crate::media::{ChannelPacket, Continuity, Mapped, Source, SourcePacket};
 use crate::net::NetError;
-use crate::net::timers::PeerKey;
+use crate::net::timers::{PeerKey, Timers};
+use crate::net::udp::SendBatch;
 
 /// A listener's audio section: which channel it carries and its own RTP line.
 #[derive(Debug)]
@@ -72,10 +76,7 @@ pub fn accept(now: Instant, candidate: SocketAddr, offer: &str) -> Result<Accept
         .build(now);
     let local = Candidate::host(candidate, "udp").map_err(|e| NetError::Rtc(e.to_string()))?;
     rtc.add_local_candidate(local);
-    let answer = rtc
-        .sdp_api()
-        .accept_offer(offer)
-        .map_err(|e| NetError::BadSdp(e.to_string()))?;
+    let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| NetError::BadSdp(e.to_string()))?;
     let mut transmits = Vec::new();
     let timeout = loop {
         match rtc.poll_output() {
@@ -106,14 +107,7 @@ pub fn accept(now: Instant, candidate: SocketAddr, offer: &str) -> Result<Accept
         })
         .collect();
     let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-    Ok(Accepted {
-        rtc,
-        answer: answer.to_sdp_string(),
-        ufrag,
-        audio,
-        timeout,
-        transmits,
-    })
+    Ok(Accepted { rtc, answer: answer.to_sdp_string(), ufrag, audio, timeout, transmits })
 }
 
 impl Accepted {
@@ -127,8 +121,133 @@ impl Accepted {
 
     /// Whether some audio section receives from the peer (the offer said sendonly or sendrecv).
     pub fn receives(&self) -> bool {
-        self.audio
-            .iter()
-            .any(|(_, _, d)| matches!(d, Direction::RecvOnly | Direction::SendRecv))
+        self.audio.iter().any(|(_, _, d)| matches!(d, Direction::RecvOnly | Direction::SendRecv))
+    }
+}
+
+impl Accepted {
+    /// A listener's tracks: the chosen channel on the first audio section it receives, the floor
+    /// on the second (if the offer has one).
+    pub fn listener_tracks(&self, chosen: ChannelIndex) -> Result<Vec<Track>, NetError> {
+        let mut rng = rand::rng();
+        let tracks: Vec<Track> = self
+            .sending()
+            .take(2)
+            .enumerate()
+            .map(|(i, (mid, pt))| Track {
+                mid,
+                pt,
+                channel: if i == 0 { chosen } else { 0 },
+                line: Continuity::new(Mapped { seq: rng.random_range(0..1 << 14), ts: rng.random() }),
+            })
+            .collect();
+        if tracks.is_empty() {
+            return Err(NetError::Unsupported(
+                "the offer has no Opus audio section to receive (WHEP needs a=recvonly audio with Opus)"
+                    .into(),
+            ));
+        }
+        Ok(tracks)
+    }
+}
+
+impl Peer {
+    pub fn new(
+        key: PeerKey,
+        session: SessionId,
+        event: EventId,
+        accepted: Accepted,
+        role: PeerRole,
+        span: tracing::Span,
+    ) -> Self {
+        Self {
+            key,
+            session,
+            event,
+            rtc: accepted.rtc,
+            ufrag: accepted.ufrag,
+            role,
+            connected: false,
+            remotes: Vec::new(),
+            timeout: accepted.timeout,
+            scheduled: Some(accepted.timeout),
+            span,
+        }
+    }
+
+    /// Write one channel packet on a listener's track, rebased onto that track's own line. False
+    /// when nothing was written (not connected yet, not a listener, a stale packet).
+    pub fn write(
+        &mut self,
+        track: usize,
+        channel: ChannelIndex,
+        packet: &ChannelPacket,
+        now: Instant,
+    ) -> bool {
+        if !self.connected {
+            return false;
+        }
+        let PeerRole::Listener { tracks } = &mut self.role else { return false };
+        let Some(track) = tracks.get_mut(track) else { return false };
+        let Some(m) = track.line.map(channel as u64, packet.seq, packet.ts, now) else { return false };
+        let (mid, pt) = (track.mid, track.pt);
+        let mut direct = self.rtc.direct_api();
+        let Some(stream) = direct.stream_tx_by_mid(mid, None) else { return false };
+        stream.write_rtp(
+            RtpWrite::new(pt, m.seq.into(), m.ts, packet.received_at, packet.payload.clone())
+                .marker(packet.marker),
+        );
+        true
+    }
+
+    /// Drain the engine until it asks for its next deadline: transmits go to `send`, a publisher's
+    /// RTP to `sources`, the deadline to `timers` (when earlier than the one scheduled). Returns
+    /// why the peer died, if it did.
+    pub fn drain(
+        &mut self,
+        send: &mut SendBatch,
+        timers: &mut Timers,
+        sources: &mut Vec<Arc<SourcePacket>>,
+    ) -> Option<&'static str> {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.timeout = t;
+                    if self.scheduled.is_none_or(|s| t < s) {
+                        self.scheduled = Some(t);
+                        timers.schedule(t, self.key);
+                    }
+                    break;
+                }
+                Ok(Output::Transmit(t)) => send.push(t.destination, t.contents.into()),
+                Ok(Output::Event(Event::Connected)) => {
+                    self.connected = true;
+                    self.span.in_scope(|| tracing::info!("connected"));
+                }
+                Ok(Output::Event(Event::IceConnectionStateChange(IceConnectionState::Disconnected))) => {
+                    return Some("ICE disconnected");
+                }
+                Ok(Output::Event(Event::RtpPacket(packet))) => {
+                    if let PeerRole::FloorPublisher { input } = self.role {
+                        sources.push(Arc::new(SourcePacket {
+                            event: self.event.clone(),
+                            source: Source::Floor,
+                            input,
+                            seq: *packet.seq_no,
+                            ts: packet.header.timestamp,
+                            marker: packet.header.marker,
+                            payload: packet.payload,
+                            received_at: packet.timestamp,
+                        }));
+                    }
+                }
+                Ok(Output::Event(_)) => {}
+                Err(e) => {
+                    self.span.in_scope(|| tracing::warn!(error = %e, "WebRTC engine error"));
+                    return Some("WebRTC engine error");
+                }
+            }
+        }
+        if self.rtc.is_alive() { None } else { Some("closed") }
     }
 }

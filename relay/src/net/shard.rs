@@ -12,19 +12,17 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
-use rand::Rng;
+use str0m::Input;
 use str0m::ice::StunMessage;
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Event, IceConnectionState, Input, Output};
 use tracing::{debug, info, info_span, warn};
 
 use crate::ids::{EventId, SessionId};
 use crate::media::fanout::Subscribers;
 use crate::media::router::{ChannelIndex, EventRouter};
 use crate::media::rtp::{self as plain_rtp, SeqExtender};
-use crate::media::{ChannelPacket, Continuity, Mapped, Source, SourcePacket};
-use crate::net::peer::{self, Peer, PeerRole, Track};
+use crate::media::{ChannelPacket, Source, SourcePacket};
+use crate::net::peer::{self, Peer, PeerRole};
 use crate::net::timers::{PeerKey, Timers};
 use crate::net::udp::{self, RecvBatch, SendBatch};
 use crate::net::{
@@ -53,12 +51,7 @@ impl EventMedia {
     fn new(layout: Arc<EventLayout>) -> Self {
         let router = EventRouter::new(&layout.floor, &layout.languages);
         let channels = router.channel_count();
-        Self {
-            layout,
-            router,
-            subscribers: Subscribers::new(channels),
-            listeners: vec![0; channels],
-        }
+        Self { layout, router, subscribers: Subscribers::new(channels), listeners: vec![0; channels] }
     }
 }
 
@@ -121,13 +114,10 @@ impl Shard {
         let port = if config.first_port == 0 {
             0
         } else {
-            config
-                .first_port
-                .checked_add(index as u16)
-                .ok_or_else(|| NetError::Bind {
-                    addr: SocketAddr::new(config.bind_ip, config.first_port),
-                    source: io::Error::new(io::ErrorKind::InvalidInput, "media ports run past 65535"),
-                })?
+            config.first_port.checked_add(index as u16).ok_or_else(|| NetError::Bind {
+                addr: SocketAddr::new(config.bind_ip, config.first_port),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "media ports run past 65535"),
+            })?
         };
         let addr = SocketAddr::new(config.bind_ip, port);
         let bind_err = |source| NetError::Bind { addr, source };
@@ -136,9 +126,7 @@ impl Shard {
         let local = std_socket.local_addr().map_err(bind_err)?;
         let mut socket = UdpSocket::from_std(std_socket);
         let poll = Poll::new().map_err(bind_err)?;
-        poll.registry()
-            .register(&mut socket, SOCKET, Interest::READABLE)
-            .map_err(bind_err)?;
+        poll.registry().register(&mut socket, SOCKET, Interest::READABLE).map_err(bind_err)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(bind_err)?);
         let (tx, rx) = crossbeam_channel::unbounded();
         Ok(Self {
@@ -169,10 +157,7 @@ impl Shard {
     }
 
     pub(crate) fn handle(&self) -> ShardHandle {
-        ShardHandle {
-            tx: self.tx.clone(),
-            waker: self.waker.clone(),
-        }
+        ShardHandle { tx: self.tx.clone(), waker: self.waker.clone() }
     }
 
     pub(crate) fn candidate_addr(&self) -> SocketAddr {
@@ -192,11 +177,8 @@ impl Shard {
         let mut recv = RecvBatch::default();
         loop {
             let now = Instant::now();
-            let wait = self
-                .timers
-                .next()
-                .map_or(IDLE_WAIT, |t| t.saturating_duration_since(now))
-                .min(IDLE_WAIT);
+            let wait =
+                self.timers.next().map_or(IDLE_WAIT, |t| t.saturating_duration_since(now)).min(IDLE_WAIT);
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     warn!(error = %e, "poll failed");
@@ -244,23 +226,11 @@ impl Shard {
     fn handle_commands(&mut self) -> bool {
         while let Ok(command) = self.rx.try_recv() {
             match command {
-                Command::Publish {
-                    event,
-                    session,
-                    input,
-                    offer,
-                    reply,
-                } => {
+                Command::Publish { event, session, input, offer, reply } => {
                     let result = self.add_peer(event, session, Some(input), None, &offer);
                     let _ = reply.send(result);
                 }
-                Command::Listen {
-                    event,
-                    session,
-                    language,
-                    offer,
-                    reply,
-                } => {
+                Command::Listen { event, session, language, offer, reply } => {
                     let result = self.add_peer(event, session, None, Some(language), &offer);
                     let _ = reply.send(result);
                 }
@@ -293,9 +263,7 @@ impl Shard {
     }
 
     fn event_media(&mut self, layout: &Arc<EventLayout>) -> &mut EventMedia {
-        self.events
-            .entry(layout.id.clone())
-            .or_insert_with(|| EventMedia::new(layout.clone()))
+        self.events.entry(layout.id.clone()).or_insert_with(|| EventMedia::new(layout.clone()))
     }
 
     fn add_peer(
@@ -307,7 +275,7 @@ impl Shard {
         offer: &str,
     ) -> Result<String, NetError> {
         let now = Instant::now();
-        let accepted = peer::accept(now, self.candidate, offer)?;
+        let mut accepted = peer::accept(now, self.candidate, offer)?;
         let span = info_span!(parent: None, "session", session = %session, event = %layout.id);
         let (role, kind) = match (input, &language) {
             (Some(input), _) => {
@@ -324,26 +292,7 @@ impl Shard {
                     .router
                     .channel(language)
                     .ok_or_else(|| NetError::UnknownLanguage(language.clone()))?;
-                let mut rng = rand::rng();
-                let tracks: Vec<Track> = accepted
-                    .sending()
-                    .take(2)
-                    .enumerate()
-                    .map(|(i, (mid, pt))| Track {
-                        mid,
-                        pt,
-                        channel: if i == 0 { chosen } else { 0 },
-                        line: Continuity::new(Mapped {
-                            seq: rng.random_range(0..1 << 14),
-                            ts: rng.random(),
-                        }),
-                    })
-                    .collect();
-                if tracks.is_empty() {
-                    return Err(NetError::Unsupported(
-                        "the offer has no Opus audio section to receive (WHEP needs a=recvonly audio with Opus)".into(),
-                    ));
-                }
+                let tracks = accepted.listener_tracks(chosen)?;
                 (PeerRole::Listener { tracks }, SessionKind::Listener)
             }
             (None, None) => return Err(NetError::Unsupported("a session must publish or listen".into())),
@@ -354,11 +303,8 @@ impl Shard {
             self.generations.push(0);
             (self.peers.len() - 1) as u32
         });
-        let key = PeerKey {
-            slot,
-            generation: self.generations[slot as usize],
-        };
-        for t in accepted.transmits {
+        let key = PeerKey { slot, generation: self.generations[slot as usize] };
+        for t in accepted.transmits.drain(..) {
             self.send.push(t.destination, t.contents.into());
         }
         if let PeerRole::Listener { tracks } = &role {
@@ -375,29 +321,13 @@ impl Shard {
         span.in_scope(|| info!(?kind, language = ?language.as_ref().map(|l| l.as_str()), "session created"));
         self.by_session.insert(session.clone(), slot);
         self.by_ufrag.insert(accepted.ufrag.clone(), slot);
-        self.sessions.insert(
-            session.clone(),
-            SessionEntry {
-                shard: self.index,
-                event: layout.id.clone(),
-                kind,
-            },
-        );
-        self.peers[slot as usize] = Some(Peer {
-            key,
-            session,
-            event: layout.id.clone(),
-            rtc: accepted.rtc,
-            ufrag: accepted.ufrag,
-            role,
-            connected: false,
-            remotes: Vec::new(),
-            timeout: accepted.timeout,
-            scheduled: Some(accepted.timeout),
-            span,
-        });
-        self.timers.schedule(accepted.timeout, key);
-        Ok(accepted.answer)
+        self.sessions
+            .insert(session.clone(), SessionEntry { shard: self.index, event: layout.id.clone(), kind });
+        let timeout = accepted.timeout;
+        let answer = std::mem::take(&mut accepted.answer);
+        self.peers[slot as usize] = Some(Peer::new(key, session, layout.id.clone(), accepted, role, span));
+        self.timers.schedule(timeout, key);
+        Ok(answer)
     }
 
     fn remove_peer(&mut self, slot: u32, why: &str) {
@@ -426,21 +356,16 @@ impl Shard {
     }
 
     fn end_event(&mut self, event: &EventId) {
-        let slots: Vec<u32> = self
-            .peers
-            .iter()
-            .flatten()
-            .filter(|p| &p.event == event)
-            .map(|p| p.key.slot)
-            .collect();
+        let slots: Vec<u32> =
+            self.peers.iter().flatten().filter(|p| &p.event == event).map(|p| p.key.slot).collect();
         for slot in slots {
             self.remove_peer(slot, "event ended");
         }
         for entry in &mut self.rtp_floors {
-            if entry.as_ref().is_some_and(|f| &f.event == event) {
-                if let Some(mut floor) = entry.take() {
-                    let _ = self.poll.registry().deregister(&mut floor.socket);
-                }
+            if entry.as_ref().is_some_and(|f| &f.event == event)
+                && let Some(mut floor) = entry.take()
+            {
+                let _ = self.poll.registry().deregister(&mut floor.socket);
             }
         }
         self.events.remove(event);
@@ -453,14 +378,10 @@ impl Shard {
     ) -> Result<(), NetError> {
         let addr = socket.local_addr().map_err(|e| NetError::Rtc(e.to_string()))?;
         let mut socket = UdpSocket::from_std(socket);
-        let index = self
-            .rtp_floors
-            .iter()
-            .position(Option::is_none)
-            .unwrap_or_else(|| {
-                self.rtp_floors.push(None);
-                self.rtp_floors.len() - 1
-            });
+        let index = self.rtp_floors.iter().position(Option::is_none).unwrap_or_else(|| {
+            self.rtp_floors.push(None);
+            self.rtp_floors.len() - 1
+        });
         self.poll
             .registry()
             .register(&mut socket, Token(FIRST_RTP_FLOOR + index), Interest::READABLE)
@@ -618,7 +539,7 @@ impl Shard {
         let Some(peer) = self.peers.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
-        if let Some(why) = drain_peer(peer, &mut self.send, &mut self.timers, &mut self.sources) {
+        if let Some(why) = peer.drain(&mut self.send, &mut self.timers, &mut self.sources) {
             self.remove_peer(slot, why);
         }
     }
@@ -638,8 +559,7 @@ impl Shard {
                 continue;
             }
             if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                peer.span
-                    .in_scope(|| debug!(error = %e, "timeout input rejected"));
+                peer.span.in_scope(|| debug!(error = %e, "timeout input rejected"));
             }
             self.drain(key.slot);
         }
@@ -673,28 +593,10 @@ impl Shard {
                 let Some(peer) = self.peers.get_mut(slot as usize).and_then(Option::as_mut) else {
                     continue;
                 };
-                if !peer.connected {
+                if !peer.write(usize::from(track), *channel, out, now) {
                     continue;
                 }
-                let PeerRole::Listener { tracks } = &mut peer.role else {
-                    continue;
-                };
-                let Some(track) = tracks.get_mut(usize::from(track)) else {
-                    continue;
-                };
-                let Some(m) = track.line.map(*channel as u64, out.seq, out.ts, now) else {
-                    continue;
-                };
-                let (mid, pt) = (track.mid, track.pt);
-                let mut direct = peer.rtc.direct_api();
-                let Some(stream) = direct.stream_tx_by_mid(mid, None) else {
-                    continue;
-                };
-                stream.write_rtp(
-                    RtpWrite::new(pt, m.seq.into(), m.ts, out.received_at, out.payload.clone())
-                        .marker(out.marker),
-                );
-                if let Some(why) = drain_peer(peer, &mut self.send, &mut self.timers, &mut self.sources) {
+                if let Some(why) = peer.drain(&mut self.send, &mut self.timers, &mut self.sources) {
                     dead.push((slot, why));
                 }
             }
@@ -706,54 +608,4 @@ impl Shard {
             self.flush();
         }
     }
-}
-
-/// Drain a peer until it asks for its next deadline: transmits go to the send batch, a
-/// publisher's RTP to `sources`. Returns why the peer died, if it did.
-fn drain_peer(
-    peer: &mut Peer,
-    send: &mut SendBatch,
-    timers: &mut Timers,
-    sources: &mut Vec<Arc<SourcePacket>>,
-) -> Option<&'static str> {
-    loop {
-        match peer.rtc.poll_output() {
-            Ok(Output::Timeout(t)) => {
-                peer.timeout = t;
-                if peer.scheduled.is_none_or(|s| t < s) {
-                    peer.scheduled = Some(t);
-                    timers.schedule(t, peer.key);
-                }
-                break;
-            }
-            Ok(Output::Transmit(t)) => send.push(t.destination, t.contents.into()),
-            Ok(Output::Event(Event::Connected)) => {
-                peer.connected = true;
-                peer.span.in_scope(|| info!("connected"));
-            }
-            Ok(Output::Event(Event::IceConnectionStateChange(IceConnectionState::Disconnected))) => {
-                return Some("ICE disconnected");
-            }
-            Ok(Output::Event(Event::RtpPacket(packet))) => {
-                if let PeerRole::FloorPublisher { input } = peer.role {
-                    sources.push(Arc::new(SourcePacket {
-                        event: peer.event.clone(),
-                        source: Source::Floor,
-                        input,
-                        seq: *packet.seq_no,
-                        ts: packet.header.timestamp,
-                        marker: packet.header.marker,
-                        payload: packet.payload,
-                        received_at: packet.timestamp,
-                    }));
-                }
-            }
-            Ok(Output::Event(_)) => {}
-            Err(e) => {
-                peer.span.in_scope(|| warn!(error = %e, "WebRTC engine error"));
-                return Some("WebRTC engine error");
-            }
-        }
-    }
-    if peer.rtc.is_alive() { None } else { Some("closed") }
 }

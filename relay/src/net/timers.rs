@@ -62,9 +62,8 @@ mod tests {
         t.schedule(t0 + Duration::from_millis(20), k(2));
         assert_eq!(t.next(), Some(t0 + Duration::from_millis(10)));
         assert_eq!(t.pop_due(t0), None);
-        let due: Vec<u32> = std::iter::from_fn(|| t.pop_due(t0 + Duration::from_millis(25)))
-            .map(|(_, k)| k.slot)
-            .collect();
+        let due: Vec<u32> =
+            std::iter::from_fn(|| t.pop_due(t0 + Duration::from_millis(25))).map(|(_, k)| k.slot).collect();
         assert_eq!(due, vec![1, 2]);
         assert_eq!(t.len(), 1);
     }

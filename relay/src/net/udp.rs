@@ -46,20 +46,14 @@ pub fn recv_batch(socket: &impl AsRawFd, batch: &mut RecvBatch) -> io::Result<us
     let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
     let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
     for i in 0..BATCH {
-        iovecs[i].write(libc::iovec {
-            iov_base: batch.bufs[i].as_mut_ptr().cast(),
-            iov_len: MAX_DATAGRAM,
-        });
+        iovecs[i].write(libc::iovec { iov_base: batch.bufs[i].as_mut_ptr().cast(), iov_len: MAX_DATAGRAM });
         // SAFETY: msghdr is plain old data; zero is a valid starting value for every field.
         let mut hdr: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
         hdr.msg_name = (&raw mut batch.addrs[i]).cast();
         hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         hdr.msg_iov = iovecs[i].as_mut_ptr();
         hdr.msg_iovlen = 1;
-        headers[i].write(libc::mmsghdr {
-            msg_hdr: hdr,
-            msg_len: 0,
-        });
+        headers[i].write(libc::mmsghdr { msg_hdr: hdr, msg_len: 0 });
     }
     // SAFETY: every header points at a live buffer of MAX_DATAGRAM bytes and a sockaddr_storage
     // owned by `batch`, which outlives the call; `headers` holds BATCH initialised entries.
@@ -75,11 +69,7 @@ pub fn recv_batch(socket: &impl AsRawFd, batch: &mut RecvBatch) -> io::Result<us
     if n < 0 {
         let err = io::Error::last_os_error();
         batch.count = 0;
-        return if err.kind() == io::ErrorKind::WouldBlock {
-            Ok(0)
-        } else {
-            Err(err)
-        };
+        return if err.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(err) };
     }
     let n = n as usize;
     for (i, header) in headers.iter().enumerate().take(n) {
@@ -128,10 +118,8 @@ impl SendBatch {
             match send_chunk(socket, &self.queue[start..end]) {
                 Ok(n) => {
                     self.sent.0 += n as u64;
-                    self.sent.1 += self.queue[start..start + n]
-                        .iter()
-                        .map(|(_, d)| d.len() as u64)
-                        .sum::<u64>();
+                    self.sent.1 +=
+                        self.queue[start..start + n].iter().map(|(_, d)| d.len() as u64).sum::<u64>();
                     start += n.max(1);
                     if n == 0 {
                         self.dropped += 1;
@@ -160,37 +148,21 @@ fn send_chunk(socket: &impl AsRawFd, chunk: &[(SocketAddr, Vec<u8>)]) -> io::Res
     let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
     for (i, (to, data)) in chunk.iter().take(count).enumerate() {
         addr_lens[i] = write_sockaddr(*to, &mut addrs[i]);
-        iovecs[i].write(libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
-        });
+        iovecs[i].write(libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() });
         // SAFETY: msghdr is plain old data; zero is a valid starting value for every field.
         let mut hdr: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
         hdr.msg_name = addrs[i].as_mut_ptr().cast();
         hdr.msg_namelen = addr_lens[i];
         hdr.msg_iov = iovecs[i].as_mut_ptr();
         hdr.msg_iovlen = 1;
-        headers[i].write(libc::mmsghdr {
-            msg_hdr: hdr,
-            msg_len: 0,
-        });
+        headers[i].write(libc::mmsghdr { msg_hdr: hdr, msg_len: 0 });
     }
     // SAFETY: the first `count` headers are initialised and point at addresses and iovecs on this
     // stack frame and at datagrams borrowed from `chunk`, all alive for the call; the kernel only
     // reads the iovec buffers.
-    let n = unsafe {
-        libc::sendmmsg(
-            socket.as_raw_fd(),
-            headers.as_mut_ptr().cast(),
-            count as libc::c_uint,
-            0,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    let n =
+        unsafe { libc::sendmmsg(socket.as_raw_fd(), headers.as_mut_ptr().cast(), count as libc::c_uint, 0) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
 fn write_sockaddr(addr: SocketAddr, out: &mut MaybeUninit<libc::sockaddr_storage>) -> libc::socklen_t {
@@ -202,17 +174,11 @@ fn write_sockaddr(addr: SocketAddr, out: &mut MaybeUninit<libc::sockaddr_storage
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
                 sin_zero: [0; 8],
             };
             // SAFETY: see above: storage is big and aligned enough for sockaddr_in.
-            unsafe {
-                (storage as *mut libc::sockaddr_storage)
-                    .cast::<libc::sockaddr_in>()
-                    .write(sin)
-            };
+            unsafe { (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>().write(sin) };
             size_of::<libc::sockaddr_in>() as libc::socklen_t
         }
         SocketAddr::V6(a) => {
@@ -220,17 +186,11 @@ fn write_sockaddr(addr: SocketAddr, out: &mut MaybeUninit<libc::sockaddr_storage
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: see above: storage is big and aligned enough for sockaddr_in6.
-            unsafe {
-                (storage as *mut libc::sockaddr_storage)
-                    .cast::<libc::sockaddr_in6>()
-                    .write(sin6)
-            };
+            unsafe { (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>().write(sin6) };
             size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
     }

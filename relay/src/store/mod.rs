@@ -72,10 +72,7 @@ impl Store {
 
     /// Open a database URL (`sqlite://path` or `sqlite::memory:`) and migrate it.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let open_err = |source| StoreError::Open {
-            url: url.to_owned(),
-            source,
-        };
+        let open_err = |source| StoreError::Open { url: url.to_owned(), source };
         let options = SqliteConnectOptions::from_str(url)
             .map_err(open_err)?
             .create_if_missing(true)
@@ -180,9 +177,7 @@ fn decode(row: &SqliteRow) -> Result<Event, StoreError> {
         ends_at: time("ends_at")?,
         expected_listeners: u32::try_from(row.try_get::<i64, _>("expected_listeners")?).unwrap_or(u32::MAX),
         floor_kind,
-        rtp_port: row
-            .try_get::<Option<i64>, _>("rtp_port")?
-            .and_then(|p| u16::try_from(p).ok()),
+        rtp_port: row.try_get::<Option<i64>, _>("rtp_port")?.and_then(|p| u16::try_from(p).ok()),
         floor_token_hash: row.try_get("floor_token_hash")?,
     })
 }
@@ -209,33 +204,17 @@ mod tests {
     #[tokio::test]
     async fn events_survive_a_reopen_and_cancel() -> Result<(), StoreError> {
         let dir = std::env::temp_dir().join(format!("tolk-store-{}", crate::ids::random_hex(6)));
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Corrupt {
-            id: "-".into(),
-            why: e.to_string(),
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::Corrupt { id: "-".into(), why: e.to_string() })?;
         {
             let store = Store::open_in(&dir).await?;
             store.insert_event(&event("one")).await?;
-            assert!(matches!(
-                store.insert_event(&event("one")).await,
-                Err(StoreError::Duplicate(_))
-            ));
-            store
-                .set_rtp_port(&EventId::parse("one").expect("valid"), 41_000)
-                .await?;
+            assert!(matches!(store.insert_event(&event("one")).await, Err(StoreError::Duplicate(_))));
+            store.set_rtp_port(&EventId::parse("one").expect("valid"), 41_000).await?;
         }
         let store = Store::open_in(&dir).await?;
-        let got = store
-            .event(&EventId::parse("one").expect("valid"))
-            .await?
-            .expect("still there");
-        assert_eq!(
-            got,
-            Event {
-                rtp_port: Some(41_000),
-                ..event("one")
-            }
-        );
+        let got = store.event(&EventId::parse("one").expect("valid")).await?.expect("still there");
+        assert_eq!(got, Event { rtp_port: Some(41_000), ..event("one") });
         assert!(store.cancel_event(&got.id).await?);
         assert!(!store.cancel_event(&got.id).await?);
         assert_eq!(store.event(&got.id).await?, None);

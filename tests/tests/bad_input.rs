@@ -1,0 +1,215 @@
+//! Bad input gets a clear problem+json error and changes nothing: malformed SDP, JSON and RTP,
+//! unknown events and languages, wrong or missing tokens, a session ended twice. Events survive a
+//! restart.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tolk_tests::client::{self, RtpSender};
+use tolk_tests::relay::{ADMIN, TestRelay, field};
+
+/// The response is problem+json with this status and a sentence in `detail`.
+async fn expect_problem(response: reqwest::Response, status: StatusCode) -> anyhow::Result<String> {
+    assert_eq!(response.status(), status, "status");
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await?;
+    let detail = body["detail"].as_str().unwrap_or("").to_owned();
+    assert!(detail.len() > 10 && detail.contains(' '), "detail is a sentence: {body}");
+    assert_eq!(body["status"], status.as_u16());
+    Ok(detail)
+}
+
+const OFFER_VIDEO_ONLY: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+a=setup:actpass\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_endpoints_reject_bad_input_clearly() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let event = relay.event_now(&["fr"], "whip").await?;
+    let id = field(&event, "/id")?;
+    let http = &relay.http;
+    let sdp =
+        |url: String, body: &'static str| http.post(url).header("content-type", "application/sdp").body(body);
+
+    // Malformed SDP → 400.
+    let detail = expect_problem(
+        sdp(relay.url(&format!("/whep/{id}/fr")), "v=0\r\nthis is not sdp").send().await?,
+        StatusCode::BAD_REQUEST,
+    )
+    .await?;
+    assert!(detail.contains("SDP"), "{detail}");
+    expect_problem(sdp(relay.url(&format!("/whep/{id}/fr")), "hello").send().await?, StatusCode::BAD_REQUEST)
+        .await?;
+    // An offer without audio → 400 that says what is missing.
+    let detail = expect_problem(
+        sdp(relay.url(&format!("/whep/{id}/fr")), OFFER_VIDEO_ONLY).send().await?,
+        StatusCode::BAD_REQUEST,
+    )
+    .await?;
+    assert!(detail.contains("audio") || detail.contains("SDP"), "{detail}");
+    // Wrong content type → 415.
+    let response = http
+        .post(relay.url(&format!("/whep/{id}/fr")))
+        .header("content-type", "text/plain")
+        .body("v=0")
+        .send()
+        .await?;
+    expect_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await?;
+    // Unknown event, unknown language, malformed language → 404.
+    let detail =
+        expect_problem(sdp(relay.url("/whep/nosuchevent/fr"), "v=0").send().await?, StatusCode::NOT_FOUND)
+            .await?;
+    assert!(detail.contains("nosuchevent"), "{detail}");
+    let detail =
+        expect_problem(sdp(relay.url(&format!("/whep/{id}/it")), "v=0").send().await?, StatusCode::NOT_FOUND)
+            .await?;
+    assert!(detail.contains("en, fr"), "names the channels there are: {detail}");
+    expect_problem(sdp(relay.url(&format!("/whep/{id}/x!")), "v=0").send().await?, StatusCode::NOT_FOUND)
+        .await?;
+    // Floor publish without or with a wrong token → 401; with the admin token → 401 too.
+    let whip = field(&event, "/floor/whip_url")?.to_owned();
+    let response = sdp(whip.clone(), "v=0").send().await?;
+    assert_eq!(response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
+    expect_problem(response, StatusCode::UNAUTHORIZED).await?;
+    expect_problem(sdp(whip.clone(), "v=0").bearer_auth("wrong").send().await?, StatusCode::UNAUTHORIZED)
+        .await?;
+    expect_problem(sdp(whip, "v=0").bearer_auth(ADMIN).send().await?, StatusCode::UNAUTHORIZED).await?;
+    // Sessions: malformed or unknown id → 404.
+    expect_problem(http.delete(relay.url("/whep/sessions/zzz")).send().await?, StatusCode::NOT_FOUND).await?;
+    expect_problem(
+        http.delete(relay.url(&format!("/whep/sessions/{}", "0".repeat(32)))).send().await?,
+        StatusCode::NOT_FOUND,
+    )
+    .await?;
+    expect_problem(http.get(relay.url("/no/such/page")).send().await?, StatusCode::NOT_FOUND).await?;
+
+    // After all that, the relay still serves a real listener, and DELETE works once.
+    let listener = client::listen(http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    assert_eq!(http.delete(&listener.session_url).send().await?.status(), StatusCode::OK);
+    expect_problem(http.delete(&listener.session_url).send().await?, StatusCode::NOT_FOUND).await?;
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_organiser_api_rejects_bad_requests_and_keeps_events_across_a_restart() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let http = &relay.http;
+    let events = relay.url("/api/v1/events");
+    let good = json!({
+        "title": "Plenary", "floor_language": "en", "languages": ["fr", "de"],
+        "starts_at": "2030-05-01T09:00:00Z", "ends_at": "2030-05-01T12:00:00Z", "expected_listeners": 300
+    });
+    // No token, wrong token → 401.
+    expect_problem(http.post(&events).json(&good).send().await?, StatusCode::UNAUTHORIZED).await?;
+    expect_problem(
+        http.post(&events).bearer_auth("nope").json(&good).send().await?,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await?;
+    expect_problem(http.get(&events).send().await?, StatusCode::UNAUTHORIZED).await?;
+    // Malformed JSON, wrong fields, bad values → 400 naming the problem.
+    let post = |body: String| {
+        http.post(&events).bearer_auth(ADMIN).header("content-type", "application/json").body(body)
+    };
+    expect_problem(post("{not json".into()).send().await?, StatusCode::BAD_REQUEST).await?;
+    let mut bad = good.clone();
+    bad["ends_at"] = json!("2030-05-01T08:00:00Z");
+    let detail = expect_problem(post(bad.to_string()).send().await?, StatusCode::BAD_REQUEST).await?;
+    assert!(detail.contains("ends_at"), "{detail}");
+    let mut bad = good.clone();
+    bad["languages"] = json!(["fr", "en"]);
+    let detail = expect_problem(post(bad.to_string()).send().await?, StatusCode::BAD_REQUEST).await?;
+    assert!(detail.contains("floor language"), "{detail}");
+    let mut bad = good.clone();
+    bad["languages"] = json!(["fr", "Français!"]);
+    expect_problem(post(bad.to_string()).send().await?, StatusCode::BAD_REQUEST).await?;
+    let mut bad = good.clone();
+    bad["floor"] = json!({"kind": "carrier-pigeon"});
+    expect_problem(post(bad.to_string()).send().await?, StatusCode::BAD_REQUEST).await?;
+    let mut bad = good.clone();
+    bad["expected_listeners"] = json!(0);
+    expect_problem(post(bad.to_string()).send().await?, StatusCode::BAD_REQUEST).await?;
+    // Nothing of that was stored.
+    let listed: Value = http.get(&events).bearer_auth(ADMIN).send().await?.json().await?;
+    assert_eq!(listed.as_array().map(Vec::len), Some(0));
+
+    // A good one: 201 with ids, links and a floor token; 128-bit id.
+    let created = relay.create_event(good.clone()).await?;
+    let id = field(&created, "/id")?.to_owned();
+    assert_eq!(id.len(), 32);
+    assert!(field(&created, "/listener_url")?.ends_with(&format!("/e/{id}")));
+    assert!(field(&created, "/floor/token")?.len() >= 32);
+    assert_eq!(
+        created["channels"],
+        json!([
+            {"language": "en", "kind": "floor"}, {"language": "fr", "kind": "interpretation"}, {"language": "de", "kind": "interpretation"}
+        ])
+    );
+    // An RTP floor event gets an rtp_url.
+    let mut rtp = good.clone();
+    rtp["floor"] = json!({"kind": "rtp"});
+    let rtp_event = relay.create_event(rtp).await?;
+    let rtp_id = field(&rtp_event, "/id")?.to_owned();
+    let rtp_url = field(&rtp_event, "/floor/rtp_url")?.to_owned();
+
+    // Restart on the same data directory: both events are still there, the RTP floor port too.
+    let data_dir = relay.data_dir.clone();
+    relay.stop().await;
+    let relay = TestRelay::start_in(data_dir, 1).await?;
+    let read: Value = relay
+        .http
+        .get(relay.url(&format!("/api/v1/events/{id}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(read["title"], "Plenary");
+    assert_eq!(read["languages"], json!(["fr", "de"]));
+    assert!(read["floor"].get("token").is_none(), "the floor token is shown only once");
+    let read: Value = relay
+        .http
+        .get(relay.url(&format!("/api/v1/events/{rtp_id}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(read["floor"]["rtp_url"], rtp_url.as_str());
+
+    // Garbage on the RTP floor port changes nothing: a real floor after it is heard.
+    let port_addr: std::net::SocketAddr = rtp_url.trim_start_matches("rtp://").parse()?;
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    for datagram in [&b"x"[..], &[0x80; 5], &[0x40; 40], &[0x8f, 97, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]] {
+        junk.send_to(datagram, port_addr)?;
+    }
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{rtp_id}/de")), 1).await?;
+    let sender = RtpSender::start(port_addr, 440.0)?;
+    let stats = listener.wait_packets(0, 50, Duration::from_secs(15)).await?;
+    assert_eq!(stats.missing(), 0);
+
+    // Cancel: gone from the API, its channel list and its media endpoints.
+    let response =
+        relay.http.delete(relay.url(&format!("/api/v1/events/{id}"))).bearer_auth(ADMIN).send().await?;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response =
+        relay.http.delete(relay.url(&format!("/api/v1/events/{id}"))).bearer_auth(ADMIN).send().await?;
+    expect_problem(response, StatusCode::NOT_FOUND).await?;
+    expect_problem(
+        relay.http.get(relay.url(&format!("/api/v1/events/{id}/channels"))).send().await?,
+        StatusCode::NOT_FOUND,
+    )
+    .await?;
+
+    listener.stop()?;
+    sender.stop()?;
+    relay.stop().await;
+    Ok(())
+}
