@@ -197,7 +197,13 @@ impl Fanout {
             if let Some(why) = peer.drain(&mut self.send, &mut self.timers, &mut self.sources) {
                 bail!("listener {} died: {why}", peer.key.slot);
             }
-            eprintln!("now={now:?} before={before:?} after: timeout={:?} scheduled={:?} timers={} sent={}", peer.timeout, peer.scheduled, self.timers.len(), self.send.len());
+            eprintln!(
+                "now={now:?} before={before:?} after: timeout={:?} scheduled={:?} timers={} sent={}",
+                peer.timeout,
+                peer.scheduled,
+                self.timers.len(),
+                self.send.len()
+            );
             let later = Instant::now();
             peer.rtc.handle_input(Input::Timeout(later))?;
             peer.drain(&mut self.send, &mut self.timers, &mut self.sources);

@@ -117,6 +117,7 @@ impl App {
             bind_ip: settings.media_bind_ip(),
             first_port: settings.media_port,
             shards: settings.media_shards,
+            connect_timeout: settings.connect_timeout,
         })?;
         let app =
             Arc::new(Self { settings, store, media, admin_hash: admin.hash(), layouts: DashMap::new() });

@@ -78,6 +78,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub admin_token: Option<String>,
+    /// A media session that has not connected this long after its offer is dropped.
+    pub connect_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -119,6 +121,7 @@ impl Settings {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data")),
             database_url: args.database_url.clone().or(file.database_url),
             admin_token: args.admin_token.clone().or(file.admin_token).filter(|t| !t.is_empty()),
+            connect_timeout: std::time::Duration::from_secs(30),
         })
     }
 

@@ -159,6 +159,15 @@ pub async fn listen(http: &reqwest::Client, url: &str, tracks: usize) -> anyhow:
     Ok(Client { session_url, tracks: stats, connected, posted_at, stop, thread: Some(thread) })
 }
 
+/// Post a WHEP offer and never connect (a client that vanished at once); returns the session URL.
+pub async fn offer_and_vanish(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    let (mut rtc, _socket, _local) = new_rtc(true)?;
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, _pending) = change.apply().context("no offer")?;
+    Ok(post_offer(http, url, None, offer.to_sdp_string()).await?.0)
+}
+
 /// A WHIP publisher sending a tone of `frequency` Hz.
 pub async fn publish(
     http: &reqwest::Client,

@@ -41,7 +41,9 @@ impl TestRelay {
             admin_token: Some(ADMIN.into()),
             ..Default::default()
         };
-        let server = Server::start(Settings::resolve(&args)?).await?;
+        let mut settings = Settings::resolve(&args)?;
+        settings.connect_timeout = std::time::Duration::from_secs(2);
+        let server = Server::start(settings).await?;
         let base = format!("http://{}", server.addr);
         Ok(Self { server, base, http: reqwest::Client::new(), data_dir })
     }

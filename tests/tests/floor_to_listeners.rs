@@ -129,3 +129,54 @@ async fn a_reconnecting_floor_publisher_keeps_the_listeners_stream_continuous() 
     relay.stop().await;
     Ok(())
 }
+
+/// The RTP floor takes exactly what the README says: `ffmpeg -re -i talk.wav -c:a libopus -f rtp`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_is_an_rtp_floor() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let event = relay.event_now(&["fr"], "rtp").await?;
+    let id = field(&event, "/id")?;
+    let wav = relay.data_dir.join("talk.wav");
+    std::fs::write(&wav, tolk_tests::audio::tone_wav(TONE, 0.5, 8))?;
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    let mut ffmpeg = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+        .arg(&wav)
+        .args(["-c:a", "libopus", "-f", "rtp"])
+        .arg(field(&event, "/floor/rtp_url")?)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("ffmpeg is needed for this test (./scripts/test installs it): {e}"))?;
+    let stats = listener.wait_packets(0, 150, Duration::from_secs(20)).await;
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    let stats = stats?;
+    let heard = dominant_frequency(stats.last_seconds(1.0));
+    assert!((heard - TONE).abs() <= 5.0, "the listener hears {heard} Hz from ffmpeg's floor");
+    assert!(stats.missing() <= 1, "{} packets missing", stats.missing());
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+/// `tolk demo`'s event: its built-in voice is heard on every channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_event_speaks() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let demo = relay.server.app.ensure_demo().await?;
+    assert_eq!(demo.id.as_str(), "demo");
+    let again = relay.server.app.ensure_demo().await?;
+    assert_eq!(again.floor.rtp_url, demo.floor.rtp_url, "the demo event is reused, not created twice");
+    let to = demo.floor.rtp_url.as_deref().unwrap_or("").trim_start_matches("rtp://").parse()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let voice = tolk_relay::demo::spawn_floor(to, stop.clone())?;
+    let listener = client::listen(&relay.http, &relay.url("/whep/demo/de"), 1).await?;
+    let stats = listener.wait_packets(0, 150, Duration::from_secs(20)).await?;
+    let level = tolk_tests::audio::level_db(stats.last_seconds(3.0));
+    assert!(level > -40.0, "the demo voice is audible: {level:.1} dBFS");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = voice.join();
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}

@@ -145,6 +145,8 @@ pub struct MediaConfig {
     /// Shard k listens on `first_port + k`.
     pub first_port: u16,
     pub shards: usize,
+    /// A peer not connected (ICE + DTLS) this long after its offer is dropped.
+    pub connect_timeout: std::time::Duration,
 }
 
 /// The running media shards.

@@ -17,7 +17,7 @@ use crate::ids::{EventId, SessionId};
 use crate::media::router::ChannelIndex;
 use crate::media::{ChannelPacket, Continuity, Mapped, Source, SourcePacket};
 use crate::net::NetError;
-use crate::net::timers::{PeerKey, Timers};
+use crate::net::timers::{PeerKey, Timers, Wake};
 use crate::net::udp::SendBatch;
 
 /// A listener's audio section: which channel it carries and its own RTP line.
@@ -215,7 +215,7 @@ impl Peer {
                     self.timeout = t;
                     if self.scheduled.is_none_or(|s| t < s) {
                         self.scheduled = Some(t);
-                        timers.schedule(t, self.key);
+                        timers.schedule(t, self.key, Wake::Engine);
                     }
                     break;
                 }

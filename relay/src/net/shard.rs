@@ -23,7 +23,7 @@ use crate::media::router::{ChannelIndex, EventRouter};
 use crate::media::rtp::{self as plain_rtp, SeqExtender};
 use crate::media::{ChannelPacket, Source, SourcePacket};
 use crate::net::peer::{self, Peer, PeerRole};
-use crate::net::timers::{PeerKey, Timers};
+use crate::net::timers::{PeerKey, Timers, Wake};
 use crate::net::udp::{self, RecvBatch, SendBatch};
 use crate::net::{
     ChannelListeners, Command, EventLayout, MediaConfig, NetError, SessionEntry, SessionKind, ShardHandle,
@@ -85,6 +85,7 @@ pub(crate) struct Shard {
     others: Vec<ShardHandle>,
     sessions: Arc<DashMap<SessionId, SessionEntry>>,
     inputs: Arc<AtomicU64>,
+    connect_timeout: Duration,
 
     peers: Vec<Option<Peer>>,
     generations: Vec<u32>,
@@ -140,6 +141,7 @@ impl Shard {
             others: Vec::new(),
             sessions,
             inputs,
+            connect_timeout: config.connect_timeout,
             peers: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
@@ -326,7 +328,8 @@ impl Shard {
         let timeout = accepted.timeout;
         let answer = std::mem::take(&mut accepted.answer);
         self.peers[slot as usize] = Some(Peer::new(key, session, layout.id.clone(), accepted, role, span));
-        self.timers.schedule(timeout, key);
+        self.timers.schedule(timeout, key, Wake::Engine);
+        self.timers.schedule(now + self.connect_timeout, key, Wake::ConnectDeadline);
         Ok(answer)
     }
 
@@ -545,23 +548,33 @@ impl Shard {
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some((at, key)) = self.timers.pop_due(now) {
-            let Some(peer) = self.peers.get_mut(key.slot as usize).and_then(Option::as_mut) else {
-                continue;
-            };
-            if peer.key != key || peer.scheduled != Some(at) {
-                continue; // stale entry
+        while let Some((at, key, wake)) = self.timers.pop_due(now) {
+            let Some(peer) = self.peers.get_mut(key.slot as usize).and_then(Option::as_mut) else { continue };
+            if peer.key != key {
+                continue; // the slot was reused
             }
-            peer.scheduled = None;
-            if peer.timeout > now {
-                peer.scheduled = Some(peer.timeout);
-                self.timers.schedule(peer.timeout, key);
-                continue;
+            match wake {
+                Wake::ConnectDeadline => {
+                    if !peer.connected {
+                        self.remove_peer(key.slot, "did not connect in time");
+                    }
+                }
+                Wake::Engine => {
+                    if peer.scheduled != Some(at) {
+                        continue; // superseded by an earlier deadline
+                    }
+                    peer.scheduled = None;
+                    if peer.timeout > now {
+                        peer.scheduled = Some(peer.timeout);
+                        self.timers.schedule(peer.timeout, key, Wake::Engine);
+                        continue;
+                    }
+                    if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                        peer.span.in_scope(|| debug!(error = %e, "timeout input rejected"));
+                    }
+                    self.drain(key.slot);
+                }
             }
-            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                peer.span.in_scope(|| debug!(error = %e, "timeout input rejected"));
-            }
-            self.drain(key.slot);
         }
     }
 

@@ -5,6 +5,15 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
+/// What a deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Wake {
+    /// The WebRTC engine asked to be woken (retransmits, keep-alives, its own timeouts).
+    Engine,
+    /// The peer must be connected by now, or it is dropped.
+    ConnectDeadline,
+}
+
 /// A peer's place in its shard and the generation of that place (slots are reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerKey {
@@ -14,25 +23,25 @@ pub struct PeerKey {
 
 #[derive(Debug, Default)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, PeerKey)>>,
+    heap: BinaryHeap<Reverse<(Instant, PeerKey, Wake)>>,
 }
 
 impl Timers {
     /// Schedule `key` at `at`. The caller keeps the earliest deadline it scheduled and calls this
     /// only when a new deadline is earlier, so that stale entries stay few.
-    pub fn schedule(&mut self, at: Instant, key: PeerKey) {
-        self.heap.push(Reverse((at, key)));
+    pub fn schedule(&mut self, at: Instant, key: PeerKey, wake: Wake) {
+        self.heap.push(Reverse((at, key, wake)));
     }
 
     /// The earliest deadline, if any.
     pub fn next(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// Pop one entry due at or before `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, PeerKey)> {
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, PeerKey, Wake)> {
         match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
+            Some(Reverse((at, _, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
             _ => None,
         }
     }
@@ -57,13 +66,14 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Timers::default();
         let k = |slot| PeerKey { slot, generation: 0 };
-        t.schedule(t0 + Duration::from_millis(30), k(3));
-        t.schedule(t0 + Duration::from_millis(10), k(1));
-        t.schedule(t0 + Duration::from_millis(20), k(2));
+        t.schedule(t0 + Duration::from_millis(30), k(3), Wake::Engine);
+        t.schedule(t0 + Duration::from_millis(10), k(1), Wake::Engine);
+        t.schedule(t0 + Duration::from_millis(20), k(2), Wake::ConnectDeadline);
         assert_eq!(t.next(), Some(t0 + Duration::from_millis(10)));
         assert_eq!(t.pop_due(t0), None);
-        let due: Vec<u32> =
-            std::iter::from_fn(|| t.pop_due(t0 + Duration::from_millis(25))).map(|(_, k)| k.slot).collect();
+        let due: Vec<u32> = std::iter::from_fn(|| t.pop_due(t0 + Duration::from_millis(25)))
+            .map(|(_, k, _)| k.slot)
+            .collect();
         assert_eq!(due, vec![1, 2]);
         assert_eq!(t.len(), 1);
     }
