@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::config::Settings;
-use crate::ids::{EventId, Language, Token};
+use crate::ids::{EventId, InterpreterId, Language, SessionId, Token};
 use crate::media::router::{ChannelKind, EventRouter};
-use crate::net::{EventLayout, Media, MediaConfig, NetError};
+use crate::net::{EventLayout, Media, MediaConfig, MediaNote, NetError, SessionKind};
 use crate::store::{Event, FloorKind, Store, StoreError};
 
 /// What can go wrong in an event operation.
@@ -28,6 +28,12 @@ pub enum AppError {
     NoChannel { event: EventId, language: Language, channels: String },
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -98,8 +104,29 @@ pub struct App {
     pub settings: Settings,
     pub store: Store,
     pub media: Media,
+    pub(crate) booths: crate::booth::Booths,
     admin_hash: String,
     layouts: DashMap<EventId, Arc<EventLayout>>,
+}
+
+/// `POST /api/v1/events/{id}/interpreters`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInterpreter {
+    pub name: String,
+    pub languages: Vec<Language>,
+}
+
+/// A booth link as issued (the token is shown once).
+#[derive(Debug, Clone, Serialize)]
+pub struct InterpreterView {
+    pub id: InterpreterId,
+    pub name: String,
+    pub languages: Vec<Language>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booth_url: Option<String>,
 }
 
 impl App {
@@ -112,15 +139,26 @@ impl App {
             None => Store::open_in(&settings.data_dir).await?,
         };
         let admin = admin_token(&settings)?;
-        let media = Media::start(&MediaConfig {
-            public_ip: settings.public_ip,
-            bind_ip: settings.media_bind_ip(),
-            first_port: settings.media_port,
-            shards: settings.media_shards,
-            connect_timeout: settings.connect_timeout,
-        })?;
-        let app =
-            Arc::new(Self { settings, store, media, admin_hash: admin.hash(), layouts: DashMap::new() });
+        let (notes_tx, notes) = tokio::sync::mpsc::unbounded_channel();
+        let media = Media::start(
+            &MediaConfig {
+                public_ip: settings.public_ip,
+                bind_ip: settings.media_bind_ip(),
+                first_port: settings.media_port,
+                shards: settings.media_shards,
+                connect_timeout: settings.connect_timeout,
+            },
+            Some(notes_tx),
+        )?;
+        let app = Arc::new(Self {
+            settings,
+            store,
+            media,
+            booths: Default::default(),
+            admin_hash: admin.hash(),
+            layouts: DashMap::new(),
+        });
+        tokio::spawn(follow_notes(Arc::downgrade(&app), notes));
         for event in app.store.events().await? {
             if event.floor_kind == FloorKind::Rtp
                 && let Err(e) = app.open_rtp_floor(&event).await
@@ -233,6 +271,99 @@ impl App {
             .collect::<Vec<_>>()
             .join(", ");
         Err(AppError::NoChannel { event: layout.id.clone(), language: language.clone(), channels })
+    }
+
+    /// Issue a booth link for one language, or two (an A/B booth), of the event's interpretation
+    /// languages.
+    pub async fn issue_interpreter(
+        &self,
+        event: &EventId,
+        request: NewInterpreter,
+    ) -> Result<InterpreterView, AppError> {
+        let stored = self.event(event).await?;
+        let name = request.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AppError::Invalid("name must be 1 to 100 characters".into()));
+        }
+        if request.languages.is_empty() || request.languages.len() > 2 {
+            return Err(AppError::Invalid(
+                "a booth link has one language, or two for an A/B booth (e.g. [\"fr\", \"en\"])".into(),
+            ));
+        }
+        if request.languages.len() == 2 && request.languages[0] == request.languages[1] {
+            return Err(AppError::Invalid("the two languages of an A/B booth must differ".into()));
+        }
+        for language in &request.languages {
+            if !stored.languages.contains(language) {
+                let have = stored.languages.iter().map(Language::as_str).collect::<Vec<_>>().join(", ");
+                return Err(AppError::Invalid(format!(
+                    "'{language}' is not an interpretation language of this event (it has: {have})"
+                )));
+            }
+        }
+        let token = Token::generate();
+        let interpreter = self.store.insert_interpreter(event, name, &request.languages, &token).await?;
+        info!(%event, interpreter = %interpreter.id, "booth link issued");
+        Ok(InterpreterView {
+            id: interpreter.id,
+            name: interpreter.name,
+            languages: interpreter.languages,
+            booth_url: Some(format!("{}/booth/{}", self.settings.public_url, token.secret())),
+            token: Some(token.secret().to_owned()),
+        })
+    }
+
+    /// Listeners per language of an event, over all shards.
+    pub async fn listeners(&self, event: &EventId) -> std::collections::HashMap<Language, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for shard in self.media.stats().await {
+            for c in shard.channels.into_iter().filter(|c| &c.event == event) {
+                *counts.entry(c.language).or_insert(0) += c.listeners;
+            }
+        }
+        counts
+    }
+
+    /// A WHEP listener joins: media first, then the usage fact.
+    pub async fn listen(
+        &self,
+        event: &EventId,
+        language: Language,
+        offer: String,
+    ) -> Result<(SessionId, String), AppError> {
+        let layout = self.layout(event).await?;
+        self.check_channel(&layout, &language)?;
+        let (session, answer) = self.media.listen(layout, language.clone(), offer).await?;
+        if let Err(e) = self.store.record_listening(event, &session, Some(&language)).await {
+            warn!(error = %e, "could not record a listener joining");
+        }
+        Ok((session, answer))
+    }
+
+    /// A listener switches channel without renegotiating.
+    pub async fn switch_channel(&self, session: &SessionId, language: Language) -> Result<(), AppError> {
+        let event = self
+            .media
+            .sessions()
+            .get(session)
+            .filter(|e| e.kind == SessionKind::Listener)
+            .map(|e| e.event.clone())
+            .ok_or_else(|| AppError::NotFound(format!("no listening session {session}")))?;
+        let layout = self.layout(&event).await?;
+        self.check_channel(&layout, &language)?;
+        self.media.switch(session, 0, language.clone()).await?;
+        if let Err(e) = self.store.record_listening(&event, session, Some(&language)).await {
+            warn!(error = %e, "could not record a channel switch");
+        }
+        Ok(())
+    }
+
+    /// Whether a booth link still works (None: the store could not say).
+    pub async fn interpreter_still_valid(
+        &self,
+        me: &crate::store::interpreters::Interpreter,
+    ) -> Option<bool> {
+        self.store.interpreters(&me.event).await.ok().map(|all| all.iter().any(|i| i.id == me.id))
     }
 
     /// Check a floor token against the event's.
@@ -357,4 +488,22 @@ fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Record what the shards report: listeners leaving, interpreters dropping off.
+async fn follow_notes(app: std::sync::Weak<App>, mut notes: tokio::sync::mpsc::UnboundedReceiver<MediaNote>) {
+    while let Some(note) = notes.recv().await {
+        let Some(app) = app.upgrade() else { return };
+        match note {
+            MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Listener) } => {
+                if let Err(e) = app.store.record_listening(&event, &session, None).await {
+                    warn!(error = %e, "could not record a listener leaving");
+                }
+            }
+            MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Booth(interpreter)) } => {
+                app.booth_session_ended(&event, interpreter, &session).await;
+            }
+            MediaNote::SessionEnded { .. } => {}
+        }
+    }
 }

@@ -119,6 +119,18 @@ impl SessionId {
     }
 }
 
+/// An interpreter (a booth link). Issued by the store; appears in organiser URLs, which need the
+/// organiser's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InterpreterId(pub i64);
+
+impl fmt::Display for InterpreterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A bearer secret handed out once (floor token, admin token); only its hash is stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(String);

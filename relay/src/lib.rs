@@ -8,6 +8,7 @@
 //! - [`server`]: a running relay; [`demo`]: the built-in voice-like floor.
 
 pub mod app;
+pub mod booth;
 pub mod config;
 pub mod demo;
 pub mod http;

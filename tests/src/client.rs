@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::audio::{FRAME, OpusTone, RATE};
@@ -140,23 +141,7 @@ fn accept(rtc: &mut Rtc, pending: SdpPendingOffer, answer: &str) -> anyhow::Resu
 
 /// A WHEP listener with `tracks` receive-only audio sections.
 pub async fn listen(http: &reqwest::Client, url: &str, tracks: usize) -> anyhow::Result<Client> {
-    let (mut rtc, socket, local) = new_rtc(true)?;
-    let mut change = rtc.sdp_api();
-    let mids: Vec<Mid> = (0..tracks)
-        .map(|_| change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None))
-        .collect();
-    let (offer, pending) = change.apply().context("no offer")?;
-    let posted_at = Instant::now();
-    let (session_url, answer) = post_offer(http, url, None, offer.to_sdp_string()).await?;
-    accept(&mut rtc, pending, &answer)?;
-    let stats = Arc::new(Mutex::new(vec![TrackStats::default(); tracks]));
-    let connected = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread = {
-        let (stats, connected, stop) = (stats.clone(), connected.clone(), stop.clone());
-        std::thread::spawn(move || run_listener(rtc, socket, local, mids, stats, connected, stop))
-    };
-    Ok(Client { session_url, tracks: stats, connected, posted_at, stop, thread: Some(thread) })
+    start(http, url, None, None, tracks).await
 }
 
 /// Post a WHEP offer and never connect (a client that vanished at once); returns the session URL.
@@ -175,28 +160,43 @@ pub async fn publish(
     token: &str,
     frequency: f64,
 ) -> anyhow::Result<Client> {
-    let (mut rtc, socket, local) = new_rtc(false)?;
+    start(http, url, Some(token), Some(frequency), 0).await
+}
+
+/// An interpreter's booth session: a tone up, the input and the partner's voice down.
+pub async fn booth(http: &reqwest::Client, url: &str, token: &str, frequency: f64) -> anyhow::Result<Client> {
+    start(http, url, Some(token), Some(frequency), 2).await
+}
+
+async fn start(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    send: Option<f64>,
+    receive: usize,
+) -> anyhow::Result<Client> {
+    let (mut rtc, socket, local) = new_rtc(true)?;
     let mut change = rtc.sdp_api();
-    let mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let send_mid = send.map(|_| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+    let mids: Vec<Mid> = (0..receive)
+        .map(|_| change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None))
+        .collect();
     let (offer, pending) = change.apply().context("no offer")?;
     let posted_at = Instant::now();
-    let (session_url, answer) = post_offer(http, url, Some(token), offer.to_sdp_string()).await?;
+    let (session_url, answer) = post_offer(http, url, token, offer.to_sdp_string()).await?;
     accept(&mut rtc, pending, &answer)?;
-    let tone = OpusTone::new(frequency, 0.5)?;
+    let sender = match (send_mid, send) {
+        (Some(mid), Some(frequency)) => Some((mid, OpusTone::new(frequency, 0.5)?)),
+        _ => None,
+    };
+    let stats = Arc::new(Mutex::new(vec![TrackStats::default(); receive]));
     let connected = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
-        let (connected, stop) = (connected.clone(), stop.clone());
-        std::thread::spawn(move || run_publisher(rtc, socket, local, mid, tone, connected, stop))
+        let (stats, connected, stop) = (stats.clone(), connected.clone(), stop.clone());
+        std::thread::spawn(move || run(rtc, socket, local, sender, mids, stats, connected, stop))
     };
-    Ok(Client {
-        session_url,
-        tracks: Arc::new(Mutex::new(Vec::new())),
-        connected,
-        posted_at,
-        stop,
-        thread: Some(thread),
-    })
+    Ok(Client { session_url, tracks: stats, connected, posted_at, stop, thread: Some(thread) })
 }
 
 /// Drain an Rtc: send transmits, hand events to `on_event`; returns the next deadline.
@@ -241,15 +241,43 @@ fn step(
     Ok(())
 }
 
-fn run_listener(
+/// The Opus payload type negotiated on `mid`.
+fn opus_pt(rtc: &Rtc, mid: Mid) -> Option<str0m::media::Pt> {
+    let media = rtc.media(mid)?;
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.spec().codec == Codec::Opus && media.remote_pts().contains(&p.pt()))
+        .map(|p| p.pt())
+}
+
+/// Sends a tone every 20 ms on its section once connected.
+struct Sender {
+    mid: Mid,
+    tone: OpusTone,
+    next: Option<Instant>,
+    seq: u64,
+    ts: u32,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
     mut rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
+    sender: Option<(Mid, OpusTone)>,
     mids: Vec<Mid>,
     stats: Arc<Mutex<Vec<TrackStats>>>,
     connected: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
+    let mut sender = sender.map(|(mid, tone)| Sender {
+        mid,
+        tone,
+        next: None,
+        seq: rand::random::<u16>() as u64 & 0x3fff,
+        ts: rand::random(),
+    });
     let mut decoders: Vec<opus::Decoder> =
         mids.iter().map(|_| opus::Decoder::new(RATE, opus::Channels::Mono)).collect::<Result<_, _>>()?;
     let mut pcm = vec![0f32; FRAME * 6];
@@ -257,7 +285,7 @@ fn run_listener(
     let mut track_of: HashMap<u32, usize> = HashMap::new();
     let mut error = None;
     while !stop.load(Ordering::Relaxed) {
-        let deadline = drain(&mut rtc, &socket, |rtc, event| match event {
+        let mut deadline = drain(&mut rtc, &socket, |rtc, event| match event {
             Event::Connected => connected.store(true, Ordering::Relaxed),
             Event::RtpPacket(p) => {
                 let ssrc = *p.header.ssrc;
@@ -267,7 +295,8 @@ fn run_listener(
                         .and_then(|s| mids.iter().position(|m| *m == s.mid()))
                         .unwrap_or(0)
                 });
-                let decoded = match decoders[track].decode_float(&p.payload, &mut pcm, false) {
+                let Some(decoder) = decoders.get_mut(track) else { return };
+                let decoded = match decoder.decode_float(&p.payload, &mut pcm, false) {
                     Ok(n) => n,
                     Err(e) => {
                         error = Some(anyhow!("undecodable Opus payload: {e}"));
@@ -276,28 +305,7 @@ fn run_listener(
                 };
                 let now = Instant::now();
                 if let Ok(mut all) = stats.lock() {
-                    let t = &mut all[track];
-                    let seq = *p.seq_no;
-                    t.first_seq.get_or_insert(seq);
-                    t.highest_seq = t.highest_seq.max(seq);
-                    t.packets += 1;
-                    if let Some(last) = t.last_packet_at {
-                        t.max_gap = t.max_gap.max(now - last);
-                    }
-                    t.first_packet_at.get_or_insert(now);
-                    t.last_packet_at = Some(now);
-                    let offset = t.samples.len();
-                    t.arrivals.push((now, offset));
-                    t.samples.extend_from_slice(&pcm[..decoded]);
-                    let keep = 60 * RATE as usize;
-                    if t.samples.len() > keep + RATE as usize * 10 {
-                        let cut = t.samples.len() - keep;
-                        t.samples.drain(..cut);
-                        t.arrivals.retain_mut(|(_, s)| {
-                            *s = s.saturating_sub(cut);
-                            *s > 0
-                        });
-                    }
+                    record(&mut all[track], *p.seq_no, &pcm[..decoded], now);
                 }
             }
             _ => {}
@@ -305,50 +313,19 @@ fn run_listener(
         if let Some(e) = error.take() {
             return Err(e);
         }
-        if !rtc.is_alive() {
-            break;
-        }
-        step(&mut rtc, &socket, local, deadline, &mut buf)?;
-    }
-    Ok(())
-}
-
-fn run_publisher(
-    mut rtc: Rtc,
-    socket: UdpSocket,
-    local: SocketAddr,
-    mid: Mid,
-    mut tone: OpusTone,
-    connected: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<()> {
-    let mut buf = vec![0u8; 2048];
-    let mut next_send: Option<Instant> = None;
-    let mut rtp_time: u64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let mut deadline = drain(&mut rtc, &socket, |_, event| {
-            if matches!(event, Event::Connected) {
-                connected.store(true, Ordering::Relaxed);
-            }
-        })?;
-        if connected.load(Ordering::Relaxed) {
-            let due = *next_send.get_or_insert_with(Instant::now);
+        if let Some(s) = sender.as_mut()
+            && connected.load(Ordering::Relaxed)
+        {
+            let due = *s.next.get_or_insert_with(Instant::now);
             if Instant::now() >= due {
-                let packet = tone.next_packet()?;
-                let writer = rtc.writer(mid).context("no writer for the audio section")?;
-                let pt = writer
-                    .payload_params()
-                    .find(|p| p.spec().codec == Codec::Opus)
-                    .map(|p| p.pt())
-                    .context("Opus was not negotiated")?;
-                writer.write(
-                    pt,
-                    Instant::now(),
-                    MediaTime::new(rtp_time, Frequency::FORTY_EIGHT_KHZ),
-                    packet,
-                )?;
-                rtp_time += FRAME as u64;
-                next_send = Some(due + Duration::from_millis(20));
+                let payload = s.tone.next_packet()?;
+                let pt = opus_pt(&rtc, s.mid).context("Opus was not negotiated")?;
+                let mut direct = rtc.direct_api();
+                let stream = direct.stream_tx_by_mid(s.mid, None).context("no send stream")?;
+                stream.write_rtp(RtpWrite::new(pt, s.seq.into(), s.ts, Instant::now(), payload));
+                s.seq += 1;
+                s.ts = s.ts.wrapping_add(FRAME as u32);
+                s.next = Some(due + Duration::from_millis(20));
                 continue;
             }
             deadline = deadline.min(due);
@@ -359,6 +336,29 @@ fn run_publisher(
         step(&mut rtc, &socket, local, deadline, &mut buf)?;
     }
     Ok(())
+}
+
+fn record(t: &mut TrackStats, seq: u64, pcm: &[f32], now: Instant) {
+    t.first_seq.get_or_insert(seq);
+    t.highest_seq = t.highest_seq.max(seq);
+    t.packets += 1;
+    if let Some(last) = t.last_packet_at {
+        t.max_gap = t.max_gap.max(now - last);
+    }
+    t.first_packet_at.get_or_insert(now);
+    t.last_packet_at = Some(now);
+    let offset = t.samples.len();
+    t.arrivals.push((now, offset));
+    t.samples.extend_from_slice(pcm);
+    let keep = 60 * RATE as usize;
+    if t.samples.len() > keep + RATE as usize * 10 {
+        let cut = t.samples.len() - keep;
+        t.samples.drain(..cut);
+        t.arrivals.retain_mut(|(_, s)| {
+            *s = s.saturating_sub(cut);
+            *s > 0
+        });
+    }
 }
 
 /// Plain RTP Opus tone to `to` every 20 ms, like `ffmpeg -re … -f rtp`.

@@ -13,7 +13,7 @@ use crate::http::{ApiError, bearer, parse_json};
 use crate::ids::EventId;
 use crate::media::router::{ChannelKind, EventRouter};
 
-fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     match bearer(headers) {
         None => Err(ApiError::unauthorized("this call needs 'Authorization: Bearer <admin token>'")),
         Some(token) if app.is_admin(token) => Ok(()),

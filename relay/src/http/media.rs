@@ -12,7 +12,7 @@ use crate::http::{ApiError, bearer};
 use crate::ids::{EventId, Language, SessionId};
 
 /// The SDP offer of a request: `Content-Type: application/sdp`, UTF-8, looks like SDP.
-fn offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+pub(crate) fn offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.starts_with("application/sdp") {
         return Err(ApiError::new(
@@ -28,7 +28,7 @@ fn offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     Ok(text.to_owned())
 }
 
-fn created(app: &App, kind: &str, session: &SessionId, answer: String) -> Response {
+pub(crate) fn created(app: &App, kind: &str, session: &SessionId, answer: String) -> Response {
     let location = format!("{}/{kind}/sessions/{session}", app.settings.public_url);
     let mut response = (StatusCode::CREATED, answer).into_response();
     let headers = response.headers_mut();
@@ -60,10 +60,8 @@ pub async fn listen(
 ) -> Result<Response, ApiError> {
     let event = EventId::parse(&event)?;
     let language = Language::parse(&language)?;
-    let layout = app.layout(&event).await?;
-    app.check_channel(&layout, &language)?;
     let offer = offer(&headers, &body)?;
-    let (session, answer) = app.media.listen(layout, language, offer).await?;
+    let (session, answer) = app.listen(&event, language, offer).await?;
     Ok(created(&app, "whep", &session, answer))
 }
 
@@ -74,4 +72,23 @@ pub async fn end_session(
     let session = SessionId::parse(&session)?;
     app.media.end(&session).await?;
     Ok(StatusCode::OK)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchRequest {
+    language: Language,
+}
+
+/// `POST {session}/channel {"language"}`: switch a live WHEP session at the next packet.
+pub async fn switch_channel(
+    State(app): State<Arc<App>>,
+    Path(session): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let session = SessionId::parse(&session)?;
+    let request: SwitchRequest = crate::http::parse_json(&headers, &body)?;
+    app.switch_channel(&session, request.language).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 //! and check input, call [`App`], and map errors to problem+json; media state stays in the shards.
 
 mod api;
+mod booth;
 mod error;
 mod media;
 mod metrics;
@@ -30,12 +31,20 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/events", post(api::create_event).get(api::list_events))
         .route("/api/v1/events/{id}", get(api::get_event).delete(api::cancel_event))
         .route("/api/v1/events/{id}/channels", get(api::channels))
+        .route("/api/v1/events/{id}/interpreters", post(booth::issue).get(booth::list))
+        .route("/api/v1/events/{id}/interpreters/{interpreter}", delete(booth::revoke))
+        .route("/api/v1/booth/state", get(booth::state))
+        .route("/api/v1/booth/ws", get(booth::socket))
+        .route("/api/v1/booth/{action}", post(booth::action))
+        .route("/whip/booth", post(booth::publish))
         .route("/whip/{event}/floor", post(media::publish_floor))
         .route("/whip/sessions/{session}", delete(media::end_session))
         .route("/whep/{event}/{language}", post(media::listen))
         .route("/whep/sessions/{session}", delete(media::end_session))
+        .route("/whep/sessions/{session}/channel", post(media::switch_channel))
         .route("/", get(pages::home))
         .route("/e/{event}", get(pages::listener))
+        .route("/booth/{token}", get(pages::booth))
         .route("/static/{file}", get(pages::asset))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

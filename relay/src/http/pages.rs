@@ -9,11 +9,13 @@ use crate::http::ApiError;
 use crate::ids::EventId;
 
 const LISTENER_HTML: &str = include_str!("../../web/listener.html");
+const BOOTH_HTML: &str = include_str!("../../web/booth.html");
 const HOME_HTML: &str = include_str!("../../web/home.html");
 
 const ASSETS: &[(&str, &str, &str)] = &[
     ("listener.js", "text/javascript; charset=utf-8", include_str!("../../web/listener.js")),
     ("tolk.css", "text/css; charset=utf-8", include_str!("../../web/tolk.css")),
+    ("booth.js", "text/javascript; charset=utf-8", include_str!("../../web/booth.js")),
 ];
 
 pub async fn home() -> Html<&'static str> {
@@ -25,6 +27,15 @@ pub async fn listener(Path(event): Path<String>) -> Result<Html<String>, ApiErro
     // Event ids are [A-Za-z0-9_-]: nothing to escape, but keep the page safe if that ever changes.
     let escaped = html_escape(event.as_str());
     Ok(Html(LISTENER_HTML.replace("{{EVENT_ID}}", &escaped)))
+}
+
+/// The booth page; the token in the path is the interpreter's personal link. The page checks it
+/// with the API and shows the sentence of a 401 when it is not valid.
+pub async fn booth(Path(token): Path<String>) -> Result<Html<String>, ApiError> {
+    if token.is_empty() || token.len() > 128 || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::not_found("this is not a booth link"));
+    }
+    Ok(Html(BOOTH_HTML.replace("{{TOKEN}}", &html_escape(&token))))
 }
 
 pub async fn asset(Path(file): Path<String>) -> Response {

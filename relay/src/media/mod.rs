@@ -11,11 +11,12 @@ pub mod continuity;
 pub mod fanout;
 pub mod router;
 pub mod rtp;
+pub mod silence;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::ids::EventId;
+use crate::ids::{EventId, InterpreterId};
 
 pub use continuity::{Continuity, InputKey, Mapped};
 
@@ -24,6 +25,8 @@ pub use continuity::{Continuity, InputKey, Mapped};
 pub enum Source {
     /// The original speech (WHIP, RTP, later BBB).
     Floor,
+    /// An interpreter's microphone.
+    Booth(InterpreterId),
 }
 
 /// One Opus packet from a source, shared by every shard and every listener it reaches.

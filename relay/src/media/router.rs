@@ -1,12 +1,16 @@
 //! An event's language channels and what each one carries.
 //!
-//! Channel 0 is the floor (the original language); the others are interpretation channels. A
-//! channel with nobody on air carries the floor. Each channel has one continuous output line,
-//! whatever source feeds it, so a source change is invisible to listeners' decoders.
+//! Channel 0 is the floor (the original language); the others are interpretation channels. The
+//! booth rules: nobody on air → the channel carries the floor; on air → the interpreter; on air and
+//! muted (cough) → silence, never the floor. Taking the air from a partner switches at the next
+//! packet: the new voice follows the last packet of the old one on the same line, so there is no
+//! gap and no double voice. Each channel has one continuous output line whatever source feeds it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::ids::Language;
+use crate::ids::{InterpreterId, Language};
+use crate::media::silence::opus_silence;
 use crate::media::{ChannelPacket, Continuity, Mapped, Source, SourcePacket};
 
 /// Index of a channel within its event; 0 is the floor.
@@ -20,16 +24,25 @@ pub enum ChannelKind {
     Interpretation,
 }
 
+/// Who is on air in a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnAir {
+    pub interpreter: InterpreterId,
+    pub muted: bool,
+}
+
 #[derive(Debug)]
 struct Channel {
     language: Language,
     line: Continuity,
+    on_air: Option<OnAir>,
 }
 
 /// The routing state of one event on one shard.
 #[derive(Debug)]
 pub struct EventRouter {
     channels: Vec<Channel>,
+    silence: Arc<[u8]>,
 }
 
 /// Where channel output lines start. Internal numbering: listeners rebase onto their own.
@@ -38,13 +51,18 @@ const LINE_START: Mapped = Mapped { seq: 1 << 20, ts: 0 };
 impl EventRouter {
     /// Channels: the floor language first, then each interpretation language once.
     pub fn new(floor: &Language, languages: &[Language]) -> Self {
-        let mut channels = vec![Channel { language: floor.clone(), line: Continuity::new(LINE_START) }];
+        let channel = |language: &Language| Channel {
+            language: language.clone(),
+            line: Continuity::new(LINE_START),
+            on_air: None,
+        };
+        let mut channels = vec![channel(floor)];
         for language in languages {
             if channels.iter().all(|c| &c.language != language) {
-                channels.push(Channel { language: language.clone(), line: Continuity::new(LINE_START) });
+                channels.push(channel(language));
             }
         }
-        Self { channels }
+        Self { channels, silence: opus_silence() }
     }
 
     pub fn channel(&self, language: &Language) -> Option<ChannelIndex> {
@@ -63,6 +81,22 @@ impl EventRouter {
         self.channels.len()
     }
 
+    /// Put an interpreter on air in an interpretation channel (or nobody: `None`). Takes effect
+    /// at the next packet. False for the floor channel or a channel that does not exist.
+    pub fn set_on_air(&mut self, channel: ChannelIndex, on_air: Option<OnAir>) -> bool {
+        match self.channels.get_mut(channel) {
+            Some(c) if channel != 0 => {
+                c.on_air = on_air;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn on_air(&self, channel: ChannelIndex) -> Option<OnAir> {
+        self.channels.get(channel).and_then(|c| c.on_air)
+    }
+
     /// Route one source packet: append to `out` each channel it is heard on, with its position on
     /// that channel's line. Allocation-free when `out` has capacity.
     pub fn route(
@@ -71,23 +105,29 @@ impl EventRouter {
         now: Instant,
         out: &mut Vec<(ChannelIndex, ChannelPacket)>,
     ) {
-        match packet.source {
-            // Nobody is on air yet (booths come with interpretation): every channel carries the floor.
-            Source::Floor => {
-                for (index, channel) in self.channels.iter_mut().enumerate() {
-                    if let Some(m) = channel.line.map(packet.input, packet.seq, packet.ts, now) {
-                        out.push((
-                            index,
-                            ChannelPacket {
-                                seq: m.seq,
-                                ts: m.ts,
-                                marker: packet.marker,
-                                payload: packet.payload.clone(),
-                                received_at: packet.received_at,
-                            },
-                        ));
+        for (index, channel) in self.channels.iter_mut().enumerate() {
+            let payload = match (packet.source, channel.on_air) {
+                (Source::Floor, None) => &packet.payload,
+                (Source::Booth(who), Some(on_air)) if on_air.interpreter == who => {
+                    if on_air.muted {
+                        &self.silence
+                    } else {
+                        &packet.payload
                     }
                 }
+                _ => continue,
+            };
+            if let Some(m) = channel.line.map(packet.input, packet.seq, packet.ts, now) {
+                out.push((
+                    index,
+                    ChannelPacket {
+                        seq: m.seq,
+                        ts: m.ts,
+                        marker: packet.marker,
+                        payload: payload.clone(),
+                        received_at: packet.received_at,
+                    },
+                ));
             }
         }
     }
@@ -105,9 +145,13 @@ mod tests {
     }
 
     fn floor_packet(input: u64, seq: u64, ts: u32, at: Instant) -> SourcePacket {
+        packet(Source::Floor, input, seq, ts, at)
+    }
+
+    fn packet(source: Source, input: u64, seq: u64, ts: u32, at: Instant) -> SourcePacket {
         SourcePacket {
             event: EventId::parse("e").expect("valid"),
-            source: Source::Floor,
+            source,
             input,
             seq,
             ts,
@@ -151,6 +195,112 @@ mod tests {
                 assert_eq!(pair[1].seq, pair[0].seq + 1);
                 assert_eq!(pair[1].ts.wrapping_sub(pair[0].ts), 960);
             }
+        }
+    }
+
+    const A: InterpreterId = InterpreterId(1);
+    const B: InterpreterId = InterpreterId(2);
+    const FLOOR: u64 = 10;
+    const MIC_A: u64 = 11;
+    const MIC_B: u64 = 12;
+
+    /// Twenty milliseconds of an event: one packet from the floor and from each microphone, in
+    /// the given order, all sent through the router. Returns who was heard on channel `fr` (1).
+    struct Sim {
+        router: EventRouter,
+        t0: Instant,
+        tick: u64,
+        heard: Vec<(u64, ChannelPacket)>,
+    }
+
+    impl Sim {
+        fn new() -> Self {
+            Self {
+                router: EventRouter::new(&lang("en"), &[lang("fr"), lang("de")]),
+                t0: Instant::now(),
+                tick: 0,
+                heard: Vec::new(),
+            }
+        }
+
+        fn run(&mut self, ticks: u64) {
+            for _ in 0..ticks {
+                let now = self.t0 + Duration::from_millis(20 * self.tick);
+                let mut out = Vec::new();
+                for (source, input) in
+                    [(Source::Floor, FLOOR), (Source::Booth(A), MIC_A), (Source::Booth(B), MIC_B)]
+                {
+                    out.clear();
+                    let ts = self.tick as u32 * 960 + input as u32 * 7;
+                    self.router.route(&packet(source, input, 100 + self.tick, ts, now), now, &mut out);
+                    for (channel, p) in out.drain(..) {
+                        if channel == 1 {
+                            self.heard.push((input, p));
+                        }
+                    }
+                }
+                self.tick += 1;
+            }
+        }
+
+        fn on_air(&mut self, who: Option<InterpreterId>, muted: bool) {
+            assert!(self.router.set_on_air(1, who.map(|interpreter| OnAir { interpreter, muted })));
+        }
+    }
+
+    #[test]
+    fn booth_rules_nobody_on_air_then_on_air_then_cough() {
+        let mut sim = Sim::new();
+        sim.run(5);
+        assert!(sim.heard.iter().all(|(who, _)| *who == FLOOR), "nobody on air: the floor");
+        sim.on_air(Some(A), false);
+        sim.run(5);
+        assert!(
+            sim.heard[5..].iter().all(|(who, p)| *who == MIC_A && p.payload[..] == [1, 2, 3]),
+            "A on air"
+        );
+        sim.on_air(Some(A), true);
+        sim.run(5);
+        let silence = opus_silence();
+        assert!(
+            sim.heard[10..].iter().all(|(who, p)| *who == MIC_A && p.payload == silence),
+            "cough: silence from A's clock, never the floor"
+        );
+        assert_eq!(sim.heard.len(), 15, "exactly one packet per 20 ms throughout");
+        // The floor channel and the other channel are untouched by fr's booth.
+        assert_eq!(sim.router.on_air(2), None);
+        assert!(
+            !sim.router.set_on_air(0, Some(OnAir { interpreter: A, muted: false })),
+            "nobody goes on air on the floor"
+        );
+    }
+
+    #[test]
+    fn handover_has_no_gap_and_no_overlap() {
+        let mut sim = Sim::new();
+        sim.on_air(Some(A), false);
+        sim.run(10);
+        sim.on_air(Some(B), false); // B takes the air from A at a packet boundary
+        sim.run(10);
+        let sources: Vec<u64> = sim.heard.iter().map(|(who, _)| *who).collect();
+        assert_eq!(sources, [vec![MIC_A; 10], vec![MIC_B; 10]].concat(), "one voice per 20 ms, A then B");
+        for pair in sim.heard.windows(2) {
+            assert_eq!(pair[1].1.seq, pair[0].1.seq + 1, "no gap, no duplicate on the line");
+            assert_eq!(pair[1].1.ts.wrapping_sub(pair[0].1.ts), 960, "one frame apart");
+        }
+    }
+
+    #[test]
+    fn off_air_or_revoked_falls_back_to_the_floor() {
+        let mut sim = Sim::new();
+        sim.on_air(Some(A), false);
+        sim.run(3);
+        sim.on_air(None, false); // A goes off air, or A's booth link is revoked
+        sim.run(3);
+        let sources: Vec<u64> = sim.heard.iter().map(|(who, _)| *who).collect();
+        assert_eq!(sources, [vec![MIC_A; 3], vec![FLOOR; 3]].concat());
+        for pair in sim.heard.windows(2) {
+            assert_eq!(pair[1].1.seq, pair[0].1.seq + 1);
         }
     }
 }

@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use dashmap::DashMap;
 use tokio::sync::oneshot;
 
-use crate::ids::{EventId, Language, SessionId};
+use crate::ids::{EventId, InterpreterId, Language, SessionId};
 use crate::media::SourcePacket;
+use crate::media::router::OnAir;
 
 /// What can go wrong between the HTTP side and the media shards.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +51,23 @@ pub struct EventLayout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
     FloorPublisher,
+    /// An interpreter's booth session (microphone up, input and partner down).
+    Booth(InterpreterId),
     Listener,
+}
+
+/// What a new session does.
+#[derive(Debug, Clone)]
+pub(crate) enum Join {
+    Floor { input: u64 },
+    Booth { interpreter: InterpreterId, input: u64, listen_to: Language, booth: Language },
+    Listen { language: Language },
+}
+
+/// What shards tell the app as it happens (the app records usage facts and booth presence).
+#[derive(Debug, Clone)]
+pub enum MediaNote {
+    SessionEnded { session: SessionId, event: EventId, kind: Option<SessionKind> },
 }
 
 /// A live session as the HTTP side sees it. Shards remove the entry when the peer goes away.
@@ -88,36 +105,14 @@ type Reply<T> = oneshot::Sender<Result<T, NetError>>;
 
 /// Requests to a shard.
 pub(crate) enum Command {
-    Publish {
-        event: Arc<EventLayout>,
-        session: SessionId,
-        input: u64,
-        offer: String,
-        reply: Reply<String>,
-    },
-    Listen {
-        event: Arc<EventLayout>,
-        session: SessionId,
-        language: Language,
-        offer: String,
-        reply: Reply<String>,
-    },
-    End {
-        session: SessionId,
-        reply: Reply<()>,
-    },
-    EndEvent {
-        event: EventId,
-    },
-    OpenRtpFloor {
-        event: Arc<EventLayout>,
-        socket: std::net::UdpSocket,
-        reply: Reply<()>,
-    },
+    Join { event: Arc<EventLayout>, session: SessionId, join: Join, offer: String, reply: Reply<String> },
+    Switch { session: SessionId, track: usize, language: Language, reply: Reply<()> },
+    SetOnAir { event: EventId, language: Language, on_air: Option<OnAir> },
+    End { session: SessionId, reply: Reply<()> },
+    EndEvent { event: EventId },
+    OpenRtpFloor { event: Arc<EventLayout>, socket: std::net::UdpSocket, reply: Reply<()> },
     Source(Arc<SourcePacket>),
-    Stats {
-        reply: oneshot::Sender<ShardStats>,
-    },
+    Stats { reply: oneshot::Sender<ShardStats> },
     Shutdown,
 }
 
@@ -162,7 +157,11 @@ pub struct Media {
 
 impl Media {
     /// Bind every shard's socket and start its thread.
-    pub fn start(config: &MediaConfig) -> Result<Self, NetError> {
+    /// `notes` receives what happens to sessions (for usage facts and booth presence).
+    pub fn start(
+        config: &MediaConfig,
+        notes: Option<tokio::sync::mpsc::UnboundedSender<MediaNote>>,
+    ) -> Result<Self, NetError> {
         let sessions = Arc::new(DashMap::new());
         let inputs = Arc::new(AtomicU64::new(1));
         let count = config.shards.max(1);
@@ -176,6 +175,7 @@ impl Media {
         for (index, mut shard) in prepared.into_iter().enumerate() {
             let others = handles.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, h)| h.clone());
             shard.set_others(others.collect());
+            shard.set_notes(notes.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("tolk-shard-{index}"))
                 .spawn(move || shard.run())
@@ -212,6 +212,38 @@ impl Media {
         answer.await.map_err(|_| NetError::ShardGone)?
     }
 
+    async fn join(
+        &self,
+        event: Arc<EventLayout>,
+        join: Join,
+        offer: String,
+    ) -> Result<(SessionId, String), NetError> {
+        let session = SessionId::generate();
+        let shard = self.pick();
+        let sid = session.clone();
+        let answer =
+            self.ask(shard, |reply| Command::Join { event, session: sid, join, offer, reply }).await?;
+        Ok((session, answer))
+    }
+
+    /// End the sessions of `event` matching `which`, except `keep` (best effort: they may be gone).
+    async fn end_where(
+        &self,
+        event: &EventId,
+        keep: Option<&SessionId>,
+        which: impl Fn(SessionKind) -> bool,
+    ) {
+        let matching: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|e| &e.event == event && which(e.kind) && Some(e.key()) != keep)
+            .map(|e| e.key().clone())
+            .collect();
+        for session in matching {
+            let _ = self.end(&session).await;
+        }
+    }
+
     /// Publish the floor of `event` from a WHIP offer. A floor publisher already there is
     /// replaced; listeners hear one continuous stream across the change.
     pub async fn publish_floor(
@@ -219,23 +251,26 @@ impl Media {
         event: Arc<EventLayout>,
         offer: String,
     ) -> Result<(SessionId, String), NetError> {
-        let previous: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|e| e.event == event.id && e.kind == SessionKind::FloorPublisher)
-            .map(|e| e.key().clone())
-            .collect();
-        let session = SessionId::generate();
-        let shard = self.pick();
         let input = self.inputs.fetch_add(1, Ordering::Relaxed);
-        let sid = session.clone();
-        let answer = self
-            .ask(shard, |reply| Command::Publish { event: event.clone(), session: sid, input, offer, reply })
-            .await?;
-        for old in previous {
-            // Best effort: it may have gone already.
-            let _ = self.end(&old).await;
-        }
+        let (session, answer) = self.join(event.clone(), Join::Floor { input }, offer).await?;
+        self.end_where(&event.id, Some(&session), |k| k == SessionKind::FloorPublisher).await;
+        Ok((session, answer))
+    }
+
+    /// An interpreter's booth session: their microphone in, `listen_to` (the floor or a relay
+    /// language) and their partner's voice on `booth` out. Replaces their previous session.
+    pub async fn publish_booth(
+        &self,
+        event: Arc<EventLayout>,
+        interpreter: InterpreterId,
+        listen_to: Language,
+        booth: Language,
+        offer: String,
+    ) -> Result<(SessionId, String), NetError> {
+        let input = self.inputs.fetch_add(1, Ordering::Relaxed);
+        let join = Join::Booth { interpreter, input, listen_to, booth };
+        let (session, answer) = self.join(event.clone(), join, offer).await?;
+        self.end_where(&event.id, Some(&session), |k| k == SessionKind::Booth(interpreter)).await;
         Ok((session, answer))
     }
 
@@ -246,12 +281,35 @@ impl Media {
         language: Language,
         offer: String,
     ) -> Result<(SessionId, String), NetError> {
-        let session = SessionId::generate();
-        let shard = self.pick();
-        let sid = session.clone();
-        let answer =
-            self.ask(shard, |reply| Command::Listen { event, session: sid, language, offer, reply }).await?;
-        Ok((session, answer))
+        self.join(event, Join::Listen { language }, offer).await
+    }
+
+    /// Move a session's track (0: a listener's channel, an interpreter's input) to `language`.
+    pub async fn switch(
+        &self,
+        session: &SessionId,
+        track: usize,
+        language: Language,
+    ) -> Result<(), NetError> {
+        let shard = self
+            .sessions
+            .get(session)
+            .map(|e| e.shard)
+            .ok_or_else(|| NetError::UnknownSession(session.clone()))?;
+        self.ask(shard, |reply| Command::Switch { session: session.clone(), track, language, reply }).await
+    }
+
+    /// Who is on air in a channel, on every shard (takes effect at each shard's next packet).
+    pub fn set_on_air(&self, event: &EventId, language: &Language, on_air: Option<OnAir>) {
+        for shard in &self.shards {
+            let _ =
+                shard.send(Command::SetOnAir { event: event.clone(), language: language.clone(), on_air });
+        }
+    }
+
+    /// End every session of an interpreter (a revoked booth link).
+    pub async fn end_interpreter(&self, event: &EventId, interpreter: InterpreterId) {
+        self.end_where(event, None, |k| k == SessionKind::Booth(interpreter)).await;
     }
 
     /// End a session; `UnknownSession` if it is not (or no longer) there.

@@ -13,28 +13,40 @@ use str0m::net::Transmit;
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, IceConnectionState, Output, Rtc};
 
-use crate::ids::{EventId, SessionId};
+use crate::ids::{EventId, InterpreterId, SessionId};
 use crate::media::router::ChannelIndex;
 use crate::media::{ChannelPacket, Continuity, Mapped, Source, SourcePacket};
 use crate::net::NetError;
 use crate::net::timers::{PeerKey, Timers, Wake};
 use crate::net::udp::SendBatch;
 
-/// A listener's audio section: which channel it carries and its own RTP line.
+/// An audio section we send on: which channel it carries and its own RTP line.
 #[derive(Debug)]
 pub struct Track {
     pub mid: Mid,
     pub pt: Pt,
     pub channel: ChannelIndex,
     pub line: Continuity,
+    /// A booth partner track: carries its channel only while an interpreter other than this one
+    /// is on air there (the partner's voice), never the floor.
+    pub partner_of: Option<InterpreterId>,
 }
 
 #[derive(Debug)]
 pub enum PeerRole {
-    /// Sends the floor; its packets enter routing with this input key.
-    FloorPublisher { input: u64 },
+    /// Sends a source (the floor, or an interpreter's microphone) whose packets enter routing
+    /// with this input key; an interpreter also receives tracks (input, partner).
+    Publisher { source: Source, input: u64, tracks: Vec<Track> },
     /// Receives: the chosen channel on the first track, the floor on the second (if offered).
     Listener { tracks: Vec<Track> },
+}
+
+impl PeerRole {
+    pub fn tracks(&self) -> &[Track] {
+        match self {
+            PeerRole::Publisher { tracks, .. } | PeerRole::Listener { tracks } => tracks,
+        }
+    }
 }
 
 pub struct Peer {
@@ -129,18 +141,7 @@ impl Accepted {
     /// A listener's tracks: the chosen channel on the first audio section it receives, the floor
     /// on the second (if the offer has one).
     pub fn listener_tracks(&self, chosen: ChannelIndex) -> Result<Vec<Track>, NetError> {
-        let mut rng = rand::rng();
-        let tracks: Vec<Track> = self
-            .sending()
-            .take(2)
-            .enumerate()
-            .map(|(i, (mid, pt))| Track {
-                mid,
-                pt,
-                channel: if i == 0 { chosen } else { 0 },
-                line: Continuity::new(Mapped { seq: rng.random_range(0..1 << 14), ts: rng.random() }),
-            })
-            .collect();
+        let tracks = self.tracks([(chosen, None), (0, None)]);
         if tracks.is_empty() {
             return Err(NetError::Unsupported(
                 "the offer has no Opus audio section to receive (WHEP needs a=recvonly audio with Opus)"
@@ -148,6 +149,26 @@ impl Accepted {
             ));
         }
         Ok(tracks)
+    }
+
+    /// An interpreter's tracks: what they listen to (`input`: the floor or a relay channel) on the
+    /// first audio section they receive, their booth partner's voice on `booth` on the second.
+    pub fn booth_tracks(&self, input: ChannelIndex, booth: ChannelIndex, me: InterpreterId) -> Vec<Track> {
+        self.tracks([(input, None), (booth, Some(me))])
+    }
+
+    fn tracks(&self, plan: [(ChannelIndex, Option<InterpreterId>); 2]) -> Vec<Track> {
+        let mut rng = rand::rng();
+        self.sending()
+            .zip(plan)
+            .map(|((mid, pt), (channel, partner_of))| Track {
+                mid,
+                pt,
+                channel,
+                line: Continuity::new(Mapped { seq: rng.random_range(0..1 << 14), ts: rng.random() }),
+                partner_of,
+            })
+            .collect()
     }
 }
 
@@ -175,8 +196,8 @@ impl Peer {
         }
     }
 
-    /// Write one channel packet on a listener's track, rebased onto that track's own line. False
-    /// when nothing was written (not connected yet, not a listener, a stale packet).
+    /// Write one channel packet on one of our tracks, rebased onto that track's own line. False
+    /// when nothing was written (not connected yet, no such track, a stale packet).
     pub fn write(
         &mut self,
         track: usize,
@@ -187,7 +208,7 @@ impl Peer {
         if !self.connected {
             return false;
         }
-        let PeerRole::Listener { tracks } = &mut self.role else { return false };
+        let (PeerRole::Listener { tracks } | PeerRole::Publisher { tracks, .. }) = &mut self.role;
         let Some(track) = tracks.get_mut(track) else { return false };
         let Some(m) = track.line.map(channel as u64, packet.seq, packet.ts, now) else { return false };
         let (mid, pt) = (track.mid, track.pt);
@@ -228,10 +249,10 @@ impl Peer {
                     return Some("ICE disconnected");
                 }
                 Ok(Output::Event(Event::RtpPacket(packet))) => {
-                    if let PeerRole::FloorPublisher { input } = self.role {
+                    if let PeerRole::Publisher { source, input, .. } = self.role {
                         sources.push(Arc::new(SourcePacket {
                             event: self.event.clone(),
-                            source: Source::Floor,
+                            source,
                             input,
                             seq: *packet.seq_no,
                             ts: packet.header.timestamp,

@@ -17,7 +17,7 @@ use str0m::ice::StunMessage;
 use str0m::net::{Protocol, Receive};
 use tracing::{debug, info, info_span, warn};
 
-use crate::ids::{EventId, SessionId};
+use crate::ids::{EventId, Language, SessionId};
 use crate::media::fanout::Subscribers;
 use crate::media::router::{ChannelIndex, EventRouter};
 use crate::media::rtp::{self as plain_rtp, SeqExtender};
@@ -26,8 +26,8 @@ use crate::net::peer::{self, Peer, PeerRole};
 use crate::net::timers::{PeerKey, Timers, Wake};
 use crate::net::udp::{self, RecvBatch, SendBatch};
 use crate::net::{
-    ChannelListeners, Command, EventLayout, MediaConfig, NetError, SessionEntry, SessionKind, ShardHandle,
-    ShardStats,
+    ChannelListeners, Command, EventLayout, Join, MediaConfig, MediaNote, NetError, SessionEntry,
+    SessionKind, ShardHandle, ShardStats,
 };
 
 const SOCKET: Token = Token(0);
@@ -86,6 +86,7 @@ pub(crate) struct Shard {
     sessions: Arc<DashMap<SessionId, SessionEntry>>,
     inputs: Arc<AtomicU64>,
     connect_timeout: Duration,
+    notes: Option<tokio::sync::mpsc::UnboundedSender<MediaNote>>,
 
     peers: Vec<Option<Peer>>,
     generations: Vec<u32>,
@@ -142,6 +143,7 @@ impl Shard {
             sessions,
             inputs,
             connect_timeout: config.connect_timeout,
+            notes: None,
             peers: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
@@ -168,6 +170,10 @@ impl Shard {
 
     pub(crate) fn set_others(&mut self, others: Vec<ShardHandle>) {
         self.others = others;
+    }
+
+    pub(crate) fn set_notes(&mut self, notes: Option<tokio::sync::mpsc::UnboundedSender<MediaNote>>) {
+        self.notes = notes;
     }
 
     /// The shard's loop; returns on `Shutdown` or when every handle is gone.
@@ -228,13 +234,18 @@ impl Shard {
     fn handle_commands(&mut self) -> bool {
         while let Ok(command) = self.rx.try_recv() {
             match command {
-                Command::Publish { event, session, input, offer, reply } => {
-                    let result = self.add_peer(event, session, Some(input), None, &offer);
-                    let _ = reply.send(result);
+                Command::Join { event, session, join, offer, reply } => {
+                    let _ = reply.send(self.add_peer(event, session, join, &offer));
                 }
-                Command::Listen { event, session, language, offer, reply } => {
-                    let result = self.add_peer(event, session, None, Some(language), &offer);
-                    let _ = reply.send(result);
+                Command::Switch { session, track, language, reply } => {
+                    let _ = reply.send(self.switch(&session, track, &language));
+                }
+                Command::SetOnAir { event, language, on_air } => {
+                    if let Some(media) = self.events.get_mut(&event)
+                        && let Some(channel) = media.router.channel(&language)
+                    {
+                        media.router.set_on_air(channel, on_air);
+                    }
                 }
                 Command::End { session, reply } => {
                     let result = match self.by_session.get(&session).copied() {
@@ -272,32 +283,43 @@ impl Shard {
         &mut self,
         layout: Arc<EventLayout>,
         session: SessionId,
-        input: Option<u64>,
-        language: Option<crate::ids::Language>,
+        join: Join,
         offer: &str,
     ) -> Result<String, NetError> {
         let now = Instant::now();
         let mut accepted = peer::accept(now, self.candidate, offer)?;
         let span = info_span!(parent: None, "session", session = %session, event = %layout.id);
-        let (role, kind) = match (input, &language) {
-            (Some(input), _) => {
+        let media = self.event_media(&layout);
+        let channel = |language: &Language| {
+            media.router.channel(language).ok_or_else(|| NetError::UnknownLanguage(language.clone()))
+        };
+        let (role, kind) = match &join {
+            Join::Floor { input } | Join::Booth { input, .. } => {
                 if !accepted.receives() {
                     return Err(NetError::Unsupported(
                         "the offer has no Opus audio section that sends (WHIP needs a=sendonly or a=sendrecv audio with Opus)".into(),
                     ));
                 }
-                (PeerRole::FloorPublisher { input }, SessionKind::FloorPublisher)
+                match &join {
+                    Join::Booth { interpreter, listen_to, booth, .. } => {
+                        let tracks =
+                            accepted.booth_tracks(channel(listen_to)?, channel(booth)?, *interpreter);
+                        let source = Source::Booth(*interpreter);
+                        (
+                            PeerRole::Publisher { source, input: *input, tracks },
+                            SessionKind::Booth(*interpreter),
+                        )
+                    }
+                    _ => (
+                        PeerRole::Publisher { source: Source::Floor, input: *input, tracks: Vec::new() },
+                        SessionKind::FloorPublisher,
+                    ),
+                }
             }
-            (None, Some(language)) => {
-                let media = self.event_media(&layout);
-                let chosen = media
-                    .router
-                    .channel(language)
-                    .ok_or_else(|| NetError::UnknownLanguage(language.clone()))?;
-                let tracks = accepted.listener_tracks(chosen)?;
+            Join::Listen { language } => {
+                let tracks = accepted.listener_tracks(channel(language)?)?;
                 (PeerRole::Listener { tracks }, SessionKind::Listener)
             }
-            (None, None) => return Err(NetError::Unsupported("a session must publish or listen".into())),
         };
 
         let slot = self.free.pop().unwrap_or_else(|| {
@@ -309,18 +331,16 @@ impl Shard {
         for t in accepted.transmits.drain(..) {
             self.send.push(t.destination, t.contents.into());
         }
-        if let PeerRole::Listener { tracks } = &role {
-            let media = self.event_media(&layout);
-            for (i, track) in tracks.iter().enumerate() {
-                media.subscribers.add(track.channel, (slot, i as u8));
-            }
-            if let Some(first) = tracks.first() {
-                media.listeners[first.channel] += 1;
-            }
-        } else {
-            self.event_media(&layout);
+        let media = self.event_media(&layout);
+        for (i, track) in role.tracks().iter().enumerate() {
+            media.subscribers.add(track.channel, (slot, i as u8));
         }
-        span.in_scope(|| info!(?kind, language = ?language.as_ref().map(|l| l.as_str()), "session created"));
+        if let (PeerRole::Listener { tracks }, SessionKind::Listener) = (&role, kind)
+            && let Some(first) = tracks.first()
+        {
+            media.listeners[first.channel] += 1;
+        }
+        span.in_scope(|| info!(?kind, "session created"));
         self.by_session.insert(session.clone(), slot);
         self.by_ufrag.insert(accepted.ufrag.clone(), slot);
         self.sessions
@@ -331,6 +351,32 @@ impl Shard {
         self.timers.schedule(timeout, key, Wake::Engine);
         self.timers.schedule(now + self.connect_timeout, key, Wake::ConnectDeadline);
         Ok(answer)
+    }
+
+    /// Move one track of a session to another channel of its event: the track's own line
+    /// continues, so the listener hears the new channel from the next packet, without
+    /// renegotiation.
+    fn switch(&mut self, session: &SessionId, track: usize, language: &Language) -> Result<(), NetError> {
+        let slot = *self.by_session.get(session).ok_or_else(|| NetError::UnknownSession(session.clone()))?;
+        let Some(peer) = self.peers.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return Err(NetError::UnknownSession(session.clone()));
+        };
+        let media =
+            self.events.get_mut(&peer.event).ok_or_else(|| NetError::UnknownSession(session.clone()))?;
+        let to = media.router.channel(language).ok_or_else(|| NetError::UnknownLanguage(language.clone()))?;
+        let listener = matches!(peer.role, PeerRole::Listener { .. });
+        let (PeerRole::Listener { tracks } | PeerRole::Publisher { tracks, .. }) = &mut peer.role;
+        let Some(t) = tracks.get_mut(track) else {
+            return Err(NetError::Unsupported(format!("this session has no audio track {}", track + 1)));
+        };
+        let from = std::mem::replace(&mut t.channel, to);
+        media.subscribers.remove(from, (slot, track as u8));
+        media.subscribers.add(to, (slot, track as u8));
+        if listener && track == 0 {
+            media.listeners[from] = media.listeners[from].saturating_sub(1);
+            media.listeners[to] += 1;
+        }
+        Ok(())
     }
 
     fn remove_peer(&mut self, slot: u32, why: &str) {
@@ -347,14 +393,23 @@ impl Shard {
                 self.by_addr.remove(addr);
             }
         }
-        self.sessions.remove(&peer.session);
-        if let (PeerRole::Listener { tracks }, Some(media)) = (&peer.role, self.events.get_mut(&peer.event)) {
-            for (i, track) in tracks.iter().enumerate() {
+        if let Some(media) = self.events.get_mut(&peer.event) {
+            for (i, track) in peer.role.tracks().iter().enumerate() {
                 media.subscribers.remove(track.channel, (slot, i as u8));
             }
-            if let Some(first) = tracks.first() {
+            if let PeerRole::Listener { tracks } = &peer.role
+                && let Some(first) = tracks.first()
+            {
                 media.listeners[first.channel] = media.listeners[first.channel].saturating_sub(1);
             }
+        }
+        if let Some(notes) = &self.notes {
+            let kind = self.sessions.remove(&peer.session).map(|(_, e)| e.kind);
+            let _ = notes.send(MediaNote::SessionEnded {
+                session: peer.session.clone(),
+                event: peer.event.clone(),
+                kind,
+            });
         }
     }
 
@@ -606,6 +661,11 @@ impl Shard {
                 let Some(peer) = self.peers.get_mut(slot as usize).and_then(Option::as_mut) else {
                     continue;
                 };
+                if let Some(me) = peer.role.tracks().get(usize::from(track)).and_then(|t| t.partner_of)
+                    && media.router.on_air(*channel).is_none_or(|o| o.interpreter == me)
+                {
+                    continue; // a partner track carries only a partner's voice
+                }
                 if !peer.write(usize::from(track), *channel, out, now) {
                     continue;
                 }

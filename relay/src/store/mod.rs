@@ -1,5 +1,9 @@
 //! The store: events and their secrets, kept in SQLite under the data directory (sqlx, with the
 //! migrations in `relay/migrations`). Nothing the store accepted is lost across a restart.
+//! [`interpreters`] holds booth links; [`usage`] the facts recorded as an event happens.
+
+pub mod interpreters;
+pub mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -60,7 +64,12 @@ pub struct Event {
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
+}
+
+/// Now, in the Unix milliseconds the usage tables keep.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
 }
 
 impl Store {

@@ -1,0 +1,95 @@
+//! Interpreters: booth links with a personal token (stored hashed), one or two languages, and
+//! revocation, which takes effect at once.
+
+use chrono::Utc;
+use sqlx::Row;
+
+use crate::ids::{EventId, InterpreterId, Language, Token};
+use crate::store::{Store, StoreError};
+
+/// An interpreter as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpreter {
+    pub id: InterpreterId,
+    pub event: EventId,
+    pub name: String,
+    pub languages: Vec<Language>,
+}
+
+impl Store {
+    pub async fn insert_interpreter(
+        &self,
+        event: &EventId,
+        name: &str,
+        languages: &[Language],
+        token: &Token,
+    ) -> Result<Interpreter, StoreError> {
+        let encoded = serde_json::to_string(languages).unwrap_or_else(|_| "[]".into());
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO interpreters (event_id, name, languages, token_hash, created_at)
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(event.as_str())
+        .bind(name)
+        .bind(encoded)
+        .bind(token.hash())
+        .bind(Utc::now().timestamp())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Interpreter {
+            id: InterpreterId(id),
+            event: event.clone(),
+            name: name.into(),
+            languages: languages.to_vec(),
+        })
+    }
+
+    /// The live (not revoked) interpreter holding `token`, whose event is live too.
+    pub async fn interpreter_by_token(&self, token: &Token) -> Result<Option<Interpreter>, StoreError> {
+        let row = sqlx::query(
+            "SELECT i.id, i.event_id, i.name, i.languages FROM interpreters i JOIN events e ON e.id = i.event_id
+             WHERE i.token_hash = ? AND i.revoked_at IS NULL AND e.cancelled_at IS NULL",
+        )
+        .bind(token.hash())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    /// Live interpreters of an event, in the order they were issued.
+    pub async fn interpreters(&self, event: &EventId) -> Result<Vec<Interpreter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, name, languages FROM interpreters WHERE event_id = ? AND revoked_at IS NULL ORDER BY id",
+        )
+        .bind(event.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Revoke a booth link; false when there was no such live link in that event.
+    pub async fn revoke_interpreter(&self, event: &EventId, id: InterpreterId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE interpreters SET revoked_at = ? WHERE id = ? AND event_id = ? AND revoked_at IS NULL",
+        )
+        .bind(Utc::now().timestamp())
+        .bind(id.0)
+        .bind(event.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<Interpreter, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let corrupt = |why: String| StoreError::Corrupt { id: format!("interpreter {id}"), why };
+    let event: String = row.try_get("event_id")?;
+    let languages: String = row.try_get("languages")?;
+    Ok(Interpreter {
+        id: InterpreterId(id),
+        event: EventId::parse(&event).map_err(|e| corrupt(e.to_string()))?,
+        name: row.try_get("name")?,
+        languages: serde_json::from_str(&languages).map_err(|e| corrupt(e.to_string()))?,
+    })
+}
