@@ -1,0 +1,216 @@
+//! Interpretation end to end over real WebRTC: a floor at 440 Hz, interpreters A (880 Hz) and
+//! B (660 Hz) in the `fr` booth, listeners on `fr` and `de`. What each listener hears is checked by
+//! frequency through on-air, handover, cough, unmute, relay input, channel switch and revoke.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tolk_tests::audio::{dominant_frequency, level_db};
+use tolk_tests::client::{self, Client};
+use tolk_tests::relay::{ADMIN, TestRelay, field};
+
+const FLOOR: f64 = 440.0;
+const A: f64 = 880.0;
+const B: f64 = 660.0;
+
+/// Half a second of what a track received after `since` (waits for it to arrive).
+async fn heard_after(client: &Client, track: usize, since: Instant) -> anyhow::Result<Vec<f32>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = client.track(track);
+        let samples = stats.samples_since(since);
+        if samples.len() >= 24_000 {
+            return Ok(samples[..24_000].to_vec());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "track {track} received {} samples after the change",
+            samples.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The frequency a track hears from 200 ms after now (the change has settled in the jitter path).
+async fn frequency_now(client: &Client, track: usize) -> anyhow::Result<f64> {
+    let since = Instant::now() + Duration::from_millis(200);
+    Ok(dominant_frequency(&heard_after(client, track, since).await?))
+}
+
+async fn assert_hears(client: &Client, track: usize, expected: f64, what: &str) -> anyhow::Result<()> {
+    let heard = frequency_now(client, track).await?;
+    assert!((heard - expected).abs() <= 5.0, "{what}: heard {heard:.0} Hz, expected {expected:.0} Hz");
+    Ok(())
+}
+
+async fn booth(
+    relay: &TestRelay,
+    token: &str,
+    action: &str,
+    body: Value,
+) -> anyhow::Result<reqwest::Response> {
+    Ok(relay
+        .http
+        .post(relay.url(&format!("/api/v1/booth/{action}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?)
+}
+
+async fn booth_ok(relay: &TestRelay, token: &str, action: &str, body: Value) -> anyhow::Result<Value> {
+    let response = booth(relay, token, action, body).await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(status == StatusCode::OK, "{action} answered {status}: {body}");
+    Ok(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> anyhow::Result<()> {
+    let relay = TestRelay::start(2).await?;
+    let event = relay.event_now(&["fr", "de"], "whip").await?;
+    let id = field(&event, "/id")?.to_owned();
+    let issue = |name: &str| {
+        relay
+            .http
+            .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
+            .bearer_auth(ADMIN)
+            .json(&json!({"name": name, "languages": ["fr"]}))
+            .send()
+    };
+    let ana: Value = issue("Ana").await?.json().await?;
+    let ben: Value = issue("Ben").await?.json().await?;
+    let (ana_token, ben_token) = (field(&ana, "/token")?.to_owned(), field(&ben, "/token")?.to_owned());
+    assert!(field(&ana, "/booth_url")?.ends_with(&format!("/booth/{ana_token}")));
+    assert!(ana_token.len() >= 32, "128 random bits or more");
+
+    let floor = client::publish(
+        &relay.http,
+        field(&event, "/floor/whip_url")?,
+        field(&event, "/floor/token")?,
+        FLOOR,
+    )
+    .await?;
+    let whip_booth = relay.url("/whip/booth");
+    let a = client::booth(&relay.http, &whip_booth, &ana_token, A).await?;
+    let b = client::booth(&relay.http, &whip_booth, &ben_token, B).await?;
+    let fr = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    let de = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/de")), 1).await?;
+    fr.wait_packets(0, 25, Duration::from_secs(15)).await?;
+    de.wait_packets(0, 25, Duration::from_secs(15)).await?;
+
+    // Nobody on air: every channel carries the floor; interpreters hear the floor as input.
+    assert_hears(&fr, 0, FLOOR, "fr with nobody on air").await?;
+    assert_hears(&a, 0, FLOOR, "Ana's input").await?;
+
+    // Ana takes the air in fr.
+    let state = booth_ok(&relay, &ana_token, "on-air", json!({"language": "fr"})).await?;
+    assert_eq!(state["on_air"], "fr");
+    assert_hears(&fr, 0, A, "fr with Ana on air").await?;
+    assert_hears(&de, 0, FLOOR, "de is untouched").await?;
+    // Ben hears his partner on his partner track.
+    assert_hears(&b, 1, A, "Ben's partner track").await?;
+
+    // Handover: Ben asks, Ana accepts. No gap, no double voice.
+    booth_ok(&relay, &ben_token, "handover-request", json!({})).await?;
+    let seen: Value =
+        relay.http.get(relay.url("/api/v1/booth/state")).bearer_auth(&ana_token).send().await?.json().await?;
+    assert_eq!(seen["handover_request"]["from"]["name"], "Ben");
+    let before = fr.track(0);
+    let handover_at = Instant::now();
+    booth_ok(&relay, &ana_token, "handover-accept", json!({})).await?;
+    assert_hears(&fr, 0, B, "fr after the handover").await?;
+    let after = fr.track(0);
+    assert_eq!(after.missing(), before.missing(), "no packet lost at the handover");
+    let gap = after
+        .arrivals
+        .windows(2)
+        .filter(|w| w[1].0 >= handover_at)
+        .map(|w| w[1].0 - w[0].0)
+        .max()
+        .unwrap_or_default();
+    println!(
+        "handover: largest gap between packets at the fr listener {gap:?} (before it: {:?})",
+        before.max_gap
+    );
+    // No gap: every 10 ms of decoded audio around the handover carries a voice.
+    let around = heard_after(&fr, 0, handover_at - Duration::from_millis(200)).await?;
+    let quietest = around.chunks(480).map(level_db).fold(f64::MAX, f64::min);
+    assert!(quietest > -20.0, "no silence at the handover: the quietest 10 ms is at {quietest:.1} dBFS");
+    // Double voice would show as both tones at once right after the switch.
+    let right_after = heard_after(&fr, 0, handover_at + Duration::from_millis(60)).await?;
+    let a_level = tolk_tests::audio::tone_level_db(&right_after, A);
+    let b_level = tolk_tests::audio::tone_level_db(&right_after, B);
+    assert!(
+        b_level > a_level + 20.0,
+        "one voice after the handover: Ben {b_level:.1} dB, Ana {a_level:.1} dB"
+    );
+
+    // Cough: silence, never the floor; then back.
+    booth_ok(&relay, &ben_token, "mute", json!({"muted": true})).await?;
+    let muted = heard_after(&fr, 0, Instant::now() + Duration::from_millis(200)).await?;
+    assert!(level_db(&muted) < -50.0, "cough gives silence: {:.1} dBFS", level_db(&muted));
+    booth_ok(&relay, &ben_token, "mute", json!({"muted": false})).await?;
+    assert_hears(&fr, 0, B, "fr after the cough").await?;
+
+    // Relay input: Ana listens to de (the floor there) then fr (Ben) instead of the floor.
+    booth_ok(&relay, &ana_token, "input", json!({"source": "fr"})).await?;
+    assert_hears(&a, 0, B, "Ana relaying from fr").await?;
+    booth_ok(&relay, &ana_token, "input", json!({"source": "floor"})).await?;
+    assert_hears(&a, 0, FLOOR, "Ana back on the floor").await?;
+
+    // A listener switches channel without renegotiation.
+    let switch_at = Instant::now();
+    let response = relay
+        .http
+        .post(format!("{}/channel", de.session_url))
+        .json(&json!({"language": "fr"}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_hears(&de, 0, B, "the de listener after switching to fr").await?;
+    let samples = heard_after(&de, 0, switch_at).await?;
+    let switched_ms = samples
+        .chunks(480)
+        .position(|c| tolk_tests::audio::tone_level_db(c, B) > -20.0)
+        .map(|i| i * 10)
+        .context("the switch never reached the listener")?;
+    println!("channel switch: the new channel is heard {switched_ms} ms after the POST (10 ms resolution)");
+
+    // Ana cannot go on air in a language that is not hers: 403, nothing changes.
+    let response = booth(&relay, &ana_token, "on-air", json!({"language": "de"})).await?;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // Revoke Ben while he is on air: 401 at once, fr falls back to the floor within a second.
+    let revoke_at = Instant::now();
+    let response = relay
+        .http
+        .delete(relay.url(&format!("/api/v1/events/{id}/interpreters/{}", ben["id"])))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(booth(&relay, &ben_token, "off-air", json!({})).await?.status(), StatusCode::UNAUTHORIZED);
+    let after_revoke = heard_after(&fr, 0, revoke_at + Duration::from_millis(1000)).await?;
+    let heard = dominant_frequency(&after_revoke);
+    assert!(
+        (heard - FLOOR).abs() <= 5.0,
+        "fr falls back to the floor within 1 s of the revoke: {heard:.0} Hz"
+    );
+
+    // Usage facts were recorded as it happened.
+    let event_id = tolk_relay::ids::EventId::parse(&id)?;
+    let (on_air, listening, handovers, _) = relay.server.app.store.usage_counts(&event_id).await?;
+    assert!(on_air >= 2, "on-air intervals: {on_air}");
+    assert!(listening >= 3, "listening rows (2 joins and a switch): {listening}");
+    assert_eq!(handovers, 1);
+
+    for c in [fr, de, a, b, floor] {
+        let _ = c.stop();
+    }
+    relay.stop().await;
+    Ok(())
+}
