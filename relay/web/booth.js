@@ -415,6 +415,7 @@
     ui.console.setAttribute("aria-disabled", "true");
     document.body.dataset.fatal = "true";
     document.title = "Booth link not valid · Tolk";
+    renderAir();
     setConnection("error", st.fatal);
     try { ui.fatal.focus(); } catch (_) { /* not focusable */ }
   }
@@ -592,19 +593,25 @@
 
   function renderAir() {
     const s = st.state;
-    const onAir = s ? s.on_air : null;
-    const muted = st.coughHeld || Boolean(s && s.muted);
+    const onAir = s && !st.fatal ? s.on_air : null; // a revoked link is off air
+    const muted = !st.fatal && (st.coughHeld || Boolean(s && s.muted));
     ui.air.dataset.on = String(Boolean(onAir));
     ui.air.dataset.muted = String(muted);
     document.body.dataset.air = onAir ? "on" : "off";
     ui.airText.textContent = onAir ? `ON AIR · ${CODE(onAir)}` : "OFF AIR";
     ui.airMuted.hidden = !muted;
     if (!s) return;
+    if (st.fatal) {
+      ui.airSub.textContent = "Booth link not valid";
+      return;
+    }
     let sub;
     if (onAir) {
       const ch = channelOf(onAir);
-      sub = [labelOf(onAir), ch ? listenersText(ch.listeners) : "", muted ? "listeners hear silence" : ""]
-        .filter(Boolean).join(" · ");
+      const n = ch ? listenersText(ch.listeners) : "";
+      sub = muted
+        ? `${labelOf(onAir)} · muted: ${n ? n + " hear" : "listeners hear"} silence`
+        : [labelOf(onAir), n].filter(Boolean).join(" · ");
     } else {
       sub = myLanguages().map((lang) => {
         const who = otherOnAir(lang);
@@ -627,10 +634,10 @@
     const who = target ? otherOnAir(target) : null;
     ui.handoverRequest.hidden = !who;
     if (who) {
-      const waiting = performance.now() - st.handoverAskedAt < HANDOVER_WAIT_MS;
+      const waiting = st.handoverAskedAt > 0 && performance.now() - st.handoverAskedAt < HANDOVER_WAIT_MS;
       ui.handoverRequest.textContent = waiting
         ? `Asked ${who.name} to hand over…`
-        : `Request handover from ${who.name}`;
+        : `Ask ${who.name} to hand over`;
       ui.handoverRequest.disabled = waiting || st.airBusy;
     }
   }
@@ -661,7 +668,7 @@
       sub.textContent = labelOf(lang);
     }
     const noMic = !st.mic.track;
-    if (noMic && !mine) sub.textContent = "Microphone not available";
+    if (noMic && !mine) sub.textContent = st.mic.error ? "Microphone not available" : "Waiting for the microphone…";
     btn.setAttribute("aria-pressed", String(mine));
     btn.dataset.handover = String(Boolean(other) && !mine);
     btn.disabled = st.airBusy || (noMic && !mine);

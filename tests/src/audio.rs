@@ -11,18 +11,25 @@ pub struct Tone {
     pub frequency: f64,
     pub amplitude: f64,
     phase: f64,
+    /// Dither at -70 dBFS, so that no two encoded frames are alike (latency is measured by
+    /// matching payloads).
+    noise: u32,
 }
 
 impl Tone {
     pub fn new(frequency: f64, amplitude: f64) -> Self {
-        Self { frequency, amplitude, phase: 0.0 }
+        Self { frequency, amplitude, phase: 0.0, noise: 0x9e37_79b9 }
     }
 
     pub fn frame(&mut self) -> [f32; FRAME] {
         let mut out = [0.0; FRAME];
         let step = 2.0 * PI * self.frequency / f64::from(RATE);
         for s in &mut out {
-            *s = (self.amplitude * self.phase.sin()) as f32;
+            self.noise ^= self.noise << 13;
+            self.noise ^= self.noise >> 17;
+            self.noise ^= self.noise << 5;
+            let dither = (f64::from(self.noise) / f64::from(u32::MAX) - 0.5) * 6e-4;
+            *s = (self.amplitude * self.phase.sin() + dither) as f32;
             self.phase = (self.phase + step) % (2.0 * PI);
         }
         out

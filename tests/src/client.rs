@@ -32,6 +32,8 @@ pub struct TrackStats {
     pub max_gap: Duration,
     /// Arrival time and sample offset of every packet (for switch and handover timing).
     pub arrivals: Vec<(Instant, usize)>,
+    /// A fingerprint of every payload and when it arrived (to match with what a sender sent).
+    pub payloads: Vec<(u64, Instant)>,
 }
 
 impl TrackStats {
@@ -59,6 +61,8 @@ impl TrackStats {
 /// A client thread and what it shares with the test.
 pub struct Client {
     pub session_url: String,
+    /// Fingerprints of the payloads this client sent, and when.
+    pub sent: Arc<Mutex<HashMap<u64, Option<Instant>>>>,
     pub tracks: Arc<Mutex<Vec<TrackStats>>>,
     pub connected: Arc<AtomicBool>,
     pub posted_at: Instant,
@@ -190,13 +194,40 @@ async fn start(
         _ => None,
     };
     let stats = Arc::new(Mutex::new(vec![TrackStats::default(); receive]));
+    let sent = Arc::new(Mutex::new(HashMap::new()));
     let connected = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
-        let (stats, connected, stop) = (stats.clone(), connected.clone(), stop.clone());
-        std::thread::spawn(move || run(rtc, socket, local, sender, mids, stats, connected, stop))
+        let (stats, sent, connected, stop) = (stats.clone(), sent.clone(), connected.clone(), stop.clone());
+        std::thread::spawn(move || {
+            run(rtc, socket, local, sender, mids, Shared { stats, sent, connected, stop })
+        })
     };
-    Ok(Client { session_url, tracks: stats, connected, posted_at, stop, thread: Some(thread) })
+    Ok(Client { session_url, sent, tracks: stats, connected, posted_at, stop, thread: Some(thread) })
+}
+
+/// A payload's fingerprint (FNV-1a): relayed payloads are forwarded byte for byte.
+pub fn fingerprint(payload: &[u8]) -> u64 {
+    payload.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Per-packet delay from `sender` to a track of `receiver`, for payloads forwarded unchanged.
+pub fn delays(sender: &Client, receiver: &Client, track: usize) -> Vec<Duration> {
+    let sent = sender.sent.lock().map(|s| s.clone()).unwrap_or_default();
+    receiver
+        .track(track)
+        .payloads
+        .iter()
+        .filter_map(|(fp, at)| Some(at.saturating_duration_since((*sent.get(fp)?)?)))
+        .collect()
+}
+
+/// (p50, p95, max) of a set of durations.
+pub fn percentiles(mut values: Vec<Duration>) -> (Duration, Duration, Duration) {
+    values.sort();
+    let at =
+        |q: f64| values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or_default();
+    (at(0.5), at(0.95), at(1.0))
 }
 
 /// Drain an Rtc: send transmits, hand events to `on_event`; returns the next deadline.
@@ -260,17 +291,23 @@ struct Sender {
     ts: u32,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a client thread shares with the test.
+struct Shared {
+    stats: Arc<Mutex<Vec<TrackStats>>>,
+    sent: Arc<Mutex<HashMap<u64, Option<Instant>>>>,
+    connected: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
 fn run(
     mut rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
     sender: Option<(Mid, OpusTone)>,
     mids: Vec<Mid>,
-    stats: Arc<Mutex<Vec<TrackStats>>>,
-    connected: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    shared: Shared,
 ) -> anyhow::Result<()> {
+    let Shared { stats, sent, connected, stop } = shared;
     let mut sender = sender.map(|(mid, tone)| Sender {
         mid,
         tone,
@@ -305,6 +342,7 @@ fn run(
                 };
                 let now = Instant::now();
                 if let Ok(mut all) = stats.lock() {
+                    all[track].payloads.push((fingerprint(&p.payload), now));
                     record(&mut all[track], *p.seq_no, &pcm[..decoded], now);
                 }
             }
@@ -322,7 +360,15 @@ fn run(
                 let pt = opus_pt(&rtc, s.mid).context("Opus was not negotiated")?;
                 let mut direct = rtc.direct_api();
                 let stream = direct.stream_tx_by_mid(s.mid, None).context("no send stream")?;
+                if let Ok(mut sent) = sent.lock() {
+                    // A payload sent twice cannot be timed: forget it.
+                    sent.entry(fingerprint(&payload))
+                        .and_modify(|t| *t = None)
+                        .or_insert(Some(Instant::now()));
+                }
                 stream.write_rtp(RtpWrite::new(pt, s.seq.into(), s.ts, Instant::now(), payload));
+                // str0m sends queued media on its next timeout: now.
+                rtc.handle_input(Input::Timeout(Instant::now()))?;
                 s.seq += 1;
                 s.ts = s.ts.wrapping_add(FRAME as u32);
                 s.next = Some(due + Duration::from_millis(20));

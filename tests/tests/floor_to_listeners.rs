@@ -64,6 +64,14 @@ async fn a_whip_floor_reaches_fifty_listeners_on_every_channel() -> anyhow::Resu
         first_audio.iter().max()
     );
 
+    let all: Vec<Duration> = listeners.iter().flat_map(|l| client::delays(&publisher, l, 0)).collect();
+    let matched = all.len();
+    let (p50, p95, max) = client::percentiles(all);
+    println!(
+        "floor → listener over real WebRTC on loopback ({matched} packets): p50 {p50:?}, p95 {p95:?}, max {max:?}"
+    );
+    assert!(matched > LISTENERS * 100, "payloads are forwarded byte for byte ({matched} matched)");
+
     let metrics = relay.http.get(relay.url("/metrics")).send().await?.text().await?;
     let listed: usize = metrics
         .lines()

@@ -105,6 +105,13 @@ async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> any
     // Nobody on air: every channel carries the floor; interpreters hear the floor as input.
     assert_hears(&fr, 0, FLOOR, "fr with nobody on air").await?;
     assert_hears(&a, 0, FLOOR, "Ana's input").await?;
+    let (p50, p95, max) = client::percentiles(client::delays(&floor, &fr, 0));
+    println!(
+        "pass-through latency floor → listener (publisher send to listener receive): p50 {p50:?}, p95 {p95:?}, max {max:?}"
+    );
+    let (p50, p95, max) = client::percentiles(client::delays(&floor, &a, 0));
+    println!("pass-through latency floor → interpreter's ear: p50 {p50:?}, p95 {p95:?}, max {max:?}");
+    assert!(p50 < Duration::from_millis(50), "floor to interpreter is direct: p50 {p50:?}");
 
     // Ana takes the air in fr.
     let state = booth_ok(&relay, &ana_token, "on-air", json!({"language": "fr"})).await?;

@@ -11,7 +11,7 @@ use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Transmit;
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, IceConnectionState, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::ids::{EventId, InterpreterId, SessionId};
 use crate::media::router::ChannelIndex;
@@ -218,6 +218,11 @@ impl Peer {
             RtpWrite::new(pt, m.seq.into(), m.ts, packet.received_at, packet.payload.clone())
                 .marker(packet.marker),
         );
+        // str0m queues the packet and asks for a timeout before it sends; give it now, so the
+        // packet leaves in this turn rather than at the next timer.
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            self.span.in_scope(|| tracing::debug!(error = %e, "timeout after write rejected"));
+        }
         true
     }
 

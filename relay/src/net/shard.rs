@@ -212,7 +212,15 @@ impl Shard {
             for floor in rtp_ready {
                 self.read_rtp_floor(floor, &mut recv);
             }
-            self.fire_timers(Instant::now());
+            // Timers can surface publishers' packets, whose fan-out sets new (due) timers.
+            loop {
+                let now = Instant::now();
+                self.fire_timers(now);
+                if self.sources.is_empty() {
+                    break;
+                }
+                self.route_sources(now);
+            }
             self.flush();
             self.counters.busy += started.elapsed();
             self.counters.loops += 1;
