@@ -149,8 +149,16 @@ async fn serve_socket(app: Arc<App>, me: Interpreter, mut socket: WebSocket) {
     if !send_state(&app, &me, &mut socket).await {
         return;
     }
+    // Listener counts change without a booth action: refresh them every few seconds.
+    let mut refresh = tokio::time::interval(std::time::Duration::from_secs(5));
+    refresh.tick().await;
     loop {
         tokio::select! {
+            _ = refresh.tick() => {
+                if !send_state(&app, &me, &mut socket).await {
+                    return;
+                }
+            }
             push = pushes.recv() => match push {
                 Ok(BoothPush::State) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     // A revoked link stops receiving anything but its 401.

@@ -1,0 +1,65 @@
+//! The booth page in headless Chromium, with a fake microphone fed from a WAV tone: it connects,
+//! hears the floor as its input, goes on air, and a listener page in a second browser hears the
+//! interpreter's tone on that channel.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tolk_tests::audio::tone_wav;
+use tolk_tests::browser::Browser;
+use tolk_tests::client::RtpSender;
+use tolk_tests::relay::{ADMIN, TestRelay, field};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interpreter_on_the_booth_page_is_heard_on_the_listener_page() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let event = relay.event_now(&["fr"], "rtp").await?;
+    let id = field(&event, "/id")?;
+    let floor =
+        RtpSender::start(field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?, 440.0)?;
+    let ana: serde_json::Value = relay
+        .http
+        .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Ana", "languages": ["fr"]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let microphone = relay.data_dir.join("ana.wav");
+    std::fs::write(&microphone, tone_wav(880.0, 0.5, 30))?;
+
+    let booth = Browser::start(Some(&microphone)).await?;
+    booth.goto(&format!("{}?autoplay=1", field(&ana, "/booth_url")?)).await?;
+    booth
+        .wait_for("window.tolkBooth && window.tolkBooth.connection === 'connected'", Duration::from_secs(20))
+        .await?;
+    let input = booth.eval_promise("window.tolkBooth.measureInput(1500)").await?;
+    println!("booth input: {input}");
+    let heard = input["frequency"].as_f64().unwrap_or(0.0);
+    assert!((heard - 440.0).abs() < 10.0, "the interpreter hears the floor: {heard} Hz");
+    let state = booth.eval_promise("window.tolkBooth.call('on-air', {language: 'fr'})").await?;
+    assert_eq!(state["on_air"], "fr");
+    booth.wait_for("document.body.dataset.air === 'on'", Duration::from_secs(5)).await?;
+
+    let listener = Browser::start(None).await?;
+    listener.goto(&relay.url(&format!("/e/{id}?lang=fr&autoplay=1"))).await?;
+    listener
+        .wait_for("window.tolkListener && window.tolkListener.state === 'listening'", Duration::from_secs(20))
+        .await?;
+    listener.wait_for("window.tolkListener.firstAudioMs !== null", Duration::from_secs(10)).await?;
+    let measured = listener.eval_promise("window.tolkListener.measureTone(1500)").await?;
+    println!("listener on fr: {measured}");
+    let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
+    assert!((frequency - 880.0).abs() < 10.0, "the listener hears the interpreter: {frequency} Hz");
+    assert!(measured["level_db"].as_f64().unwrap_or(-200.0) > -40.0);
+
+    if let Ok(dir) = std::env::var("TOLK_SCREENSHOTS") {
+        booth.screenshot(&std::path::Path::new(&dir).join("booth.png")).await?;
+    }
+    booth.close().await?;
+    listener.close().await?;
+    floor.stop()?;
+    relay.stop().await;
+    Ok(())
+}
