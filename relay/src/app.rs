@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::config::Settings;
 use crate::ids::{EventId, InterpreterId, Language, SessionId, Token};
+use crate::media::mixer::MixSettings;
 use crate::media::router::{ChannelKind, EventRouter};
 use crate::net::{EventLayout, Media, MediaConfig, MediaNote, NetError, SessionKind};
 use crate::store::{Event, FloorKind, Store, StoreError};
@@ -63,6 +64,10 @@ pub struct NewEvent {
     pub expected_listeners: u32,
     #[serde(default = "default_floor")]
     pub floor: FloorRequest,
+    /// Mix mode: the floor under the interpretation at this level in dB (e.g. -18); null or
+    /// absent: pass-through (a listener can still mix the floor track in the browser).
+    #[serde(default)]
+    pub floor_under_interpretation_db: Option<f32>,
 }
 
 fn default_floor() -> FloorRequest {
@@ -98,6 +103,7 @@ pub struct EventView {
     pub listener_url: String,
     pub floor: FloorView,
     pub channels: Vec<ChannelView>,
+    pub floor_under_interpretation_db: Option<f32>,
 }
 
 pub struct App {
@@ -200,6 +206,7 @@ impl App {
             },
             rtp_port: None,
             floor_token_hash: token.hash(),
+            floor_under_db: request.floor_under_interpretation_db,
         };
         self.store.insert_event(&event).await?;
         if event.floor_kind == FloorKind::Rtp {
@@ -221,8 +228,15 @@ impl App {
             id: event.id.clone(),
             floor: event.floor_language.clone(),
             languages: event.languages.clone(),
+            mix: event.floor_under_db.map(|floor_db| MixSettings {
+                floor_db,
+                complexity: self.settings.mix_complexity,
+                bitrate: self.settings.mix_bitrate,
+            }),
         });
-        self.layouts.insert(event.id.clone(), layout.clone());
+        if self.layouts.insert(event.id.clone(), layout.clone()).is_none() {
+            self.media.prepare_event(layout.clone());
+        }
         layout
     }
 
@@ -243,6 +257,7 @@ impl App {
             ends_at: now + chrono::Duration::days(3650),
             expected_listeners: 100,
             floor: FloorRequest::Rtp,
+            floor_under_interpretation_db: None,
         };
         self.create_event_with_id(id, request).await
     }
@@ -417,6 +432,7 @@ impl App {
                 rtp_url: event.rtp_port.map(|p| format!("rtp://{}", SocketAddr::new(host, p))),
             },
             channels,
+            floor_under_interpretation_db: event.floor_under_db,
         }
     }
 }
@@ -434,6 +450,13 @@ fn validate(request: &NewEvent) -> Result<Vec<Language>, AppError> {
     }
     if request.expected_listeners == 0 || request.expected_listeners > 1_000_000 {
         return Err(AppError::Invalid("expected_listeners must be 1 to 1,000,000".into()));
+    }
+    if let Some(db) = request.floor_under_interpretation_db
+        && !(-60.0..=0.0).contains(&db)
+    {
+        return Err(AppError::Invalid(format!(
+            "floor_under_interpretation_db must be between -60 and 0 dB (or null for pass-through), not {db}"
+        )));
     }
     if request.languages.len() > 64 {
         return Err(AppError::Invalid("an event has at most 64 interpretation languages".into()));

@@ -50,6 +50,12 @@ pub struct ConfigArgs {
     /// Organiser API token; generated and printed once when unset.
     #[arg(long, env = "TOLK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Mix mode: Opus encoder complexity 0–10 [default: 5].
+    #[arg(long, env = "TOLK_MIX_COMPLEXITY")]
+    pub mix_complexity: Option<i32>,
+    /// Mix mode: Opus bitrate in bit/s [default: 32000].
+    #[arg(long, env = "TOLK_MIX_BITRATE")]
+    pub mix_bitrate: Option<i32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +69,8 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     admin_token: Option<String>,
+    mix_complexity: Option<i32>,
+    mix_bitrate: Option<i32>,
 }
 
 /// The resolved configuration.
@@ -80,6 +88,9 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// A media session that has not connected this long after its offer is dropped.
     pub connect_timeout: std::time::Duration,
+    /// Mix mode Opus encoder: complexity 0–10 and bitrate (bit/s).
+    pub mix_complexity: i32,
+    pub mix_bitrate: i32,
 }
 
 impl Settings {
@@ -122,6 +133,8 @@ impl Settings {
             database_url: args.database_url.clone().or(file.database_url),
             admin_token: args.admin_token.clone().or(file.admin_token).filter(|t| !t.is_empty()),
             connect_timeout: std::time::Duration::from_secs(30),
+            mix_complexity: args.mix_complexity.or(file.mix_complexity).unwrap_or(5).clamp(0, 10),
+            mix_bitrate: args.mix_bitrate.or(file.mix_bitrate).unwrap_or(32_000).clamp(6_000, 510_000),
         })
     }
 

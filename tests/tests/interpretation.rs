@@ -221,3 +221,65 @@ async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> any
     relay.stop().await;
     Ok(())
 }
+
+/// Mix mode: the floor under the interpretation at the configured level, encoded once per
+/// channel; a listener with one track hears both tones, the floor 18 dB (± 2) under the voice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mix_mode_puts_the_floor_under_the_voice_at_the_configured_level() -> anyhow::Result<()> {
+    let relay = TestRelay::start(2).await?;
+    let now = chrono::Utc::now();
+    let event = relay
+        .create_event(json!({
+            "title": "Mixed", "floor_language": "en", "languages": ["fr"],
+            "starts_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "expected_listeners": 10, "floor_under_interpretation_db": -18
+        }))
+        .await?;
+    assert_eq!(event["floor_under_interpretation_db"], -18.0);
+    let id = field(&event, "/id")?.to_owned();
+    let ana: Value = relay
+        .http
+        .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Ana", "languages": ["fr"]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = field(&ana, "/token")?.to_owned();
+    let floor = client::publish(
+        &relay.http,
+        field(&event, "/floor/whip_url")?,
+        field(&event, "/floor/token")?,
+        FLOOR,
+    )
+    .await?;
+    let a = client::booth(&relay.http, &relay.url("/whip/booth"), &token, A).await?;
+    let fr = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    fr.wait_packets(0, 25, Duration::from_secs(15)).await?;
+    assert_hears(&fr, 0, FLOOR, "nobody on air: the floor as it is").await?;
+
+    booth_ok(&relay, &token, "on-air", json!({"language": "fr"})).await?;
+    let mixed = heard_after(&fr, 0, Instant::now() + Duration::from_millis(500)).await?;
+    let voice = tolk_tests::audio::tone_level_db(&mixed, A);
+    let under = tolk_tests::audio::tone_level_db(&mixed, FLOOR);
+    println!("mix mode: voice {voice:.1} dB, floor {under:.1} dB, difference {:.1} dB", under - voice);
+    assert!(voice > -15.0, "the voice is there: {voice:.1} dB");
+    assert!(
+        (under - voice + 18.0).abs() <= 2.0,
+        "the floor is 18 ± 2 dB under the voice: {:.1} dB",
+        under - voice
+    );
+
+    // Cough in mix mode: the voice goes, the floor bed stays at its level.
+    booth_ok(&relay, &token, "mute", json!({"muted": true})).await?;
+    let coughing = heard_after(&fr, 0, Instant::now() + Duration::from_millis(300)).await?;
+    assert!(tolk_tests::audio::tone_level_db(&coughing, A) < -40.0, "no voice while coughing");
+
+    for c in [fr, a, floor] {
+        let _ = c.stop();
+    }
+    relay.stop().await;
+    Ok(())
+}

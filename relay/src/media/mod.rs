@@ -5,10 +5,12 @@
 //! - [`rtp`]: plain RTP parsing for RTP floors;
 //! - [`continuity`]: sequence/timestamp rewriting across a change of input;
 //! - [`router`]: an event's channels and the source each one carries;
-//! - [`fanout`]: who listens to which channel.
+//! - [`fanout`]: who listens to which channel;
+//! - [`mixer`]: mix mode (the floor under the interpretation, decoded and encoded once per channel).
 
 pub mod continuity;
 pub mod fanout;
+pub mod mixer;
 pub mod router;
 pub mod rtp;
 pub mod silence;
@@ -27,6 +29,8 @@ pub enum Source {
     Floor,
     /// An interpreter's microphone.
     Booth(InterpreterId),
+    /// A mixed channel's output (mix mode): the voice with the floor under it, for one channel.
+    Mixed(router::ChannelIndex),
 }
 
 /// One Opus packet from a source, shared by every shard and every listener it reaches.

@@ -43,6 +43,8 @@ struct Channel {
 pub struct EventRouter {
     channels: Vec<Channel>,
     silence: Arc<[u8]>,
+    /// Mix mode: channels with someone on air carry the mixer's output, not the raw voice.
+    mixed: bool,
 }
 
 /// Where channel output lines start. Internal numbering: listeners rebase onto their own.
@@ -62,7 +64,13 @@ impl EventRouter {
                 channels.push(channel(language));
             }
         }
-        Self { channels, silence: opus_silence() }
+        Self { channels, silence: opus_silence(), mixed: false }
+    }
+
+    /// An event in mix mode: a channel with someone on air carries `Source::Mixed` packets.
+    pub fn mixed(mut self, mixed: bool) -> Self {
+        self.mixed = mixed;
+        self
     }
 
     pub fn channel(&self, language: &Language) -> Option<ChannelIndex> {
@@ -108,13 +116,10 @@ impl EventRouter {
         for (index, channel) in self.channels.iter_mut().enumerate() {
             let payload = match (packet.source, channel.on_air) {
                 (Source::Floor, None) => &packet.payload,
-                (Source::Booth(who), Some(on_air)) if on_air.interpreter == who => {
-                    if on_air.muted {
-                        &self.silence
-                    } else {
-                        &packet.payload
-                    }
+                (Source::Booth(who), Some(on_air)) if on_air.interpreter == who && !self.mixed => {
+                    if on_air.muted { &self.silence } else { &packet.payload }
                 }
+                (Source::Mixed(c), Some(_)) if c == index && self.mixed => &packet.payload,
                 _ => continue,
             };
             if let Some(m) = channel.line.map(packet.input, packet.seq, packet.ts, now) {

@@ -40,11 +40,13 @@ pub enum NetError {
 }
 
 /// What a shard needs to know about an event to route its media.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventLayout {
     pub id: EventId,
     pub floor: Language,
     pub languages: Vec<Language>,
+    /// Mix mode settings; None: pass-through.
+    pub mix: Option<crate::media::mixer::MixSettings>,
 }
 
 /// What a media session is, for the HTTP side's lookups.
@@ -112,6 +114,7 @@ pub(crate) enum Command {
     EndEvent { event: EventId },
     OpenRtpFloor { event: Arc<EventLayout>, socket: std::net::UdpSocket, reply: Reply<()> },
     Source(Arc<SourcePacket>),
+    PrepareEvent(Arc<EventLayout>),
     Stats { reply: oneshot::Sender<ShardStats> },
     Shutdown,
 }
@@ -297,6 +300,14 @@ impl Media {
             .map(|e| e.shard)
             .ok_or_else(|| NetError::UnknownSession(session.clone()))?;
         self.ask(shard, |reply| Command::Switch { session: session.clone(), track, language, reply }).await
+    }
+
+    /// Make every shard ready for an event's media (routing state, and its mixer on the one shard
+    /// that mixes it).
+    pub fn prepare_event(&self, layout: Arc<EventLayout>) {
+        for shard in &self.shards {
+            let _ = shard.send(Command::PrepareEvent(layout.clone()));
+        }
     }
 
     /// Who is on air in a channel, on every shard (takes effect at each shard's next packet).

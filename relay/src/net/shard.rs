@@ -19,6 +19,7 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::ids::{EventId, Language, SessionId};
 use crate::media::fanout::Subscribers;
+use crate::media::mixer::Mixer;
 use crate::media::router::{ChannelIndex, EventRouter};
 use crate::media::rtp::{self as plain_rtp, SeqExtender};
 use crate::media::{ChannelPacket, Source, SourcePacket};
@@ -45,14 +46,25 @@ struct EventMedia {
     subscribers: Subscribers<TrackRef>,
     /// Listeners per channel (by their chosen channel).
     listeners: Vec<usize>,
+    /// Mix mode, on the one shard that mixes this event.
+    mixer: Option<Mixer>,
 }
 
 impl EventMedia {
-    fn new(layout: Arc<EventLayout>) -> Self {
-        let router = EventRouter::new(&layout.floor, &layout.languages);
+    fn new(layout: Arc<EventLayout>, mixer: Option<Mixer>) -> Self {
+        let router = EventRouter::new(&layout.floor, &layout.languages).mixed(layout.mix.is_some());
         let channels = router.channel_count();
-        Self { layout, router, subscribers: Subscribers::new(channels), listeners: vec![0; channels] }
+        Self { layout, router, subscribers: Subscribers::new(channels), listeners: vec![0; channels], mixer }
     }
+}
+
+/// The shard that mixes an event (mix mode): a stable choice from the event id.
+fn mixing_shard(event: &EventId, shards: usize) -> usize {
+    let hash = event
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % shards.max(1) as u64) as usize
 }
 
 struct RtpFloor {
@@ -185,8 +197,11 @@ impl Shard {
         let mut recv = RecvBatch::default();
         loop {
             let now = Instant::now();
-            let wait =
-                self.timers.next().map_or(IDLE_WAIT, |t| t.saturating_duration_since(now)).min(IDLE_WAIT);
+            let next = match (self.timers.next(), self.next_mix()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wait = next.map_or(IDLE_WAIT, |t| t.saturating_duration_since(now)).min(IDLE_WAIT);
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     warn!(error = %e, "poll failed");
@@ -213,6 +228,7 @@ impl Shard {
                 self.read_rtp_floor(floor, &mut recv);
             }
             // Timers can surface publishers' packets, whose fan-out sets new (due) timers.
+            self.run_mixers(Instant::now());
             loop {
                 let now = Instant::now();
                 self.fire_timers(now);
@@ -270,6 +286,9 @@ impl Shard {
                     let _ = reply.send(self.open_rtp_floor(event, socket));
                 }
                 Command::Source(packet) => self.deliver(&packet, Instant::now()),
+                Command::PrepareEvent(layout) => {
+                    self.event_media(&layout);
+                }
                 Command::Stats { reply } => {
                     let _ = reply.send(self.stats());
                 }
@@ -284,7 +303,40 @@ impl Shard {
     }
 
     fn event_media(&mut self, layout: &Arc<EventLayout>) -> &mut EventMedia {
-        self.events.entry(layout.id.clone()).or_insert_with(|| EventMedia::new(layout.clone()))
+        let mixes = layout.mix.is_some() && mixing_shard(&layout.id, self.others.len() + 1) == self.index;
+        let (index, inputs) = (self.index, &self.inputs);
+        self.events.entry(layout.id.clone()).or_insert_with(|| {
+            let mixer = layout.mix.filter(|_| mixes).and_then(|settings| {
+                let base = inputs.fetch_add(256, Ordering::Relaxed);
+                Mixer::new(layout.id.clone(), settings, base)
+                    .inspect_err(|e| warn!(shard = index, error = %e, "mix mode unavailable"))
+                    .ok()
+            });
+            if mixer.is_some() {
+                info!(event = %layout.id, "mixing this event on this shard");
+            }
+            EventMedia::new(layout.clone(), mixer)
+        })
+    }
+
+    /// Frames the mixers owe at `now` become source packets.
+    fn run_mixers(&mut self, now: Instant) {
+        for media in self.events.values_mut() {
+            let Some(mixer) = media.mixer.as_mut() else { continue };
+            if mixer.next_tick().is_none_or(|t| t > now) {
+                continue;
+            }
+            let mut out = Vec::new();
+            let router = &media.router;
+            if let Err(e) = mixer.tick(now, router.channel_count(), |c| router.on_air(c), &mut out) {
+                warn!(event = %media.layout.id, error = %e, "mixing failed");
+            }
+            self.sources.extend(out.into_iter().map(Arc::new));
+        }
+    }
+
+    fn next_mix(&self) -> Option<Instant> {
+        self.events.values().filter_map(|m| m.mixer.as_ref()?.next_tick()).min()
     }
 
     fn add_peer(
@@ -661,6 +713,11 @@ impl Shard {
         let Some(media) = self.events.get_mut(&packet.event) else {
             return;
         };
+        if let Some(mixer) = media.mixer.as_mut()
+            && let Err(e) = mixer.push(packet, now)
+        {
+            warn!(event = %packet.event, error = %e, "mixer input failed");
+        }
         let mut dead = Vec::new();
         self.routed.clear();
         media.router.route(packet, now, &mut self.routed);

@@ -47,7 +47,7 @@ impl FloorKind {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: EventId,
     pub title: String,
@@ -60,6 +60,8 @@ pub struct Event {
     pub floor_kind: FloorKind,
     pub rtp_port: Option<u16>,
     pub floor_token_hash: String,
+    /// Mix mode: the floor under the interpretation at this level (dB); None: pass-through.
+    pub floor_under_db: Option<f32>,
 }
 
 #[derive(Clone, Debug)]
@@ -100,8 +102,8 @@ impl Store {
         let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
         let result = sqlx::query(
             "INSERT INTO events (id, title, floor_language, languages, starts_at, ends_at, expected_listeners,
-                                 floor_kind, rtp_port, floor_token_hash, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(event.id.as_str())
         .bind(&event.title)
@@ -114,6 +116,7 @@ impl Store {
         .bind(event.rtp_port.map(i64::from))
         .bind(&event.floor_token_hash)
         .bind(Utc::now().timestamp())
+        .bind(event.floor_under_db.map(f64::from))
         .execute(&self.pool)
         .await;
         match result {
@@ -188,6 +191,7 @@ fn decode(row: &SqliteRow) -> Result<Event, StoreError> {
         floor_kind,
         rtp_port: row.try_get::<Option<i64>, _>("rtp_port")?.and_then(|p| u16::try_from(p).ok()),
         floor_token_hash: row.try_get("floor_token_hash")?,
+        floor_under_db: row.try_get::<Option<f64>, _>("floor_under_db")?.map(|db| db as f32),
     })
 }
 
@@ -207,6 +211,7 @@ mod tests {
             floor_kind: FloorKind::Rtp,
             rtp_port: None,
             floor_token_hash: "ab".into(),
+            floor_under_db: Some(-18.0),
         }
     }
 
