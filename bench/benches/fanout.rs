@@ -1,10 +1,10 @@
 //! Fan-out: the cost per listener-packet of delivering one channel packet to N connected listener
 //! peers, the relay's hot path (one Opus packet per channel per 20 ms, shared by every listener).
 //!
-//! For each listener: `Peer::write` (rebase onto the listener's own RTP line, queue in str0m) and
-//! `Peer::drain` (str0m builds the RTP packet and SRTP-protects it into the `SendBatch`), with the
-//! batch released every `FLUSH_AT` datagrams and at the end, as the shard's `deliver` does.
-//! Variants:
+//! One round (see `tolk_bench::Fanout::round`) is one turn of a shard's loop for one channel
+//! packet: `Peer::write` + `Peer::drain` for each listener (rebase onto the listener's own RTP
+//! line, str0m builds the RTP packet and SRTP-protects it into the `SendBatch`), the due timers
+//! (`Input::Timeout` + `Peer::drain`), then the batch is released. Variants:
 //!
 //! - `srtp`: the batch is dropped unsent (replaced by a fresh `SendBatch`): the datagrams are
 //!   still allocated and freed as in the shard, only the `sendmmsg` calls are left out;
@@ -12,46 +12,54 @@
 //!   socket that nobody reads (loopback: the kernel's receive path runs inside the send, and once
 //!   the sink's buffer is full it drops there, which the sender does not see).
 //!
-//! Peers are connected in memory during setup (see `tolk_bench::Fanout`); setup time is printed.
-//! Criterion reports per listener-packet (`Throughput::Elements(N)`); a plain
-//! `fanout N=…: … ns per listener-packet` line per variant comes from a separate timing loop.
-//! `TOLK_BENCH_LISTENERS=10,1000` picks other listener counts (default 10,1000,10000).
+//! Peers are connected in memory during setup, which is timed and printed. Criterion reports per
+//! listener-packet (`Throughput::Elements(N)`); a plain `fanout N=…: … ns per listener-packet`
+//! line per variant comes from a separate timing loop. Every `KEEPALIVE_ROUNDS` rounds, untimed,
+//! the in-memory clients send their ICE consent checks.
+//!
+//! Environment: `TOLK_BENCH_LISTENERS=10,1000` picks the listener counts (default
+//! 10,1000,10000); `TOLK_BENCH_CLOCK=simulated` runs rounds on a clock that advances 20 ms per
+//! round instead of the wall clock (see `tolk_bench::Clock`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use tolk_bench::{Fanout, Release};
+use tolk_bench::{Clock, Fanout, Release};
 
 const DEFAULT_LISTENERS: [usize; 3] = [10, 1_000, 10_000];
 /// Listener-packets in each plain timing loop.
-const MANUAL_LISTENER_PACKETS: usize = 200_000;
+const MANUAL_LISTENER_PACKETS: u64 = 400_000;
+/// Rounds between two (untimed) ICE consent exchanges: one second of a live channel.
+const KEEPALIVE_ROUNDS: u64 = 50;
 /// The channel the listeners are on (an interpretation channel).
 const CHANNEL: usize = 1;
 
 fn main() -> anyhow::Result<()> {
     let mut criterion = Criterion::default().configure_from_args();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let clock = clock()?;
     for n in listener_counts()? {
-        let fanout = Fanout::connect(n, CHANNEL, threads)?;
+        let fanout = Fanout::connect(n, CHANNEL, threads, clock)?;
         let setup = fanout.setup;
         println!(
-            "fanout N={n}: setup {:.2} s for {n} handshakes on {} threads ({:.0} µs each per thread), \
-             then waited {:.0} ms for simulated time",
+            "fanout N={n}: setup {:.2} s for {n} handshakes on {} threads ({:.0} µs per handshake per \
+             thread), then waited {:.0} ms for simulated handshake time; clock {clock:?}",
             setup.handshakes.as_secs_f64(),
             setup.threads,
             setup.handshakes.as_secs_f64() * 1e6 * setup.threads as f64 / n as f64,
             setup.waited.as_secs_f64() * 1e3,
         );
-        bench(&mut criterion, fanout, n);
+        bench(&mut criterion, fanout, n)?;
     }
     criterion.final_summary();
     Ok(())
 }
 
-fn bench(criterion: &mut Criterion, mut fanout: Fanout, n: usize) {
+fn bench(criterion: &mut Criterion, mut fanout: Fanout, n: usize) -> anyhow::Result<()> {
     let variants = [("srtp", Release::Discard), ("srtp+send", Release::Send)];
+    let mut failure = None;
     {
         let mut group = criterion.benchmark_group("fanout");
         group.throughput(Throughput::Elements(n as u64));
@@ -66,38 +74,61 @@ fn bench(criterion: &mut Criterion, mut fanout: Fanout, n: usize) {
         }
         for (name, release) in variants {
             group.bench_function(BenchmarkId::new(name, n), |b| {
-                b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(fanout.round(release));
+                b.iter_custom(|iters| match timed_rounds(&mut fanout, release, iters) {
+                    Ok(elapsed) => elapsed,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        Duration::ZERO
                     }
-                    start.elapsed()
                 });
             });
         }
         group.finish();
     }
+    if let Some(e) = failure {
+        return Err(e);
+    }
     for (name, release) in variants {
-        let rounds = (MANUAL_LISTENER_PACKETS / n.max(1)).max(10);
-        let elapsed = manual(&mut fanout, release, rounds);
-        let ns = elapsed.as_nanos() as f64 / (rounds * n) as f64;
+        let rounds = (MANUAL_LISTENER_PACKETS / n as u64).max(10);
+        timed_rounds(&mut fanout, release, 1)?;
+        let elapsed = timed_rounds(&mut fanout, release, rounds)?;
+        let ns = elapsed.as_nanos() as f64 / (rounds * n as u64) as f64;
         println!("fanout N={n}: {ns:.0} ns per listener-packet ({name}, {rounds} rounds)");
     }
     let c = fanout.counters;
     println!(
-        "fanout N={n}: datagrams sent {}, dropped at the sender {}, writes refused {}, peers died {}",
-        c.sent, c.dropped, c.not_written, c.died
+        "fanout N={n}: {} rounds, {:.3} datagrams per listener-packet, {} sent, {} dropped at the \
+         sender, {} writes refused, {} peers dead, {} timeouts refused; {} timer entries at the end",
+        c.rounds,
+        c.datagrams as f64 / (c.rounds * n as u64) as f64,
+        c.sent,
+        c.dropped,
+        c.not_written,
+        c.died,
+        c.timeout_errors,
+        fanout.timer_entries(),
     );
+    if c.not_written + c.died + c.timeout_errors > 0 {
+        bail!("some listeners stopped taking packets: the figures above are not valid");
+    }
+    Ok(())
 }
 
-/// `rounds` rounds after one untimed round.
-fn manual(fanout: &mut Fanout, release: Release, rounds: usize) -> Duration {
-    black_box(fanout.round(release));
-    let start = Instant::now();
-    for _ in 0..rounds {
-        black_box(fanout.round(release));
+/// `rounds` rounds; only the rounds are timed, not the consent exchanges between them.
+fn timed_rounds(fanout: &mut Fanout, release: Release, rounds: u64) -> anyhow::Result<Duration> {
+    let mut elapsed = Duration::ZERO;
+    let mut done = 0;
+    while done < rounds {
+        fanout.keepalive()?;
+        let chunk = (rounds - done).min(KEEPALIVE_ROUNDS);
+        let start = Instant::now();
+        for _ in 0..chunk {
+            black_box(fanout.round(release));
+        }
+        elapsed += start.elapsed();
+        done += chunk;
     }
-    start.elapsed()
+    Ok(elapsed)
 }
 
 fn listener_counts() -> anyhow::Result<Vec<usize>> {
@@ -108,5 +139,13 @@ fn listener_counts() -> anyhow::Result<Vec<usize>> {
             .filter(|n| !matches!(n, Ok(0)))
             .collect(),
         Err(_) => Ok(DEFAULT_LISTENERS.to_vec()),
+    }
+}
+
+fn clock() -> anyhow::Result<Clock> {
+    match std::env::var("TOLK_BENCH_CLOCK").as_deref() {
+        Err(_) | Ok("wall") => Ok(Clock::Wall),
+        Ok("simulated") => Ok(Clock::Simulated),
+        Ok(other) => bail!("TOLK_BENCH_CLOCK: '{other}' is neither 'wall' nor 'simulated'"),
     }
 }

@@ -471,6 +471,13 @@ impl App {
         }
     }
 
+    /// Who is on air per language (interpreter id and whether muted), for the listener page.
+    pub fn on_air_now(&self, event: &EventId) -> HashMap<Language, (InterpreterId, bool)> {
+        let state = self.booths.event(event);
+        let state = lock(&state);
+        state.on_air.iter().map(|(l, s)| (l.clone(), (s.interpreter, s.muted))).collect()
+    }
+
     pub fn booth_pushes(&self, event: &EventId) -> broadcast::Receiver<BoothPush> {
         self.booths.subscribe(event)
     }

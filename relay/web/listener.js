@@ -1,11 +1,16 @@
 /*
  * Tolk listener page (served as listener.html at /e/{event}).
  *
- * This file owns: loading the event and its channel list, the language
- * picker, the WHEP receive session (start / stop / switch language /
- * reconnect with backoff), the WebAudio graph (volume gain, level meter,
- * tone measurement) and the window.tolkListener test hook.
+ * This file owns: loading the event and its channel list (refreshed while
+ * playing, with who is speaking), the language picker, the WHEP receive
+ * session (start / stop / switch language on the live session / reconnect
+ * with backoff), the WebAudio graph (channel + floor mix, volume gain, level
+ * meter, tone measurement) and the window.tolkListener test hook.
  * Markup lives in listener.html, looks in tolk.css.
+ *
+ * The WHEP offer has two recvonly audio sections: the server sends the
+ * chosen channel on the first and the floor (original speech) on the second.
+ * The floor is mixed in under the channel by the "Original" slider.
  *
  * Every URL is resolved relative to the page, so the server may be mounted
  * behind a path prefix (https://host/prefix/e/{event}).
@@ -15,10 +20,18 @@
 
   const VOLUME_KEY = "tolk.listener.volume";
   const DEFAULT_VOLUME = 80;
+  const ORIGINAL_KEY = "tolk.listener.original";
+  const DEFAULT_ORIGINAL = 0;
+  const REFRESH_MS = 5000; // channel list (who is speaking) while playing
   const BACKOFF_S = [1, 2, 4, 8, 15];
   const ICE_GATHER_MAX_MS = 1000;
   const CONNECT_TIMEOUT_MS = 15000;
   const DISCONNECT_GRACE_MS = 3000;
+  // After the server confirmed a channel switch, audio of the old channel is
+  // still in flight and in the jitter buffer; this plus the measured playout
+  // delay and one analyser window is when the new channel is surely heard.
+  const SWITCH_SETTLE_MS = 200;
+  const SWITCH_WAIT_MAX_MS = 5000; // measureTone waits at most this for a pending switch
   const METER_INTERVAL_MS = 50;
   const MEASURE_INTERVAL_MS = 50;
   const FFT_SIZE = 8192;
@@ -39,10 +52,17 @@
     hint: $("hint"),
     volume: $("volume"),
     volumeValue: $("volume-value"),
+    originalField: $("original-field"),
+    original: $("original"),
+    originalValue: $("original-value"),
+    originalHelp: $("original-help"),
+    speaking: $("speaking"),
+    speakingText: $("speaking-text"),
     meter: $("meter"),
     meterFill: $("meter-fill"),
     announce: $("announce"),
     audio: $("audio"),
+    audioFloor: $("audio-floor"),
   };
 
   const params = new URLSearchParams(location.search);
@@ -56,18 +76,24 @@
     language: null,
     channels: [],
     firstAudioMs: null,
-    postAt: null, // performance.now() when the current WHEP POST was sent
+    postAt: null, // performance.now() when the current WHEP or switch POST was sent
     wanted: false, // the listener asked to hear audio
     session: null, // the current WHEP session, see startSession()
     backoff: 0, // index into BACKOFF_S
     retryTimer: 0,
     needsGesture: false, // AudioContext blocked by the autoplay policy
+    refreshTimer: 0,
+    refreshing: false, // a channel list request is under way
   };
 
+  // channel source → analyser (meter, measureTone) and → gain (volume) → speakers
+  // floor source → floorGain (Original slider) → gain
   const audio = {
     ctx: null,
     gain: null,
+    floorGain: null,
     source: null,
+    floorSource: null,
     analyser: null,
     buf: null,
     shown: 0,
@@ -87,6 +113,7 @@
   const enc = encodeURIComponent;
   const channelsUrl = () => new URL(`api/v1/events/${enc(eventId)}/channels`, ROOT).href;
   const whepUrl = (language) => new URL(`whep/${enc(eventId)}/${enc(language)}`, ROOT).href;
+  const switchUrl = (s) => `${s.url.replace(/\/+$/, "")}/channel`;
 
   /* ------------------------------------------------------------ HTTP helpers */
 

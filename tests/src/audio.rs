@@ -36,22 +36,35 @@ impl Tone {
     }
 }
 
-/// A tone source that yields Opus packets.
+/// A tone source that yields Opus packets; optionally gated (on for `gate` frames, off for as
+/// many), so that the onsets can be timed at a receiver.
 pub struct OpusTone {
     tone: Tone,
     encoder: opus::Encoder,
     buf: Vec<u8>,
+    gate: Option<u64>,
+    frames: u64,
 }
 
 impl OpusTone {
     pub fn new(frequency: f64, amplitude: f64) -> anyhow::Result<Self> {
         let encoder = opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Audio)?;
-        Ok(Self { tone: Tone::new(frequency, amplitude), encoder, buf: vec![0; 1500] })
+        Ok(Self { tone: Tone::new(frequency, amplitude), encoder, buf: vec![0; 1500], gate: None, frames: 0 })
+    }
+
+    /// On for `frames` frames, off for as many, repeating; onsets at multiples of 2 × `frames`.
+    pub fn gated(mut self, frames: u64) -> Self {
+        self.gate = Some(frames.max(1));
+        self
     }
 
     /// The next 20 ms as one Opus packet.
     pub fn next_packet(&mut self) -> anyhow::Result<Vec<u8>> {
-        let pcm = self.tone.frame();
+        let mut pcm = self.tone.frame();
+        if self.gate.is_some_and(|g| (self.frames / g) % 2 == 1) {
+            pcm = [0.0; FRAME];
+        }
+        self.frames += 1;
         let n = self.encoder.encode_float(&pcm, &mut self.buf)?;
         Ok(self.buf[..n].to_vec())
     }

@@ -61,6 +61,8 @@ impl TrackStats {
 /// A client thread and what it shares with the test.
 pub struct Client {
     pub session_url: String,
+    /// When each frame this client sent went out, in order.
+    pub frames_sent: Arc<Mutex<Vec<Instant>>>,
     /// Fingerprints of the payloads this client sent, and when.
     pub sent: Arc<Mutex<HashMap<u64, Option<Instant>>>>,
     pub tracks: Arc<Mutex<Vec<TrackStats>>>,
@@ -148,6 +150,28 @@ pub async fn listen(http: &reqwest::Client, url: &str, tracks: usize) -> anyhow:
     start(http, url, None, None, tracks).await
 }
 
+/// Delay from each onset a gated sender (`gate` frames on, `gate` off) sent to when a track of
+/// `receiver` first heard it (a 20 ms frame rising above -50 dBFS after a silent one).
+pub fn onset_delays(sender: &Client, receiver: &Client, track: usize, gate: u64) -> Vec<Duration> {
+    let frames = sender.frames_sent.lock().map(|f| f.clone()).unwrap_or_default();
+    let onsets: Vec<Instant> = frames.iter().step_by((gate * 2) as usize).copied().collect();
+    let stats = receiver.track(track);
+    let mut delays = Vec::new();
+    let mut was_silent = false;
+    for (i, (at, offset)) in stats.arrivals.iter().enumerate() {
+        let end = stats.arrivals.get(i + 1).map_or(stats.samples.len(), |(_, o)| *o);
+        let level = crate::audio::level_db(&stats.samples[*offset..end]);
+        if was_silent && level > -50.0 {
+            // The onset it belongs to: the latest one sent before it arrived.
+            if let Some(sent) = onsets.iter().rev().find(|s| *s <= at) {
+                delays.push(*at - *sent);
+            }
+        }
+        was_silent = level < -60.0;
+    }
+    delays
+}
+
 /// Post a WHEP offer and never connect (a client that vanished at once); returns the session URL.
 pub async fn offer_and_vanish(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
     let (mut rtc, _socket, _local) = new_rtc(true)?;
@@ -164,24 +188,35 @@ pub async fn publish(
     token: &str,
     frequency: f64,
 ) -> anyhow::Result<Client> {
-    start(http, url, Some(token), Some(frequency), 0).await
+    start(http, url, Some(token), Some(OpusTone::new(frequency, 0.5)?), 0).await
+}
+
+/// A WHIP publisher sending `tone` (e.g. a gated one, for onset timing).
+pub async fn publish_tone(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    tone: OpusTone,
+) -> anyhow::Result<Client> {
+    start(http, url, Some(token), Some(tone), 0).await
 }
 
 /// An interpreter's booth session: a tone up, the input and the partner's voice down.
 pub async fn booth(http: &reqwest::Client, url: &str, token: &str, frequency: f64) -> anyhow::Result<Client> {
-    start(http, url, Some(token), Some(frequency), 2).await
+    start(http, url, Some(token), Some(OpusTone::new(frequency, 0.5)?), 2).await
 }
 
 async fn start(
     http: &reqwest::Client,
     url: &str,
     token: Option<&str>,
-    send: Option<f64>,
+    send: Option<OpusTone>,
     receive: usize,
 ) -> anyhow::Result<Client> {
     let (mut rtc, socket, local) = new_rtc(true)?;
     let mut change = rtc.sdp_api();
-    let send_mid = send.map(|_| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+    let send_mid =
+        send.as_ref().map(|_| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
     let mids: Vec<Mid> = (0..receive)
         .map(|_| change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None))
         .collect();
@@ -190,20 +225,34 @@ async fn start(
     let (session_url, answer) = post_offer(http, url, token, offer.to_sdp_string()).await?;
     accept(&mut rtc, pending, &answer)?;
     let sender = match (send_mid, send) {
-        (Some(mid), Some(frequency)) => Some((mid, OpusTone::new(frequency, 0.5)?)),
+        (Some(mid), Some(tone)) => Some((mid, tone)),
         _ => None,
     };
     let stats = Arc::new(Mutex::new(vec![TrackStats::default(); receive]));
     let sent = Arc::new(Mutex::new(HashMap::new()));
+    let frames_sent = Arc::new(Mutex::new(Vec::new()));
     let connected = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
-        let (stats, sent, connected, stop) = (stats.clone(), sent.clone(), connected.clone(), stop.clone());
-        std::thread::spawn(move || {
-            run(rtc, socket, local, sender, mids, Shared { stats, sent, connected, stop })
-        })
+        let shared = Shared {
+            stats: stats.clone(),
+            sent: sent.clone(),
+            frames_sent: frames_sent.clone(),
+            connected: connected.clone(),
+            stop: stop.clone(),
+        };
+        std::thread::spawn(move || run(rtc, socket, local, sender, mids, shared))
     };
-    Ok(Client { session_url, sent, tracks: stats, connected, posted_at, stop, thread: Some(thread) })
+    Ok(Client {
+        session_url,
+        sent,
+        frames_sent,
+        tracks: stats,
+        connected,
+        posted_at,
+        stop,
+        thread: Some(thread),
+    })
 }
 
 /// A payload's fingerprint (FNV-1a): relayed payloads are forwarded byte for byte.
@@ -293,6 +342,7 @@ struct Sender {
 
 /// What a client thread shares with the test.
 struct Shared {
+    frames_sent: Arc<Mutex<Vec<Instant>>>,
     stats: Arc<Mutex<Vec<TrackStats>>>,
     sent: Arc<Mutex<HashMap<u64, Option<Instant>>>>,
     connected: Arc<AtomicBool>,
@@ -307,7 +357,7 @@ fn run(
     mids: Vec<Mid>,
     shared: Shared,
 ) -> anyhow::Result<()> {
-    let Shared { stats, sent, connected, stop } = shared;
+    let Shared { stats, sent, frames_sent, connected, stop } = shared;
     let mut sender = sender.map(|(mid, tone)| Sender {
         mid,
         tone,
@@ -360,6 +410,9 @@ fn run(
                 let pt = opus_pt(&rtc, s.mid).context("Opus was not negotiated")?;
                 let mut direct = rtc.direct_api();
                 let stream = direct.stream_tx_by_mid(s.mid, None).context("no send stream")?;
+                if let Ok(mut frames) = frames_sent.lock() {
+                    frames.push(Instant::now());
+                }
                 if let Ok(mut sent) = sent.lock() {
                     // A payload sent twice cannot be timed: forget it.
                     sent.entry(fingerprint(&payload))

@@ -73,6 +73,11 @@ pub struct PublicChannel {
     language: crate::ids::Language,
     kind: ChannelKind,
     label: String,
+    /// Who is heard: "floor" (the original speech) or "interpreter".
+    speaking: &'static str,
+    /// The interpreter on air, by name, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interpreter: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -87,13 +92,21 @@ pub async fn channels(
     Path(id): Path<String>,
 ) -> Result<Json<Channels>, ApiError> {
     let event = app.event(&EventId::parse(&id)?).await?;
+    let on_air = app.on_air_now(&event.id);
+    let names: std::collections::HashMap<_, _> =
+        app.store.interpreters(&event.id).await?.into_iter().map(|i| (i.id, i.name)).collect();
     let channels = std::iter::once(&event.floor_language)
         .chain(&event.languages)
         .enumerate()
-        .map(|(i, language)| PublicChannel {
-            language: language.clone(),
-            kind: EventRouter::kind(i),
-            label: crate::languages::label(language),
+        .map(|(i, language)| {
+            let interpreter = on_air.get(language).and_then(|(who, _)| names.get(who).cloned());
+            PublicChannel {
+                language: language.clone(),
+                kind: EventRouter::kind(i),
+                label: crate::languages::label(language),
+                speaking: if interpreter.is_some() { "interpreter" } else { "floor" },
+                interpreter,
+            }
         })
         .collect();
     Ok(Json(Channels {
