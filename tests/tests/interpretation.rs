@@ -283,3 +283,63 @@ async fn mix_mode_puts_the_floor_under_the_voice_at_the_configured_level() -> an
     relay.stop().await;
     Ok(())
 }
+
+/// An A/B booth: one interpreter working into two languages moves between them; the language left
+/// behind falls back to the floor at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ab_booth_moves_between_its_two_languages() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let event = relay.event_now(&["fr", "de"], "whip").await?;
+    let id = field(&event, "/id")?.to_owned();
+    let response = relay
+        .http
+        .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Ana", "languages": ["fr", "de"]}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let ana: Value = response.json().await?;
+    let token = field(&ana, "/token")?.to_owned();
+    // A language the event does not have is refused with a sentence.
+    let bad = relay
+        .http
+        .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Bo", "languages": ["it"]}))
+        .send()
+        .await?;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    let floor = client::publish(
+        &relay.http,
+        field(&event, "/floor/whip_url")?,
+        field(&event, "/floor/token")?,
+        FLOOR,
+    )
+    .await?;
+    let a = client::booth(&relay.http, &relay.url("/whip/booth"), &token, A).await?;
+    let fr = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    let de = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/de")), 1).await?;
+    fr.wait_packets(0, 25, Duration::from_secs(15)).await?;
+    de.wait_packets(0, 25, Duration::from_secs(15)).await?;
+
+    booth_ok(&relay, &token, "on-air", json!({"language": "fr"})).await?;
+    assert_hears(&fr, 0, A, "A/B booth on fr").await?;
+    assert_hears(&de, 0, FLOOR, "de meanwhile").await?;
+    let state = booth_ok(&relay, &token, "on-air", json!({"language": "de"})).await?;
+    assert_eq!(state["on_air"], "de");
+    assert_hears(&de, 0, A, "A/B booth moved to de").await?;
+    assert_hears(&fr, 0, FLOOR, "fr falls back to the floor").await?;
+    // Off air: both channels carry the floor; handover-accept with nobody asking is a 409.
+    booth_ok(&relay, &token, "off-air", json!({})).await?;
+    assert_hears(&de, 0, FLOOR, "off air").await?;
+    assert_eq!(booth(&relay, &token, "handover-accept", json!({})).await?.status(), StatusCode::CONFLICT);
+    assert_eq!(booth(&relay, &token, "no-such-action", json!({})).await?.status(), StatusCode::BAD_REQUEST);
+
+    for c in [fr, de, a, floor] {
+        let _ = c.stop();
+    }
+    relay.stop().await;
+    Ok(())
+}

@@ -81,4 +81,54 @@ mod tests {
         assert!(s.remove(1, 1));
         assert!(s.is_empty());
     }
+
+    /// Relay (pivot) input: an interpreter's input track follows the channel it is subscribed to;
+    /// moving it from the floor to the `fr` channel makes it carry whoever is on air there.
+    #[test]
+    fn relay_input_routing_follows_the_subscription() {
+        use std::time::{Duration, Instant};
+
+        use crate::ids::{EventId, InterpreterId, Language};
+        use crate::media::router::{EventRouter, OnAir};
+        use crate::media::{Source, SourcePacket};
+
+        let lang = |s: &str| Language::parse(s).expect("valid");
+        let mut router = EventRouter::new(&lang("en"), &[lang("fr"), lang("de")]);
+        let ben = InterpreterId(2);
+        router.set_on_air(1, Some(OnAir { interpreter: ben, muted: false }));
+        let mut subscribers = Subscribers::new(router.channel_count());
+        let ana_input = 7u32;
+        subscribers.add(0, ana_input);
+
+        let t0 = Instant::now();
+        let mut heard = Vec::new();
+        for tick in 0..20u64 {
+            if tick == 10 {
+                // Ana picks fr as her relay input.
+                assert!(subscribers.remove(0, ana_input));
+                assert!(subscribers.add(1, ana_input));
+            }
+            let now = t0 + Duration::from_millis(20 * tick);
+            for (source, input) in [(Source::Floor, 1u64), (Source::Booth(ben), 2)] {
+                let packet = SourcePacket {
+                    event: EventId::parse("e").expect("valid"),
+                    source,
+                    input,
+                    seq: tick,
+                    ts: tick as u32 * 960,
+                    marker: false,
+                    payload: vec![input as u8].into(),
+                    received_at: now,
+                };
+                let mut out = Vec::new();
+                router.route(&packet, now, &mut out);
+                for (channel, p) in out {
+                    if subscribers.of(channel).contains(&ana_input) {
+                        heard.push(p.payload[0]);
+                    }
+                }
+            }
+        }
+        assert_eq!(heard, [vec![1u8; 10], vec![2u8; 10]].concat(), "the floor, then Ben relayed from fr");
+    }
 }
