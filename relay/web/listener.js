@@ -84,6 +84,7 @@
     needsGesture: false, // AudioContext blocked by the autoplay policy
     refreshTimer: 0,
     refreshing: false, // a channel list request is under way
+    channelsAt: -Infinity, // performance.now() of the newest channel list
   };
 
   // channel source → analyser (meter, measureTone) and → gain (volume) → speakers
@@ -205,8 +206,9 @@
       const res = await request(channelsUrl(), { headers: { Accept: "application/json" }, cache: "no-store" });
       if (!res.ok) throw await problemFrom(res);
       const data = await res.json();
+      st.channelsAt = performance.now();
       showEvent(data.event || {});
-      showChannels(Array.isArray(data.channels) ? data.channels : []);
+      showChannels(validChannels(data.channels));
     } catch (err) {
       if (isPermanent(err)) {
         ui.title.textContent = "Event not available";
@@ -240,8 +242,12 @@
     }
   }
 
+  function validChannels(list) {
+    return (Array.isArray(list) ? list : []).filter((c) => c && typeof c.language === "string" && c.language);
+  }
+
   function showChannels(list) {
-    st.channels = list.filter((c) => c && typeof c.language === "string" && c.language);
+    st.channels = list;
     ui.channels.replaceChildren(...st.channels.map(channelButton));
     if (!st.channels.length) {
       ui.channels.replaceChildren(note("No languages to choose from yet."));
@@ -254,6 +260,75 @@
     ui.play.disabled = false;
     setState("idle");
     if (params.get("autoplay") === "1") play();
+  }
+
+  // The periodic refresh (who is speaking). It never touches the selection and
+  // keeps the focus: buttons are rebuilt only when the set of channels changed,
+  // and then the one that had the focus gets it back. Errors are ignored; the
+  // next tick tries again and the audio session reports its own trouble.
+  async function refreshChannels() {
+    if (st.refreshing || !eventId || !st.channels.length) return;
+    st.refreshing = true;
+    try {
+      const res = await request(channelsUrl(), { headers: { Accept: "application/json" }, cache: "no-store" });
+      if (!res.ok) return;
+      const data = await res.json();
+      st.channelsAt = performance.now();
+      if (data.event && data.event.title && data.event.title !== ui.title.textContent) showEvent(data.event);
+      updateChannels(validChannels(data.channels));
+    } catch (_) {
+      /* not important */
+    } finally {
+      st.refreshing = false;
+    }
+  }
+
+  function updateChannels(list) {
+    if (!list.length) return;
+    const old = st.channels;
+    const same = list.length === old.length && list.every((c, i) =>
+      c.language === old[i].language && c.kind === old[i].kind && c.label === old[i].label);
+    st.channels = list;
+    if (!same) {
+      const active = document.activeElement;
+      const focused = active && ui.channels.contains(active) ? active.dataset.language : null;
+      ui.channels.replaceChildren(...list.map(channelButton));
+      markSelected();
+      const again = focused && buttonFor(focused);
+      if (again) again.focus({ preventScroll: true });
+    }
+    renderSpeaking();
+    renderOriginal();
+  }
+
+  function startRefresh() {
+    if (performance.now() - st.channelsAt > REFRESH_MS) refreshChannels();
+    if (st.refreshTimer) return;
+    st.refreshTimer = setInterval(() => {
+      if (document.visibilityState !== "hidden") refreshChannels();
+    }, REFRESH_MS);
+  }
+
+  function stopRefresh() {
+    clearInterval(st.refreshTimer);
+    st.refreshTimer = 0;
+  }
+
+  // Who is heard on the selected channel, under the language buttons.
+  function renderSpeaking() {
+    const ch = channelFor(st.language);
+    const text = ch ? speakingText(ch) : "";
+    ui.speaking.hidden = !text;
+    ui.speaking.dataset.speaking =
+      ch && ch.kind !== "floor" && ch.speaking === "interpreter" ? "interpreter" : "floor";
+    if (ui.speakingText.textContent !== text) ui.speakingText.textContent = text;
+  }
+
+  function speakingText(ch) {
+    if (ch.kind === "floor") return "Original speech";
+    if (ch.speaking === "interpreter") return ch.interpreter ? `Interpreter: ${ch.interpreter}` : "An interpreter is on air";
+    if (ch.speaking === "floor") return "Original speech (no interpreter on air)";
+    return ""; // a server that does not say
   }
 
   function note(text) {
@@ -295,6 +370,24 @@
     return btn;
   }
 
+  function buttonFor(language) {
+    for (const btn of ui.channels.querySelectorAll(".t-choice")) {
+      if (btn.dataset.language === language) return btn;
+    }
+    return null;
+  }
+
+  function markSelected() {
+    for (const btn of ui.channels.querySelectorAll(".t-choice")) {
+      btn.setAttribute("aria-pressed", String(btn.dataset.language === st.language));
+    }
+  }
+
+  function isFloor(language) {
+    const ch = channelFor(language);
+    return Boolean(ch && ch.kind === "floor");
+  }
+
   function channelFor(language) {
     if (!language) return null;
     const want = String(language).toLowerCase();
@@ -313,9 +406,9 @@
     if (!ch) return Promise.reject(new Error(`No channel for language "${language}".`));
     if (ch.language === st.language) return Promise.resolve();
     st.language = ch.language;
-    for (const btn of ui.channels.querySelectorAll(".t-choice")) {
-      btn.setAttribute("aria-pressed", String(btn.dataset.language === ch.language));
-    }
+    markSelected();
+    renderSpeaking();
+    renderOriginal();
     rememberLanguage(ch.language);
     if (!st.wanted && st.state === "error") setState("idle"); // a failed channel no longer matters
     return st.wanted ? switchChannel(ch.language) : Promise.resolve();
@@ -337,6 +430,7 @@
     st.backoff = 0;
     ensureAudio();
     renderPlayButton();
+    startRefresh();
     return startSession(st.language, false);
   }
 
@@ -344,8 +438,10 @@
     st.wanted = false;
     st.needsGesture = false;
     clearRetry();
+    stopRefresh();
     endSession();
     renderPlayButton();
+    renderOriginal();
     setState("idle");
   }
 
@@ -357,13 +453,97 @@
 
   /*
    * Moves running playback to another channel. This is the only place that
-   * knows how: today a fresh WHEP session; later
-   *   POST {session.url}/channel {"language": language}
-   * on the existing session.
+   * knows how: POST {session}/channel {"language"} on the live WHEP session,
+   * so the connection and the floor track stay as they are. Without a live
+   * session (still connecting, waiting to retry), or when the server does not
+   * switch it (404: the session is gone), a fresh WHEP session is started.
+   * Resolves once the new channel is what the channel track plays.
    */
   function switchChannel(language) {
     st.backoff = 0;
-    return startSession(language, false);
+    const s = st.session;
+    if (!s || !s.url || s.closed) return startSession(language, false);
+    if (language === s.want) return s.switching || Promise.resolve();
+    s.want = language;
+    st.firstAudioMs = null;
+    st.postAt = null;
+    s.settleUntil = Infinity;
+    showSessionState(s);
+    if (s.wake) s.wake(); // a settle wait is moot: there is a newer choice
+    if (!s.switching) s.switching = runSwitches(s);
+    return s.switching;
+  }
+
+  // One request at a time, so the server ends on the listener's last choice
+  // however fast they click; then waits until the new channel is heard.
+  async function runSwitches(s) {
+    try {
+      for (;;) {
+        while (s.want !== s.language) {
+          const language = s.want;
+          st.postAt = performance.now();
+          const res = await request(switchUrl(s), {
+            method: "POST",
+            headers: { "Content-Type": "application/json", Accept: "application/json" },
+            body: JSON.stringify({ language }),
+          });
+          if (s !== st.session) return;
+          if (!res.ok) throw await problemFrom(res);
+          s.language = language;
+        }
+        applyOriginal();
+        showSessionState(s);
+        await settle(s);
+        if (s !== st.session || s.want === s.language) return;
+      }
+    } catch (err) {
+      if (s !== st.session) return;
+      // Gone (404) or not switchable: a fresh session reports its own errors.
+      s.switching = null;
+      await startSession(st.language, false);
+    } finally {
+      s.switching = null;
+    }
+  }
+
+  // Until the old channel's packets have played out: a fixed margin, the
+  // receiver's jitter buffer delay and one analyser window.
+  async function settle(s) {
+    const jitterMs = await playoutDelayMs(s);
+    if (s !== st.session || s.want !== s.language) return;
+    const windowMs = audio.ctx ? FFT_SIZE / audio.ctx.sampleRate * 1000 : 0;
+    const ms = SWITCH_SETTLE_MS + jitterMs + windowMs;
+    s.settleUntil = performance.now() + ms;
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      s.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    s.wake = null;
+  }
+
+  // Average jitter buffer delay of the channel track (inbound-rtp stats).
+  async function playoutDelayMs(s) {
+    let ms = NaN;
+    try {
+      const stats = await s.channelTx.receiver.getStats();
+      stats.forEach((r) => {
+        if (r.type === "inbound-rtp" && r.jitterBufferEmittedCount > 0) {
+          ms = r.jitterBufferDelay / r.jitterBufferEmittedCount * 1000;
+        }
+      });
+    } catch (_) { /* the browser does not say */ }
+    return Number.isFinite(ms) ? Math.min(1000, Math.max(0, ms)) : 100;
+  }
+
+  // The status line for session s, from its connection and any switch.
+  function showSessionState(s) {
+    if (s.graceTimer) return; // "Connection interrupted…" stands until it recovers or fails
+    if (s.want !== s.language) setState("connecting", `Switching to ${labelFor(s.want)}…`);
+    else if (connectionState(s.pc) === "connected") setState("listening", `Listening to ${labelFor(s.language)}.`);
+    else setState("connecting", `Connecting to ${labelFor(s.language)}…`);
   }
 
   /* ------------------------------------------------------------ WHEP session */
@@ -371,17 +551,44 @@
   async function startSession(language, retry) {
     clearRetry();
     endSession();
-    const s = { language, pc: null, url: null, closed: false, released: false, connectTimer: 0, graceTimer: 0 };
+    const s = {
+      language, // what the server sends on the channel track
+      want: language, // what the listener chose; differs while a switch is under way
+      pc: null,
+      url: null,
+      closed: false,
+      released: false,
+      connectTimer: 0,
+      graceTimer: 0,
+      channelTx: null, // transceiver of the chosen channel (first audio section)
+      floorTx: null, // transceiver of the floor (second audio section)
+      floorAvailable: null, // the answer sends the floor track; null until known
+      switching: null, // the running switch, see switchChannel()
+      settleUntil: 0, // performance.now() from which the channel track plays s.language
+      wake: null, // ends a settle wait early
+    };
     st.session = s;
     st.firstAudioMs = null;
     st.postAt = null;
+    renderOriginal();
     setState(retry ? "reconnecting" : "connecting",
       `${retry ? "Reconnecting" : "Connecting"} to ${labelFor(language)}…`);
     try {
       const pc = (s.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" }));
-      pc.addTransceiver("audio", { direction: "recvonly" });
+      // The order is the contract: the server sends the chosen channel on the
+      // first audio section and the floor on the second.
+      s.channelTx = pc.addTransceiver("audio", { direction: "recvonly" });
+      s.floorTx = pc.addTransceiver("audio", { direction: "recvonly" });
       pc.ontrack = (e) => {
-        if (!s.closed) attachStream(e.streams[0] || new MediaStream([e.track]));
+        if (s.closed) return;
+        const role = trackRole(s, e);
+        if (role === "channel") {
+          attachChannel(e.track);
+        } else if (role === "floor") {
+          s.floorAvailable = true;
+          attachFloor(e.track);
+          renderOriginal();
+        }
       };
       pc.onconnectionstatechange = () => onConnectionState(s);
       pc.oniceconnectionstatechange = () => onConnectionState(s);
@@ -408,9 +615,25 @@
         () => failSession(s, new Error("The audio connection could not be established.")),
         CONNECT_TIMEOUT_MS);
       await pc.setRemoteDescription({ type: "answer", sdp: answer });
+      if (s.closed) return;
+      // A server that answers the second section inactive (or rejects it)
+      // sends no floor: the Original slider says so.
+      const floorDir = s.floorTx.currentDirection;
+      s.floorAvailable = Boolean(s.floorAvailable) || floorDir === "recvonly" || floorDir === "sendrecv";
+      renderOriginal();
     } catch (err) {
       failSession(s, err);
     }
+  }
+
+  // Which track an ontrack event brings, by its transceiver's place in
+  // pc.getTransceivers() (not by the order the events arrive in).
+  function trackRole(s, e) {
+    const all = s.pc.getTransceivers();
+    const tx = e.transceiver || all.find((t) => t.receiver === e.receiver || t.receiver.track === e.track);
+    if (tx === s.channelTx) return "channel";
+    if (tx === s.floorTx) return "floor";
+    return ["channel", "floor"][all.indexOf(tx)] || null;
   }
 
   function iceGatheringDone(pc, maxMs) {
@@ -444,7 +667,7 @@
       clearTimeout(s.graceTimer);
       s.graceTimer = 0;
       st.backoff = 0;
-      setState("listening", `Listening to ${labelFor(s.language)}.`);
+      showSessionState(s);
     } else if (state === "disconnected") {
       if (s.graceTimer) return;
       setState("reconnecting", "Connection interrupted, waiting for it to recover…");
@@ -463,6 +686,7 @@
     if (isPermanent(err)) {
       st.wanted = false;
       st.needsGesture = false;
+      stopRefresh();
       renderPlayButton();
       setState("error", message);
       return;
@@ -506,12 +730,15 @@
     s.closed = true;
     clearTimeout(s.connectTimer);
     clearTimeout(s.graceTimer);
+    if (s.wake) s.wake();
     if (s.pc) {
       s.pc.ontrack = s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
       try { s.pc.close(); } catch (_) { /* already closed */ }
     }
     releaseServerSession(s);
-    detachStream();
+    detachChannel();
+    detachFloor();
+    renderOriginal();
   }
 
   // DELETE the WHEP resource once; errors don't matter.
@@ -530,7 +757,11 @@
       audio.ctx = new Ctx();
       audio.gain = audio.ctx.createGain();
       audio.gain.connect(audio.ctx.destination);
+      audio.floorGain = audio.ctx.createGain();
+      audio.floorGain.gain.value = 0;
+      audio.floorGain.connect(audio.gain);
       applyVolume();
+      applyOriginal();
       audio.ctx.addEventListener("statechange", checkAudioUnlocked);
       setInterval(meterTick, METER_INTERVAL_MS);
     }
@@ -548,32 +779,60 @@
 
   function unlockAudio() {
     if (audio.ctx) audio.ctx.resume().then(checkAudioUnlocked, () => {});
-    ui.audio.play().catch(() => {});
+    for (const el of [ui.audio, ui.audioFloor]) {
+      if (el.srcObject) el.play().catch(() => {});
+    }
   }
 
-  // Received stream → muted <audio> (Chromium only feeds remote WebRTC audio
-  // to WebAudio when a media element plays it) and → analyser + volume gain.
-  function attachStream(stream) {
-    detachStream();
+  // Each received track → its own muted <audio> (Chromium only feeds remote
+  // WebRTC audio to WebAudio when a media element plays it) and → WebAudio.
+  // Each gets a MediaStream of its own: given a stream holding both tracks,
+  // createMediaStreamSource() would pick one of them.
+  function playMuted(el, track) {
+    const stream = new MediaStream([track]);
+    el.muted = true;
+    el.srcObject = stream;
+    el.play().catch(() => {});
+    return stream;
+  }
+
+  // The channel → analyser (meter, measureTone) and → volume gain.
+  function attachChannel(track) {
+    detachChannel();
     ensureAudio();
-    ui.audio.muted = true;
-    ui.audio.srcObject = stream;
-    ui.audio.play().catch(() => {});
+    const stream = playMuted(ui.audio, track);
     audio.source = audio.ctx.createMediaStreamSource(stream);
     audio.analyser = audio.ctx.createAnalyser();
     audio.analyser.fftSize = FFT_SIZE;
     audio.analyser.smoothingTimeConstant = 0;
-    audio.source.connect(audio.analyser); // before the gain: volume does not change the measurement
+    audio.source.connect(audio.analyser); // before any gain: volume and the floor do not change the measurement
     audio.source.connect(audio.gain);
   }
 
-  function detachStream() {
+  // The floor → floor gain (Original slider) → volume gain.
+  function attachFloor(track) {
+    detachFloor();
+    ensureAudio();
+    const stream = playMuted(ui.audioFloor, track);
+    audio.floorSource = audio.ctx.createMediaStreamSource(stream);
+    audio.floorSource.connect(audio.floorGain);
+  }
+
+  function detachChannel() {
     if (audio.source) {
       try { audio.source.disconnect(); } catch (_) { /* not connected */ }
     }
     audio.source = null;
     audio.analyser = null;
     ui.audio.srcObject = null;
+  }
+
+  function detachFloor() {
+    if (audio.floorSource) {
+      try { audio.floorSource.disconnect(); } catch (_) { /* not connected */ }
+    }
+    audio.floorSource = null;
+    ui.audioFloor.srcObject = null;
   }
 
   function gainFor(percent) {
@@ -586,22 +845,52 @@
     audio.gain.gain.setTargetAtTime(gainFor(Number(ui.volume.value)), audio.ctx.currentTime, 0.02);
   }
 
-  function initVolume() {
+  // The floor is mixed in only under an interpretation channel: on the floor
+  // channel both tracks carry the same sound. While a switch is under way
+  // both the chosen and the still-playing channel must be interpretations.
+  function applyOriginal() {
+    if (!audio.floorGain) return;
+    const playing = st.session ? st.session.language : st.language;
+    const on = !isFloor(st.language) && !isFloor(playing);
+    const g = on ? gainFor(Number(ui.original.value)) : 0;
+    audio.floorGain.gain.setTargetAtTime(g, audio.ctx.currentTime, 0.02);
+  }
+
+  // The Original slider: hidden without interpretation channels, disabled
+  // (with the reason) on the floor channel or without a floor track.
+  function renderOriginal() {
+    const floorChosen = isFloor(st.language);
+    const missing = !floorChosen && Boolean(st.session && st.session.floorAvailable === false);
+    const disabled = floorChosen || missing;
+    ui.originalField.hidden = st.channels.length > 0 && st.channels.every((c) => c.kind === "floor");
+    ui.original.disabled = disabled;
+    ui.originalField.dataset.disabled = String(disabled);
+    const help = floorChosen
+      ? "You are listening to the original speech."
+      : missing
+        ? "The original speech is not available on this connection."
+        : "Blends the speaker’s own voice in under the interpretation.";
+    if (ui.originalHelp.textContent !== help) ui.originalHelp.textContent = help;
+    applyOriginal();
+  }
+
+  // A 0–100 % slider remembered in localStorage.
+  function initSlider(input, output, key, fallback, apply) {
     let saved = null;
-    try { saved = localStorage.getItem(VOLUME_KEY); } catch (_) { /* storage disabled */ }
+    try { saved = localStorage.getItem(key); } catch (_) { /* storage disabled */ }
     const n = saved === null ? NaN : Number(saved);
-    ui.volume.value = String(Number.isFinite(n) && n >= 0 && n <= 100 ? n : DEFAULT_VOLUME);
-    showVolume();
-    ui.volume.addEventListener("input", () => {
-      showVolume();
-      applyVolume();
-      try { localStorage.setItem(VOLUME_KEY, ui.volume.value); } catch (_) { /* storage disabled */ }
+    input.value = String(Number.isFinite(n) && n >= 0 && n <= 100 ? n : fallback);
+    showPercent(input, output);
+    input.addEventListener("input", () => {
+      showPercent(input, output);
+      apply();
+      try { localStorage.setItem(key, input.value); } catch (_) { /* storage disabled */ }
     });
   }
 
-  function showVolume() {
-    ui.volumeValue.textContent = `${ui.volume.value} %`;
-    ui.volume.setAttribute("aria-valuetext", `${ui.volume.value} percent`);
+  function showPercent(input, output) {
+    output.textContent = `${input.value} %`;
+    input.setAttribute("aria-valuetext", `${input.value} percent`);
   }
 
   /* ----------------------------------------------------------- level meter */
@@ -626,7 +915,10 @@
     const an = audio.analyser;
     if (!an && audio.shown === 0) return;
     const db = an ? toDb(meanSquareTail(timeDomain(an), 2048)) : -Infinity;
-    if (db > SILENCE_DB && st.firstAudioMs === null && st.postAt !== null && st.session) {
+    const s = st.session;
+    // After a switch only once the new channel plays (see settle()).
+    if (db > SILENCE_DB && st.firstAudioMs === null && st.postAt !== null && s &&
+        performance.now() >= s.settleUntil) {
       st.firstAudioMs = Math.round(performance.now() - st.postAt);
     }
     const target = Math.min(1, Math.max(0, (db - SILENCE_DB) / -SILENCE_DB));
@@ -645,11 +937,13 @@
   /* -------------------------------------------------------- tone measurement */
 
   // Averages the analyser's spectrum (linear power) and the received signal's
-  // power over `ms` milliseconds; see the test hook at the bottom.
+  // power over `ms` milliseconds; see the test hook at the bottom. Only the
+  // channel track, before any gain: the floor mixed in is never measured.
+  // A channel switch under way is waited for first.
   function measureTone(ms) {
     ms = Math.max(0, Number(ms) || 0);
     const m = { power: null, frames: 0, sumSq: 0, samples: 0, lastTime: null, sampleRate: 0, fftSize: FFT_SIZE };
-    return new Promise((resolve) => {
+    return switchSettled().then(() => new Promise((resolve) => {
       const read = () => readMeasurement(m);
       read();
       const timer = setInterval(read, MEASURE_INTERVAL_MS);
@@ -657,7 +951,13 @@
         clearInterval(timer);
         resolve(summariseMeasurement(m));
       }, ms);
-    });
+    }));
+  }
+
+  function switchSettled() {
+    const s = st.session;
+    if (!s || !s.switching) return Promise.resolve();
+    return Promise.race([s.switching, new Promise((resolve) => setTimeout(resolve, SWITCH_WAIT_MAX_MS))]);
   }
 
   function readMeasurement(m) {
@@ -723,13 +1023,19 @@
   /* ---------------------------------------------------------------- wiring */
 
   function init() {
-    initVolume();
+    initSlider(ui.volume, ui.volumeValue, VOLUME_KEY, DEFAULT_VOLUME, applyVolume);
+    initSlider(ui.original, ui.originalValue, ORIGINAL_KEY, DEFAULT_ORIGINAL, applyOriginal);
     renderPlayButton();
+    renderOriginal();
     ui.audio.muted = true;
+    ui.audioFloor.muted = true;
     ui.play.addEventListener("click", onPlayClick);
     // With ?autoplay=1 but no autoplay permission: any click unlocks sound.
     document.addEventListener("click", (e) => {
       if (st.needsGesture && !ui.play.contains(e.target)) unlockAudio();
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && st.wanted) startRefresh();
     });
     window.addEventListener("pagehide", () => endSession());
     window.addEventListener("pageshow", (e) => {
@@ -742,9 +1048,16 @@
    * Test hook for the automated browser test (and handy in the console).
    *   state          "idle" | "connecting" | "listening" | "reconnecting" | "error"
    *   language       current language code (null before channels load)
-   *   firstAudioMs   ms from sending the WHEP POST until the analyser first saw
-   *                  > -60 dBFS; null until then; reset by every new POST
-   *   measureTone(ms) → Promise<{frequency, level_db, frames}>
+   *   firstAudioMs   ms from sending the WHEP POST (or, after a language switch,
+   *                  the switch POST) until the analyser first saw > -60 dBFS
+   *                  of that channel; null until then; reset by every new POST
+   *   channels       the channel list, refreshed every 5 s while playing, with
+   *                  speaking ("floor" | "interpreter") and interpreter (name)
+   *   measureTone(ms) → Promise<{frequency, level_db, frames}> of the channel
+   *                  track only (never the floor mixed in by the Original
+   *                  slider), before any gain; waits for a switch under way
+   *   selectLanguage(lang) → Promise; while playing it resolves once the new
+   *                  channel is what plays
    */
   window.tolkListener = {
     get state() { return st.state; },

@@ -53,6 +53,22 @@ async fn an_interpreter_on_the_booth_page_is_heard_on_the_listener_page() -> any
     let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
     assert!((frequency - 880.0).abs() < 10.0, "the listener hears the interpreter: {frequency} Hz");
     assert!(measured["level_db"].as_f64().unwrap_or(-200.0) > -40.0);
+    listener
+        .wait_for(
+            "window.tolkListener.channels.some(c => c.language === 'fr' && c.interpreter === 'Ana')",
+            Duration::from_secs(10),
+        )
+        .await?;
+
+    // The listener switches to the original without renegotiating, and hears the floor.
+    listener.eval_promise("window.tolkListener.selectLanguage('en')").await?;
+    let original = listener.eval_promise("window.tolkListener.measureTone(1500)").await?;
+    println!("listener after switching to en: {original}");
+    let frequency = original["frequency"].as_f64().unwrap_or(0.0);
+    assert!(
+        (frequency - 440.0).abs() < 10.0,
+        "after the switch the listener hears the floor: {frequency} Hz"
+    );
 
     if let Ok(dir) = std::env::var("TOLK_SCREENSHOTS") {
         booth.screenshot(&std::path::Path::new(&dir).join("booth.png")).await?;
