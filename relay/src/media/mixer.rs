@@ -369,4 +369,67 @@ mod tests {
         assert!(level_at(tail, 880.0) < -50.0, "coughing voice is silent");
         assert!((level_at(tail, 440.0) - (-6.0 - 18.0)).abs() < 2.0, "the floor stays underneath");
     }
+
+    #[test]
+    fn a_handover_in_mix_mode_crossfades_without_a_gap() {
+        let event = EventId::parse("e").expect("id");
+        let mut mixer = Mixer::new(event.clone(), MixSettings::default(), 1 << 40).expect("mixer");
+        let mut encoders: Vec<opus::Encoder> = (0..3)
+            .map(|_| opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio).expect("enc"))
+            .collect();
+        let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).expect("dec");
+        let t0 = Instant::now();
+        let mut frames: Vec<[f32; FRAME]> = Vec::new();
+        let mut out = Vec::new();
+        for n in 0..100u64 {
+            let now = t0 + TICK * n as u32;
+            let sources = [
+                (Source::Floor, 440.0),
+                (Source::Booth(InterpreterId(1)), 880.0),
+                (Source::Booth(InterpreterId(2)), 660.0),
+            ];
+            for ((source, f), encoder) in sources.into_iter().zip(&mut encoders) {
+                let payload = encoder.encode_vec_float(&tone(f, n), 1500).expect("encode");
+                let packet = SourcePacket {
+                    event: event.clone(),
+                    source,
+                    input: 1,
+                    seq: n,
+                    ts: n as u32 * 960,
+                    marker: false,
+                    payload: payload.into(),
+                    received_at: now,
+                };
+                mixer.push(&packet, now).expect("push");
+            }
+            // Ana (880 Hz) until frame 50, then Ben (660 Hz) takes the air.
+            let who = InterpreterId(if n < 50 { 1 } else { 2 });
+            out.clear();
+            mixer
+                .tick(
+                    now + Duration::from_millis(1),
+                    2,
+                    |_| Some(OnAir { interpreter: who, muted: false }),
+                    &mut out,
+                )
+                .expect("tick");
+            for p in &out {
+                let mut pcm = [0f32; FRAME];
+                decoder.decode_float(&p.payload, &mut pcm, false).expect("decode");
+                frames.push(pcm);
+            }
+        }
+        let samples: Vec<f32> = frames.iter().flatten().copied().collect();
+        // Every 10 ms after the jitter buffer filled carries a voice: no gap at the handover.
+        let quietest = samples[FRAME * 10..]
+            .chunks(480)
+            .map(|c| 10.0 * (c.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / c.len() as f64).log10())
+            .fold(f64::MAX, f64::min);
+        assert!(quietest > -15.0, "no gap: the quietest 10 ms is {quietest:.1} dB");
+        // Before: Ana; after: Ben; never both at full level.
+        let before = &samples[FRAME * 30..FRAME * 45];
+        let after = &samples[samples.len() - FRAME * 15..];
+        assert!(level_at(before, 880.0) > level_at(before, 660.0) + 30.0);
+        assert!(level_at(after, 660.0) > level_at(after, 880.0) + 30.0);
+    }
 }
