@@ -11,6 +11,7 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::capacity::{FreeSegment, Reservation, channel_units};
 use crate::config::Settings;
 use crate::ids::{EventId, InterpreterId, Language, SessionId, Token};
 use crate::media::mixer::MixSettings;
@@ -35,6 +36,12 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// The event does not fit the node's capacity (409).
+    #[error(transparent)]
+    Capacity(#[from] crate::capacity::Shortfall),
+    /// Full at run time: try again later (503 with Retry-After).
+    #[error("{detail}")]
+    Busy { detail: String, retry_after: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -113,6 +120,23 @@ pub struct App {
     pub(crate) booths: crate::booth::Booths,
     admin_hash: String,
     layouts: DashMap<EventId, Arc<EventLayout>>,
+    /// Serialises capacity checks with the writes they allow (two requests racing for the last
+    /// capacity: exactly one wins).
+    reserving: tokio::sync::Mutex<()>,
+    /// Listeners admitted per event, and on the node.
+    admitted: DashMap<EventId, u32>,
+    admitted_total: std::sync::atomic::AtomicU32,
+}
+
+/// `PATCH /api/v1/events/{id}`: any of these.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventChange {
+    pub title: Option<String>,
+    pub languages: Option<Vec<Language>>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub expected_listeners: Option<u32>,
 }
 
 /// `POST /api/v1/events/{id}/interpreters`.
@@ -163,6 +187,9 @@ impl App {
             booths: Default::default(),
             admin_hash: admin.hash(),
             layouts: DashMap::new(),
+            reserving: tokio::sync::Mutex::new(()),
+            admitted: DashMap::new(),
+            admitted_total: std::sync::atomic::AtomicU32::new(0),
         });
         tokio::spawn(follow_notes(Arc::downgrade(&app), notes));
         for event in app.store.events().await? {
@@ -208,7 +235,11 @@ impl App {
             floor_token_hash: token.hash(),
             floor_under_db: request.floor_under_interpretation_db,
         };
-        self.store.insert_event(&event).await?;
+        {
+            let _reserving = self.reserving.lock().await;
+            self.check_capacity(&event).await?;
+            self.store.insert_event(&event).await?;
+        }
         if event.floor_kind == FloorKind::Rtp {
             let port = self.open_rtp_floor(&event).await?;
             self.store.set_rtp_port(&event.id, port.port()).await?;
@@ -216,6 +247,70 @@ impl App {
         }
         info!(event = %event.id, title = %event.title, "event created");
         Ok(self.view(&event, Some(&token)))
+    }
+
+    /// Whether `event` fits beside every other live event overlapping its window.
+    async fn check_capacity(&self, event: &Event) -> Result<(), AppError> {
+        let others = self.store.events_overlapping(event.starts_at, event.ends_at, Some(&event.id)).await?;
+        let reserved: Vec<Reservation> = others.iter().map(reservation).collect();
+        Ok(crate::capacity::check(self.settings.capacity, &reserved, &reservation(event))?)
+    }
+
+    /// Free capacity over a time range.
+    pub async fn free_capacity(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<FreeSegment>, AppError> {
+        if to <= from {
+            return Err(AppError::Invalid(format!("'to' ({to}) must be after 'from' ({from})")));
+        }
+        if to - from > chrono::Duration::days(400) {
+            return Err(AppError::Invalid("ask for at most 400 days at a time".into()));
+        }
+        let events = self.store.events_overlapping(from, to, None).await?;
+        let reserved: Vec<Reservation> = events.iter().map(reservation).collect();
+        Ok(crate::capacity::free_over(self.settings.capacity, &reserved, from, to))
+    }
+
+    /// Change an event; capacity is checked again as for a new one.
+    pub async fn change_event(&self, id: &EventId, change: EventChange) -> Result<EventView, AppError> {
+        let _reserving = self.reserving.lock().await;
+        let mut event = self.event(id).await?;
+        if let Some(languages) = change.languages
+            && languages != event.languages
+        {
+            if self.media.sessions().iter().any(|s| &s.event == id) {
+                return Err(AppError::Conflict(
+                    "the languages cannot change while the event has live sessions; end them or change it later".into(),
+                ));
+            }
+            event.languages = languages;
+        }
+        if let Some(title) = change.title {
+            event.title = title.trim().to_owned();
+        }
+        event.starts_at = change.starts_at.unwrap_or(event.starts_at);
+        event.ends_at = change.ends_at.unwrap_or(event.ends_at);
+        event.expected_listeners = change.expected_listeners.unwrap_or(event.expected_listeners);
+        validate(&NewEvent {
+            title: event.title.clone(),
+            floor_language: event.floor_language.clone(),
+            languages: event.languages.clone(),
+            starts_at: event.starts_at,
+            ends_at: event.ends_at,
+            expected_listeners: event.expected_listeners,
+            floor: FloorRequest::Whip,
+            floor_under_interpretation_db: event.floor_under_db,
+        })?;
+        self.check_capacity(&event).await?;
+        if !self.store.update_event(&event).await? {
+            return Err(AppError::NoEvent(id.clone()));
+        }
+        self.layouts.remove(id);
+        self.remember(&event);
+        info!(event = %id, "event changed");
+        Ok(self.view(&event, None))
     }
 
     async fn open_rtp_floor(&self, event: &Event) -> Result<SocketAddr, AppError> {
@@ -228,6 +323,9 @@ impl App {
             id: event.id.clone(),
             floor: event.floor_language.clone(),
             languages: event.languages.clone(),
+            starts_at: event.starts_at,
+            ends_at: event.ends_at,
+            expected_listeners: event.expected_listeners,
             mix: event.floor_under_db.map(|floor_db| MixSettings {
                 floor_db,
                 complexity: self.settings.mix_complexity,
@@ -339,7 +437,60 @@ impl App {
         counts
     }
 
-    /// A WHEP listener joins: media first, then the usage fact.
+    /// Media endpoints work from an hour before an event to an hour after it.
+    pub fn check_window(&self, layout: &EventLayout) -> Result<(), AppError> {
+        let now = Utc::now();
+        let (opens, closes) =
+            (layout.starts_at - chrono::Duration::hours(1), layout.ends_at + chrono::Duration::hours(1));
+        if now < opens || now >= closes {
+            return Err(AppError::Forbidden(format!(
+                "this event's media is open from {} to {} (one hour before and after {} – {}); it is now {}",
+                opens.to_rfc3339(),
+                closes.to_rfc3339(),
+                layout.starts_at.to_rfc3339(),
+                layout.ends_at.to_rfc3339(),
+                now.to_rfc3339()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Admit one more listener to `event`, or say why not (503). Undone by [`App::release`].
+    fn admit(&self, layout: &EventLayout) -> Result<(), AppError> {
+        use std::sync::atomic::Ordering;
+        let limit = (f64::from(layout.expected_listeners) * self.settings.headroom).ceil() as u32;
+        let mut admitted = self.admitted.entry(layout.id.clone()).or_insert(0);
+        if *admitted >= limit {
+            return Err(AppError::Busy {
+                detail: format!(
+                    "this event is full: it was reserved for {} listeners and {} are listening; please try again in a minute",
+                    layout.expected_listeners, *admitted
+                ),
+                retry_after: 60,
+            });
+        }
+        let total = self.admitted_total.fetch_add(1, Ordering::SeqCst);
+        if total >= self.settings.capacity.listeners {
+            self.admitted_total.fetch_sub(1, Ordering::SeqCst);
+            return Err(AppError::Busy {
+                detail:
+                    "this interpretation service is at its capacity right now; please try again in a minute"
+                        .into(),
+                retry_after: 60,
+            });
+        }
+        *admitted += 1;
+        Ok(())
+    }
+
+    fn release(&self, event: &EventId) {
+        if let Some(mut admitted) = self.admitted.get_mut(event) {
+            *admitted = admitted.saturating_sub(1);
+            self.admitted_total.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A WHEP listener joins: admission, media, then the usage fact.
     pub async fn listen(
         &self,
         event: &EventId,
@@ -348,7 +499,10 @@ impl App {
     ) -> Result<(SessionId, String), AppError> {
         let layout = self.layout(event).await?;
         self.check_channel(&layout, &language)?;
-        let (session, answer) = self.media.listen(layout, language.clone(), offer).await?;
+        self.check_window(&layout)?;
+        self.admit(&layout)?;
+        let joined = self.media.listen(layout, language.clone(), offer).await;
+        let (session, answer) = joined.inspect_err(|_| self.release(event))?;
         if let Err(e) = self.store.record_listening(event, &session, Some(&language)).await {
             warn!(error = %e, "could not record a listener joining");
         }
@@ -394,7 +548,9 @@ impl App {
         if !constant_time_eq(&Token::from_secret(token).hash(), &event.floor_token_hash) {
             return Err(AppError::Unauthorized(format!("that is not the floor token of event {id}")));
         }
-        Ok(self.remember(&event))
+        let layout = self.remember(&event);
+        self.check_window(&layout)?;
+        Ok(layout)
     }
 
     pub async fn cancel_event(&self, id: &EventId) -> Result<(), AppError> {
@@ -434,6 +590,16 @@ impl App {
             channels,
             floor_under_interpretation_db: event.floor_under_db,
         }
+    }
+}
+
+/// What an event holds on the node over its window.
+fn reservation(event: &Event) -> Reservation {
+    Reservation {
+        starts_at: event.starts_at,
+        ends_at: event.ends_at,
+        listeners: event.expected_listeners,
+        channels: channel_units(event.languages.len(), event.floor_under_db.is_some()),
     }
 }
 
@@ -519,6 +685,7 @@ async fn follow_notes(app: std::sync::Weak<App>, mut notes: tokio::sync::mpsc::U
         let Some(app) = app.upgrade() else { return };
         match note {
             MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Listener) } => {
+                app.release(&event);
                 if let Err(e) = app.store.record_listening(&event, &session, None).await {
                     warn!(error = %e, "could not record a listener leaving");
                 }

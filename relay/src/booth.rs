@@ -221,6 +221,7 @@ impl App {
         offer: String,
     ) -> Result<(SessionId, String), AppError> {
         let layout = self.layout(&me.event).await?;
+        self.check_window(&layout)?;
         let listen_to = {
             let state = self.booths.event(&me.event);
             let state = lock(&state);

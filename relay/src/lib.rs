@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod booth;
+pub mod capacity;
 pub mod config;
 pub mod demo;
 pub mod http;

@@ -30,8 +30,22 @@ impl TestRelay {
         Self::start_in(data_dir, shards).await
     }
 
+    /// A relay whose settings `adjust` changes before it starts (capacity, headroom).
+    pub async fn start_with(shards: usize, adjust: impl FnOnce(&mut Settings)) -> anyhow::Result<Self> {
+        let data_dir = std::env::temp_dir().join(format!("tolk-test-{}", tolk_relay::ids::random_hex(8)));
+        Self::start_configured(data_dir, shards, adjust).await
+    }
+
     /// A relay on an existing data directory (to test a restart).
     pub async fn start_in(data_dir: PathBuf, shards: usize) -> anyhow::Result<Self> {
+        Self::start_configured(data_dir, shards, |_| {}).await
+    }
+
+    async fn start_configured(
+        data_dir: PathBuf,
+        shards: usize,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Self> {
         init_log();
         let args = ConfigArgs {
             listen: Some("127.0.0.1:0".parse()?),
@@ -43,6 +57,7 @@ impl TestRelay {
         };
         let mut settings = Settings::resolve(&args)?;
         settings.connect_timeout = std::time::Duration::from_secs(2);
+        adjust(&mut settings);
         let server = Server::start(settings).await?;
         let base = format!("http://{}", server.addr);
         Ok(Self { server, base, http: reqwest::Client::new(), data_dir })

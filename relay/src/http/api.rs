@@ -50,6 +50,53 @@ pub async fn get_event(
     Ok(Json(app.view(&event, None)))
 }
 
+pub async fn change_event(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<crate::app::EventView>, ApiError> {
+    require_admin(&app, &headers)?;
+    let change: crate::app::EventChange = parse_json(&headers, &body)?;
+    Ok(Json(app.change_event(&EventId::parse(&id)?, change).await?))
+}
+
+#[derive(serde::Deserialize)]
+pub struct CapacityQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct CapacityView {
+    capacity: crate::capacity::Capacity,
+    segments: Vec<crate::capacity::FreeSegment>,
+}
+
+/// `GET /api/v1/capacity?from=&to=` (RFC 3339; default: the next 7 days).
+pub async fn capacity(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<CapacityQuery>,
+) -> Result<Json<CapacityView>, ApiError> {
+    require_admin(&app, &headers)?;
+    let parse = |name: &str, value: Option<&String>, default: chrono::DateTime<chrono::Utc>| match value {
+        None => Ok(default),
+        Some(v) => {
+            chrono::DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "'{name}' must be an RFC 3339 time such as 2026-12-01T09:00:00Z ({e})"
+                ))
+            })
+        }
+    };
+    let now = chrono::Utc::now();
+    let from = parse("from", query.from.as_ref(), now)?;
+    let to = parse("to", query.to.as_ref(), from + chrono::Duration::days(7))?;
+    let segments = app.free_capacity(from, to).await?;
+    Ok(Json(CapacityView { capacity: app.settings.capacity, segments }))
+}
+
 pub async fn cancel_event(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

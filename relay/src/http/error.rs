@@ -113,6 +113,10 @@ impl From<crate::app::AppError> for ApiError {
             AppError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, e.to_string()),
             AppError::Conflict(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
             AppError::NotFound(_) => Self::not_found(e.to_string()),
+            AppError::Capacity(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            AppError::Busy { detail, retry_after } => {
+                Self { status: StatusCode::SERVICE_UNAVAILABLE, detail, retry_after: Some(retry_after) }
+            }
             AppError::Store(e) => e.into(),
             AppError::Net(e) => e.into(),
             AppError::DataDir { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -29,7 +29,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(metrics::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", post(api::create_event).get(api::list_events))
-        .route("/api/v1/events/{id}", get(api::get_event).delete(api::cancel_event))
+        .route("/api/v1/events/{id}", get(api::get_event).delete(api::cancel_event).patch(api::change_event))
+        .route("/api/v1/capacity", get(api::capacity))
         .route("/api/v1/events/{id}/channels", get(api::channels))
         .route("/api/v1/events/{id}/interpreters", post(booth::issue).get(booth::list))
         .route("/api/v1/events/{id}/interpreters/{interpreter}", delete(booth::revoke))
@@ -48,7 +49,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/static/{file}", get(pages::asset))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        // Refusals (a full event's 503) are answers, not failures: log them quietly.
+        .layer(TraceLayer::new_for_http().on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)))
         .with_state(app)
 }
 

@@ -47,6 +47,10 @@ pub struct EventLayout {
     pub languages: Vec<Language>,
     /// Mix mode settings; None: pass-through.
     pub mix: Option<crate::media::mixer::MixSettings>,
+    /// The window and size of the event (for admission at the HTTP edge; shards ignore them).
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
+    pub expected_listeners: u32,
 }
 
 /// What a media session is, for the HTTP side's lookups.

@@ -287,6 +287,14 @@ impl Shard {
                 }
                 Command::Source(packet) => self.deliver(&packet, Instant::now()),
                 Command::PrepareEvent(layout) => {
+                    // A changed event (PATCH) takes its new layout while nobody is connected to it.
+                    if self
+                        .events
+                        .get(&layout.id)
+                        .is_some_and(|m| m.layout != layout && m.subscribers.is_empty())
+                    {
+                        self.events.remove(&layout.id);
+                    }
                     self.event_media(&layout);
                 }
                 Command::Stats { reply } => {

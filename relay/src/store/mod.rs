@@ -154,6 +154,42 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
+    /// Live events whose window overlaps `[from, to)`, except `except`.
+    pub async fn events_overlapping(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        except: Option<&EventId>,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE cancelled_at IS NULL AND starts_at < ? AND ends_at > ? AND id != ? ORDER BY starts_at",
+        )
+        .bind(to.timestamp())
+        .bind(from.timestamp())
+        .bind(except.map_or("", EventId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Replace an event's title, window, listeners and languages.
+    pub async fn update_event(&self, event: &Event) -> Result<bool, StoreError> {
+        let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
+        let done = sqlx::query(
+            "UPDATE events SET title = ?, languages = ?, starts_at = ?, ends_at = ?, expected_listeners = ?
+             WHERE id = ? AND cancelled_at IS NULL",
+        )
+        .bind(&event.title)
+        .bind(languages)
+        .bind(event.starts_at.timestamp())
+        .bind(event.ends_at.timestamp())
+        .bind(i64::from(event.expected_listeners))
+        .bind(event.id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Cancel an event; false when there was no such live event.
     pub async fn cancel_event(&self, id: &EventId) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE events SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL")
