@@ -128,6 +128,22 @@ pub struct App {
     admitted_total: std::sync::atomic::AtomicU32,
 }
 
+/// Who calls the organiser API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    Organiser(i64),
+}
+
+impl Caller {
+    fn organiser(self) -> Option<i64> {
+        match self {
+            Caller::Admin => None,
+            Caller::Organiser(id) => Some(id),
+        }
+    }
+}
+
 /// `PATCH /api/v1/events/{id}`: any of these.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,14 +224,56 @@ impl App {
     }
 
     /// Create an event after validating the request; its secrets are in the returned view only.
-    pub async fn create_event(&self, request: NewEvent) -> Result<EventView, AppError> {
-        self.create_event_with_id(EventId::generate(), request).await
+    /// `dry_run`: only check (validation and capacity), store nothing.
+    pub async fn create_event(
+        &self,
+        caller: &Caller,
+        request: NewEvent,
+        dry_run: bool,
+    ) -> Result<EventView, AppError> {
+        self.create_event_with_id(EventId::generate(), request, caller.organiser(), dry_run).await
+    }
+
+    /// Who is calling the organiser API: the admin token, or an organiser's token.
+    pub async fn caller(&self, token: Option<&str>) -> Result<Caller, AppError> {
+        let token = token.ok_or_else(|| {
+            AppError::Unauthorized(
+                "this call needs 'Authorization: Bearer <admin or organiser token>'".into(),
+            )
+        })?;
+        if self.is_admin(token) {
+            return Ok(Caller::Admin);
+        }
+        match self.store.organiser_by_token(&Token::from_secret(token)).await? {
+            Some(o) => Ok(Caller::Organiser(o.id)),
+            None => Err(AppError::Unauthorized("that token is not valid for the organiser API".into())),
+        }
+    }
+
+    /// An event the caller may manage (others' events are "not found", not "forbidden").
+    pub async fn owned_event(&self, caller: &Caller, id: &EventId) -> Result<Event, AppError> {
+        let event = self.event(id).await?;
+        match caller {
+            Caller::Organiser(me) if event.organiser != Some(*me) => Err(AppError::NoEvent(id.clone())),
+            _ => Ok(event),
+        }
+    }
+
+    /// The events the caller may see.
+    pub async fn events_of(&self, caller: &Caller) -> Result<Vec<Event>, AppError> {
+        let all = self.store.events().await?;
+        Ok(match caller {
+            Caller::Admin => all,
+            Caller::Organiser(me) => all.into_iter().filter(|e| e.organiser == Some(*me)).collect(),
+        })
     }
 
     pub(crate) async fn create_event_with_id(
         &self,
         id: EventId,
         request: NewEvent,
+        organiser: Option<i64>,
+        dry_run: bool,
     ) -> Result<EventView, AppError> {
         let languages = validate(&request)?;
         let token = Token::generate();
@@ -234,7 +292,13 @@ impl App {
             rtp_port: None,
             floor_token_hash: token.hash(),
             floor_under_db: request.floor_under_interpretation_db,
+            organiser,
         };
+        if dry_run {
+            let _reserving = self.reserving.lock().await;
+            self.check_capacity(&event).await?;
+            return Ok(self.view(&event, None));
+        }
         {
             let _reserving = self.reserving.lock().await;
             self.check_capacity(&event).await?;
@@ -357,7 +421,7 @@ impl App {
             floor: FloorRequest::Rtp,
             floor_under_interpretation_db: None,
         };
-        self.create_event_with_id(id, request).await
+        self.create_event_with_id(id, request, None, false).await
     }
 
     pub async fn event(&self, id: &EventId) -> Result<Event, AppError> {

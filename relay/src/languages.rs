@@ -50,6 +50,11 @@ const NAMES: &[(&str, &str)] = &[
     ("zh", "中文"),
 ];
 
+/// Every language the table names: (code, name).
+pub fn all() -> impl Iterator<Item = (&'static str, &'static str)> {
+    NAMES.iter().copied()
+}
+
 /// "Français", "Português (BR)", or the tag itself when the language is not in the table.
 pub fn label(language: &Language) -> String {
     let tag = language.as_str();

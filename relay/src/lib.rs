@@ -19,3 +19,4 @@ pub mod media;
 pub mod net;
 pub mod server;
 pub mod store;
+pub mod usage;

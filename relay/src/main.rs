@@ -22,6 +22,45 @@ enum Command {
     Serve(ConfigArgs),
     /// Run the relay with a demo event whose floor is a built-in voice; prints the listener URL.
     Demo(ConfigArgs),
+    /// Organiser accounts: each sees and manages only its own events.
+    Organiser(OrganiserArgs),
+    /// Events in the store.
+    Events(EventsArgs),
+}
+
+#[derive(clap::Args)]
+struct OrganiserArgs {
+    #[command(subcommand)]
+    action: OrganiserAction,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Subcommand)]
+enum OrganiserAction {
+    /// Create an organiser account and print its token (shown once).
+    Add { name: String },
+    /// List organiser accounts.
+    List,
+    /// Revoke an organiser account: its token stops working.
+    Revoke { id: i64 },
+}
+
+#[derive(clap::Args)]
+struct EventsArgs {
+    #[command(subcommand)]
+    action: EventsAction,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Subcommand)]
+enum EventsAction {
+    /// List live events.
+    List,
+    /// Cancel an event, freeing its capacity. (Cancel through the API of a running relay to also
+    /// disconnect its live sessions at once.)
+    Cancel { id: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +80,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => run(args, false).await,
             Command::Demo(args) => run(args, true).await,
+            Command::Organiser(args) => organiser(args).await,
+            Command::Events(args) => events(args).await,
         }
     })
 }
@@ -97,4 +138,73 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+async fn open_store(config: &ConfigArgs) -> anyhow::Result<tolk_relay::store::Store> {
+    let settings = Settings::resolve(config)?;
+    Ok(match &settings.database_url {
+        Some(url) => tolk_relay::store::Store::open(url).await?,
+        None => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            tolk_relay::store::Store::open_in(&settings.data_dir).await?
+        }
+    })
+}
+
+async fn organiser(args: OrganiserArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.config).await?;
+    match args.action {
+        OrganiserAction::Add { name } => {
+            let name = name.trim();
+            anyhow::ensure!(
+                !name.is_empty() && name.chars().count() <= 100,
+                "the name must be 1 to 100 characters"
+            );
+            let token = tolk_relay::ids::Token::generate();
+            let organiser = store.insert_organiser(name, &token).await?;
+            println!(
+                "Organiser {} ({}) created. Its token (shown only now):\n  {}",
+                organiser.id,
+                organiser.name,
+                token.secret()
+            );
+        }
+        OrganiserAction::List => {
+            for o in store.organisers().await? {
+                println!("{:>4}  {}{}", o.id, o.name, if o.revoked { "  (revoked)" } else { "" });
+            }
+        }
+        OrganiserAction::Revoke { id } => {
+            anyhow::ensure!(store.revoke_organiser(id).await?, "no live organiser {id}");
+            println!("Organiser {id} revoked.");
+        }
+    }
+    Ok(())
+}
+
+async fn events(args: EventsArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.config).await?;
+    match args.action {
+        EventsAction::List => {
+            for e in store.events().await? {
+                let languages = e.languages.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(",");
+                println!(
+                    "{}  {} – {}  {:>6} listeners  {} → {}  {}",
+                    e.id,
+                    e.starts_at.format("%Y-%m-%d %H:%M"),
+                    e.ends_at.format("%H:%M"),
+                    e.expected_listeners,
+                    e.floor_language,
+                    languages,
+                    e.title
+                );
+            }
+        }
+        EventsAction::Cancel { id } => {
+            let id = tolk_relay::ids::EventId::parse(&id)?;
+            anyhow::ensure!(store.cancel_event(&id).await?, "no live event {id}");
+            println!("Event {id} cancelled.");
+        }
+    }
+    Ok(())
 }

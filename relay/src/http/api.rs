@@ -8,35 +8,57 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
-use crate::app::{App, NewEvent};
+use crate::app::{App, Caller, NewEvent};
 use crate::http::{ApiError, bearer, parse_json};
 use crate::ids::EventId;
 use crate::media::router::{ChannelKind, EventRouter};
+use axum::response::{IntoResponse, Response};
 
-pub(crate) fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    match bearer(headers) {
-        None => Err(ApiError::unauthorized("this call needs 'Authorization: Bearer <admin token>'")),
-        Some(token) if app.is_admin(token) => Ok(()),
-        Some(_) => Err(ApiError::unauthorized("that token is not valid for the organiser API")),
-    }
+/// The caller of an organiser call: the admin token or an organiser's token (401 otherwise).
+pub(crate) async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    Ok(app.caller(bearer(headers)).await?)
 }
 
+/// An event the caller may manage (404 for others' events).
+pub(crate) async fn owned(
+    app: &App,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Caller, crate::store::Event), ApiError> {
+    let caller = caller(app, headers).await?;
+    let event = app.owned_event(&caller, &EventId::parse(id)?).await?;
+    Ok((caller, event))
+}
+
+#[derive(serde::Deserialize)]
+pub struct CreateQuery {
+    dry_run: Option<bool>,
+}
+
+/// `POST /api/v1/events` (`?dry_run=true`: only check, `200 {"fits": true}` or the 409).
 pub async fn create_event(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<CreateQuery>,
     body: Bytes,
-) -> Result<(StatusCode, Json<crate::app::EventView>), ApiError> {
-    require_admin(&app, &headers)?;
+) -> Result<Response, ApiError> {
+    let caller = caller(&app, &headers).await?;
     let request: NewEvent = parse_json(&headers, &body)?;
-    Ok((StatusCode::CREATED, Json(app.create_event(request).await?)))
+    let dry_run = query.dry_run.unwrap_or(false);
+    let view = app.create_event(&caller, request, dry_run).await?;
+    Ok(if dry_run {
+        Json(serde_json::json!({"fits": true})).into_response()
+    } else {
+        (StatusCode::CREATED, Json(view)).into_response()
+    })
 }
 
 pub async fn list_events(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<crate::app::EventView>>, ApiError> {
-    require_admin(&app, &headers)?;
-    let events = app.store.events().await?;
+    let caller = caller(&app, &headers).await?;
+    let events = app.events_of(&caller).await?;
     Ok(Json(events.iter().map(|e| app.view(e, None)).collect()))
 }
 
@@ -45,8 +67,7 @@ pub async fn get_event(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<crate::app::EventView>, ApiError> {
-    require_admin(&app, &headers)?;
-    let event = app.event(&EventId::parse(&id)?).await?;
+    let (_, event) = owned(&app, &headers, &id).await?;
     Ok(Json(app.view(&event, None)))
 }
 
@@ -56,9 +77,9 @@ pub async fn change_event(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<crate::app::EventView>, ApiError> {
-    require_admin(&app, &headers)?;
+    let (_, event) = owned(&app, &headers, &id).await?;
     let change: crate::app::EventChange = parse_json(&headers, &body)?;
-    Ok(Json(app.change_event(&EventId::parse(&id)?, change).await?))
+    Ok(Json(app.change_event(&event.id, change).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -79,7 +100,7 @@ pub async fn capacity(
     headers: HeaderMap,
     axum::extract::Query(query): axum::extract::Query<CapacityQuery>,
 ) -> Result<Json<CapacityView>, ApiError> {
-    require_admin(&app, &headers)?;
+    caller(&app, &headers).await?;
     let parse = |name: &str, value: Option<&String>, default: chrono::DateTime<chrono::Utc>| match value {
         None => Ok(default),
         Some(v) => {
@@ -102,8 +123,8 @@ pub async fn cancel_event(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&app, &headers)?;
-    app.cancel_event(&EventId::parse(&id)?).await?;
+    let (_, event) = owned(&app, &headers, &id).await?;
+    app.cancel_event(&event.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

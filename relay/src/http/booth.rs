@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 
 use crate::app::{App, InterpreterView, NewInterpreter};
 use crate::booth::{BoothAction, BoothPush, BoothState};
-use crate::http::api::require_admin;
+use crate::http::api::owned;
 use crate::http::media::{created, offer};
 use crate::http::{ApiError, bearer, parse_json};
-use crate::ids::{EventId, InterpreterId};
+use crate::ids::InterpreterId;
 use crate::store::interpreters::Interpreter;
 
 pub async fn issue(
@@ -26,10 +26,9 @@ pub async fn issue(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<InterpreterView>), ApiError> {
-    require_admin(&app, &headers)?;
-    let event = EventId::parse(&id)?;
+    let (_, event) = owned(&app, &headers, &id).await?;
     let request: NewInterpreter = parse_json(&headers, &body)?;
-    Ok((StatusCode::CREATED, Json(app.issue_interpreter(&event, request).await?)))
+    Ok((StatusCode::CREATED, Json(app.issue_interpreter(&event.id, request).await?)))
 }
 
 pub async fn list(
@@ -37,8 +36,7 @@ pub async fn list(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<InterpreterView>>, ApiError> {
-    require_admin(&app, &headers)?;
-    let event = app.event(&EventId::parse(&id)?).await?;
+    let (_, event) = owned(&app, &headers, &id).await?;
     let interpreters = app.store.interpreters(&event.id).await?;
     Ok(Json(
         interpreters
@@ -59,8 +57,8 @@ pub async fn revoke(
     headers: HeaderMap,
     Path((id, interpreter)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&app, &headers)?;
-    let event = EventId::parse(&id)?;
+    let (_, event) = owned(&app, &headers, &id).await?;
+    let event = event.id;
     let interpreter = interpreter
         .parse::<i64>()
         .map(InterpreterId)

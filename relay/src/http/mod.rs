@@ -6,6 +6,7 @@ mod booth;
 mod error;
 mod media;
 mod metrics;
+mod organiser;
 mod pages;
 
 use std::sync::Arc;
@@ -31,6 +32,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/events", post(api::create_event).get(api::list_events))
         .route("/api/v1/events/{id}", get(api::get_event).delete(api::cancel_event).patch(api::change_event))
         .route("/api/v1/capacity", get(api::capacity))
+        .route("/api/v1/languages", get(organiser::languages))
+        .route("/api/v1/events/{id}/usage", get(organiser::usage))
+        .route("/api/v1/events/{id}/live", get(organiser::live))
+        .route("/e/{event}/qr.svg", get(organiser::qr))
         .route("/api/v1/events/{id}/channels", get(api::channels))
         .route("/api/v1/events/{id}/interpreters", post(booth::issue).get(booth::list))
         .route("/api/v1/events/{id}/interpreters/{interpreter}", delete(booth::revoke))
@@ -50,7 +55,10 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // Refusals (a full event's 503) are answers, not failures: log them quietly.
-        .layer(TraceLayer::new_for_http().on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)))
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .with_state(app)
 }
 

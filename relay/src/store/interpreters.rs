@@ -67,6 +67,17 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
+    /// Every interpreter an event ever had, revoked ones too (for reports).
+    pub async fn all_interpreters(&self, event: &EventId) -> Result<Vec<Interpreter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, name, languages FROM interpreters WHERE event_id = ? ORDER BY id",
+        )
+        .bind(event.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
     /// Revoke a booth link; false when there was no such live link in that event.
     pub async fn revoke_interpreter(&self, event: &EventId, id: InterpreterId) -> Result<bool, StoreError> {
         let done = sqlx::query(

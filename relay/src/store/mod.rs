@@ -3,6 +3,7 @@
 //! [`interpreters`] holds booth links; [`usage`] the facts recorded as an event happens.
 
 pub mod interpreters;
+pub mod organisers;
 pub mod usage;
 
 use std::path::Path;
@@ -62,6 +63,8 @@ pub struct Event {
     pub floor_token_hash: String,
     /// Mix mode: the floor under the interpretation at this level (dB); None: pass-through.
     pub floor_under_db: Option<f32>,
+    /// The organiser account that owns it (None: created with the admin token).
+    pub organiser: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -102,8 +105,8 @@ impl Store {
         let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
         let result = sqlx::query(
             "INSERT INTO events (id, title, floor_language, languages, starts_at, ends_at, expected_listeners,
-                                 floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db, organiser_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(event.id.as_str())
         .bind(&event.title)
@@ -117,6 +120,7 @@ impl Store {
         .bind(&event.floor_token_hash)
         .bind(Utc::now().timestamp())
         .bind(event.floor_under_db.map(f64::from))
+        .bind(event.organiser)
         .execute(&self.pool)
         .await;
         match result {
@@ -228,6 +232,7 @@ fn decode(row: &SqliteRow) -> Result<Event, StoreError> {
         rtp_port: row.try_get::<Option<i64>, _>("rtp_port")?.and_then(|p| u16::try_from(p).ok()),
         floor_token_hash: row.try_get("floor_token_hash")?,
         floor_under_db: row.try_get::<Option<f64>, _>("floor_under_db")?.map(|db| db as f32),
+        organiser: row.try_get("organiser_id")?,
     })
 }
 
@@ -248,6 +253,7 @@ mod tests {
             rtp_port: None,
             floor_token_hash: "ab".into(),
             floor_under_db: Some(-18.0),
+            organiser: None,
         }
     }
 

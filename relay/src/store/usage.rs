@@ -119,3 +119,80 @@ impl Store {
         ))
     }
 }
+
+/// One listening interval or on-air interval, in Unix milliseconds (an open one runs to `until`).
+#[derive(Debug, Clone)]
+pub struct Interval {
+    pub language: Language,
+    pub interpreter: Option<InterpreterId>,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// A slow-down signal: who, when (Unix milliseconds).
+#[derive(Debug, Clone)]
+pub struct SlowDown {
+    pub interpreter: InterpreterId,
+    pub at: i64,
+}
+
+impl Store {
+    /// Listening intervals of an event; open ones end at `until`.
+    pub async fn listening_intervals(
+        &self,
+        event: &EventId,
+        until: i64,
+    ) -> Result<Vec<Interval>, StoreError> {
+        self.intervals(
+            "SELECT language, NULL AS interpreter_id, joined_at AS t0, left_at AS t1 FROM listening WHERE event_id = ?",
+            event,
+            until,
+        )
+        .await
+    }
+
+    /// On-air intervals of an event; open ones end at `until`.
+    pub async fn on_air_intervals(&self, event: &EventId, until: i64) -> Result<Vec<Interval>, StoreError> {
+        self.intervals(
+            "SELECT language, interpreter_id, started_at AS t0, ended_at AS t1 FROM on_air WHERE event_id = ?",
+            event,
+            until,
+        )
+        .await
+    }
+
+    async fn intervals(
+        &self,
+        sql: &'static str,
+        event: &EventId,
+        until: i64,
+    ) -> Result<Vec<Interval>, StoreError> {
+        use sqlx::Row;
+        let rows = sqlx::query(sql).bind(event.as_str()).fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let language: String = row.try_get("language")?;
+            let Ok(language) = Language::parse(&language) else { continue };
+            let from: i64 = row.try_get("t0")?;
+            let to: Option<i64> = row.try_get("t1")?;
+            let interpreter: Option<i64> = row.try_get("interpreter_id")?;
+            out.push(Interval {
+                language,
+                interpreter: interpreter.map(InterpreterId),
+                from,
+                to: to.unwrap_or(until).max(from),
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn slow_downs(&self, event: &EventId) -> Result<Vec<SlowDown>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT interpreter_id, at FROM booth_signals WHERE event_id = ? AND kind = 'slow-down' ORDER BY at",
+        )
+        .bind(event.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(i, at)| SlowDown { interpreter: InterpreterId(i), at }).collect())
+    }
+}

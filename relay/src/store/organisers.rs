@@ -1,0 +1,58 @@
+//! Organiser accounts: a name and a token (stored hashed). An organiser owns the events it creates.
+
+use chrono::Utc;
+
+use crate::ids::Token;
+use crate::store::{Store, StoreError};
+
+/// An organiser account.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Organiser {
+    pub id: i64,
+    pub name: String,
+    pub revoked: bool,
+}
+
+impl Store {
+    pub async fn insert_organiser(&self, name: &str, token: &Token) -> Result<Organiser, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO organisers (name, token_hash, created_at) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(token.hash())
+        .bind(Utc::now().timestamp())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Organiser { id, name: name.into(), revoked: false })
+    }
+
+    /// The live organiser holding `token`.
+    pub async fn organiser_by_token(&self, token: &Token) -> Result<Option<Organiser>, StoreError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM organisers WHERE token_hash = ? AND revoked_at IS NULL")
+                .bind(token.hash())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(id, name)| Organiser { id, name, revoked: false }))
+    }
+
+    pub async fn organisers(&self) -> Result<Vec<Organiser>, StoreError> {
+        let rows: Vec<(i64, String, Option<i64>)> =
+            sqlx::query_as("SELECT id, name, revoked_at FROM organisers ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, revoked)| Organiser { id, name, revoked: revoked.is_some() })
+            .collect())
+    }
+
+    pub async fn revoke_organiser(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE organisers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(Utc::now().timestamp())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,168 @@
+//! The usage report of an event, computed from the usage facts: per channel the peak of
+//! simultaneous listeners and the listener-minutes, per interpreter and language the on-air
+//! minutes, and the handover and slow-down counts. JSON, or CSV for spreadsheets.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::app::{App, AppError};
+use crate::ids::{EventId, InterpreterId, Language};
+use crate::store::usage::Interval;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ChannelUsage {
+    pub language: Language,
+    pub peak_listeners: u32,
+    pub listener_minutes: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InterpreterUsage {
+    pub id: InterpreterId,
+    pub name: String,
+    pub language: Language,
+    pub on_air_minutes: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageReport {
+    pub event: EventSummary,
+    pub channels: Vec<ChannelUsage>,
+    pub interpreters: Vec<InterpreterUsage>,
+    pub handovers: i64,
+    pub slow_downs: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventSummary {
+    pub id: EventId,
+    pub title: String,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn minutes(ms: i64) -> f64 {
+    (ms as f64 / 60_000.0 * 100.0).round() / 100.0
+}
+
+/// The most intervals open at once.
+pub fn peak(intervals: &[&Interval]) -> u32 {
+    let mut edges: Vec<(i64, i32)> = intervals.iter().flat_map(|i| [(i.from, 1), (i.to, -1)]).collect();
+    // At equal times, leaving comes before joining (half-open intervals).
+    edges.sort();
+    let (mut now, mut best) = (0i32, 0i32);
+    for (_, delta) in edges {
+        now += delta;
+        best = best.max(now);
+    }
+    best.max(0) as u32
+}
+
+impl App {
+    pub async fn usage(&self, id: &EventId) -> Result<UsageReport, AppError> {
+        let event = self.event(id).await?;
+        let now = crate::store::now_ms();
+        let listening = self.store.listening_intervals(id, now).await?;
+        let on_air = self.store.on_air_intervals(id, now).await?;
+        let (_, _, handovers, slow_downs) = self.store.usage_counts(id).await?;
+        let names: BTreeMap<InterpreterId, String> =
+            self.store.all_interpreters(id).await?.into_iter().map(|i| (i.id, i.name)).collect();
+        let channels = std::iter::once(&event.floor_language)
+            .chain(&event.languages)
+            .map(|language| {
+                let here: Vec<&Interval> = listening.iter().filter(|i| &i.language == language).collect();
+                ChannelUsage {
+                    language: language.clone(),
+                    peak_listeners: peak(&here),
+                    listener_minutes: minutes(here.iter().map(|i| i.to - i.from).sum()),
+                }
+            })
+            .collect();
+        let mut per_interpreter: BTreeMap<(InterpreterId, Language), i64> = BTreeMap::new();
+        for i in &on_air {
+            if let Some(who) = i.interpreter {
+                *per_interpreter.entry((who, i.language.clone())).or_default() += i.to - i.from;
+            }
+        }
+        let interpreters = per_interpreter
+            .into_iter()
+            .map(|((id, language), ms)| InterpreterUsage {
+                id,
+                name: names.get(&id).cloned().unwrap_or_default(),
+                language,
+                on_air_minutes: minutes(ms),
+            })
+            .collect();
+        Ok(UsageReport {
+            event: EventSummary {
+                id: event.id,
+                title: event.title,
+                starts_at: event.starts_at,
+                ends_at: event.ends_at,
+            },
+            channels,
+            interpreters,
+            handovers,
+            slow_downs,
+        })
+    }
+}
+
+/// The report as CSV: one row per channel and per interpreter and language, then the counts.
+pub fn to_csv(report: &UsageReport) -> String {
+    let mut out = String::from(
+        "row,language,interpreter_id,interpreter,peak_listeners,listener_minutes,on_air_minutes,count\n",
+    );
+    for c in &report.channels {
+        let _ = writeln!(out, "channel,{},,,{},{},,", c.language, c.peak_listeners, c.listener_minutes);
+    }
+    for i in &report.interpreters {
+        let _ = writeln!(
+            out,
+            "interpreter,{},{},{},,,{},",
+            i.language,
+            i.id,
+            csv_field(&i.name),
+            i.on_air_minutes
+        );
+    }
+    let _ = writeln!(out, "handovers,,,,,,,{}", report.handovers);
+    let _ = writeln!(out, "slow_downs,,,,,,,{}", report.slow_downs);
+    out
+}
+
+/// A CSV field, quoted when needed (and defused against spreadsheet formulas).
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(from: i64, to: i64) -> Interval {
+        Interval { language: Language::parse("fr").expect("valid"), interpreter: None, from, to }
+    }
+
+    #[test]
+    fn peak_counts_overlaps_with_half_open_intervals() {
+        let all = [at(0, 10), at(5, 15), at(10, 20), at(12, 13)];
+        let refs: Vec<&Interval> = all.iter().collect();
+        assert_eq!(
+            peak(&refs),
+            3,
+            "5–10: two; 12–13: three (5–15, 10–20, 12–13); 10: one leaves as one joins"
+        );
+        assert_eq!(peak(&[]), 0);
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses() {
+        assert_eq!(csv_field("Ana"), "Ana");
+        assert_eq!(csv_field("Smith, Ana"), "\"Smith, Ana\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+    }
+}
