@@ -57,6 +57,7 @@ impl TestRelay {
         };
         let mut settings = Settings::resolve(&args)?;
         settings.connect_timeout = std::time::Duration::from_secs(2);
+        settings.database_url = test_database(&data_dir).await?;
         adjust(&mut settings);
         let server = Server::start(settings).await?;
         let base = format!("http://{}", server.addr);
@@ -109,4 +110,29 @@ fn chrono_now() -> (String, String) {
 /// A string field of a JSON value, or an error naming it.
 pub fn field<'a>(value: &'a Value, pointer: &str) -> anyhow::Result<&'a str> {
     value.pointer(pointer).and_then(Value::as_str).with_context(|| format!("no {pointer} in {value}"))
+}
+
+/// With `TOLK_TEST_DATABASE_URL` (a PostgreSQL server's URL), each test relay gets its own
+/// database, named after its data directory so that a restarted relay finds it again; without it,
+/// SQLite in the data directory.
+async fn test_database(data_dir: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let Ok(server) = std::env::var("TOLK_TEST_DATABASE_URL") else { return Ok(None) };
+    let name: String = data_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("tolk")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    sqlx::any::install_default_drivers();
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&server).await?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_optional(&mut admin)
+        .await?;
+    if exists.is_none() {
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+    }
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+    Ok(Some(format!("{base}/{name}")))
 }

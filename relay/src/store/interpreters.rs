@@ -27,7 +27,7 @@ impl Store {
         let encoded = serde_json::to_string(languages).unwrap_or_else(|_| "[]".into());
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO interpreters (event_id, name, languages, token_hash, created_at)
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(event.as_str())
         .bind(name)
@@ -48,7 +48,7 @@ impl Store {
     pub async fn interpreter_by_token(&self, token: &Token) -> Result<Option<Interpreter>, StoreError> {
         let row = sqlx::query(
             "SELECT i.id, i.event_id, i.name, i.languages FROM interpreters i JOIN events e ON e.id = i.event_id
-             WHERE i.token_hash = ? AND i.revoked_at IS NULL AND e.cancelled_at IS NULL",
+             WHERE i.token_hash = $1 AND i.revoked_at IS NULL AND e.cancelled_at IS NULL",
         )
         .bind(token.hash())
         .fetch_optional(&self.pool)
@@ -59,7 +59,7 @@ impl Store {
     /// Live interpreters of an event, in the order they were issued.
     pub async fn interpreters(&self, event: &EventId) -> Result<Vec<Interpreter>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, event_id, name, languages FROM interpreters WHERE event_id = ? AND revoked_at IS NULL ORDER BY id",
+            "SELECT id, event_id, name, languages FROM interpreters WHERE event_id = $1 AND revoked_at IS NULL ORDER BY id",
         )
         .bind(event.as_str())
         .fetch_all(&self.pool)
@@ -70,7 +70,7 @@ impl Store {
     /// Every interpreter an event ever had, revoked ones too (for reports).
     pub async fn all_interpreters(&self, event: &EventId) -> Result<Vec<Interpreter>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, event_id, name, languages FROM interpreters WHERE event_id = ? ORDER BY id",
+            "SELECT id, event_id, name, languages FROM interpreters WHERE event_id = $1 ORDER BY id",
         )
         .bind(event.as_str())
         .fetch_all(&self.pool)
@@ -81,7 +81,7 @@ impl Store {
     /// Revoke a booth link; false when there was no such live link in that event.
     pub async fn revoke_interpreter(&self, event: &EventId, id: InterpreterId) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE interpreters SET revoked_at = ? WHERE id = ? AND event_id = ? AND revoked_at IS NULL",
+            "UPDATE interpreters SET revoked_at = $1 WHERE id = $2 AND event_id = $3 AND revoked_at IS NULL",
         )
         .bind(Utc::now().timestamp())
         .bind(id.0)
@@ -92,7 +92,7 @@ impl Store {
     }
 }
 
-fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<Interpreter, StoreError> {
+fn decode(row: &sqlx::any::AnyRow) -> Result<Interpreter, StoreError> {
     let id: i64 = row.try_get("id")?;
     let corrupt = |why: String| StoreError::Corrupt { id: format!("interpreter {id}"), why };
     let event: String = row.try_get("event_id")?;

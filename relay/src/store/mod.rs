@@ -7,11 +7,12 @@ pub mod organisers;
 pub mod usage;
 
 use std::path::Path;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use sqlx::AnyPool;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
 
 use crate::ids::{EventId, Language};
 
@@ -69,8 +70,11 @@ pub struct Event {
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub(crate) pool: SqlitePool,
+    pub(crate) pool: AnyPool,
 }
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Now, in the Unix milliseconds the usage tables keep.
 pub fn now_ms() -> i64 {
@@ -84,29 +88,54 @@ impl Store {
         Self::open(&url).await
     }
 
-    /// Open a database URL (`sqlite://path` or `sqlite::memory:`) and migrate it.
+    /// Open a database URL — `sqlite://path` (created if missing) or `postgres://…` — and bring
+    /// its schema up to date. The same queries serve both.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let open_err = |source| StoreError::Open { url: url.to_owned(), source };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if url.contains(":memory:") { 1 } else { 4 })
-            .connect_with(options)
+        sqlx::any::install_default_drivers();
+        let shown = redact(url);
+        let open_err = |source| StoreError::Open { url: shown.clone(), source };
+        let sqlite = url.starts_with("sqlite:");
+        let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !sqlite && !postgres {
+            return Err(StoreError::Open {
+                url: shown.clone(),
+                source: sqlx::Error::Configuration("use a sqlite:// or postgres:// database URL".into()),
+            });
+        }
+        let url = if sqlite && !url.contains('?') && !url.contains(":memory:") {
+            format!("{url}?mode=rwc")
+        } else {
+            url.to_owned()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if url.contains(":memory:") { 1 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        for pragma in [
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA journal_mode = WAL",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await
             .map_err(open_err)?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        if sqlite { &SQLITE_MIGRATIONS } else { &POSTGRES_MIGRATIONS }.run(&pool).await?;
         Ok(Self { pool })
     }
 
     pub async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {
         let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
-        let result = sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO events (id, title, floor_language, languages, starts_at, ends_at, expected_listeners,
                                  floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db, organiser_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(event.id.as_str())
         .bind(&event.title)
@@ -119,10 +148,14 @@ impl Store {
         .bind(event.rtp_port.map(i64::from))
         .bind(&event.floor_token_hash)
         .bind(Utc::now().timestamp())
-        .bind(event.floor_under_db.map(f64::from))
-        .bind(event.organiser)
-        .execute(&self.pool)
-        .await;
+        ;
+        // sqlx 0.8's Any driver sends a NULL f64 as a float4 and a NULL f32 as a float8
+        // (swapped in AnyArguments), which PostgreSQL rejects for a DOUBLE PRECISION column.
+        let query = match event.floor_under_db {
+            Some(db) => query.bind(f64::from(db)),
+            None => query.bind(None::<f32>),
+        };
+        let result = query.bind(event.organiser).execute(&self.pool).await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 Err(StoreError::Duplicate(event.id.clone()))
@@ -133,7 +166,7 @@ impl Store {
 
     /// Remember the port an RTP floor got, so that it keeps it across restarts.
     pub async fn set_rtp_port(&self, id: &EventId, port: u16) -> Result<(), StoreError> {
-        sqlx::query("UPDATE events SET rtp_port = ? WHERE id = ?")
+        sqlx::query("UPDATE events SET rtp_port = $1 WHERE id = $2")
             .bind(i64::from(port))
             .bind(id.as_str())
             .execute(&self.pool)
@@ -143,7 +176,7 @@ impl Store {
 
     /// A live (not cancelled) event.
     pub async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
-        let row = sqlx::query("SELECT * FROM events WHERE id = ? AND cancelled_at IS NULL")
+        let row = sqlx::query("SELECT * FROM events WHERE id = $1 AND cancelled_at IS NULL")
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -166,7 +199,7 @@ impl Store {
         except: Option<&EventId>,
     ) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM events WHERE cancelled_at IS NULL AND starts_at < ? AND ends_at > ? AND id != ? ORDER BY starts_at",
+            "SELECT * FROM events WHERE cancelled_at IS NULL AND starts_at < $1 AND ends_at > $2 AND id != $3 ORDER BY starts_at",
         )
         .bind(to.timestamp())
         .bind(from.timestamp())
@@ -180,8 +213,8 @@ impl Store {
     pub async fn update_event(&self, event: &Event) -> Result<bool, StoreError> {
         let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
         let done = sqlx::query(
-            "UPDATE events SET title = ?, languages = ?, starts_at = ?, ends_at = ?, expected_listeners = ?
-             WHERE id = ? AND cancelled_at IS NULL",
+            "UPDATE events SET title = $1, languages = $2, starts_at = $3, ends_at = $4, expected_listeners = $5
+             WHERE id = $6 AND cancelled_at IS NULL",
         )
         .bind(&event.title)
         .bind(languages)
@@ -196,7 +229,7 @@ impl Store {
 
     /// Cancel an event; false when there was no such live event.
     pub async fn cancel_event(&self, id: &EventId) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE events SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL")
+        let done = sqlx::query("UPDATE events SET cancelled_at = $1 WHERE id = $2 AND cancelled_at IS NULL")
             .bind(Utc::now().timestamp())
             .bind(id.as_str())
             .execute(&self.pool)
@@ -205,7 +238,21 @@ impl Store {
     }
 }
 
-fn decode(row: &SqliteRow) -> Result<Event, StoreError> {
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn decode(row: &AnyRow) -> Result<Event, StoreError> {
     let id: String = row.try_get("id")?;
     let corrupt = |why: String| StoreError::Corrupt { id: id.clone(), why };
     let languages: String = row.try_get("languages")?;

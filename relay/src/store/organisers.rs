@@ -16,7 +16,7 @@ pub struct Organiser {
 impl Store {
     pub async fn insert_organiser(&self, name: &str, token: &Token) -> Result<Organiser, StoreError> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO organisers (name, token_hash, created_at) VALUES (?, ?, ?) RETURNING id",
+            "INSERT INTO organisers (name, token_hash, created_at) VALUES ($1, $2, $3) RETURNING id",
         )
         .bind(name)
         .bind(token.hash())
@@ -29,7 +29,7 @@ impl Store {
     /// The live organiser holding `token`.
     pub async fn organiser_by_token(&self, token: &Token) -> Result<Option<Organiser>, StoreError> {
         let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, name FROM organisers WHERE token_hash = ? AND revoked_at IS NULL")
+            sqlx::query_as("SELECT id, name FROM organisers WHERE token_hash = $1 AND revoked_at IS NULL")
                 .bind(token.hash())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -48,7 +48,7 @@ impl Store {
     }
 
     pub async fn revoke_organiser(&self, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE organisers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        let done = sqlx::query("UPDATE organisers SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(Utc::now().timestamp())
             .bind(id)
             .execute(&self.pool)

@@ -16,7 +16,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE on_air SET ended_at = ? WHERE event_id = ? AND interpreter_id = ? AND ended_at IS NULL",
+            "UPDATE on_air SET ended_at = $1 WHERE event_id = $2 AND interpreter_id = $3 AND ended_at IS NULL",
         )
         .bind(now)
         .bind(event.as_str())
@@ -25,7 +25,7 @@ impl Store {
         .await?;
         if let Some(language) = language {
             sqlx::query(
-                "INSERT INTO on_air (event_id, interpreter_id, language, started_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO on_air (event_id, interpreter_id, language, started_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(event.as_str())
             .bind(interpreter.0)
@@ -47,14 +47,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE listening SET left_at = ? WHERE session_id = ? AND left_at IS NULL")
+        sqlx::query("UPDATE listening SET left_at = $1 WHERE session_id = $2 AND left_at IS NULL")
             .bind(now)
             .bind(session.as_str())
             .execute(&mut *tx)
             .await?;
         if let Some(language) = language {
             sqlx::query(
-                "INSERT INTO listening (event_id, session_id, language, joined_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO listening (event_id, session_id, language, joined_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(event.as_str())
             .bind(session.as_str())
@@ -76,7 +76,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO booth_signals (event_id, kind, language, interpreter_id, from_interpreter, at)
-             VALUES (?, 'handover', ?, ?, ?, ?)",
+             VALUES ($1, 'handover', $2, $3, $4, $5)",
         )
         .bind(event.as_str())
         .bind(language.as_str())
@@ -94,7 +94,7 @@ impl Store {
         interpreter: InterpreterId,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO booth_signals (event_id, kind, interpreter_id, at) VALUES (?, 'slow-down', ?, ?)",
+            "INSERT INTO booth_signals (event_id, kind, interpreter_id, at) VALUES ($1, 'slow-down', $2, $3)",
         )
         .bind(event.as_str())
         .bind(interpreter.0)
@@ -112,10 +112,10 @@ impl Store {
             async move { sqlx::query_scalar::<_, i64>(sql).bind(event).fetch_one(&self.pool).await }
         };
         Ok((
-            count("SELECT COUNT(*) FROM on_air WHERE event_id = ?").await?,
-            count("SELECT COUNT(*) FROM listening WHERE event_id = ?").await?,
-            count("SELECT COUNT(*) FROM booth_signals WHERE event_id = ? AND kind = 'handover'").await?,
-            count("SELECT COUNT(*) FROM booth_signals WHERE event_id = ? AND kind = 'slow-down'").await?,
+            count("SELECT COUNT(*) FROM on_air WHERE event_id = $1").await?,
+            count("SELECT COUNT(*) FROM listening WHERE event_id = $1").await?,
+            count("SELECT COUNT(*) FROM booth_signals WHERE event_id = $1 AND kind = 'handover'").await?,
+            count("SELECT COUNT(*) FROM booth_signals WHERE event_id = $1 AND kind = 'slow-down'").await?,
         ))
     }
 }
@@ -144,7 +144,7 @@ impl Store {
         until: i64,
     ) -> Result<Vec<Interval>, StoreError> {
         self.intervals(
-            "SELECT language, NULL AS interpreter_id, joined_at AS t0, left_at AS t1 FROM listening WHERE event_id = ?",
+            "SELECT language, CAST(NULL AS BIGINT) AS interpreter_id, joined_at AS t0, left_at AS t1 FROM listening WHERE event_id = $1",
             event,
             until,
         )
@@ -154,7 +154,7 @@ impl Store {
     /// On-air intervals of an event; open ones end at `until`.
     pub async fn on_air_intervals(&self, event: &EventId, until: i64) -> Result<Vec<Interval>, StoreError> {
         self.intervals(
-            "SELECT language, interpreter_id, started_at AS t0, ended_at AS t1 FROM on_air WHERE event_id = ?",
+            "SELECT language, interpreter_id, started_at AS t0, ended_at AS t1 FROM on_air WHERE event_id = $1",
             event,
             until,
         )
@@ -188,7 +188,7 @@ impl Store {
 
     pub async fn slow_downs(&self, event: &EventId) -> Result<Vec<SlowDown>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT interpreter_id, at FROM booth_signals WHERE event_id = ? AND kind = 'slow-down' ORDER BY at",
+            "SELECT interpreter_id, at FROM booth_signals WHERE event_id = $1 AND kind = 'slow-down' ORDER BY at",
         )
         .bind(event.as_str())
         .fetch_all(&self.pool)
