@@ -10,16 +10,18 @@ use crate::ids::EventId;
 
 const LISTENER_HTML: &str = include_str!("../../web/listener.html");
 const BOOTH_HTML: &str = include_str!("../../web/booth.html");
-const HOME_HTML: &str = include_str!("../../web/home.html");
+const ORGANISER_HTML: &str = include_str!("../../web/organiser.html");
 
 const ASSETS: &[(&str, &str, &str)] = &[
     ("listener.js", "text/javascript; charset=utf-8", include_str!("../../web/listener.js")),
     ("tolk.css", "text/css; charset=utf-8", include_str!("../../web/tolk.css")),
     ("booth.js", "text/javascript; charset=utf-8", include_str!("../../web/booth.js")),
+    ("organiser.js", "text/javascript; charset=utf-8", include_str!("../../web/organiser.js")),
 ];
 
+/// The organiser page (sign in with the admin token or an organiser's token).
 pub async fn home() -> Html<&'static str> {
-    Html(HOME_HTML)
+    Html(ORGANISER_HTML)
 }
 
 pub async fn listener(Path(event): Path<String>) -> Result<Html<String>, ApiError> {
