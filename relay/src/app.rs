@@ -294,15 +294,14 @@ impl App {
             floor_under_db: request.floor_under_interpretation_db,
             organiser,
         };
-        if dry_run {
-            let _reserving = self.reserving.lock().await;
-            self.check_capacity(&event).await?;
-            return Ok(self.view(&event, None));
-        }
         {
             let _reserving = self.reserving.lock().await;
-            self.check_capacity(&event).await?;
-            self.store.insert_event(&event).await?;
+            let mut booking = self.check_capacity(&event).await?;
+            if dry_run {
+                return Ok(self.view(&event, None)); // the booking rolls back
+            }
+            booking.insert(&event).await?;
+            booking.commit().await?;
         }
         if event.floor_kind == FloorKind::Rtp {
             let port = self.open_rtp_floor(&event).await?;
@@ -314,10 +313,14 @@ impl App {
     }
 
     /// Whether `event` fits beside every other live event overlapping its window.
-    async fn check_capacity(&self, event: &Event) -> Result<(), AppError> {
-        let others = self.store.events_overlapping(event.starts_at, event.ends_at, Some(&event.id)).await?;
+    /// Whether `event` fits beside every other live event overlapping its window; on success the
+    /// booking (still holding the lock) is the caller's to write the event and commit.
+    async fn check_capacity(&self, event: &Event) -> Result<crate::store::Booking, AppError> {
+        let mut booking = self.store.booking().await?;
+        let others = booking.overlapping(event.starts_at, event.ends_at, Some(&event.id)).await?;
         let reserved: Vec<Reservation> = others.iter().map(reservation).collect();
-        Ok(crate::capacity::check(self.settings.capacity, &reserved, &reservation(event))?)
+        crate::capacity::check(self.settings.capacity, &reserved, &reservation(event))?;
+        Ok(booking)
     }
 
     /// Free capacity over a time range.
@@ -367,10 +370,11 @@ impl App {
             floor: FloorRequest::Whip,
             floor_under_interpretation_db: event.floor_under_db,
         })?;
-        self.check_capacity(&event).await?;
-        if !self.store.update_event(&event).await? {
+        let mut booking = self.check_capacity(&event).await?;
+        if !booking.update(&event).await? {
             return Err(AppError::NoEvent(id.clone()));
         }
+        booking.commit().await?;
         self.layouts.remove(id);
         self.remember(&event);
         info!(event = %id, "event changed");

@@ -36,6 +36,15 @@ impl TestRelay {
         Self::start_configured(data_dir, shards, adjust).await
     }
 
+    /// A second node on the same store as a relay already running (its own media ports).
+    pub async fn start_shared(
+        data_dir: &std::path::Path,
+        shards: usize,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Self> {
+        Self::start_configured(data_dir.to_path_buf(), shards, adjust).await
+    }
+
     /// A relay on an existing data directory (to test a restart).
     pub async fn start_in(data_dir: PathBuf, shards: usize) -> anyhow::Result<Self> {
         Self::start_configured(data_dir, shards, |_| {}).await

@@ -242,3 +242,34 @@ async fn media_endpoints_open_an_hour_before_and_close_an_hour_after() -> anyhow
     relay.stop().await;
     Ok(())
 }
+
+/// Two relay nodes sharing one store (one SQLite file, or one PostgreSQL database with
+/// `TOLK_TEST_DATABASE_URL`): requests racing on both nodes for the last capacity cannot both win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sharing_a_store_cannot_both_take_the_last_capacity() -> anyhow::Result<()> {
+    let small =
+        |s: &mut tolk_relay::config::Settings| s.capacity = Capacity { listeners: 1000, channels: 100 };
+    let one = TestRelay::start_with(1, small).await?;
+    let two = TestRelay::start_shared(&one.data_dir, 1, small).await?;
+    let mut racing = Vec::new();
+    for i in 0..12 {
+        let node = if i % 2 == 0 { &one } else { &two };
+        let (http, url) = (node.http.clone(), node.url("/api/v1/events"));
+        let b = body("10:00", "11:00", 250, &[]);
+        racing.push(tokio::spawn(async move {
+            http.post(url).bearer_auth(ADMIN).json(&b).send().await.map(|r| r.status())
+        }));
+    }
+    let mut created = 0;
+    for r in racing {
+        match r.await?? {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => {}
+            other => anyhow::bail!("unexpected {other}"),
+        }
+    }
+    assert_eq!(created, 4, "1000 listeners hold four events of 250, whichever node took them");
+    two.stop().await;
+    one.stop().await;
+    Ok(())
+}

@@ -71,7 +71,19 @@ pub struct Event {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    postgres: bool,
 }
+
+/// A capacity booking: a transaction in which overlapping events are read and the event written,
+/// serialised against every other booking — on PostgreSQL by a transaction-scoped advisory lock
+/// (so several relay nodes sharing the database cannot both take the last capacity), on SQLite by
+/// the database's single writer (the transaction starts with a write).
+pub struct Booking {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+/// The advisory lock key for bookings ("tolk" in ASCII).
+const BOOKING_LOCK: i64 = 0x746f_6c6b;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -127,41 +139,11 @@ impl Store {
             .await
             .map_err(open_err)?;
         if sqlite { &SQLITE_MIGRATIONS } else { &POSTGRES_MIGRATIONS }.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, postgres })
     }
 
     pub async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {
-        let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
-        let query = sqlx::query(
-            "INSERT INTO events (id, title, floor_language, languages, starts_at, ends_at, expected_listeners,
-                                 floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db, organiser_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(event.id.as_str())
-        .bind(&event.title)
-        .bind(event.floor_language.as_str())
-        .bind(languages)
-        .bind(event.starts_at.timestamp())
-        .bind(event.ends_at.timestamp())
-        .bind(i64::from(event.expected_listeners))
-        .bind(event.floor_kind.as_str())
-        .bind(event.rtp_port.map(i64::from))
-        .bind(&event.floor_token_hash)
-        .bind(Utc::now().timestamp())
-        ;
-        // sqlx 0.8's Any driver sends a NULL f64 as a float4 and a NULL f32 as a float8
-        // (swapped in AnyArguments), which PostgreSQL rejects for a DOUBLE PRECISION column.
-        let query = match event.floor_under_db {
-            Some(db) => query.bind(f64::from(db)),
-            None => query.bind(None::<f32>),
-        };
-        let result = query.bind(event.organiser).execute(&self.pool).await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Duplicate(event.id.clone()))
-            }
-            other => other.map(|_| ()).map_err(StoreError::from),
-        }
+        insert_event(&mut *self.pool.acquire().await?, event).await
     }
 
     /// Remember the port an RTP floor got, so that it keeps it across restarts.
@@ -198,33 +180,19 @@ impl Store {
         to: DateTime<Utc>,
         except: Option<&EventId>,
     ) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM events WHERE cancelled_at IS NULL AND starts_at < $1 AND ends_at > $2 AND id != $3 ORDER BY starts_at",
-        )
-        .bind(to.timestamp())
-        .bind(from.timestamp())
-        .bind(except.map_or("", EventId::as_str))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode).collect()
+        events_overlapping(&mut *self.pool.acquire().await?, from, to, except).await
     }
 
-    /// Replace an event's title, window, listeners and languages.
-    pub async fn update_event(&self, event: &Event) -> Result<bool, StoreError> {
-        let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
-        let done = sqlx::query(
-            "UPDATE events SET title = $1, languages = $2, starts_at = $3, ends_at = $4, expected_listeners = $5
-             WHERE id = $6 AND cancelled_at IS NULL",
-        )
-        .bind(&event.title)
-        .bind(languages)
-        .bind(event.starts_at.timestamp())
-        .bind(event.ends_at.timestamp())
-        .bind(i64::from(event.expected_listeners))
-        .bind(event.id.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+    /// Start a capacity booking (see [`Booking`]).
+    pub async fn booking(&self) -> Result<Booking, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(BOOKING_LOCK).execute(&mut *tx).await?;
+        } else {
+            // Take SQLite's write lock now, not at the insert, so two bookings cannot interleave.
+            sqlx::query("UPDATE events SET id = id WHERE 0 = 1").execute(&mut *tx).await?;
+        }
+        Ok(Booking { tx })
     }
 
     /// Cancel an event; false when there was no such live event.
@@ -236,6 +204,98 @@ impl Store {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+impl Booking {
+    pub async fn overlapping(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        except: Option<&EventId>,
+    ) -> Result<Vec<Event>, StoreError> {
+        events_overlapping(&mut self.tx, from, to, except).await
+    }
+
+    pub async fn insert(&mut self, event: &Event) -> Result<(), StoreError> {
+        insert_event(&mut self.tx, event).await
+    }
+
+    pub async fn update(&mut self, event: &Event) -> Result<bool, StoreError> {
+        update_event(&mut self.tx, event).await
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+async fn insert_event(conn: &mut sqlx::AnyConnection, event: &Event) -> Result<(), StoreError> {
+    let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
+    let query = sqlx::query(
+            "INSERT INTO events (id, title, floor_language, languages, starts_at, ends_at, expected_listeners,
+                                 floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db, organiser_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(event.id.as_str())
+        .bind(&event.title)
+        .bind(event.floor_language.as_str())
+        .bind(languages)
+        .bind(event.starts_at.timestamp())
+        .bind(event.ends_at.timestamp())
+        .bind(i64::from(event.expected_listeners))
+        .bind(event.floor_kind.as_str())
+        .bind(event.rtp_port.map(i64::from))
+        .bind(&event.floor_token_hash)
+        .bind(Utc::now().timestamp())
+        ;
+    // sqlx 0.8's Any driver sends a NULL f64 as a float4 and a NULL f32 as a float8
+    // (swapped in AnyArguments), which PostgreSQL rejects for a DOUBLE PRECISION column.
+    let query = match event.floor_under_db {
+        Some(db) => query.bind(f64::from(db)),
+        None => query.bind(None::<f32>),
+    };
+    let result = query.bind(event.organiser).execute(&mut *conn).await;
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(StoreError::Duplicate(event.id.clone()))
+        }
+        other => other.map(|_| ()).map_err(StoreError::from),
+    }
+}
+
+async fn events_overlapping(
+    conn: &mut sqlx::AnyConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    except: Option<&EventId>,
+) -> Result<Vec<Event>, StoreError> {
+    let rows = sqlx::query(
+            "SELECT * FROM events WHERE cancelled_at IS NULL AND starts_at < $1 AND ends_at > $2 AND id != $3 ORDER BY starts_at",
+        )
+        .bind(to.timestamp())
+        .bind(from.timestamp())
+        .bind(except.map_or("", EventId::as_str))
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Replace an event's title, window, listeners and languages.
+async fn update_event(conn: &mut sqlx::AnyConnection, event: &Event) -> Result<bool, StoreError> {
+    let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
+    let done = sqlx::query(
+        "UPDATE events SET title = $1, languages = $2, starts_at = $3, ends_at = $4, expected_listeners = $5
+             WHERE id = $6 AND cancelled_at IS NULL",
+    )
+    .bind(&event.title)
+    .bind(languages)
+    .bind(event.starts_at.timestamp())
+    .bind(event.ends_at.timestamp())
+    .bind(i64::from(event.expected_listeners))
+    .bind(event.id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// A database URL without its password, for messages.
