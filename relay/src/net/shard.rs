@@ -471,8 +471,8 @@ impl Shard {
                 media.listeners[first.channel] = media.listeners[first.channel].saturating_sub(1);
             }
         }
+        let kind = self.sessions.remove(&peer.session).map(|(_, e)| e.kind);
         if let Some(notes) = &self.notes {
-            let kind = self.sessions.remove(&peer.session).map(|(_, e)| e.kind);
             let _ = notes.send(MediaNote::SessionEnded {
                 session: peer.session.clone(),
                 event: peer.event.clone(),
