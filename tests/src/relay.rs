@@ -104,6 +104,23 @@ impl TestRelay {
         .await
     }
 
+    /// Issue a booth link (organiser API) for `languages` of an event; the 201 body.
+    pub async fn booth_link(&self, event: &str, name: &str, languages: &[&str]) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(self.url(&format!("/api/v1/events/{event}/interpreters")))
+            .bearer_auth(ADMIN)
+            .json(&json!({"name": name, "languages": languages}))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if status.as_u16() != 201 {
+            bail!("issuing a booth link answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
     pub async fn stop(self) {
         self.server.stop().await;
     }

@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use tolk_tests::audio::tone_wav;
 use tolk_tests::browser::Browser;
 use tolk_tests::client::RtpSender;
-use tolk_tests::relay::{ADMIN, TestRelay, field};
+use tolk_tests::relay::{TestRelay, field};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interpreter_on_the_booth_page_is_heard_on_the_listener_page() -> anyhow::Result<()> {
@@ -17,15 +16,7 @@ async fn an_interpreter_on_the_booth_page_is_heard_on_the_listener_page() -> any
     let id = field(&event, "/id")?;
     let floor =
         RtpSender::start(field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?, 440.0)?;
-    let ana: serde_json::Value = relay
-        .http
-        .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "Ana", "languages": ["fr"]}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let ana: serde_json::Value = relay.booth_link(id, "Ana", &["fr"]).await?;
     let microphone = relay.data_dir.join("ana.wav");
     std::fs::write(&microphone, tone_wav(880.0, 0.5, 30))?;
 

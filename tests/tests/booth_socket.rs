@@ -12,15 +12,7 @@ use tolk_tests::relay::{ADMIN, TestRelay, field};
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn issue(relay: &TestRelay, id: &str, name: &str, language: &str) -> anyhow::Result<Value> {
-    Ok(relay
-        .http
-        .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": name, "languages": [language]}))
-        .send()
-        .await?
-        .json()
-        .await?)
+    relay.booth_link(id, name, &[language]).await
 }
 
 async fn connect(relay: &TestRelay, token: &str) -> anyhow::Result<Socket> {

@@ -73,16 +73,8 @@ async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> any
     let relay = TestRelay::start(2).await?;
     let event = relay.event_now(&["fr", "de"], "whip").await?;
     let id = field(&event, "/id")?.to_owned();
-    let issue = |name: &str| {
-        relay
-            .http
-            .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
-            .bearer_auth(ADMIN)
-            .json(&json!({"name": name, "languages": ["fr"]}))
-            .send()
-    };
-    let ana: Value = issue("Ana").await?.json().await?;
-    let ben: Value = issue("Ben").await?.json().await?;
+    let ana = relay.booth_link(&id, "Ana", &["fr"]).await?;
+    let ben = relay.booth_link(&id, "Ben", &["fr"]).await?;
     let (ana_token, ben_token) = (field(&ana, "/token")?.to_owned(), field(&ben, "/token")?.to_owned());
     assert!(field(&ana, "/booth_url")?.ends_with(&format!("/booth/{ana_token}")));
     assert!(ana_token.len() >= 32, "128 random bits or more");
@@ -238,15 +230,7 @@ async fn mix_mode_puts_the_floor_under_the_voice_at_the_configured_level() -> an
         .await?;
     assert_eq!(event["floor_under_interpretation_db"], -18.0);
     let id = field(&event, "/id")?.to_owned();
-    let ana: Value = relay
-        .http
-        .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "Ana", "languages": ["fr"]}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let ana: Value = relay.booth_link(&id, "Ana", &["fr"]).await?;
     let token = field(&ana, "/token")?.to_owned();
     let floor = client::publish(
         &relay.http,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tolk_tests::audio::OpusTone;
 use tolk_tests::client::{self, onset_delays, percentiles};
-use tolk_tests::relay::{ADMIN, TestRelay, field};
+use tolk_tests::relay::{TestRelay, field};
 
 const GATE: u64 = 5;
 
@@ -26,15 +26,7 @@ async fn event(relay: &TestRelay, mix_db: Option<f32>) -> anyhow::Result<Value> 
 }
 
 async fn interpreter(relay: &TestRelay, id: &str) -> anyhow::Result<String> {
-    let ana: Value = relay
-        .http
-        .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "Ana", "languages": ["fr"]}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let ana: Value = relay.booth_link(id, "Ana", &["fr"]).await?;
     Ok(field(&ana, "/token")?.to_owned())
 }
 

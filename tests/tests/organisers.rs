@@ -84,15 +84,7 @@ async fn the_usage_report_counts_listeners_and_on_air_time() -> anyhow::Result<(
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "whip").await?;
     let id = field(&event, "/id")?.to_owned();
-    let ana: Value = relay
-        .http
-        .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "Ana, senior", "languages": ["fr"]}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let ana: Value = relay.booth_link(&id, "Ana, senior", &["fr"]).await?;
     let token = field(&ana, "/token")?.to_owned();
     let floor = client::publish(
         &relay.http,
