@@ -56,6 +56,10 @@ pub enum AppError {
 pub enum FloorRequest {
     Whip,
     Rtp,
+    /// The audio of a meeting on the node's BigBlueButton server.
+    Bbb {
+        meeting_id: String,
+    },
 }
 
 /// `POST /api/v1/events`.
@@ -95,6 +99,11 @@ pub struct FloorView {
     pub token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtp_url: Option<String>,
+    /// A BBB floor: the meeting, and where Tolk is with it (waiting, joining, live, error, ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meeting_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::bbb::FloorStatus>,
 }
 
 /// An event as the organiser API shows it.
@@ -126,6 +135,10 @@ pub struct App {
     /// Listeners admitted per event, and on the node.
     admitted: DashMap<EventId, u32>,
     admitted_total: std::sync::atomic::AtomicU32,
+    /// The node's BBB server (None: BBB floors are refused).
+    bbb: Option<Arc<crate::bbb::api::BbbApi>>,
+    /// The running BBB floors; removing one makes Tolk leave its meeting.
+    bbb_floors: DashMap<EventId, crate::bbb::BbbFloor>,
 }
 
 /// Who calls the organiser API.
@@ -196,7 +209,16 @@ impl App {
             },
             Some(notes_tx),
         )?;
+        crate::bbb::install_default_crypto();
+        let bbb = match &settings.bbb {
+            Some(config) => Some(Arc::new(
+                crate::bbb::api::BbbApi::new(config.clone()).map_err(|e| AppError::Invalid(e.to_string()))?,
+            )),
+            None => None,
+        };
         let app = Arc::new(Self {
+            bbb,
+            bbb_floors: DashMap::new(),
             settings,
             store,
             media,
@@ -213,6 +235,12 @@ impl App {
                 && let Err(e) = app.open_rtp_floor(&event).await
             {
                 warn!(event = %event.id, error = %e, "could not reopen the RTP floor");
+            }
+            if event.floor_kind == FloorKind::Bbb
+                && event.ends_at > Utc::now()
+                && let Err(e) = app.start_bbb_floor(&event).await
+            {
+                warn!(event = %event.id, error = %e, "could not start the BBB floor");
             }
         }
         Ok(app)
@@ -288,12 +316,20 @@ impl App {
             floor_kind: match request.floor {
                 FloorRequest::Whip => FloorKind::Whip,
                 FloorRequest::Rtp => FloorKind::Rtp,
+                FloorRequest::Bbb { .. } => FloorKind::Bbb,
             },
             rtp_port: None,
             floor_token_hash: token.hash(),
             floor_under_db: request.floor_under_interpretation_db,
             organiser,
+            bbb_meeting_id: match &request.floor {
+                FloorRequest::Bbb { meeting_id } => Some(meeting_id.trim().to_owned()),
+                _ => None,
+            },
         };
+        if event.floor_kind == FloorKind::Bbb && self.bbb.is_none() {
+            return Err(AppError::Invalid(crate::bbb::BbbError::NotConfigured.to_string()));
+        }
         {
             let _reserving = self.reserving.lock().await;
             let mut booking = self.check_capacity(&event).await?;
@@ -307,6 +343,9 @@ impl App {
             let port = self.open_rtp_floor(&event).await?;
             self.store.set_rtp_port(&event.id, port.port()).await?;
             event.rtp_port = Some(port.port());
+        }
+        if event.floor_kind == FloorKind::Bbb {
+            self.start_bbb_floor(&event).await?;
         }
         info!(event = %event.id, title = %event.title, "event created");
         Ok(self.view(&event, Some(&token)))
@@ -375,6 +414,9 @@ impl App {
             return Err(AppError::NoEvent(id.clone()));
         }
         booking.commit().await?;
+        if let Some(floor) = self.bbb_floors.get(id) {
+            floor.set_ends_at(event.ends_at);
+        }
         self.layouts.remove(id);
         self.remember(&event);
         info!(event = %id, "event changed");
@@ -384,6 +426,29 @@ impl App {
     async fn open_rtp_floor(&self, event: &Event) -> Result<SocketAddr, AppError> {
         let layout = self.remember(event);
         Ok(self.media.open_rtp_floor(layout, event.rtp_port.unwrap_or(0)).await?)
+    }
+
+    /// Follow the event's BBB meeting: its audio enters the shards through a loopback floor socket.
+    async fn start_bbb_floor(&self, event: &Event) -> Result<(), AppError> {
+        let (Some(api), Some(meeting)) = (&self.bbb, &event.bbb_meeting_id) else {
+            return Err(AppError::Invalid(crate::bbb::BbbError::NotConfigured.to_string()));
+        };
+        let layout = self.remember(event);
+        let forward_to = self.media.open_loopback_floor(layout).await?;
+        let floor = crate::bbb::BbbFloor::spawn(
+            api.clone(),
+            event.id.clone(),
+            meeting.clone(),
+            forward_to,
+            event.ends_at,
+        );
+        self.bbb_floors.insert(event.id.clone(), floor);
+        Ok(())
+    }
+
+    /// The state of an event's BBB floor, to wait on (None: not a running BBB floor).
+    pub fn bbb_floor(&self, id: &EventId) -> Option<tokio::sync::watch::Receiver<crate::bbb::FloorStatus>> {
+        self.bbb_floors.get(id).map(|f| f.watch())
     }
 
     fn remember(&self, event: &Event) -> Arc<EventLayout> {
@@ -626,6 +691,7 @@ impl App {
             return Err(AppError::NoEvent(id.clone()));
         }
         self.layouts.remove(id);
+        self.bbb_floors.remove(id);
         self.media.end_event(id);
         info!(event = %id, "event cancelled");
         Ok(())
@@ -654,6 +720,8 @@ impl App {
                 whip_url: format!("{base}/whip/{}/floor", event.id),
                 token: token.map(|t| t.secret().to_owned()),
                 rtp_url: event.rtp_port.map(|p| format!("rtp://{}", SocketAddr::new(host, p))),
+                meeting_id: event.bbb_meeting_id.clone(),
+                state: self.bbb_floors.get(&event.id).map(|f| f.status()),
             },
             channels,
             floor_under_interpretation_db: event.floor_under_db,
@@ -691,6 +759,15 @@ fn validate(request: &NewEvent) -> Result<Vec<Language>, AppError> {
         return Err(AppError::Invalid(format!(
             "floor_under_interpretation_db must be between -60 and 0 dB (or null for pass-through), not {db}"
         )));
+    }
+    if let FloorRequest::Bbb { meeting_id } = &request.floor {
+        let id = meeting_id.trim();
+        if id.is_empty() || id.chars().count() > 256 || id.chars().any(char::is_control) {
+            return Err(AppError::Invalid(
+                "floor.meeting_id must be the BBB meetingID: 1 to 256 characters, no control characters"
+                    .into(),
+            ));
+        }
     }
     if request.languages.len() > 64 {
         return Err(AppError::Invalid("an event has at most 64 interpretation languages".into()));

@@ -66,6 +66,22 @@ pub struct ConfigArgs {
     /// Mix mode: Opus bitrate in bit/s [default: 32000].
     #[arg(long, env = "TOLK_MIX_BITRATE")]
     pub mix_bitrate: Option<i32>,
+    /// BigBlueButton API base for events whose floor is a BBB meeting, e.g.
+    /// https://bbb.example.org/bigbluebutton/ [default: none, BBB floors refused].
+    #[arg(long, env = "TOLK_BBB_URL")]
+    pub bbb_url: Option<String>,
+    /// BBB's shared secret (`bbb-conf --secret`).
+    #[arg(long, env = "TOLK_BBB_SECRET", hide_env_values = true)]
+    pub bbb_secret: Option<String>,
+    /// Checksum algorithm for BBB API calls: sha1, sha256, sha384 or sha512 [default: sha256].
+    #[arg(long, env = "TOLK_BBB_CHECKSUM")]
+    pub bbb_checksum: Option<String>,
+    /// The bot's name in BBB meetings [default: Interpretation].
+    #[arg(long, env = "TOLK_BBB_BOT_NAME")]
+    pub bbb_bot_name: Option<String>,
+    /// Who offers the SDP on bbb-webrtc-sfu: server (BBB 3.x) or client (older) [default: server].
+    #[arg(long, env = "TOLK_BBB_OFFER")]
+    pub bbb_offer: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +100,11 @@ struct FileConfig {
     capacity_listeners: Option<u32>,
     capacity_channels: Option<u32>,
     headroom: Option<f64>,
+    bbb_url: Option<String>,
+    bbb_secret: Option<String>,
+    bbb_checksum: Option<String>,
+    bbb_bot_name: Option<String>,
+    bbb_offer: Option<String>,
 }
 
 /// The resolved configuration.
@@ -107,6 +128,8 @@ pub struct Settings {
     /// What this node takes at once (see `capacity.rs`).
     pub capacity: crate::capacity::Capacity,
     pub headroom: f64,
+    /// The BigBlueButton server for BBB floors, if any.
+    pub bbb: Option<crate::bbb::BbbConfig>,
 }
 
 impl Settings {
@@ -115,6 +138,7 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let bbb = bbb(args, &file)?;
         let listen = args.listen.or(file.listen).unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
         let configured_url = args.public_url.clone().or(file.public_url);
         let public_url_from_listen = configured_url.is_none();
@@ -162,6 +186,7 @@ impl Settings {
                     .unwrap_or(100 * media_shards as u32),
             },
             headroom: headroom(args.headroom.or(file.headroom))?,
+            bbb,
         })
     }
 
@@ -181,6 +206,35 @@ fn headroom(value: Option<f64>) -> Result<f64, ConfigError> {
         Some(h) if (1.0..=10.0).contains(&h) => Ok(h),
         Some(h) => Err(ConfigError::Invalid(format!("headroom must be between 1.0 and 10, not {h}"))),
     }
+}
+
+fn bbb(args: &ConfigArgs, file: &FileConfig) -> Result<Option<crate::bbb::BbbConfig>, ConfigError> {
+    let invalid = |e: crate::bbb::BbbError| ConfigError::Invalid(e.to_string());
+    let url = args.bbb_url.clone().or_else(|| file.bbb_url.clone()).filter(|u| !u.trim().is_empty());
+    let secret = args.bbb_secret.clone().or_else(|| file.bbb_secret.clone()).filter(|s| !s.trim().is_empty());
+    let (url, secret) = match (url, secret) {
+        (None, None) => return Ok(None),
+        (Some(url), Some(secret)) => (url, secret),
+        (Some(_), None) => return Err(ConfigError::Invalid("bbb_url is set but bbb_secret is not".into())),
+        (None, Some(_)) => return Err(ConfigError::Invalid("bbb_secret is set but bbb_url is not".into())),
+    };
+    let mut config = crate::bbb::BbbConfig::new(&url, &secret).map_err(invalid)?;
+    if let Some(name) = args.bbb_checksum.as_ref().or(file.bbb_checksum.as_ref()) {
+        config.checksum = name.parse().map_err(|e: crate::bbb::checksum::UnknownAlgorithm| {
+            ConfigError::Invalid(format!("bbb_checksum: {e}"))
+        })?;
+    }
+    if let Some(name) = args.bbb_bot_name.as_ref().or(file.bbb_bot_name.as_ref()) {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(ConfigError::Invalid("bbb_bot_name must be 1 to 64 characters".into()));
+        }
+        config.bot_name = name.to_owned();
+    }
+    if let Some(offer) = args.bbb_offer.as_ref().or(file.bbb_offer.as_ref()) {
+        config.offer = offer.parse().map_err(invalid)?;
+    }
+    Ok(Some(config))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -223,6 +277,37 @@ mod tests {
         let err = Settings::resolve(&ConfigArgs { config: Some(path), ..Default::default() });
         assert!(matches!(err, Err(ConfigError::Parse { .. })));
         let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn bbb_settings_are_checked() -> Result<(), ConfigError> {
+        let args = |url: Option<&str>, secret: Option<&str>| ConfigArgs {
+            bbb_url: url.map(Into::into),
+            bbb_secret: secret.map(Into::into),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&args(None, None))?.bbb.is_none());
+        let s = Settings::resolve(&ConfigArgs {
+            bbb_checksum: Some("sha512".into()),
+            bbb_offer: Some("client".into()),
+            ..args(Some("https://bbb.example.org/bigbluebutton"), Some("s3cret"))
+        })?;
+        let bbb = s.bbb.ok_or_else(|| ConfigError::Invalid("no bbb".into()))?;
+        assert_eq!(bbb.url.as_str(), "https://bbb.example.org/bigbluebutton/");
+        assert_eq!(bbb.checksum, crate::bbb::Algorithm::Sha512);
+        assert_eq!(bbb.offer, crate::bbb::OfferFlow::Client);
+        assert_eq!(bbb.bot_name, "Interpretation");
+        for bad in [
+            args(Some("https://bbb.example.org/bigbluebutton/"), None),
+            args(None, Some("s")),
+            args(Some("ftp://x/"), Some("s")),
+            ConfigArgs { bbb_checksum: Some("md5".into()), ..args(Some("https://b/"), Some("s")) },
+            ConfigArgs { bbb_offer: Some("both".into()), ..args(Some("https://b/"), Some("s")) },
+        ] {
+            let e = Settings::resolve(&bad).err().ok_or_else(|| ConfigError::Invalid("accepted".into()))?;
+            assert!(!e.to_string().is_empty());
+        }
         Ok(())
     }
 }

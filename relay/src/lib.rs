@@ -5,9 +5,11 @@
 //! - [`http`]: WHIP/WHEP, the JSON API, pages and metrics;
 //! - [`store`]: events in SQLite;
 //! - [`app`]: the operations on events that tie these together;
+//! - [`bbb`]: a BigBlueButton meeting as an event's floor;
 //! - [`server`]: a running relay; [`demo`]: the built-in voice-like floor.
 
 pub mod app;
+pub mod bbb;
 pub mod booth;
 pub mod capacity;
 pub mod config;

@@ -78,6 +78,8 @@
     langNote: $("ev-languages-note"),
     floorKind: $("ev-floor-kind"),
     mixDb: $("ev-mix-db"),
+    meetingField: $("ev-meeting-field"),
+    meetingId: $("ev-meeting-id"),
     locked: $("ev-locked"),
     formError: $("ev-error"),
     save: $("ev-save"),
@@ -667,6 +669,7 @@
       ui.ends.value = toLocalInput(ev.ends_at);
       ui.listeners.value = String(ev.expected_listeners);
       ui.floorKind.value = (ev.floor && ev.floor.kind) || "whip";
+      ui.meetingId.value = (ev.floor && ev.floor.meeting_id) || "";
       ui.mixDb.value = ev.floor_under_interpretation_db == null ? "" : String(ev.floor_under_interpretation_db);
     } else {
       const start = new Date();
@@ -678,9 +681,11 @@
       ui.ends.value = toLocalInput(end.toISOString());
       ui.listeners.value = "100";
       ui.floorKind.value = "whip";
+      ui.meetingId.value = "";
       ui.mixDb.value = "";
     }
-    for (const f of [ui.floorLanguage, ui.floorKind, ui.mixDb]) f.disabled = mode === "edit";
+    for (const f of [ui.floorLanguage, ui.floorKind, ui.meetingId, ui.mixDb]) f.disabled = mode === "edit";
+    ui.meetingField.hidden = ui.floorKind.value !== "bbb";
     ui.locked.hidden = mode !== "edit";
     renderChips();
     scheduleCapacity();
@@ -837,6 +842,7 @@
     else if (!Number.isInteger(listeners) || listeners < 1) problem = { state: "invalid", text: "Expected listeners must be a whole number of at least 1." };
     else if (mix !== null && (!Number.isFinite(mix) || mix < -60 || mix > 0)) problem = { state: "invalid", text: "The floor level under interpretation is between −60 and 0 dB, or empty for pass-through." };
     else if (!floor) problem = { state: "idle", text: "Choose the floor language." };
+    else if (ui.floorKind.value === "bbb" && !ui.meetingId.value.trim() && !forDryRun) problem = { state: "invalid", text: "Enter the BigBlueButton meeting ID." };
     if (problem) return { problem };
     return {
       body: {
@@ -846,10 +852,16 @@
         starts_at: starts.toISOString(),
         ends_at: ends.toISOString(),
         expected_listeners: listeners,
-        floor: { kind: ui.floorKind.value === "rtp" ? "rtp" : "whip" },
+        floor: floorBody(forDryRun),
         floor_under_interpretation_db: mix,
       },
     };
+  }
+
+  function floorBody(forDryRun) {
+    const kind = ui.floorKind.value;
+    if (kind === "bbb") return { kind, meeting_id: ui.meetingId.value.trim() || (forDryRun ? "dry-run" : "") };
+    return { kind: kind === "rtp" ? "rtp" : "whip" };
   }
 
   /* ------------------------------------------------------- capacity answer */
@@ -1109,13 +1121,30 @@
     if (ui.qr.getAttribute("src") !== qr) ui.qr.setAttribute("src", qr);
 
     const floor = ev.floor || {};
-    const rows = [el("p", null, el("strong", { text: floor.kind === "rtp" ? "RTP" : "WHIP" }),
-      floor.kind === "rtp" ? " — send Opus over RTP to the address below." : " — publish the floor audio with WHIP (OBS, a browser, BigBlueButton).")];
+    const kindText = { rtp: "RTP", bbb: "BigBlueButton" }[floor.kind] || "WHIP";
+    const how = {
+      rtp: " — send Opus over RTP to the address below.",
+      bbb: " — Tolk joins the meeting as a listen-only bot and takes its audio.",
+    }[floor.kind] || " — publish the floor audio with WHIP (OBS, a browser).";
+    const rows = [el("p", null, el("strong", { text: kindText }), how)];
+    if (floor.kind === "bbb") {
+      rows.push(copyRow("Meeting ID", floor.meeting_id || ""));
+      if (floor.state) rows.push(bbbState(floor.state));
+    }
     if (floor.rtp_url) rows.push(copyRow("RTP address", floor.rtp_url));
     if (floor.whip_url) rows.push(copyRow("WHIP URL", floor.whip_url));
     if (!floor.rtp_url && floor.kind === "rtp") rows.push(el("p", { class: "t-muted to-small", text: "The RTP address is assigned by the server." }));
     rows.push(el("p", { class: "t-muted to-small", text: "The floor token was shown once, when the event was created." }));
     ui.dFloor.replaceChildren(...rows);
+  }
+
+  const BBB_STATE = { waiting: "Waiting for the meeting", joining: "Joining", live: "Live", error: "Error", ended: "Left (event over)" };
+
+  function bbbState(state) {
+    return el("p", { class: "to-small", "data-bbb-state": state.state },
+      el("span", { class: "to-dot", "data-on": state.state === "live" ? "true" : "false", "aria-hidden": "true" }),
+      " ", el("strong", { text: BBB_STATE[state.state] || state.state }),
+      state.detail ? el("span", { class: "t-muted", text: ` — ${state.detail}` }) : null);
   }
 
   function copyRow(label, value, valueClass) {
@@ -1394,7 +1423,11 @@
         el("span", { class: "to-stat__label", text: "Floor" }),
         el("span", { class: "to-stat__value to-stat__value--text" },
           el("span", { class: "to-dot", "data-on": floorOn ? "true" : "false", "aria-hidden": "true" }),
-          floorOn ? "Connected" : "Not connected")),
+          data.floor && data.floor.bbb
+            ? `BBB: ${BBB_STATE[data.floor.bbb.state] || data.floor.bbb.state}`
+            : floorOn ? "Connected" : "Not connected")),
+      data.floor && data.floor.bbb && data.floor.bbb.detail
+        ? el("p", { class: "t-muted to-small to-span", text: data.floor.bbb.detail }) : null,
       el("div", { class: "to-stat" },
         el("span", { class: "to-stat__label", text: "Listeners" }),
         el("span", { class: "to-stat__value", text: nf.format(data.listeners || 0) })),
@@ -1715,6 +1748,10 @@
     ui.form.addEventListener("change", (e) => {
       if (e.target === ui.langAdd) return;
       scheduleCapacity();
+    });
+    ui.floorKind.addEventListener("change", () => {
+      ui.meetingField.hidden = ui.floorKind.value !== "bbb";
+      if (!ui.meetingField.hidden) ui.meetingId.focus();
     });
     ui.floorLanguage.addEventListener("change", () => {
       const f = ui.floorLanguage.value;

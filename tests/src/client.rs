@@ -14,7 +14,7 @@ use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use crate::audio::{FRAME, OpusTone, RATE};
 
@@ -109,11 +109,15 @@ impl Drop for Client {
     }
 }
 
-fn new_rtc(rtp_mode: bool) -> anyhow::Result<(Rtc, UdpSocket, SocketAddr)> {
+pub(crate) fn new_rtc(rtp_mode: bool) -> anyhow::Result<(Rtc, UdpSocket, SocketAddr)> {
+    bind_rtc(Rtc::builder().set_rtp_mode(rtp_mode).clear_codecs().enable_opus(true, false))
+}
+
+/// An `Rtc` built from `config`, with a host candidate on a new loopback UDP socket.
+pub(crate) fn bind_rtc(config: RtcConfig) -> anyhow::Result<(Rtc, UdpSocket, SocketAddr)> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let local = socket.local_addr()?;
-    let mut rtc =
-        Rtc::builder().set_rtp_mode(rtp_mode).clear_codecs().enable_opus(true, false).build(Instant::now());
+    let mut rtc = config.build(Instant::now());
     rtc.add_local_candidate(Candidate::host(local, "udp")?);
     Ok((rtc, socket, local))
 }
@@ -228,6 +232,25 @@ async fn start(
         (Some(mid), Some(tone)) => Some((mid, tone)),
         _ => None,
     };
+    Ok(spawn(rtc, socket, local, sender, mids, session_url, posted_at))
+}
+
+/// A receive-only client on an `Rtc` the caller negotiated itself (over a BBB websocket, say):
+/// decodes and counts what arrives on `mids`, like [`listen`]. `session_url` is left empty.
+pub fn receive(rtc: Rtc, socket: UdpSocket, local: SocketAddr, mids: Vec<Mid>) -> Client {
+    spawn(rtc, socket, local, None, mids, String::new(), Instant::now())
+}
+
+fn spawn(
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    sender: Option<(Mid, OpusTone)>,
+    mids: Vec<Mid>,
+    session_url: String,
+    posted_at: Instant,
+) -> Client {
+    let receive = mids.len();
     let stats = Arc::new(Mutex::new(vec![TrackStats::default(); receive]));
     let sent = Arc::new(Mutex::new(HashMap::new()));
     let frames_sent = Arc::new(Mutex::new(Vec::new()));
@@ -243,16 +266,7 @@ async fn start(
         };
         std::thread::spawn(move || run(rtc, socket, local, sender, mids, shared))
     };
-    Ok(Client {
-        session_url,
-        sent,
-        frames_sent,
-        tracks: stats,
-        connected,
-        posted_at,
-        stop,
-        thread: Some(thread),
-    })
+    Client { session_url, sent, frames_sent, tracks: stats, connected, posted_at, stop, thread: Some(thread) }
 }
 
 /// A payload's fingerprint (FNV-1a): relayed payloads are forwarded byte for byte.
@@ -280,7 +294,7 @@ pub fn percentiles(mut values: Vec<Duration>) -> (Duration, Duration, Duration) 
 }
 
 /// Drain an Rtc: send transmits, hand events to `on_event`; returns the next deadline.
-fn drain(
+pub(crate) fn drain(
     rtc: &mut Rtc,
     socket: &UdpSocket,
     mut on_event: impl FnMut(&mut Rtc, Event),
@@ -297,7 +311,7 @@ fn drain(
 }
 
 /// Wait for a datagram until `until`; feed it (or the timeout) to the Rtc.
-fn step(
+pub(crate) fn step(
     rtc: &mut Rtc,
     socket: &UdpSocket,
     local: SocketAddr,
@@ -322,7 +336,7 @@ fn step(
 }
 
 /// The Opus payload type negotiated on `mid`.
-fn opus_pt(rtc: &Rtc, mid: Mid) -> Option<str0m::media::Pt> {
+pub(crate) fn opus_pt(rtc: &Rtc, mid: Mid) -> Option<str0m::media::Pt> {
     let media = rtc.media(mid)?;
     rtc.codec_config()
         .params()

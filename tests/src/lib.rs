@@ -1,7 +1,8 @@
 //! Support for Tolk's integration tests: the relay in-process, real WebRTC clients (str0m), test
-//! audio and its measurement, and headless Chromium.
+//! audio and its measurement, headless Chromium, and a BigBlueButton stand-in.
 
 pub mod audio;
+pub mod bbb;
 pub mod browser;
 pub mod client;
 pub mod relay;

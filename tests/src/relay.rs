@@ -121,6 +121,16 @@ impl TestRelay {
         Ok(body)
     }
 
+    /// GET an organiser API path with the admin token; the JSON body of a success.
+    pub async fn admin_get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.http.get(self.url(path)).bearer_auth(ADMIN).send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("GET {path} answered {status}: {}", response.text().await?);
+        }
+        Ok(response.json().await?)
+    }
+
     pub async fn stop(self) {
         self.server.stop().await;
     }

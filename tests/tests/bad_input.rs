@@ -165,25 +165,11 @@ async fn the_organiser_api_rejects_bad_requests_and_keeps_events_across_a_restar
     let data_dir = relay.data_dir.clone();
     relay.stop().await;
     let relay = TestRelay::start_in(data_dir, 1).await?;
-    let read: Value = relay
-        .http
-        .get(relay.url(&format!("/api/v1/events/{id}")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let read: Value = relay.admin_get(&format!("/api/v1/events/{id}")).await?;
     assert_eq!(read["title"], "Plenary");
     assert_eq!(read["languages"], json!(["fr", "de"]));
     assert!(read["floor"].get("token").is_none(), "the floor token is shown only once");
-    let read: Value = relay
-        .http
-        .get(relay.url(&format!("/api/v1/events/{rtp_id}")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let read: Value = relay.admin_get(&format!("/api/v1/events/{rtp_id}")).await?;
     assert_eq!(read["floor"]["rtp_url"], rtp_url.as_str());
 
     // Garbage on the RTP floor port changes nothing: a real floor after it is heard.

@@ -56,14 +56,8 @@ async fn reservations_fit_at_every_instant_or_get_a_clear_409() -> anyhow::Resul
     assert!(problem["detail"].as_str().unwrap_or("").contains("channel"), "{problem}");
 
     // Free capacity over time.
-    let free: Value = relay
-        .http
-        .get(relay.url(&format!("/api/v1/capacity?from={DAY}T08:00:00Z&to={DAY}T15:00:00Z")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let free: Value =
+        relay.admin_get(&format!("/api/v1/capacity?from={DAY}T08:00:00Z&to={DAY}T15:00:00Z")).await?;
     let shape: Vec<(String, i64)> = free["segments"]
         .as_array()
         .map(|s| {
@@ -96,14 +90,7 @@ async fn reservations_fit_at_every_instant_or_get_a_clear_409() -> anyhow::Resul
     };
     let response = patch(json!({"expected_listeners": 601})).await?;
     assert_eq!(response.status(), StatusCode::CONFLICT);
-    let read: Value = relay
-        .http
-        .get(relay.url(&format!("/api/v1/events/{id}")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let read: Value = relay.admin_get(&format!("/api/v1/events/{id}")).await?;
     assert_eq!(read["expected_listeners"], 600, "the refused change changed nothing");
     let response = patch(json!({"title": "Plenary", "ends_at": format!("{DAY}T11:00:00Z")})).await?;
     assert_eq!(response.status(), StatusCode::OK);

@@ -74,21 +74,13 @@ async fn an_organiser_creates_an_event_and_issues_a_booth_link_in_the_page() -> 
     }
 
     // The API agrees.
-    let events: Value =
-        relay.http.get(relay.url("/api/v1/events")).bearer_auth(ADMIN).send().await?.json().await?;
+    let events: Value = relay.admin_get("/api/v1/events").await?;
     let event = &events[0];
     assert_eq!(event["title"], "Annual assembly");
     assert_eq!(event["languages"], serde_json::json!(["fr", "de"]));
     assert_eq!(event["expected_listeners"], 250);
     let id = event["id"].as_str().unwrap_or("");
-    let links: Value = relay
-        .http
-        .get(relay.url(&format!("/api/v1/events/{id}/interpreters")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let links: Value = relay.admin_get(&format!("/api/v1/events/{id}/interpreters")).await?;
     assert_eq!(links[0]["name"], "Ana");
     // The booth link from the page works.
     let booth = relay.http.get(booth_url.trim()).send().await?;

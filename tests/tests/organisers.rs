@@ -112,27 +112,13 @@ async fn the_usage_report_counts_listeners_and_on_air_time() -> anyhow::Result<(
     for l in &listeners {
         l.wait_packets(0, 50, Duration::from_secs(15)).await?;
     }
-    let live: Value = relay
-        .http
-        .get(relay.url(&format!("/api/v1/events/{id}/live")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let live: Value = relay.admin_get(&format!("/api/v1/events/{id}/live")).await?;
     assert_eq!(live["listeners"], 3);
     assert_eq!(live["floor"]["connected"], true);
     assert_eq!(live["channels"][1]["on_air"]["name"], "Ana, senior");
     assert_eq!(live["slow_downs"][0]["name"], "Ana, senior");
 
-    let report: Value = relay
-        .http
-        .get(relay.url(&format!("/api/v1/events/{id}/usage")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let report: Value = relay.admin_get(&format!("/api/v1/events/{id}/usage")).await?;
     let fr = &report["channels"][1];
     assert_eq!(fr["language"], "fr");
     assert_eq!(fr["peak_listeners"], 2);

@@ -62,8 +62,12 @@ pub struct LiveOnAir {
 #[derive(Serialize)]
 pub struct LiveFloor {
     kind: FloorKind,
-    /// A WHIP floor publisher is connected (None for an RTP floor: packets are not tracked).
+    /// A WHIP floor publisher is connected, a BBB floor is live (None for an RTP floor: packets
+    /// are not tracked).
     connected: Option<bool>,
+    /// A BBB floor: waiting, joining, live, error or ended, with the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bbb: Option<crate::bbb::FloorStatus>,
 }
 
 #[derive(Serialize)]
@@ -104,11 +108,13 @@ pub async fn live(
             on_air: on_air.get(language).map(|(who, muted)| LiveOnAir { name: name(*who), muted: *muted }),
         })
         .collect();
+    let bbb = app.bbb_floor(&event.id).map(|w| w.borrow().clone());
     let connected = match event.floor_kind {
         FloorKind::Whip => Some(
             app.media.sessions().iter().any(|s| s.event == event.id && s.kind == SessionKind::FloorPublisher),
         ),
         FloorKind::Rtp => None,
+        FloorKind::Bbb => Some(bbb.as_ref().is_some_and(|s| s.state == crate::bbb::floor::FloorState::Live)),
     };
     let (_, _, handovers, _) = app.store.usage_counts(&event.id).await?;
     let slow_downs = app
@@ -124,7 +130,7 @@ pub async fn live(
         })
         .collect();
     Ok(Json(Live {
-        floor: LiveFloor { kind: event.floor_kind, connected },
+        floor: LiveFloor { kind: event.floor_kind, connected, bbb },
         listeners: channels.iter().map(|c| c.listeners).sum(),
         channels,
         slow_downs,

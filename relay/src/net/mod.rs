@@ -339,7 +339,19 @@ impl Media {
 
     /// Open the RTP floor port of `event` (0: any free port) and return its local address.
     pub async fn open_rtp_floor(&self, event: Arc<EventLayout>, port: u16) -> Result<SocketAddr, NetError> {
-        let addr = SocketAddr::new(self.bind_ip, port);
+        self.open_floor_socket(event, SocketAddr::new(self.bind_ip, port)).await
+    }
+
+    /// A floor socket on loopback only, for a floor Tolk itself receives (a BBB meeting).
+    pub async fn open_loopback_floor(&self, event: Arc<EventLayout>) -> Result<SocketAddr, NetError> {
+        self.open_floor_socket(event, SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    async fn open_floor_socket(
+        &self,
+        event: Arc<EventLayout>,
+        addr: SocketAddr,
+    ) -> Result<SocketAddr, NetError> {
         let socket = std::net::UdpSocket::bind(addr).map_err(|source| NetError::Bind { addr, source })?;
         socket.set_nonblocking(true).map_err(|source| NetError::Bind { addr, source })?;
         let local = socket.local_addr().map_err(|source| NetError::Bind { addr, source })?;

@@ -37,6 +37,8 @@ pub enum StoreError {
 pub enum FloorKind {
     Whip,
     Rtp,
+    /// A BigBlueButton meeting (see `bbb_meeting_id`).
+    Bbb,
 }
 
 impl FloorKind {
@@ -44,6 +46,7 @@ impl FloorKind {
         match self {
             FloorKind::Whip => "whip",
             FloorKind::Rtp => "rtp",
+            FloorKind::Bbb => "bbb",
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct Event {
     pub floor_under_db: Option<f32>,
     /// The organiser account that owns it (None: created with the admin token).
     pub organiser: Option<i64>,
+    /// The BBB meeting of a `bbb` floor.
+    pub bbb_meeting_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -233,8 +238,9 @@ async fn insert_event(conn: &mut sqlx::AnyConnection, event: &Event) -> Result<(
     let languages = serde_json::to_string(&event.languages).unwrap_or_else(|_| "[]".into());
     let query = sqlx::query(
             "INSERT INTO events (id, title, floor_language, languages, starts_at, ends_at, expected_listeners,
-                                 floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db, organiser_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                                 floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db, organiser_id,
+                                 bbb_meeting_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(event.id.as_str())
         .bind(&event.title)
@@ -254,7 +260,7 @@ async fn insert_event(conn: &mut sqlx::AnyConnection, event: &Event) -> Result<(
         Some(db) => query.bind(f64::from(db)),
         None => query.bind(None::<f32>),
     };
-    let result = query.bind(event.organiser).execute(&mut *conn).await;
+    let result = query.bind(event.organiser).bind(event.bbb_meeting_id.as_deref()).execute(&mut *conn).await;
     match result {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             Err(StoreError::Duplicate(event.id.clone()))
@@ -324,6 +330,7 @@ fn decode(row: &AnyRow) -> Result<Event, StoreError> {
     let floor_kind = match row.try_get::<String, _>("floor_kind")?.as_str() {
         "whip" => FloorKind::Whip,
         "rtp" => FloorKind::Rtp,
+        "bbb" => FloorKind::Bbb,
         other => return Err(corrupt(format!("unknown floor kind {other}"))),
     };
     Ok(Event {
@@ -340,6 +347,7 @@ fn decode(row: &AnyRow) -> Result<Event, StoreError> {
         floor_token_hash: row.try_get("floor_token_hash")?,
         floor_under_db: row.try_get::<Option<f64>, _>("floor_under_db")?.map(|db| db as f32),
         organiser: row.try_get("organiser_id")?,
+        bbb_meeting_id: row.try_get("bbb_meeting_id")?,
     })
 }
 
@@ -356,11 +364,12 @@ mod tests {
             starts_at: DateTime::from_timestamp(1_800_000_000, 0).expect("valid"),
             ends_at: DateTime::from_timestamp(1_800_003_600, 0).expect("valid"),
             expected_listeners: 300,
-            floor_kind: FloorKind::Rtp,
+            floor_kind: FloorKind::Bbb,
             rtp_port: None,
             floor_token_hash: "ab".into(),
             floor_under_db: Some(-18.0),
             organiser: None,
+            bbb_meeting_id: Some("room-1".into()),
         }
     }
 

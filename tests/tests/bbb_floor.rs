@@ -1,0 +1,271 @@
+//! An event whose floor is a BigBlueButton meeting, against the BBB stand-in (`tolk_tests::bbb`)
+//! over the network: both offer flows end to end (a listener hears the meeting's tone through
+//! Tolk), a wrong secret, a meeting that is not running yet, a dropped websocket, a meeting that
+//! ends and an event that ends.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tolk_relay::bbb::BbbConfig;
+use tolk_relay::bbb::floor::{FloorState, FloorStatus};
+use tolk_relay::ids::EventId;
+use tolk_tests::audio::dominant_frequency;
+use tolk_tests::bbb::{BbbStandIn, OfferFlow, StandInConfig};
+use tolk_tests::client;
+use tolk_tests::relay::{ADMIN, TestRelay, field};
+
+const TONE: f64 = 520.0;
+
+/// A relay whose BBB server is `bbb` (with `secret`), polling fast.
+async fn relay_for(
+    bbb: &BbbStandIn,
+    secret: &str,
+    offer: tolk_relay::bbb::OfferFlow,
+) -> anyhow::Result<TestRelay> {
+    let mut config = BbbConfig::new(&bbb.api_url(), secret)?;
+    config.offer = offer;
+    config.poll = Duration::from_millis(200);
+    config.keepalive = Duration::from_secs(1);
+    TestRelay::start_with(1, move |s| s.bbb = Some(config)).await
+}
+
+async fn bbb_event(relay: &TestRelay, meeting: &str, ends_in: chrono::Duration) -> anyhow::Result<Value> {
+    let now = chrono::Utc::now();
+    relay
+        .create_event(json!({
+            "title": "BBB plenary",
+            "floor_language": "en",
+            "languages": ["fr"],
+            "starts_at": (now - chrono::Duration::minutes(5)).to_rfc3339(),
+            "ends_at": (now + ends_in).to_rfc3339(),
+            "expected_listeners": 50,
+            "floor": {"kind": "bbb", "meeting_id": meeting},
+        }))
+        .await
+}
+
+/// Wait until the event's BBB floor satisfies `what` (event-driven: the floor's state channel).
+async fn floor_until(
+    relay: &TestRelay,
+    event: &str,
+    within: Duration,
+    what: impl Fn(&FloorStatus) -> bool,
+) -> anyhow::Result<FloorStatus> {
+    let mut watch =
+        relay.server.app.bbb_floor(&EventId::parse(event)?).ok_or_else(|| anyhow::anyhow!("no BBB floor"))?;
+    let waited =
+        tokio::time::timeout(within, watch.wait_for(|s| what(s))).await.map(|r| r.map(|s| s.clone()));
+    let status = match waited {
+        Ok(status) => status?,
+        Err(_) => anyhow::bail!("floor state still {:?} after {within:?}", watch.borrow().clone()),
+    };
+    Ok(status)
+}
+
+/// The listener's floor track carries the meeting's tone again: `packets` more after `since`.
+async fn hears_tone(listener: &client::Client, since: u64, packets: u64) -> anyhow::Result<()> {
+    let stats = listener.wait_packets(0, since + packets, Duration::from_secs(20)).await?;
+    let frequency = dominant_frequency(stats.last_seconds(1.0));
+    anyhow::ensure!((frequency - TONE).abs() <= 5.0, "the listener hears {frequency} Hz, not {TONE} Hz");
+    Ok(())
+}
+
+async fn floor_flows(flow: OfferFlow, relay_flow: tolk_relay::bbb::OfferFlow) -> anyhow::Result<()> {
+    let bbb = BbbStandIn::start(StandInConfig { offer: flow, ..Default::default() }).await?;
+    bbb.create_meeting("plenary-1", TONE);
+    let relay = relay_for(&bbb, bbb.secret(), relay_flow).await?;
+    let event = bbb_event(&relay, "plenary-1", chrono::Duration::hours(1)).await?;
+    let id = field(&event, "/id")?;
+    assert_eq!(field(&event, "/floor/kind")?, "bbb");
+    assert_eq!(field(&event, "/floor/meeting_id")?, "plenary-1");
+
+    floor_until(&relay, id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/en")), 1).await?;
+    hears_tone(&listener, 0, 100).await?;
+
+    // The bot joined as BBB's API asks of a listen-only bot.
+    let stats = bbb.stats();
+    let join = stats.joins.first().ok_or_else(|| anyhow::anyhow!("no join"))?;
+    for (key, value) in [
+        ("fullName", "Interpretation"),
+        ("meetingID", "plenary-1"),
+        ("role", "VIEWER"),
+        ("redirect", "false"),
+        ("bot", "true"),
+        ("excludeFromDashboard", "true"),
+    ] {
+        assert_eq!(join.get(key).map(String::as_str), Some(value), "join parameter {key}");
+    }
+    assert!(stats.calls.iter().any(|c| c == "stuns"), "ICE servers not asked for: {:?}", stats.calls);
+    assert!(stats.pings >= 1, "no keep-alive ping");
+    assert_eq!(stats.checksum_failures, 0);
+
+    // The API and the organiser's live view show the floor live.
+    let view: Value = relay.admin_get(&format!("/api/v1/events/{id}")).await?;
+    assert_eq!(field(&view, "/floor/state/state")?, "live", "{view}");
+    let live: Value = relay.admin_get(&format!("/api/v1/events/{id}/live")).await?;
+    assert_eq!(live.pointer("/floor/connected"), Some(&Value::Bool(true)), "{live}");
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_offer_flow_brings_the_meeting_to_listeners() -> anyhow::Result<()> {
+    floor_flows(OfferFlow::Server, tolk_relay::bbb::OfferFlow::Server).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_offer_flow_brings_the_meeting_to_listeners() -> anyhow::Result<()> {
+    floor_flows(OfferFlow::Client, tolk_relay::bbb::OfferFlow::Client).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_a_clear_floor_error_without_a_crash_loop() -> anyhow::Result<()> {
+    let bbb = BbbStandIn::start(StandInConfig::default()).await?;
+    bbb.create_meeting("plenary-2", TONE);
+    let relay = relay_for(&bbb, "not-the-secret", tolk_relay::bbb::OfferFlow::Server).await?;
+    let event = bbb_event(&relay, "plenary-2", chrono::Duration::hours(1)).await?;
+    let id = field(&event, "/id")?;
+    let status = floor_until(&relay, id, Duration::from_secs(10), |s| s.state == FloorState::Error).await?;
+    let detail = status.detail.unwrap_or_default();
+    assert!(detail.contains("checksum") && detail.contains("TOLK_BBB_SECRET"), "unclear error: {detail}");
+
+    // Over the next 2 s (ten poll periods) Tolk does not hammer BBB: a refused secret waits the
+    // longest backoff. The relay keeps serving, and listeners can join the (silent) floor.
+    let failures = bbb.stats().checksum_failures;
+    let window = tokio::time::sleep(Duration::from_secs(2));
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    window.await;
+    let after = bbb.stats().checksum_failures;
+    assert!(after <= failures + 1, "{} checksum failures in 2 s: a retry loop", after - failures);
+    assert_eq!(bbb.stats().joins.len(), 0);
+    let health = relay.http.get(relay.url("/healthz")).send().await?;
+    assert!(health.status().is_success());
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_for_the_meeting_then_joins() -> anyhow::Result<()> {
+    let bbb = BbbStandIn::start(StandInConfig::default()).await?;
+    let relay = relay_for(&bbb, bbb.secret(), tolk_relay::bbb::OfferFlow::Server).await?;
+    let event = bbb_event(&relay, "later", chrono::Duration::hours(1)).await?;
+    let id = field(&event, "/id")?;
+    floor_until(&relay, id, Duration::from_secs(10), |s| {
+        s.state == FloorState::Waiting && s.detail.as_deref() == Some("waiting for the meeting to start")
+    })
+    .await?;
+    // It asks again and again, and joins nothing meanwhile.
+    bbb.wait_until(
+        |s| s.calls.iter().filter(|c| *c == "isMeetingRunning").count() >= 3,
+        Duration::from_secs(10),
+    )
+    .await?;
+    assert!(bbb.stats().joins.is_empty());
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/en")), 1).await?;
+
+    bbb.create_meeting("later", TONE);
+    floor_until(&relay, id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
+    hears_tone(&listener, 0, 100).await?;
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_websocket_reconnects_and_listeners_stay() -> anyhow::Result<()> {
+    let bbb = BbbStandIn::start(StandInConfig::default()).await?;
+    bbb.create_meeting("plenary-3", TONE);
+    let relay = relay_for(&bbb, bbb.secret(), tolk_relay::bbb::OfferFlow::Server).await?;
+    let event = bbb_event(&relay, "plenary-3", chrono::Duration::hours(1)).await?;
+    let id = field(&event, "/id")?;
+    floor_until(&relay, id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/en")), 1).await?;
+    hears_tone(&listener, 0, 50).await?;
+
+    bbb.drop_connections("plenary-3");
+    floor_until(&relay, id, Duration::from_secs(10), |s| s.state != FloorState::Live).await?;
+    let before = listener.track(0).packets;
+    let status = floor_until(&relay, id, Duration::from_secs(20), |s| {
+        s.state == FloorState::Live && s.connections >= 2
+    })
+    .await?;
+    assert_eq!(status.connections, 2);
+    // The same listener session hears the floor again, on the same track.
+    hears_tone(&listener, before, 100).await?;
+    let stats = listener.track(0);
+    assert!(stats.max_gap < Duration::from_secs(15), "gap {:?}", stats.max_gap);
+    assert_eq!(bbb.stats().joins.len(), 2, "one join per connection");
+    let sessions: Value =
+        relay.http.get(relay.url("/metrics")).send().await?.text().await.map(Value::String)?;
+    assert!(sessions.as_str().is_some_and(|m| !m.is_empty()));
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tolk_leaves_when_the_meeting_or_the_event_ends() -> anyhow::Result<()> {
+    let bbb = BbbStandIn::start(StandInConfig::default()).await?;
+    bbb.create_meeting("plenary-4", TONE);
+    let relay = relay_for(&bbb, bbb.secret(), tolk_relay::bbb::OfferFlow::Server).await?;
+    let event = bbb_event(&relay, "plenary-4", chrono::Duration::hours(1)).await?;
+    let id = field(&event, "/id")?;
+    floor_until(&relay, id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
+
+    // The meeting ends: Tolk leaves it and waits for it to start again.
+    bbb.end_meeting("plenary-4");
+    let status = floor_until(&relay, id, Duration::from_secs(10), |s| s.state == FloorState::Waiting).await?;
+    assert!(status.detail.unwrap_or_default().contains("ended"));
+    let stats =
+        bbb.wait_until(|s| s.websockets_open == 0 && s.media_flowing == 0, Duration::from_secs(5)).await?;
+    assert_eq!(stats.joins.len(), 1);
+
+    // A second event whose end comes while it is live: Tolk leaves at the end.
+    bbb.create_meeting("short", TONE);
+    let short = bbb_event(&relay, "short", chrono::Duration::seconds(6)).await?;
+    let short = field(&short, "/id")?;
+    floor_until(&relay, short, Duration::from_secs(5), |s| s.state == FloorState::Live).await?;
+    floor_until(&relay, short, Duration::from_secs(10), |s| s.state == FloorState::Ended).await?;
+    bbb.wait_until(|s| s.websockets_open == 0, Duration::from_secs(5)).await?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bbb_floors_need_a_bbb_server_and_a_meeting_id() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let now = chrono::Utc::now();
+    let body = |floor: Value| {
+        json!({
+            "title": "x", "floor_language": "en", "languages": [],
+            "starts_at": now.to_rfc3339(), "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "expected_listeners": 5, "floor": floor,
+        })
+    };
+    for (floor, says) in [
+        (json!({"kind": "bbb", "meeting_id": "m"}), "TOLK_BBB_URL"),
+        (json!({"kind": "bbb"}), "meeting_id"),
+        (json!({"kind": "bbb", "meeting_id": ""}), "meeting_id"),
+    ] {
+        let response = relay
+            .http
+            .post(relay.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .json(&body(floor.clone()))
+            .send()
+            .await?;
+        assert!(response.status().is_client_error(), "{floor} accepted");
+        let text = response.text().await?;
+        assert!(text.contains(says), "{floor}: {text}");
+    }
+    let events: Value = relay.admin_get("/api/v1/events").await?;
+    assert_eq!(
+        events.as_array().map(Vec::len).or_else(|| events["events"].as_array().map(Vec::len)),
+        Some(0)
+    );
+    relay.stop().await;
+    Ok(())
+}
