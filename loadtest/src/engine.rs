@@ -1,0 +1,686 @@
+//! The peer engine: many str0m peers (listeners, and the floor and booth senders) driven from a
+//! few threads, sans-IO style — each worker thread owns its peers, their UDP sockets (one per
+//! peer: every listener is its own ICE candidate) and a deadline heap, and waits in one `mio`
+//! poll. No task and no lock per peer: the orchestrator talks to a worker through a channel.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use crate::stamp;
+use crate::tally::{LatencyHistogram, Tally};
+
+const WAKER: Token = Token(usize::MAX);
+
+/// Client-side impairment applied to what listeners receive.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Impairment {
+    /// Datagrams dropped at random, percent.
+    pub loss_percent: f64,
+    /// Each datagram delayed by a random 0..jitter.
+    pub jitter: Duration,
+}
+
+/// A peer being negotiated: its Rtc and socket, and the pending offer.
+pub struct Offer {
+    rtc: Rtc,
+    socket: std::net::UdpSocket,
+    local: SocketAddr,
+    pending: SdpPendingOffer,
+    send_mid: Option<Mid>,
+    pub sdp: String,
+}
+
+/// A new peer on a UDP port of `ip` (its one host candidate).
+fn peer_on(ip: IpAddr) -> anyhow::Result<(Rtc, std::net::UdpSocket, SocketAddr)> {
+    let socket = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
+    socket.set_nonblocking(true)?;
+    let local = socket.local_addr()?;
+    let mut rtc =
+        Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    Ok((rtc, socket, local))
+}
+
+/// Make an offer on loopback: `send` one sendonly audio section first (a publisher), `receive`
+/// recvonly ones.
+pub fn offer(send: bool, receive: usize) -> anyhow::Result<Offer> {
+    let (mut rtc, socket, local) = peer_on(IpAddr::from([127, 0, 0, 1]))?;
+    let mut change = rtc.sdp_api();
+    let send_mid = send.then(|| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+    for _ in 0..receive {
+        change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    }
+    let (sdp, pending) = change.apply().context("str0m made no offer")?;
+    Ok(Offer { rtc, socket, local, pending, send_mid, sdp: sdp.to_sdp_string() })
+}
+
+/// What a sender sends: speech-like Opus, stamped with its source number.
+pub struct Voice {
+    pub source: u16,
+    voice: tolk_relay::demo::Voice,
+    encoder: opus::Encoder,
+}
+
+impl Voice {
+    pub fn new(source: u16, seed: u64) -> anyhow::Result<Self> {
+        let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
+        encoder.set_bitrate(opus::Bitrate::Bits(24_000))?;
+        let mut voice = tolk_relay::demo::Voice::default();
+        // Different voices start at different points of the loop.
+        for _ in 0..(seed % 200) {
+            voice.frame();
+        }
+        Ok(Self { source, voice, encoder })
+    }
+
+    fn next_packet(&mut self) -> anyhow::Result<Vec<u8>> {
+        let frame = self.voice.frame();
+        let packet = self.encoder.encode_vec_float(&frame, 400)?;
+        Ok(stamp::stamp(&packet, self.source, stamp::now_us()))
+    }
+}
+
+/// A peer handed to a worker after its answer was accepted.
+pub struct Ready {
+    rtc: Rtc,
+    socket: std::net::UdpSocket,
+    local: SocketAddr,
+    sender: Option<(Mid, Voice)>,
+    /// Decode and check the audio of this listener.
+    pub decode: bool,
+    /// Count media from the SRTP header only (see `Peer::light`).
+    pub light: bool,
+    pub tally: Tally,
+}
+
+/// Answer a server's offer (Janus offers): a receive-only listener on `ip`.
+pub fn answer(ip: IpAddr, offer: &str, decode: bool) -> anyhow::Result<(Ready, String)> {
+    let (mut rtc, socket, local) = peer_on(ip)?;
+    let offer = str0m::change::SdpOffer::from_sdp_string(offer).context("the offer is not SDP")?;
+    let answer = rtc.sdp_api().accept_offer(offer).context("cannot answer the offer")?;
+    let ready = Ready { rtc, socket, local, sender: None, decode, light: false, tally: Tally::default() };
+    Ok((ready, answer.to_sdp_string()))
+}
+
+/// A plain RTP floor (what an `ffmpeg … -f rtp` floor or a mixing desk sends): stamped speech
+/// every 20 ms from a thread of its own.
+pub struct RtpFloor {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RtpFloor {
+    pub fn start(to: SocketAddr) -> anyhow::Result<Self> {
+        let mut voice = Voice::new(0, 0)?;
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(to.ip(), 0))?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new().name("load-rtp-floor".into()).spawn(move || {
+            let ssrc: u32 = rand::random();
+            let start = Instant::now();
+            let mut n: u32 = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(payload) = voice.next_packet() {
+                    let mut packet = Vec::with_capacity(12 + payload.len());
+                    packet.extend_from_slice(&[0x80, 111]);
+                    packet.extend_from_slice(&(n as u16).to_be_bytes());
+                    packet.extend_from_slice(&n.wrapping_mul(960).to_be_bytes());
+                    packet.extend_from_slice(&ssrc.to_be_bytes());
+                    packet.extend_from_slice(&payload);
+                    let _ = socket.send_to(&packet, to);
+                }
+                n += 1;
+                std::thread::sleep(
+                    (start + Duration::from_millis(20) * n).saturating_duration_since(Instant::now()),
+                );
+            }
+        })?;
+        Ok(Self { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for RtpFloor {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Offer {
+    /// Accept the server's answer; `voice` for a sender.
+    pub fn accept(mut self, answer: &str, voice: Option<Voice>, decode: bool) -> anyhow::Result<Ready> {
+        let answer = SdpAnswer::from_sdp_string(answer).context("the answer is not SDP")?;
+        self.rtc.sdp_api().accept_answer(self.pending, answer)?;
+        let sender = match (self.send_mid, voice) {
+            (Some(mid), Some(v)) => Some((mid, v)),
+            _ => None,
+        };
+        Ok(Ready {
+            rtc: self.rtc,
+            socket: self.socket,
+            local: self.local,
+            sender,
+            decode,
+            light: false,
+            tally: Tally::default(),
+        })
+    }
+}
+
+/// Orders to a worker.
+pub enum Command {
+    Add {
+        id: u64,
+        peer: Box<Ready>,
+    },
+    /// A switch is being asked for this listener (None: the request failed, forget it).
+    Switching {
+        id: u64,
+        at: Option<Instant>,
+    },
+    Remove {
+        id: u64,
+    },
+    /// Stop and hand back every peer's tally.
+    Finish {
+        reply: Sender<Vec<(u64, Tally, AudioCheck)>>,
+    },
+}
+
+/// What a sampled listener's decoded audio showed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AudioCheck {
+    pub sampled: bool,
+    pub frames: u64,
+    pub sum_squares: f64,
+    pub samples: u64,
+    pub errors: u64,
+}
+
+impl AudioCheck {
+    /// RMS level of everything decoded, dBFS.
+    pub fn level_db(&self) -> f64 {
+        if self.samples == 0 {
+            return -120.0;
+        }
+        10.0 * (self.sum_squares / self.samples as f64).max(1e-12).log10()
+    }
+}
+
+/// Live counters a worker publishes for the progress line and the timeline.
+#[derive(Debug, Default, Clone)]
+pub struct Live {
+    /// Listeners connected.
+    pub connected: u32,
+    /// Senders (floor, booths) connected.
+    pub senders: u32,
+    pub packets: u64,
+    pub expected: u64,
+    /// Latency of the packets since the orchestrator last took it.
+    pub window: LatencyHistogram,
+    pub total: LatencyHistogram,
+}
+
+struct Peer {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    sender: Option<Sending>,
+    decoder: Option<opus::Decoder>,
+    /// A light listener: once connected, its SRTP media packets are counted from their clear
+    /// header (sequence number, timestamp: loss, jitter) and not decrypted; STUN, DTLS and RTCP
+    /// still go to str0m, which keeps ICE alive. The generator then costs far less per packet
+    /// than the relay, which still encrypts for every listener. Full listeners (a sample)
+    /// decrypt, read the stamps (latency) and decode.
+    light: bool,
+    check: AudioCheck,
+    tally: Tally,
+    connected: bool,
+    deadline: Instant,
+}
+
+struct Sending {
+    mid: Mid,
+    voice: Voice,
+    next: Option<Instant>,
+    seq: u64,
+    ts: u32,
+}
+
+/// A worker thread's handle.
+pub struct Worker {
+    pub commands: Sender<Command>,
+    waker: Arc<Waker>,
+    pub live: Arc<Mutex<Live>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn start(name: String, impairment: Impairment) -> anyhow::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (commands, inbox) = crossbeam_channel::unbounded();
+        let live = Arc::new(Mutex::new(Live::default()));
+        let shared = live.clone();
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
+            let mut w = Loop {
+                poll,
+                inbox,
+                live: shared,
+                peers: HashMap::new(),
+                heap: BinaryHeap::new(),
+                impairment,
+                delayed: BinaryHeap::new(),
+                buf: vec![0; 2048],
+                packets_since_publish: 0,
+                window: LatencyHistogram::default(),
+            };
+            w.run();
+        })?;
+        Ok(Self { commands, waker, live, thread: Some(thread) })
+    }
+
+    pub fn send(&self, command: Command) -> anyhow::Result<()> {
+        self.sender().send(command)
+    }
+
+    /// A handle that sends commands from other tasks.
+    pub fn sender(&self) -> WorkerSender {
+        WorkerSender { commands: self.commands.clone(), waker: self.waker.clone() }
+    }
+
+    /// Stop; every peer's tally.
+    pub fn finish(mut self) -> anyhow::Result<Vec<(u64, Tally, AudioCheck)>> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(Command::Finish { reply })?;
+        let tallies = answer.recv_timeout(Duration::from_secs(30)).context("worker did not finish")?;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        Ok(tallies)
+    }
+}
+
+/// Sends commands to a worker and wakes it.
+#[derive(Clone)]
+pub struct WorkerSender {
+    commands: Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl WorkerSender {
+    pub fn send(&self, command: Command) -> anyhow::Result<()> {
+        self.commands.send(command).map_err(|_| anyhow::anyhow!("worker stopped"))?;
+        self.waker.wake()?;
+        Ok(())
+    }
+}
+
+/// A datagram held back by the jitter impairment.
+struct Delayed {
+    at: Instant,
+    peer: u64,
+    source: SocketAddr,
+    data: Vec<u8>,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.at.cmp(&self.at) // a min-heap on time
+    }
+}
+
+struct Loop {
+    poll: Poll,
+    inbox: Receiver<Command>,
+    live: Arc<Mutex<Live>>,
+    peers: HashMap<u64, Peer>,
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    impairment: Impairment,
+    delayed: BinaryHeap<Delayed>,
+    buf: Vec<u8>,
+    packets_since_publish: u64,
+    window: LatencyHistogram,
+}
+
+impl Loop {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut published = Instant::now();
+        loop {
+            let now = Instant::now();
+            let mut next = now + Duration::from_millis(50);
+            if let Some(Reverse((t, _))) = self.heap.peek() {
+                next = next.min(*t);
+            }
+            if let Some(d) = self.delayed.peek() {
+                next = next.min(d.at);
+            }
+            for p in self.peers.values() {
+                if let Some(s) = &p.sender
+                    && let Some(due) = s.next
+                {
+                    next = next.min(due);
+                }
+            }
+            let wait = next.saturating_duration_since(now);
+            if self.poll.poll(&mut events, Some(wait)).is_err() {
+                continue;
+            }
+            for event in events.iter() {
+                if event.token() == WAKER {
+                    continue;
+                }
+                self.read(event.token().0 as u64);
+            }
+            if !self.commands() {
+                return;
+            }
+            let now = Instant::now();
+            self.release_delayed(now);
+            self.timeouts(now);
+            self.send_due(now);
+            if now.duration_since(published) >= Duration::from_millis(200) {
+                self.publish();
+                published = now;
+            }
+        }
+    }
+
+    /// Apply commands; false when told to finish.
+    fn commands(&mut self) -> bool {
+        while let Ok(command) = self.inbox.try_recv() {
+            match command {
+                Command::Add { id, peer } => self.add(id, *peer),
+                Command::Switching { id, at } => {
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.tally.switch_pending = at.map(|at| (at, 0));
+                    }
+                }
+                Command::Remove { id } => {
+                    if let Some(mut p) = self.peers.remove(&id) {
+                        let _ = self.poll.registry().deregister(&mut p.socket);
+                    }
+                }
+                Command::Finish { reply } => {
+                    let all = self.peers.drain().map(|(id, p)| (id, p.tally, p.check)).collect::<Vec<_>>();
+                    let _ = reply.send(all);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn add(&mut self, id: u64, peer: Ready) {
+        let Ready { rtc, socket, local, sender, decode, light, tally } = peer;
+        let mut socket = UdpSocket::from_std(socket);
+        if self.poll.registry().register(&mut socket, Token(id as usize), Interest::READABLE).is_err() {
+            return;
+        }
+        let decoder = if decode { opus::Decoder::new(48_000, opus::Channels::Mono).ok() } else { None };
+        let check = AudioCheck { sampled: decoder.is_some(), ..Default::default() };
+        let sender = sender.map(|(mid, voice)| Sending {
+            mid,
+            voice,
+            next: None,
+            seq: u64::from(rand::random::<u16>() & 0x3fff),
+            ts: rand::random(),
+        });
+        let now = Instant::now();
+        self.peers.insert(
+            id,
+            Peer {
+                rtc,
+                socket,
+                local,
+                sender,
+                decoder,
+                light,
+                check,
+                tally,
+                connected: false,
+                deadline: now,
+            },
+        );
+        self.heap.push(Reverse((now, id)));
+    }
+
+    fn read(&mut self, id: u64) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else { return };
+            let (n, source) = match peer.socket.recv_from(&mut self.buf) {
+                Ok(r) => r,
+                Err(_) => return, // WouldBlock (or a transient error): wait for the next readiness
+            };
+            let Some(data) = self.buf.get(..n) else { return };
+            let imp = self.impairment;
+            if imp.loss_percent > 0.0 && rand::random::<f64>() * 100.0 < imp.loss_percent {
+                continue;
+            }
+            if !imp.jitter.is_zero() {
+                let delay = imp.jitter.mul_f64(rand::random::<f64>());
+                self.delayed.push(Delayed {
+                    at: Instant::now() + delay,
+                    peer: id,
+                    source,
+                    data: data.to_vec(),
+                });
+                continue;
+            }
+            let data = data.to_vec();
+            self.input(id, source, &data);
+        }
+    }
+
+    fn release_delayed(&mut self, now: Instant) {
+        while self.delayed.peek().is_some_and(|d| d.at <= now) {
+            if let Some(d) = self.delayed.pop() {
+                self.input(d.peer, d.source, &d.data);
+            }
+        }
+    }
+
+    fn input(&mut self, id: u64, source: SocketAddr, data: &[u8]) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if peer.light
+            && peer.connected
+            && let Some((seq, ts)) = srtp_media_header(data)
+        {
+            peer.tally.packet(seq, ts, &[], Instant::now(), &mut self.window);
+            return;
+        }
+        if let Ok(receive) = Receive::new(Protocol::Udp, source, peer.local, data) {
+            let _ = peer.rtc.handle_input(Input::Receive(Instant::now(), receive));
+        }
+        self.drain(id);
+    }
+
+    fn timeouts(&mut self, now: Instant) {
+        while let Some(Reverse((t, id))) = self.heap.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            if peer.deadline != t {
+                continue; // superseded
+            }
+            let _ = peer.rtc.handle_input(Input::Timeout(now));
+            self.drain(id);
+        }
+    }
+
+    fn send_due(&mut self, now: Instant) {
+        let ids: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.connected && p.sender.as_ref().is_some_and(|s| s.next.is_none_or(|d| d <= now))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            let Some(s) = peer.sender.as_mut() else { continue };
+            let due = *s.next.get_or_insert(now);
+            let Ok(payload) = s.voice.next_packet() else { continue };
+            let pt = opus_pt(&peer.rtc, s.mid);
+            if let Some(pt) = pt
+                && let Some(stream) = peer.rtc.direct_api().stream_tx_by_mid(s.mid, None)
+            {
+                stream.write_rtp(RtpWrite::new(pt, s.seq.into(), s.ts, now, payload));
+            }
+            s.seq += 1;
+            s.ts = s.ts.wrapping_add(960);
+            // Keep the 20 ms grid; after a stall, do not burst to catch up.
+            let mut next = due + Duration::from_millis(20);
+            if next + Duration::from_millis(100) < now {
+                next = now + Duration::from_millis(20);
+            }
+            s.next = Some(next);
+            let _ = peer.rtc.handle_input(Input::Timeout(now));
+            self.drain(id);
+        }
+    }
+
+    fn drain(&mut self, id: u64) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        loop {
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    if t != peer.deadline {
+                        peer.deadline = t;
+                        self.heap.push(Reverse((t, id)));
+                    }
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    let _ = peer.socket.send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(Event::Connected)) => peer.connected = true,
+                Ok(Output::Event(Event::RtpPacket(p))) => {
+                    let now = Instant::now();
+                    peer.tally.packet(
+                        p.header.sequence_number,
+                        p.header.timestamp,
+                        &p.payload,
+                        now,
+                        &mut self.window,
+                    );
+                    self.packets_since_publish += 1;
+                    if let Some(decoder) = peer.decoder.as_mut() {
+                        let mut pcm = [0f32; 960 * 3];
+                        match decoder.decode_float(&p.payload, &mut pcm, false) {
+                            Ok(n) => {
+                                peer.check.frames += 1;
+                                peer.check.samples += n as u64;
+                                peer.check.sum_squares +=
+                                    pcm[..n].iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>();
+                            }
+                            Err(_) => peer.check.errors += 1,
+                        }
+                    }
+                }
+                Ok(Output::Event(_)) => {}
+                Err(_) => {
+                    // A broken peer: drop it from the heap; its tally stays.
+                    peer.deadline = Instant::now() + Duration::from_secs(3600);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let now = Instant::now();
+        let connected = self.peers.values().filter(|p| p.connected && p.sender.is_none()).count() as u32;
+        let (packets, expected) = self
+            .peers
+            .values()
+            .filter(|p| p.sender.is_none())
+            .fold((0, 0), |(a, b), p| (a + p.tally.packets, b + p.tally.expected_at(now)));
+        if let Ok(mut live) = self.live.lock() {
+            live.connected = connected;
+            live.senders = self.peers.values().filter(|p| p.connected && p.sender.is_some()).count() as u32;
+            live.packets = packets;
+            live.expected = expected;
+            live.window.merge(&self.window);
+            live.total.merge(&self.window);
+        }
+        self.window = LatencyHistogram::default();
+        self.packets_since_publish = 0;
+    }
+}
+
+/// Sequence number and timestamp of an SRTP media packet (RFC 3550 header, in the clear), or
+/// None for anything else (STUN, DTLS, RTCP: RFC 7983 demultiplexing, RFC 5761 payload types).
+fn srtp_media_header(data: &[u8]) -> Option<(u16, u32)> {
+    let first = *data.first()?;
+    let pt = data.get(1)? & 0x7f;
+    if !(128..=191).contains(&first) || (64..=95).contains(&pt) || data.len() < 12 {
+        return None;
+    }
+    Some((u16::from_be_bytes([data[2], data[3]]), u32::from_be_bytes([data[4], data[5], data[6], data[7]])))
+}
+
+/// The Opus payload type negotiated on `mid`.
+fn opus_pt(rtc: &Rtc, mid: Mid) -> Option<str0m::media::Pt> {
+    let media = rtc.media(mid)?;
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.spec().codec == Codec::Opus && media.remote_pts().contains(&p.pt()))
+        .map(|p| p.pt())
+}
+
+/// POST an SDP offer (WHIP/WHEP); (session URL, answer).
+pub async fn post_offer(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    offer: &str,
+) -> anyhow::Result<(String, String)> {
+    let mut request = http.post(url).header("content-type", "application/sdp").body(offer.to_owned());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = response.text().await?;
+    if status.as_u16() != 201 {
+        let reason: String = body.chars().take(200).collect();
+        bail!("HTTP {}: {reason}", status.as_u16());
+    }
+    let location = location.context("201 without a Location")?;
+    let session = reqwest::Url::parse(url)?.join(&location)?.to_string();
+    Ok((session, body))
+}

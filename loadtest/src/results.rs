@@ -1,0 +1,163 @@
+//! What a load run measured, as plain data: the one shape that the run fills in and that the
+//! report (`report.rs`: JSON, Markdown, PNG plots) renders. Times are in milliseconds, CPU in
+//! percent of one core, memory in MiB unless a name says otherwise.
+
+use serde::{Deserialize, Serialize};
+
+/// p50/p95/p99/max of a set of values, and how many there were.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// A histogram: `counts[i]` values fell in `[bounds[i-1], bounds[i])` (the first from 0).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub bounds: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+/// Listeners: planned, connected, failed (with the reasons, counted).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Joins {
+    pub planned: u32,
+    pub joined: u32,
+    pub failed: u32,
+    /// (reason, how many), most frequent first.
+    pub errors: Vec<(String, u32)>,
+    /// Most listeners receiving at once.
+    pub peak: u32,
+}
+
+/// Packets the listeners should have had and what arrived.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Loss {
+    pub expected: u64,
+    pub received: u64,
+    pub lost: u64,
+    /// lost / expected, in percent.
+    pub percent: f64,
+}
+
+/// One relay thread's CPU.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadCpu {
+    pub name: String,
+    /// Mean CPU over the measured part of the run, percent of one core.
+    pub cpu_percent: f64,
+}
+
+/// The relay process as /proc saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RelayUsage {
+    pub pid: u32,
+    /// Mean CPU of the whole process, percent of one core (200 = two cores busy).
+    pub cpu_percent: f64,
+    /// Busiest threads first (media shards show as `tolk-shard-N`).
+    pub threads: Vec<ThreadCpu>,
+    pub rss_mib_start: f64,
+    pub rss_mib_peak: f64,
+    /// (peak RSS - RSS before listeners) / peak listeners, KiB.
+    pub rss_kib_per_listener: f64,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Seconds since the run started.
+    pub t: f64,
+    pub listeners: u32,
+    /// Packets received by all listeners in this second.
+    pub packets_per_s: f64,
+    pub loss_percent: f64,
+    pub latency_p50: f64,
+    pub latency_p99: f64,
+    /// Relay process CPU in this second (percent of one core); None without a relay pid.
+    pub relay_cpu_percent: Option<f64>,
+    pub relay_rss_mib: Option<f64>,
+    /// The generator's own CPU in this second (percent of one core).
+    pub generator_cpu_percent: f64,
+}
+
+/// A whole run of one profile against one relay.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// "tolk" or "janus".
+    pub relay: String,
+    pub target: String,
+    pub profile: String,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub joins: Joins,
+    /// WHEP POST (or Janus watch) to the first audio packet.
+    pub first_audio_ms: Percentiles,
+    pub loss: Loss,
+    /// RFC 3550 interarrival jitter per listener at the end, ms.
+    pub jitter_ms: Percentiles,
+    /// Send (timestamp in the packet) to arrival, every packet: what the relay adds.
+    pub latency_ms: Percentiles,
+    pub latency_histogram: Histogram,
+    /// Switch request to the first packet of the new channel.
+    pub switch_ms: Percentiles,
+    /// Last packet of the old voice to the first of the new one, at each listener of a handover.
+    pub handover_gap_ms: Percentiles,
+    /// Packets per second received by all listeners (mean over the full-load part).
+    pub packets_per_s: f64,
+    pub relay_usage: Option<RelayUsage>,
+    /// The generator's own CPU (mean, percent of one core) and its listeners' stacks.
+    pub generator_cpu_percent: f64,
+    pub listener_stacks: Vec<(String, u32)>,
+    /// Sampled listeners that decoded the audio and found it as expected / all sampled.
+    pub audio_checked: (u32, u32),
+    pub timeline: Vec<Sample>,
+    /// Sentences: where a run stopped short, what was not measured and why.
+    pub notes: Vec<String>,
+}
+
+/// One step of the capacity search.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CapacityStep {
+    pub listeners: u32,
+    pub loss_percent: f64,
+    pub latency_p99: f64,
+    pub relay_cpu_percent: f64,
+    pub generator_cpu_percent: f64,
+    pub passed: bool,
+}
+
+/// `tolk-loadtest capacity`: listeners one relay core carries within the limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CapacityReport {
+    pub relay: String,
+    pub started_at: String,
+    /// The limits a step must stay within.
+    pub max_loss_percent: f64,
+    pub max_p99_ms: f64,
+    pub steps: Vec<CapacityStep>,
+    /// The largest passing step (the relay on one core).
+    pub listeners_per_core: u32,
+    /// Why the search stopped (a limit crossed, the generator saturated, the step limit).
+    pub stopped_because: String,
+    pub notes: Vec<String>,
+}
+
+/// `tolk-loadtest compare`: the same profile against Tolk and Janus in one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompareReport {
+    pub tolk: RunReport,
+    pub janus: RunReport,
+    pub tolk_capacity: Option<CapacityReport>,
+    pub janus_capacity: Option<CapacityReport>,
+    /// Tolk's listeners per core / Janus's (from the capacity searches), if both ran.
+    pub listeners_per_core_ratio: Option<f64>,
+    /// Janus's relay-added p50 and p99 latency / Tolk's.
+    pub latency_p50_ratio: f64,
+    pub latency_p99_ratio: f64,
+    /// Relay CPU per 1,000 listeners, Janus / Tolk, from the runs.
+    pub cpu_per_listener_ratio: Option<f64>,
+    pub notes: Vec<String>,
+}
