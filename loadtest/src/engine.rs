@@ -135,13 +135,7 @@ impl RtpFloor {
             let mut n: u32 = 0;
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 if let Ok(payload) = voice.next_packet() {
-                    let mut packet = Vec::with_capacity(12 + payload.len());
-                    packet.extend_from_slice(&[0x80, 111]);
-                    packet.extend_from_slice(&(n as u16).to_be_bytes());
-                    packet.extend_from_slice(&n.wrapping_mul(960).to_be_bytes());
-                    packet.extend_from_slice(&ssrc.to_be_bytes());
-                    packet.extend_from_slice(&payload);
-                    let _ = socket.send_to(&packet, to);
+                    let _ = socket.send_to(&plain_rtp(n, ssrc, &payload), to);
                 }
                 n += 1;
                 std::thread::sleep(
@@ -151,6 +145,17 @@ impl RtpFloor {
         })?;
         Ok(Self { stop, thread: Some(thread) })
     }
+}
+
+/// Plain RTP packet `n` of a 20 ms Opus stream (payload type 111).
+pub fn plain_rtp(n: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut packet = Vec::with_capacity(12 + payload.len());
+    packet.extend_from_slice(&[0x80, 111]);
+    packet.extend_from_slice(&(n as u16).to_be_bytes());
+    packet.extend_from_slice(&n.wrapping_mul(960).to_be_bytes());
+    packet.extend_from_slice(&ssrc.to_be_bytes());
+    packet.extend_from_slice(payload);
+    packet
 }
 
 impl Drop for RtpFloor {
@@ -474,13 +479,14 @@ impl Loop {
     }
 
     fn read(&mut self, id: u64) {
-        loop {
-            let Some(peer) = self.peers.get_mut(&id) else { return };
-            let (n, source) = match peer.socket.recv_from(&mut self.buf) {
-                Ok(r) => r,
-                Err(_) => return, // WouldBlock (or a transient error): wait for the next readiness
+        // The receive buffer is taken out of `self` while `input` borrows `self` mutably: no copy
+        // of each datagram.
+        let mut buf = std::mem::take(&mut self.buf);
+        while let Some(peer) = self.peers.get_mut(&id) {
+            let Ok((n, source)) = peer.socket.recv_from(&mut buf) else {
+                break; // WouldBlock (or a transient error): wait for the next readiness
             };
-            let Some(data) = self.buf.get(..n) else { return };
+            let Some(data) = buf.get(..n) else { break };
             let imp = self.impairment;
             if imp.loss_percent > 0.0 && rand::random::<f64>() * 100.0 < imp.loss_percent {
                 continue;
@@ -495,9 +501,9 @@ impl Loop {
                 });
                 continue;
             }
-            let data = data.to_vec();
-            self.input(id, source, &data);
+            self.input(id, source, data);
         }
+        self.buf = buf;
     }
 
     fn release_delayed(&mut self, now: Instant) {

@@ -41,12 +41,7 @@ impl StampedSender {
                 }
                 let payload = encoder.encode_vec_float(&pcm, 400)?;
                 let payload = stamp::stamp(&payload, 0, stamp::now_us());
-                let mut packet = vec![0x80, 111];
-                packet.extend_from_slice(&(n as u16).to_be_bytes());
-                packet.extend_from_slice(&n.wrapping_mul(960).to_be_bytes());
-                packet.extend_from_slice(&ssrc.to_be_bytes());
-                packet.extend_from_slice(&payload);
-                socket.send_to(&packet, to)?;
+                socket.send_to(&tolk_loadtest::engine::plain_rtp(n, ssrc, &payload), to)?;
                 n += 1;
                 std::thread::sleep(
                     (start + Duration::from_millis(20) * n).saturating_duration_since(Instant::now()),
