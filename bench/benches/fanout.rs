@@ -2,9 +2,10 @@
 //! peers, the relay's hot path (one Opus packet per channel per 20 ms, shared by every listener).
 //!
 //! One round (see `tolk_bench::Fanout::round`) is one turn of a shard's loop for one channel
-//! packet: `Peer::write` + `Peer::drain` for each listener (rebase onto the listener's own RTP
-//! line, str0m builds the RTP packet and SRTP-protects it into the `SendBatch`), the due timers
-//! (`Input::Timeout` + `Peer::drain`), then the batch is released. Variants:
+//! packet: `Peer::write` for each listener (rebase onto the listener's own RTP line, write the RTP
+//! header, protect it with Tolk's SRTP into the `SendBatch`; with `TOLK_BENCH_PATH=engine`, str0m
+//! builds and protects it instead and `Peer::drain` collects it), the due timers, then the batch
+//! is released. Variants:
 //!
 //! - `srtp`: the batch is dropped unsent (replaced by a fresh `SendBatch`): the datagrams are
 //!   still allocated and freed as in the shard, only the `sendmmsg` calls are left out;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use tolk_bench::{Clock, Fanout, Release};
+use tolk_bench::{Clock, Fanout, Release, SendPath};
 
 const DEFAULT_LISTENERS: [usize; 3] = [10, 1_000, 10_000];
 /// Listener-packets in each plain timing loop.
@@ -40,12 +41,13 @@ fn main() -> anyhow::Result<()> {
     let mut criterion = Criterion::default().configure_from_args();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let clock = clock()?;
+    let path = send_path()?;
     for n in listener_counts()? {
-        let fanout = Fanout::connect(n, CHANNEL, threads, clock)?;
+        let fanout = Fanout::connect(n, CHANNEL, threads, clock, path)?;
         let setup = fanout.setup;
         println!(
             "fanout N={n}: setup {:.2} s for {n} handshakes on {} threads ({:.0} µs per handshake per \
-             thread), then waited {:.0} ms for simulated handshake time; clock {clock:?}",
+             thread), then waited {:.0} ms for simulated handshake time; clock {clock:?}, send path {path:?}",
             setup.handshakes.as_secs_f64(),
             setup.threads,
             setup.handshakes.as_secs_f64() * 1e6 * setup.threads as f64 / n as f64,
@@ -139,6 +141,14 @@ fn listener_counts() -> anyhow::Result<Vec<usize>> {
             .filter(|n| !matches!(n, Ok(0)))
             .collect(),
         Err(_) => Ok(DEFAULT_LISTENERS.to_vec()),
+    }
+}
+
+fn send_path() -> anyhow::Result<SendPath> {
+    match std::env::var("TOLK_BENCH_PATH").as_deref() {
+        Err(_) | Ok("direct") => Ok(SendPath::Direct),
+        Ok("engine") => Ok(SendPath::Engine),
+        Ok(other) => bail!("TOLK_BENCH_PATH: '{other}' is neither 'direct' nor 'engine'"),
     }
 }
 

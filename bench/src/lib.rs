@@ -29,7 +29,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tolk_relay::ids::{EventId, SessionId};
 use tolk_relay::media::router::ChannelIndex;
 use tolk_relay::media::{ChannelPacket, SourcePacket};
-use tolk_relay::net::peer::{self, Peer, PeerRole};
+use tolk_relay::net::peer::{self, Peer, PeerRole, Written};
 use tolk_relay::net::timers::{PeerKey, Timers, Wake};
 use tolk_relay::net::udp::{self, SendBatch};
 
@@ -77,6 +77,17 @@ pub enum Clock {
     /// A clock that advances one frame (20 ms) per round, as a live channel does: per-packet
     /// shares of periodic work are those of a relay.
     Simulated,
+}
+
+/// Who builds and protects each listener's packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendPath {
+    /// Tolk: RTP header, its own SRTP from the DTLS-exported keys, into the batch (what the
+    /// shard does once a peer's keys are known).
+    Direct,
+    /// str0m: `write_rtp`, then `Input::Timeout(now)` so it sends, then `drain` (the path
+    /// before keys are known, and the only one before Tolk had its own SRTP).
+    Engine,
 }
 
 /// How a [`Fanout`] was set up.
@@ -135,7 +146,13 @@ pub struct Fanout {
 impl Fanout {
     /// Build `n` listener peers on `channel` and connect each to its own in-memory client.
     /// Handshakes run on up to `threads` threads.
-    pub fn connect(n: usize, channel: ChannelIndex, threads: usize, clock: Clock) -> anyhow::Result<Self> {
+    pub fn connect(
+        n: usize,
+        channel: ChannelIndex,
+        threads: usize,
+        clock: Clock,
+        path: SendPath,
+    ) -> anyhow::Result<Self> {
         let sink = UdpSocket::bind("127.0.0.1:0").context("binding the sink socket")?;
         let socket = UdpSocket::bind("127.0.0.1:0").context("binding the relay socket")?;
         socket.set_nonblocking(true)?;
@@ -184,7 +201,14 @@ impl Fanout {
         let mut clients = Vec::with_capacity(n);
         let mut latest = Instant::now();
         for chunk in chunks {
-            let (p, c, done) = chunk?;
+            let (mut p, c, done) = chunk?;
+            if path == SendPath::Direct {
+                // What `Peer::drain` records from the engine's DTLS transmits; without it the
+                // peer stays on str0m's send path.
+                for peer in &mut p {
+                    peer.destination = Some(client_addr);
+                }
+            }
             peers.extend(p);
             clients.extend(c);
             latest = latest.max(done);
@@ -276,12 +300,17 @@ impl Fanout {
                 self.counters.not_written += 1;
                 continue;
             }
-            if !peer.write(0, self.channel, &packet, now) {
-                self.counters.not_written += 1;
-                continue;
-            }
-            if peer.drain(&mut self.send, &mut self.timers, &mut self.sources).is_some() {
-                self.counters.died += 1;
+            match peer.write(0, self.channel, &packet, now, &mut self.send) {
+                Written::Nothing => {
+                    self.counters.not_written += 1;
+                    continue;
+                }
+                Written::Direct => {}
+                Written::Engine => {
+                    if peer.drain(&mut self.send, &mut self.timers, &mut self.sources).is_some() {
+                        self.counters.died += 1;
+                    }
+                }
             }
             if self.send.len() >= FLUSH_AT {
                 produced += self.send.len();
@@ -306,7 +335,7 @@ impl Fanout {
                 continue;
             }
             match wake {
-                Wake::ConnectDeadline => {}
+                Wake::ConnectDeadline | Wake::Settle | Wake::Consent => {}
                 Wake::Engine => {
                     if peer.scheduled != Some(at) {
                         continue; // superseded by an earlier deadline
@@ -317,7 +346,8 @@ impl Fanout {
                         self.timers.schedule(peer.timeout, key, Wake::Engine);
                         continue;
                     }
-                    if peer.rtc.handle_input(Input::Timeout(now)).is_err() {
+                    let Some(rtc) = peer.rtc.as_mut() else { continue };
+                    if rtc.handle_input(Input::Timeout(now)).is_err() {
                         self.counters.timeout_errors += 1;
                     }
                     if peer.drain(&mut self.send, &mut self.timers, &mut self.sources).is_some() {
@@ -381,7 +411,8 @@ impl Exchange {
     ) -> anyhow::Result<()> {
         for _ in 0..MAX_STEPS {
             poll(client, &mut self.to_server, &mut false)?;
-            let next = poll(&mut peer.rtc, &mut self.to_client, &mut false)?;
+            let rtc = peer.rtc.as_deref_mut().context("a settled peer has no engine")?;
+            let next = poll(rtc, &mut self.to_client, &mut false)?;
             peer.timeout = next;
             if peer.scheduled.is_none_or(|s| next < s) {
                 peer.scheduled = Some(next);
@@ -398,7 +429,10 @@ impl Exchange {
     fn deliver(&mut self, client: &mut Rtc, peer: &mut Peer, now: Instant) -> anyhow::Result<()> {
         for t in self.to_server.drain(..) {
             let receive = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)?;
-            peer.rtc.handle_input(Input::Receive(now, receive))?;
+            peer.rtc
+                .as_mut()
+                .context("a settled peer has no engine")?
+                .handle_input(Input::Receive(now, receive))?;
         }
         for t in self.to_client.drain(..) {
             let receive = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)?;
@@ -446,7 +480,8 @@ fn connect_listener(
     let (mut client_up, mut server_up) = (false, false);
     for _ in 0..MAX_STEPS {
         let client_next = poll(&mut client, &mut exchange.to_server, &mut client_up)?;
-        let server_next = poll(&mut peer.rtc, &mut exchange.to_client, &mut server_up)?;
+        let rtc = peer.rtc.as_deref_mut().context("a new peer has its engine")?;
+        let server_next = poll(rtc, &mut exchange.to_client, &mut server_up)?;
         if exchange.to_client.is_empty() && exchange.to_server.is_empty() {
             if client_up && server_up {
                 // What `Peer::drain` would have recorded, and no timer pending (as after a
@@ -458,7 +493,7 @@ fn connect_listener(
             }
             now = client_next.min(server_next).clamp(now, now + MAX_IDLE_STEP);
             client.handle_input(Input::Timeout(now))?;
-            peer.rtc.handle_input(Input::Timeout(now))?;
+            rtc.handle_input(Input::Timeout(now))?;
             continue;
         }
         exchange.deliver(&mut client, &mut peer, now)?;

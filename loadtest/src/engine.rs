@@ -20,10 +20,14 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
+use tolk_relay::net::udp::{self, RecvBatch};
+
 use crate::stamp;
 use crate::tally::{LatencyHistogram, Tally};
 
 const WAKER: Token = Token(usize::MAX);
+/// Datagrams read from one listener's socket per call (it rarely holds more than one).
+const READ_AT_ONCE: usize = 4;
 
 /// Client-side impairment applied to what listeners receive.
 #[derive(Debug, Clone, Copy, Default)]
@@ -289,10 +293,11 @@ impl Worker {
                 inbox,
                 live: shared,
                 peers: HashMap::new(),
+                senders: Vec::new(),
                 heap: BinaryHeap::new(),
                 impairment,
                 delayed: BinaryHeap::new(),
-                buf: vec![0; 2048],
+                recv: Some(Box::default()),
                 packets_since_publish: 0,
                 window: LatencyHistogram::default(),
             };
@@ -367,10 +372,14 @@ struct Loop {
     inbox: Receiver<Command>,
     live: Arc<Mutex<Live>>,
     peers: HashMap<u64, Peer>,
+    /// The peers that publish (floor and booths): a handful among thousands of listeners, so
+    /// the loop looks only at them for send deadlines.
+    senders: Vec<u64>,
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     impairment: Impairment,
     delayed: BinaryHeap<Delayed>,
-    buf: Vec<u8>,
+    /// Out of `self` only while [`Loop::read`] runs.
+    recv: Option<Box<RecvBatch>>,
     packets_since_publish: u64,
     window: LatencyHistogram,
 }
@@ -388,7 +397,7 @@ impl Loop {
             if let Some(d) = self.delayed.peek() {
                 next = next.min(d.at);
             }
-            for p in self.peers.values() {
+            for p in self.senders.iter().filter_map(|id| self.peers.get(id)) {
                 if let Some(s) = &p.sender
                     && let Some(due) = s.next
                 {
@@ -430,6 +439,7 @@ impl Loop {
                     }
                 }
                 Command::Remove { id } => {
+                    self.senders.retain(|s| *s != id);
                     if let Some(mut p) = self.peers.remove(&id) {
                         let _ = self.poll.registry().deregister(&mut p.socket);
                     }
@@ -460,6 +470,9 @@ impl Loop {
             ts: rand::random(),
         });
         let now = Instant::now();
+        if sender.is_some() {
+            self.senders.push(id);
+        }
         self.peers.insert(
             id,
             Peer {
@@ -479,31 +492,36 @@ impl Loop {
     }
 
     fn read(&mut self, id: u64) {
-        // The receive buffer is taken out of `self` while `input` borrows `self` mutably: no copy
-        // of each datagram.
-        let mut buf = std::mem::take(&mut self.buf);
-        while let Some(peer) = self.peers.get_mut(&id) {
-            let Ok((n, source)) = peer.socket.recv_from(&mut buf) else {
-                break; // WouldBlock (or a transient error): wait for the next readiness
+        // The receive buffers are taken out of `self` while `input` borrows `self` mutably: no
+        // copy of each datagram. One `recvmmsg` usually drains a listener's socket (it holds one
+        // packet at a time), saving the read that would only say "empty".
+        let Some(mut batch) = self.recv.take() else { return };
+        while let Some(peer) = self.peers.get(&id) {
+            let Ok(received) = udp::recv_up_to(&peer.socket, &mut batch, READ_AT_ONCE) else {
+                break; // a transient error: wait for the next readiness
             };
-            let Some(data) = buf.get(..n) else { break };
-            let imp = self.impairment;
-            if imp.loss_percent > 0.0 && rand::random::<f64>() * 100.0 < imp.loss_percent {
-                continue;
+            for (source, data) in batch.iter() {
+                let imp = self.impairment;
+                if imp.loss_percent > 0.0 && rand::random::<f64>() * 100.0 < imp.loss_percent {
+                    continue;
+                }
+                if !imp.jitter.is_zero() {
+                    let delay = imp.jitter.mul_f64(rand::random::<f64>());
+                    self.delayed.push(Delayed {
+                        at: Instant::now() + delay,
+                        peer: id,
+                        source,
+                        data: data.to_vec(),
+                    });
+                    continue;
+                }
+                self.input(id, source, data);
             }
-            if !imp.jitter.is_zero() {
-                let delay = imp.jitter.mul_f64(rand::random::<f64>());
-                self.delayed.push(Delayed {
-                    at: Instant::now() + delay,
-                    peer: id,
-                    source,
-                    data: data.to_vec(),
-                });
-                continue;
+            if received < READ_AT_ONCE {
+                break;
             }
-            self.input(id, source, data);
         }
-        self.buf = buf;
+        self.recv = Some(batch);
     }
 
     fn release_delayed(&mut self, now: Instant) {
@@ -546,12 +564,14 @@ impl Loop {
 
     fn send_due(&mut self, now: Instant) {
         let ids: Vec<u64> = self
-            .peers
+            .senders
             .iter()
-            .filter(|(_, p)| {
-                p.connected && p.sender.as_ref().is_some_and(|s| s.next.is_none_or(|d| d <= now))
+            .copied()
+            .filter(|id| {
+                self.peers.get(id).is_some_and(|p| {
+                    p.connected && p.sender.as_ref().is_some_and(|s| s.next.is_none_or(|d| d <= now))
+                })
             })
-            .map(|(id, _)| *id)
             .collect();
         for id in ids {
             let Some(peer) = self.peers.get_mut(&id) else { continue };

@@ -131,6 +131,36 @@ impl TestRelay {
         Ok(response.json().await?)
     }
 
+    /// The sum of a metric's samples in `/metrics` (every label set), 0 when it has none.
+    pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let text = self.http.get(self.url("/metrics")).send().await?.text().await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    /// Wait until a metric reaches `value` (polling `/metrics`, the relay's own report).
+    pub async fn wait_metric(
+        &self,
+        name: &str,
+        value: f64,
+        within: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            let now = self.metric(name).await?;
+            if now >= value {
+                return Ok(());
+            }
+            if start.elapsed() > within {
+                bail!("{name} is {now}, not {value}, after {within:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn stop(self) {
         self.server.stop().await;
     }

@@ -39,3 +39,47 @@ async fn the_listener_page_plays_the_floor() -> anyhow::Result<()> {
     relay.stop().await;
     Ok(())
 }
+
+/// Chromium's listener is held without a WebRTC engine once its handshake is done: Tolk answers
+/// Chromium's consent checks itself. Past the consent timeout the page is still listening on the
+/// same session and still hears the floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_page_keeps_playing_after_its_session_settles() -> anyhow::Result<()> {
+    use tolk_relay::net::settled::{CONSENT_TIMEOUT, SETTLE_AFTER};
+    let relay = TestRelay::start(1).await?;
+    let event = relay.event_now(&["fr"], "rtp").await?;
+    let id = field(&event, "/id")?;
+    let sender =
+        RtpSender::start(field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?, 440.0)?;
+
+    let browser = Browser::start(None).await?;
+    browser.goto(&relay.url(&format!("/e/{id}?lang=fr&autoplay=1"))).await?;
+    browser
+        .wait_for("window.tolkListener && window.tolkListener.state === 'listening'", Duration::from_secs(20))
+        .await?;
+    relay.wait_metric("tolk_shard_settled_listeners", 1.0, SETTLE_AFTER + Duration::from_secs(5)).await?;
+    // Every state the page goes through from here on.
+    browser
+        .eval(
+            "(() => { window.tolkStates = []; setInterval(() => { const s = window.tolkListener.state; \
+             if (window.tolkStates[window.tolkStates.length - 1] !== s) window.tolkStates.push(s); }, 100); \
+             return true; })()",
+        )
+        .await?;
+    let settled_at = std::time::Instant::now();
+    while settled_at.elapsed() < CONSENT_TIMEOUT + Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(relay.metric("tolk_sessions").await?, 1.0, "the page's session is never dropped");
+    }
+    let states = browser.eval("window.tolkStates").await?;
+    assert_eq!(states, serde_json::json!(["listening"]), "the page never left 'listening': {states}");
+    let measured = browser.eval_promise("window.tolkListener.measureTone(1500)").await?;
+    let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
+    assert!((frequency - 440.0).abs() < 10.0, "after settling the page hears {frequency} Hz, not 440 Hz");
+    println!("listener page {:?} after settling: {measured}", settled_at.elapsed());
+
+    browser.close().await?;
+    sender.stop()?;
+    relay.stop().await;
+    Ok(())
+}

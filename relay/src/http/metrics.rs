@@ -35,7 +35,7 @@ impl Exposition {
 
 type Field = fn(&ShardStats) -> f64;
 
-const SHARD_COUNTERS: [(&str, &str, Field); 7] = [
+const SHARD_COUNTERS: [(&str, &str, Field); 8] = [
     ("tolk_packets_in_total", "Datagrams received by the media shards.", |s| s.packets_in as f64),
     ("tolk_bytes_in_total", "Bytes received by the media shards.", |s| s.bytes_in as f64),
     ("tolk_packets_out_total", "Datagrams sent by the media shards.", |s| s.packets_out as f64),
@@ -47,6 +47,9 @@ const SHARD_COUNTERS: [(&str, &str, Field); 7] = [
         s.busy_seconds
     }),
     ("tolk_shard_loops_total", "Turns of each shard loop.", |s| s.loops as f64),
+    ("tolk_packets_direct_total", "RTP packets sent with Tolk's own SRTP (not through str0m).", |s| {
+        s.packets_direct as f64
+    }),
 ];
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
@@ -73,6 +76,12 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         "gauge",
         "WebRTC peers per media shard.",
         shards.iter().map(|s| (format!("{{shard=\"{}\"}}", s.index), s.peers as f64)),
+    );
+    out.family(
+        "tolk_shard_settled_listeners",
+        "gauge",
+        "Listeners past their handshake, held without a WebRTC engine (consent answered by Tolk).",
+        shards.iter().map(|s| (format!("{{shard=\"{}\"}}", s.index), s.settled as f64)),
     );
     for (name, help, field) in SHARD_COUNTERS {
         out.family(

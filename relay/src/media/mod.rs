@@ -6,7 +6,8 @@
 //! - [`continuity`]: sequence/timestamp rewriting across a change of input;
 //! - [`router`]: an event's channels and the source each one carries;
 //! - [`fanout`]: who listens to which channel;
-//! - [`mixer`]: mix mode (the floor under the interpretation, decoded and encoded once per channel).
+//! - [`mixer`]: mix mode (the floor under the interpretation, decoded and encoded once per channel);
+//! - [`srtp`]: SRTP protection of the fan-out, from DTLS-SRTP keying material.
 
 pub mod continuity;
 pub mod fanout;
@@ -14,6 +15,7 @@ pub mod mixer;
 pub mod router;
 pub mod rtp;
 pub mod silence;
+pub mod srtp;
 
 use std::sync::Arc;
 use std::time::Instant;

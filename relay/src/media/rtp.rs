@@ -66,6 +66,42 @@ pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
     Ok(RtpPacket { payload_type, marker, seq, timestamp, ssrc, payload: &buf[offset..end] })
 }
 
+/// The header of an RTP packet Tolk sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpHeader<'a> {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    /// One header extension element in the one-byte form (RFC 8285): id 1–14, 1–16 bytes
+    /// (e.g. the MID of the section the packet belongs to). Anything else is left out.
+    pub extension: Option<(u8, &'a [u8])>,
+}
+
+impl RtpHeader<'_> {
+    /// Append the header to `out`; returns how many bytes it took.
+    pub fn write(&self, out: &mut Vec<u8>) -> usize {
+        let start = out.len();
+        let extension =
+            self.extension.filter(|(id, value)| (1..=14).contains(id) && (1..=16).contains(&value.len()));
+        out.push(0x80 | if extension.is_some() { 0x10 } else { 0 });
+        out.push((u8::from(self.marker) << 7) | (self.payload_type & 0x7f));
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.timestamp.to_be_bytes());
+        out.extend_from_slice(&self.ssrc.to_be_bytes());
+        if let Some((id, value)) = extension {
+            let words = (1 + value.len()).div_ceil(4);
+            out.extend_from_slice(&[0xbe, 0xde]);
+            out.extend_from_slice(&(words as u16).to_be_bytes());
+            out.push((id << 4) | (value.len() as u8 - 1));
+            out.extend_from_slice(value);
+            out.resize(out.len() + words * 4 - 1 - value.len(), 0);
+        }
+        out.len() - start
+    }
+}
+
 /// Extends 16-bit RTP sequence numbers to 64 bits, following wrap-arounds.
 #[derive(Debug, Default, Clone)]
 pub struct SeqExtender {
@@ -133,6 +169,38 @@ mod tests {
         assert_eq!(parse(&bad_pad), Err(RtpError::Padding(200)));
         let ext_cut = [0x90, 97, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xbe];
         assert_eq!(parse(&ext_cut), Err(RtpError::Truncated));
+    }
+
+    #[test]
+    fn written_headers_parse_back() {
+        for extension in
+            [None, Some((3u8, &b"1"[..])), Some((14, &b"audio-floor"[..])), Some((15, &b"x"[..]))]
+        {
+            let header = RtpHeader {
+                payload_type: 111,
+                marker: true,
+                seq: 65_535,
+                timestamp: 48_000,
+                ssrc: 7,
+                extension,
+            };
+            let mut buf = Vec::new();
+            let len = header.write(&mut buf);
+            assert_eq!(len % 4, 0);
+            buf.extend_from_slice(b"opus");
+            let p = parse(&buf).expect("valid");
+            assert_eq!(
+                (p.payload_type, p.marker, p.seq, p.timestamp, p.ssrc),
+                (111, true, 65_535, 48_000, 7)
+            );
+            assert_eq!(p.payload, b"opus");
+            let kept = extension.is_some_and(|(id, _)| id <= 14);
+            assert_eq!(len > 12, kept, "{extension:?}");
+            if let Some((id, value)) = extension.filter(|_| kept) {
+                assert_eq!(buf[16], (id << 4) | (value.len() as u8 - 1));
+                assert_eq!(&buf[17..17 + value.len()], value);
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! through a command channel with a reply; it never touches media state. Shards pass source
 //! packets to each other so a listener on any shard hears a publisher on any other.
 
+pub mod key_tap;
 pub mod peer;
+pub mod settled;
 pub mod shard;
 pub mod timers;
 pub mod udp;
@@ -97,12 +99,16 @@ pub struct ChannelListeners {
 pub struct ShardStats {
     pub index: usize,
     pub peers: usize,
+    /// Listeners held without a WebRTC engine ([`settled`]).
+    pub settled: usize,
     pub channels: Vec<ChannelListeners>,
     pub packets_in: u64,
     pub bytes_in: u64,
     pub packets_out: u64,
     pub bytes_out: u64,
     pub packets_dropped: u64,
+    /// Packets protected and sent by Tolk itself ([`key_tap`]).
+    pub packets_direct: u64,
     pub busy_seconds: f64,
     pub loops: u64,
 }

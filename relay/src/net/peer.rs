@@ -1,5 +1,7 @@
 //! One WebRTC peer on a shard: building its `Rtc` from an SDP offer (ICE-lite, Opus only, RTP
-//! mode) and what it is for (a publisher's input, a listener's tracks).
+//! mode) and what it is for (a publisher's input, a listener's tracks). Once its DTLS handshake
+//! has exported the SRTP keys, the packets we send it skip str0m: the shard writes the RTP
+//! header, protects it with [`crate::media::srtp`] and batches it for the socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +17,12 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::ids::{EventId, InterpreterId, SessionId};
 use crate::media::router::ChannelIndex;
+use crate::media::rtp::RtpHeader;
+use crate::media::srtp::{RolloverCounter, SrtpSender};
 use crate::media::{ChannelPacket, Continuity, Mapped, Source, SourcePacket};
 use crate::net::NetError;
+use crate::net::key_tap::{self, KeyTap};
+use crate::net::settled::{SETTLE_AFTER, Settled};
 use crate::net::timers::{PeerKey, Timers, Wake};
 use crate::net::udp::SendBatch;
 
@@ -30,6 +36,9 @@ pub struct Track {
     /// A booth partner track: carries its channel only while an interpreter other than this one
     /// is on air there (the partner's voice), never the floor.
     pub partner_of: Option<InterpreterId>,
+    /// The SSRC str0m announced for this section, and the packet index of our own SRTP.
+    pub ssrc: Option<u32>,
+    pub roc: RolloverCounter,
 }
 
 #[derive(Debug)]
@@ -53,7 +62,12 @@ pub struct Peer {
     pub key: PeerKey,
     pub session: SessionId,
     pub event: EventId,
-    pub rtc: Rtc,
+    /// The WebRTC engine; gone once a listener has settled.
+    pub rtc: Option<Box<Rtc>>,
+    /// A listener after its handshake: consent answered by Tolk ([`crate::net::settled`]).
+    pub settled: Option<Settled>,
+    /// Our ICE password (for the consent checks a settled listener answers).
+    pub ice_password: String,
     pub ufrag: String,
     pub role: PeerRole,
     pub connected: bool,
@@ -63,6 +77,24 @@ pub struct Peer {
     pub timeout: Instant,
     pub scheduled: Option<Instant>,
     pub span: tracing::Span,
+    /// The keys its DTLS exports, and Tolk's SRTP built from them (the direct send path).
+    pub keys: KeyTap,
+    pub direct: Option<SrtpSender>,
+    /// Where str0m sends DTLS and RTCP (the nominated pair): our direct packets go there too.
+    pub destination: Option<SocketAddr>,
+    /// The negotiated id of the MID header extension, written into direct packets.
+    pub mid_extension: Option<u8>,
+}
+
+/// What [`Peer::write`] did with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Nothing (not connected yet, no such track, a stale packet).
+    Nothing,
+    /// Protected by Tolk and queued on the shard's send batch.
+    Direct,
+    /// Handed to str0m (before its keys are known, or where they cannot be used): drain it.
+    Engine,
 }
 
 /// An accepted offer: the peer's engine, its answer and the audio sections it negotiated.
@@ -70,22 +102,33 @@ pub struct Accepted {
     pub rtc: Rtc,
     pub answer: String,
     pub ufrag: String,
+    pub ice_password: String,
     /// Audio sections in offer order: mid, Opus payload type, and whether we send on it.
     pub audio: Vec<(Mid, Pt, Direction)>,
     pub timeout: Instant,
     pub transmits: Vec<Transmit>,
+    pub keys: KeyTap,
+    pub mid_extension: Option<u8>,
 }
 
 /// Build a peer from an offer. Nothing is kept on error.
 pub fn accept(now: Instant, candidate: SocketAddr, offer: &str) -> Result<Accepted, NetError> {
     let offer = SdpOffer::from_sdp_string(offer).map_err(|e| NetError::BadSdp(e.to_string()))?;
-    let mut rtc = Rtc::builder()
-        .set_ice_lite(true)
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .set_stats_interval(None)
-        .build(now);
+    let (mut rtc, keys) = key_tap::with_tap(|| {
+        let builder = Rtc::builder();
+        let builder = match key_tap::certificate() {
+            Some(cert) => builder.set_dtls_cert(cert),
+            None => builder,
+        };
+        builder
+            .set_crypto_provider(key_tap::provider())
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .set_stats_interval(None)
+            .build(now)
+    });
     let local = Candidate::host(candidate, "udp").map_err(|e| NetError::Rtc(e.to_string()))?;
     rtc.add_local_candidate(local);
     let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| NetError::BadSdp(e.to_string()))?;
@@ -118,8 +161,30 @@ pub fn accept(now: Instant, candidate: SocketAddr, offer: &str) -> Result<Accept
             Some((media.mid(), pt, media.direction()))
         })
         .collect();
-    let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-    Ok(Accepted { rtc, answer: answer.to_sdp_string(), ufrag, audio, timeout, transmits })
+    let credentials = rtc.direct_api().local_ice_credentials();
+    let answer = answer.to_sdp_string();
+    let mid_extension = mid_extension(&answer);
+    Ok(Accepted {
+        rtc,
+        answer,
+        ufrag: credentials.ufrag,
+        ice_password: credentials.pass,
+        audio,
+        timeout,
+        transmits,
+        keys,
+        mid_extension,
+    })
+}
+
+/// The id the SDP gives the MID header extension (RFC 9143), if it has one.
+fn mid_extension(sdp: &str) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let rest = line.strip_prefix("a=extmap:")?;
+        let (id, uri) = rest.split_once(' ')?;
+        let id = id.split('/').next()?;
+        (uri.trim() == "urn:ietf:params:rtp-hdrext:sdes:mid").then(|| id.parse().ok()).flatten()
+    })
 }
 
 impl Accepted {
@@ -167,6 +232,8 @@ impl Accepted {
                 channel,
                 line: Continuity::new(Mapped { seq: rng.random_range(0..1 << 14), ts: rng.random() }),
                 partner_of,
+                ssrc: None,
+                roc: RolloverCounter::default(),
             })
             .collect()
     }
@@ -185,7 +252,9 @@ impl Peer {
             key,
             session,
             event,
-            rtc: accepted.rtc,
+            rtc: Some(Box::new(accepted.rtc)),
+            settled: None,
+            ice_password: accepted.ice_password,
             ufrag: accepted.ufrag,
             role,
             connected: false,
@@ -193,37 +262,83 @@ impl Peer {
             timeout: accepted.timeout,
             scheduled: Some(accepted.timeout),
             span,
+            keys: accepted.keys,
+            direct: None,
+            destination: None,
+            mid_extension: accepted.mid_extension,
         }
     }
 
-    /// Write one channel packet on one of our tracks, rebased onto that track's own line. False
-    /// when nothing was written (not connected yet, no such track, a stale packet).
+    /// Write one channel packet on one of our tracks, rebased onto that track's own line.
     pub fn write(
         &mut self,
         track: usize,
         channel: ChannelIndex,
         packet: &ChannelPacket,
         now: Instant,
-    ) -> bool {
+        send: &mut SendBatch,
+    ) -> Written {
         if !self.connected {
-            return false;
+            return Written::Nothing;
+        }
+        if self.direct.is_none()
+            && let Some(keys) = self.keys.get()
+        {
+            match keys.sender() {
+                Ok(sender) => {
+                    self.span
+                        .in_scope(|| tracing::debug!(profile = ?keys.profile, "sending with Tolk's SRTP"));
+                    self.direct = Some(sender);
+                }
+                Err(e) => {
+                    self.span.in_scope(|| tracing::warn!(error = %e, "SRTP keys unusable; str0m sends"))
+                }
+            }
         }
         let (PeerRole::Listener { tracks } | PeerRole::Publisher { tracks, .. }) = &mut self.role;
-        let Some(track) = tracks.get_mut(track) else { return false };
-        let Some(m) = track.line.map(channel as u64, packet.seq, packet.ts, now) else { return false };
+        let Some(track) = tracks.get_mut(track) else { return Written::Nothing };
+        let Some(m) = track.line.map(channel as u64, packet.seq, packet.ts, now) else {
+            return Written::Nothing;
+        };
         let (mid, pt) = (track.mid, track.pt);
-        let mut direct = self.rtc.direct_api();
-        let Some(stream) = direct.stream_tx_by_mid(mid, None) else { return false };
+        if track.ssrc.is_none()
+            && let Some(rtc) = self.rtc.as_mut()
+        {
+            track.ssrc = rtc.direct_api().stream_tx_by_mid(mid, None).map(|s| *s.ssrc());
+        }
+        if let (Some(srtp), Some(to), Some(ssrc)) = (&self.direct, self.destination, track.ssrc) {
+            let seq = m.seq as u16;
+            let mid_bytes = mid.as_bytes();
+            let header = RtpHeader {
+                payload_type: *pt,
+                marker: packet.marker,
+                seq,
+                timestamp: m.ts,
+                ssrc,
+                extension: self.mid_extension.map(|id| (id, mid_bytes)),
+            };
+            let mut datagram = Vec::with_capacity(40 + packet.payload.len());
+            let header_len = header.write(&mut datagram);
+            datagram.extend_from_slice(&packet.payload);
+            match srtp.protect(&mut datagram, header_len, ssrc, track.roc.index(seq)) {
+                Ok(()) => send.push(to, datagram),
+                Err(e) => self.span.in_scope(|| tracing::debug!(error = %e, "SRTP protect failed")),
+            }
+            return Written::Direct;
+        }
+        let Some(rtc) = self.rtc.as_mut() else { return Written::Nothing };
+        let mut direct = rtc.direct_api();
+        let Some(stream) = direct.stream_tx_by_mid(mid, None) else { return Written::Nothing };
         stream.write_rtp(
             RtpWrite::new(pt, m.seq.into(), m.ts, packet.received_at, packet.payload.clone())
                 .marker(packet.marker),
         );
         // str0m queues the packet and asks for a timeout before it sends; give it now, so the
         // packet leaves in this turn rather than at the next timer.
-        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+        if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
             self.span.in_scope(|| tracing::debug!(error = %e, "timeout after write rejected"));
         }
-        true
+        Written::Engine
     }
 
     /// Drain the engine until it asks for its next deadline: transmits go to `send`, a publisher's
@@ -235,8 +350,9 @@ impl Peer {
         timers: &mut Timers,
         sources: &mut Vec<Arc<SourcePacket>>,
     ) -> Option<&'static str> {
+        let rtc = self.rtc.as_deref_mut()?;
         loop {
-            match self.rtc.poll_output() {
+            match rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     self.timeout = t;
                     if self.scheduled.is_none_or(|s| t < s) {
@@ -245,10 +361,20 @@ impl Peer {
                     }
                     break;
                 }
-                Ok(Output::Transmit(t)) => send.push(t.destination, t.contents.into()),
+                Ok(Output::Transmit(t)) => {
+                    // DTLS (first byte 20–63) and SRTCP go over the nominated pair; STUN
+                    // answers go wherever a check came from.
+                    if t.contents.first().is_some_and(|b| *b >= 20) {
+                        self.destination = Some(t.destination);
+                    }
+                    send.push(t.destination, t.contents.into());
+                }
                 Ok(Output::Event(Event::Connected)) => {
                     self.connected = true;
                     self.span.in_scope(|| tracing::info!("connected"));
+                    if matches!(self.role, PeerRole::Listener { .. }) {
+                        timers.schedule(Instant::now() + SETTLE_AFTER, self.key, Wake::Settle);
+                    }
                 }
                 Ok(Output::Event(Event::IceConnectionStateChange(IceConnectionState::Disconnected))) => {
                     return Some("ICE disconnected");
@@ -274,6 +400,33 @@ impl Peer {
                 }
             }
         }
-        if self.rtc.is_alive() { None } else { Some("closed") }
+        if rtc.is_alive() { None } else { Some("closed") }
+    }
+
+    /// Drop a listener's engine once Tolk sends its packets and knows where to: true when it
+    /// settled. Publishers and booths keep theirs (they receive media), as does a listener whose
+    /// keys are not known (it stays on str0m's send path).
+    pub fn settle(&mut self, now: Instant) -> bool {
+        let PeerRole::Listener { tracks } = &mut self.role else { return false };
+        let Some(rtc) = self.rtc.as_mut() else { return false };
+        if self.direct.is_none() {
+            self.direct = self.keys.get().and_then(|keys| keys.sender().ok());
+        }
+        if self.direct.is_none() || self.destination.is_none() || !self.connected {
+            return false;
+        }
+        for track in tracks.iter_mut() {
+            if track.ssrc.is_none() {
+                track.ssrc = rtc.direct_api().stream_tx_by_mid(track.mid, None).map(|s| *s.ssrc());
+            }
+        }
+        if tracks.iter().any(|t| t.ssrc.is_none()) {
+            return false;
+        }
+        self.rtc = None;
+        self.keys = KeyTap::default();
+        self.settled = Some(Settled::new(std::mem::take(&mut self.ice_password), now));
+        self.span.in_scope(|| tracing::debug!("settled: engine dropped, consent answered by Tolk"));
+        true
     }
 }

@@ -23,7 +23,8 @@ use crate::media::mixer::Mixer;
 use crate::media::router::{ChannelIndex, EventRouter};
 use crate::media::rtp::{self as plain_rtp, SeqExtender};
 use crate::media::{ChannelPacket, Source, SourcePacket};
-use crate::net::peer::{self, Peer, PeerRole};
+use crate::net::peer::{self, Peer, PeerRole, Written};
+use crate::net::settled::{CONSENT_TIMEOUT, SettledInput};
 use crate::net::timers::{PeerKey, Timers, Wake};
 use crate::net::udp::{self, RecvBatch, SendBatch};
 use crate::net::{
@@ -82,6 +83,7 @@ struct Counters {
     packets_out: u64,
     bytes_out: u64,
     dropped: u64,
+    direct: u64,
     busy: Duration,
     loops: u64,
 }
@@ -540,12 +542,14 @@ impl Shard {
         ShardStats {
             index: self.index,
             peers: self.by_session.len(),
+            settled: self.peers.iter().flatten().filter(|p| p.settled.is_some()).count(),
             channels,
             packets_in: self.counters.packets_in,
             bytes_in: self.counters.bytes_in,
             packets_out: self.counters.packets_out,
             bytes_out: self.counters.bytes_out,
             packets_dropped: self.counters.dropped,
+            packets_direct: self.counters.direct,
             busy_seconds: self.counters.busy.as_secs_f64(),
             loops: self.counters.loops,
         }
@@ -596,14 +600,23 @@ impl Shard {
                 slot
             }
         };
+        let Some(peer) = self.peers.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Some(settled) = peer.settled.as_mut() {
+            match settled.input(now, source, data) {
+                SettledInput::Answer(answer) => self.send.push(source, answer),
+                SettledInput::Closed => self.remove_peer(slot, "closed by the listener"),
+                SettledInput::Ignore => {}
+            }
+            return;
+        }
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.candidate, data) else {
             debug!(%source, "datagram that is not STUN, DTLS or (S)RTP dropped");
             return;
         };
-        let Some(peer) = self.peers.get_mut(slot as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        if let Err(e) = peer.rtc.handle_input(Input::Receive(now, receive)) {
+        let Some(rtc) = peer.rtc.as_mut() else { return };
+        if let Err(e) = rtc.handle_input(Input::Receive(now, receive)) {
             peer.span.in_scope(|| debug!(error = %e, "input rejected"));
         }
         self.drain(slot);
@@ -692,11 +705,25 @@ impl Shard {
                         self.timers.schedule(peer.timeout, key, Wake::Engine);
                         continue;
                     }
-                    if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    let Some(rtc) = peer.rtc.as_mut() else { continue };
+                    if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
                         peer.span.in_scope(|| debug!(error = %e, "timeout input rejected"));
                     }
                     self.drain(key.slot);
                 }
+                Wake::Settle => {
+                    if peer.settle(now) {
+                        self.timers.schedule(now + CONSENT_TIMEOUT, key, Wake::Consent);
+                    }
+                }
+                Wake::Consent => match &peer.settled {
+                    Some(settled) if settled.lapsed(now) => self.remove_peer(key.slot, "ICE consent lapsed"),
+                    Some(settled) => {
+                        let at = settled.last_consent + CONSENT_TIMEOUT + Duration::from_millis(1);
+                        self.timers.schedule(at, key, Wake::Consent);
+                    }
+                    None => {}
+                },
             }
         }
     }
@@ -739,8 +766,13 @@ impl Shard {
                 {
                     continue; // a partner track carries only a partner's voice
                 }
-                if !peer.write(usize::from(track), *channel, out, now) {
-                    continue;
+                match peer.write(usize::from(track), *channel, out, now, &mut self.send) {
+                    Written::Engine => {}
+                    Written::Direct => {
+                        self.counters.direct += 1;
+                        continue;
+                    }
+                    Written::Nothing => continue,
                 }
                 if let Some(why) = peer.drain(&mut self.send, &mut self.timers, &mut self.sources) {
                     dead.push((slot, why));

@@ -12,6 +12,10 @@ pub enum Wake {
     Engine,
     /// The peer must be connected by now, or it is dropped.
     ConnectDeadline,
+    /// A listener's handshake is long enough done to drop its engine ([`super::settled`]).
+    Settle,
+    /// A settled listener must have passed a consent check since the last look.
+    Consent,
 }
 
 /// A peer's place in its shard and the generation of that place (slots are reused).

@@ -41,11 +41,19 @@ impl RecvBatch {
     }
 }
 
-/// Read up to [`BATCH`] datagrams without blocking. `Ok(0)`: nothing to read.
+/// Read up to [`BATCH`] datagrams without blocking. `Ok(0)`: nothing to read. Fewer than asked
+/// for means the socket is drained.
 pub fn recv_batch(socket: &impl AsRawFd, batch: &mut RecvBatch) -> io::Result<usize> {
+    recv_up_to(socket, batch, BATCH)
+}
+
+/// [`recv_batch`] for at most `max` datagrams (at most [`BATCH`]): for sockets that rarely hold
+/// more than a few, such as one listener's in the load generator.
+pub fn recv_up_to(socket: &impl AsRawFd, batch: &mut RecvBatch, max: usize) -> io::Result<usize> {
+    let max = max.clamp(1, BATCH);
     let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
     let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
-    for i in 0..BATCH {
+    for i in 0..max {
         iovecs[i].write(libc::iovec { iov_base: batch.bufs[i].as_mut_ptr().cast(), iov_len: MAX_DATAGRAM });
         // SAFETY: msghdr is plain old data; zero is a valid starting value for every field.
         let mut hdr: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -56,12 +64,13 @@ pub fn recv_batch(socket: &impl AsRawFd, batch: &mut RecvBatch) -> io::Result<us
         headers[i].write(libc::mmsghdr { msg_hdr: hdr, msg_len: 0 });
     }
     // SAFETY: every header points at a live buffer of MAX_DATAGRAM bytes and a sockaddr_storage
-    // owned by `batch`, which outlives the call; `headers` holds BATCH initialised entries.
+    // owned by `batch`, which outlives the call; the first `max` entries of `headers` are
+    // initialised and the kernel reads no more than `max`.
     let n = unsafe {
         libc::recvmmsg(
             socket.as_raw_fd(),
             headers.as_mut_ptr().cast(),
-            BATCH as libc::c_uint,
+            max as libc::c_uint,
             libc::MSG_DONTWAIT,
             std::ptr::null_mut(),
         )

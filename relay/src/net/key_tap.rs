@@ -1,0 +1,170 @@
+//! DTLS-SRTP keys for Tolk's own fan-out. str0m runs each peer's ICE and DTLS, but it keeps the
+//! SRTP keys to itself and its send path costs far more per packet than SRTP and the kernel
+//! (docs/architecture.md, "Fan-out without the engine's send path"). This module wraps str0m's
+//! crypto provider (its public, pluggable crypto interface): every DTLS instance built while a
+//! tap is armed on this thread reports the keying material it exports into that tap, and the
+//! shard then protects its listeners' packets itself ([`crate::media::srtp`]).
+
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use str0m::crypto::dtls::{DtlsCert, DtlsImplError, DtlsInstance, DtlsOutput, DtlsProvider, DtlsVersion};
+use str0m::crypto::dtls::{ProtocolVersion, SrtpProfile};
+use str0m::crypto::{CryptoError, CryptoProvider};
+
+use crate::media::srtp::{Profile, SrtpError, SrtpSender};
+
+/// What one peer's DTLS exported: enough to build the sending SRTP context.
+#[derive(Clone)]
+pub struct ExportedKeys {
+    pub profile: Profile,
+    pub material: Vec<u8>,
+    /// Whether we were the DTLS client (then we send with the client's keys).
+    pub client: bool,
+}
+
+impl std::fmt::Debug for ExportedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportedKeys").field("profile", &self.profile).field("client", &self.client).finish()
+    }
+}
+
+impl ExportedKeys {
+    pub fn sender(&self) -> Result<SrtpSender, SrtpError> {
+        SrtpSender::from_keying_material(self.profile, &self.material, self.client)
+    }
+}
+
+/// Where one peer's keys land, once its handshake is done.
+pub type KeyTap = Arc<OnceLock<ExportedKeys>>;
+
+thread_local! {
+    static ARMED: RefCell<Option<KeyTap>> = const { RefCell::new(None) };
+}
+
+/// Run `build` (which creates one `Rtc`) with a fresh tap armed; returns what it built and the
+/// tap its DTLS will fill. The `Rtc` must be built with [`provider`].
+pub fn with_tap<T>(build: impl FnOnce() -> T) -> (T, KeyTap) {
+    let tap = KeyTap::default();
+    ARMED.with(|armed| *armed.borrow_mut() = Some(tap.clone()));
+    let built = build();
+    ARMED.with(|armed| armed.borrow_mut().take());
+    (built, tap)
+}
+
+/// str0m's default crypto provider with the tapping DTLS factory in place of its own.
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    static DTLS: OnceLock<TappingDtls> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            let mut base = str0m::crypto::from_feature_flags();
+            let dtls: &'static TappingDtls = DTLS.get_or_init(|| TappingDtls { inner: base.dtls_provider });
+            base.dtls_provider = dtls;
+            Arc::new(base)
+        })
+        .clone()
+}
+
+/// The relay's DTLS certificate, made once: str0m would otherwise generate a key pair and sign
+/// a certificate for every peer, on the shard thread, at every join. The handshake's keys are
+/// ephemeral (ECDHE) whatever the certificate, so sharing it costs no secrecy.
+pub fn certificate() -> Option<DtlsCert> {
+    static CERT: OnceLock<Option<DtlsCert>> = OnceLock::new();
+    CERT.get_or_init(|| provider().dtls_provider.generate_certificate()).clone()
+}
+
+#[derive(Debug)]
+struct TappingDtls {
+    inner: &'static dyn DtlsProvider,
+}
+
+impl DtlsProvider for TappingDtls {
+    fn generate_certificate(&self) -> Option<DtlsCert> {
+        self.inner.generate_certificate()
+    }
+
+    fn new_dtls(
+        &self,
+        cert: &DtlsCert,
+        now: Instant,
+        dtls_version: DtlsVersion,
+        mtu: Option<usize>,
+    ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
+        let inner = self.inner.new_dtls(cert, now, dtls_version, mtu)?;
+        match ARMED.with(|armed| armed.borrow_mut().take()) {
+            Some(tap) => Ok(Box::new(TappedInstance { inner, tap })),
+            None => Ok(inner),
+        }
+    }
+
+    fn is_test(&self) -> bool {
+        self.inner.is_test()
+    }
+}
+
+#[derive(Debug)]
+struct TappedInstance {
+    inner: Box<dyn DtlsInstance>,
+    tap: KeyTap,
+}
+
+impl DtlsInstance for TappedInstance {
+    fn set_active(&mut self, active: bool) {
+        self.inner.set_active(active);
+    }
+
+    fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
+        self.inner.handle_packet(packet)
+    }
+
+    fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
+        let output = self.inner.poll_output(buf);
+        if let DtlsOutput::KeyingMaterial(material, profile) = &output {
+            let profile = match profile {
+                SrtpProfile::AES128_CM_SHA1_80 => Some(Profile::Aes128CmSha1_80),
+                SrtpProfile::AEAD_AES_128_GCM => Some(Profile::AeadAes128Gcm),
+                SrtpProfile::AEAD_AES_256_GCM => Some(Profile::AeadAes256Gcm),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            };
+            if let Some(profile) = profile {
+                let _ = self.tap.set(ExportedKeys {
+                    profile,
+                    material: material.to_vec(),
+                    client: self.inner.is_active(),
+                });
+            }
+        }
+        output
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsImplError> {
+        self.inner.handle_timeout(now)
+    }
+
+    fn send_application_data(&mut self, data: &[u8]) -> Result<usize, DtlsImplError> {
+        self.inner.send_application_data(data)
+    }
+
+    fn is_active(&self) -> bool {
+        self.inner.is_active()
+    }
+
+    fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.inner.protocol_version()
+    }
+
+    fn is_closing(&self) -> bool {
+        self.inner.is_closing()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    fn close(&mut self) -> Result<(), DtlsImplError> {
+        self.inner.close()
+    }
+}
