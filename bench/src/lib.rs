@@ -202,11 +202,13 @@ impl Fanout {
         let mut latest = Instant::now();
         for chunk in chunks {
             let (mut p, c, done) = chunk?;
-            if path == SendPath::Direct {
-                // What `Peer::drain` records from the engine's DTLS transmits; without it the
-                // peer stays on str0m's send path.
-                for peer in &mut p {
-                    peer.destination = Some(client_addr);
+            for peer in &mut p {
+                match path {
+                    // What `Peer::drain` records from the engine's DTLS transmits (the in-memory
+                    // handshake bypasses it).
+                    SendPath::Direct => peer.destination = Some(client_addr),
+                    // Without the tapped keys the peer stays on str0m's send path.
+                    SendPath::Engine => peer.keys = Default::default(),
                 }
             }
             peers.extend(p);

@@ -50,7 +50,7 @@ pub struct ConfigArgs {
     /// Organiser API token; generated and printed once when unset.
     #[arg(long, env = "TOLK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Listeners this node takes at once, over all events [default: 2000 per media shard].
+    /// Listeners this node takes at once, over all events [default: 3000 per media shard].
     #[arg(long, env = "TOLK_CAPACITY_LISTENERS")]
     pub capacity_listeners: Option<u32>,
     /// Channel units this node takes at once (pass-through channel 1, mixed channel 10)
@@ -198,7 +198,7 @@ impl Settings {
 
 /// Listeners a media shard (a core) is reserved for by default: the fan-out costs about 8 µs per
 /// listener-packet (bench/), so a core carries ~2,500 listeners at 50 packets/s; 80 % of that.
-const LISTENERS_PER_SHARD: u32 = 2_000;
+const LISTENERS_PER_SHARD: u32 = 3_000;
 
 fn headroom(value: Option<f64>) -> Result<f64, ConfigError> {
     match value {
