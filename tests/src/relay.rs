@@ -131,6 +131,17 @@ impl TestRelay {
         Ok(response.json().await?)
     }
 
+    /// A tone sent as plain Opus RTP to an event's RTP floor (the event from [`Self::event_now`]
+    /// with floor kind "rtp").
+    pub async fn tone_floor(
+        &self,
+        event: &Value,
+        frequency: f64,
+    ) -> anyhow::Result<crate::client::RtpSender> {
+        let to = field(event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?;
+        crate::client::RtpSender::start(to, frequency)
+    }
+
     /// The sum of a metric's samples in `/metrics` (every label set), 0 when it has none.
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
         let text = self.http.get(self.url("/metrics")).send().await?.text().await?;

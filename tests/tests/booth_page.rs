@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use tolk_tests::audio::tone_wav;
 use tolk_tests::browser::Browser;
-use tolk_tests::client::RtpSender;
 use tolk_tests::relay::{TestRelay, field};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,8 +13,7 @@ async fn an_interpreter_on_the_booth_page_is_heard_on_the_listener_page() -> any
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "rtp").await?;
     let id = field(&event, "/id")?;
-    let floor =
-        RtpSender::start(field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?, 440.0)?;
+    let floor = relay.tone_floor(&event, 440.0).await?;
     let ana: serde_json::Value = relay.booth_link(id, "Ana", &["fr"]).await?;
     let microphone = relay.data_dir.join("ana.wav");
     std::fs::write(&microphone, tone_wav(880.0, 0.5, 30))?;

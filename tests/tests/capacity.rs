@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tolk_relay::capacity::Capacity;
-use tolk_tests::client::{self, RtpSender};
+use tolk_tests::client;
 use tolk_tests::relay::{ADMIN, TestRelay, field};
 
 const DAY: &str = "2031-03-10";
@@ -149,8 +149,7 @@ async fn a_full_event_turns_new_listeners_away_and_keeps_those_in() -> anyhow::R
         }))
         .await?;
     let id = field(&event, "/id")?.to_owned();
-    let floor =
-        RtpSender::start(field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?, 440.0)?;
+    let floor = relay.tone_floor(&event, 440.0).await?;
     let url = relay.url(&format!("/whep/{id}/fr"));
     // ceil(2 × 1.25) = 3 listeners are admitted.
     let mut listeners = Vec::new();

@@ -7,19 +7,24 @@ use tolk_tests::browser::Browser;
 use tolk_tests::client::RtpSender;
 use tolk_tests::relay::{TestRelay, field};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_listener_page_plays_the_floor() -> anyhow::Result<()> {
+/// A relay with an event whose RTP floor carries a 440 Hz tone, and Chromium on its listener page
+/// in French, listening.
+async fn listening_page() -> anyhow::Result<(TestRelay, RtpSender, Browser)> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "rtp").await?;
     let id = field(&event, "/id")?;
-    let sender =
-        RtpSender::start(field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?, 440.0)?;
-
+    let sender = relay.tone_floor(&event, 440.0).await?;
     let browser = Browser::start(None).await?;
     browser.goto(&relay.url(&format!("/e/{id}?lang=fr&autoplay=1"))).await?;
     browser
         .wait_for("window.tolkListener && window.tolkListener.state === 'listening'", Duration::from_secs(20))
         .await?;
+    Ok((relay, sender, browser))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_page_plays_the_floor() -> anyhow::Result<()> {
+    let (relay, sender, browser) = listening_page().await?;
     browser.wait_for("window.tolkListener.firstAudioMs !== null", Duration::from_secs(10)).await?;
     let measured = browser.eval_promise("window.tolkListener.measureTone(1500)").await?;
     let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
@@ -46,17 +51,7 @@ async fn the_listener_page_plays_the_floor() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listener_page_keeps_playing_after_its_session_settles() -> anyhow::Result<()> {
     use tolk_relay::net::settled::{CONSENT_TIMEOUT, SETTLE_AFTER};
-    let relay = TestRelay::start(1).await?;
-    let event = relay.event_now(&["fr"], "rtp").await?;
-    let id = field(&event, "/id")?;
-    let sender =
-        RtpSender::start(field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?, 440.0)?;
-
-    let browser = Browser::start(None).await?;
-    browser.goto(&relay.url(&format!("/e/{id}?lang=fr&autoplay=1"))).await?;
-    browser
-        .wait_for("window.tolkListener && window.tolkListener.state === 'listening'", Duration::from_secs(20))
-        .await?;
+    let (relay, sender, browser) = listening_page().await?;
     relay.wait_metric("tolk_shard_settled_listeners", 1.0, SETTLE_AFTER + Duration::from_secs(5)).await?;
     // Every state the page goes through from here on.
     browser

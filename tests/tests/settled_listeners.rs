@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tolk_relay::net::settled::{CONSENT_TIMEOUT, SETTLE_AFTER};
 use tolk_tests::audio::dominant_frequency;
-use tolk_tests::client::{self, RtpSender};
+use tolk_tests::client;
 use tolk_tests::relay::{TestRelay, field};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,8 +15,7 @@ async fn a_settled_listener_keeps_hearing_past_the_consent_timeout() -> anyhow::
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "rtp").await?;
     let id = field(&event, "/id")?;
-    let sender =
-        RtpSender::start(field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?, 440.0)?;
+    let sender = relay.tone_floor(&event, 440.0).await?;
     let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 2).await?;
     listener.wait_packets(0, 10, Duration::from_secs(10)).await?;
 
