@@ -20,6 +20,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
+use tolk_relay::media::rtp::RtpHeader;
 use tolk_relay::net::udp::{self, RecvBatch};
 
 use crate::stamp;
@@ -153,11 +154,16 @@ impl RtpFloor {
 
 /// Plain RTP packet `n` of a 20 ms Opus stream (payload type 111).
 pub fn plain_rtp(n: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let header = RtpHeader {
+        payload_type: 111,
+        marker: false,
+        seq: n as u16,
+        timestamp: n.wrapping_mul(960),
+        ssrc,
+        extension: None,
+    };
     let mut packet = Vec::with_capacity(12 + payload.len());
-    packet.extend_from_slice(&[0x80, 111]);
-    packet.extend_from_slice(&(n as u16).to_be_bytes());
-    packet.extend_from_slice(&n.wrapping_mul(960).to_be_bytes());
-    packet.extend_from_slice(&ssrc.to_be_bytes());
+    header.write(&mut packet);
     packet.extend_from_slice(payload);
     packet
 }

@@ -48,22 +48,8 @@ enum Command {
     },
     /// Ramp listeners against a relay pinned to one core until loss > 0.5 % or p99 > 50 ms.
     Capacity {
-        /// The relay binary (build it with `cargo build --release --bin tolk`).
-        #[arg(long, default_value = "target/release/tolk")]
-        relay_bin: PathBuf,
-        #[arg(long, default_value_t = 20_000)]
-        max_listeners: u32,
-        /// Listeners added per stage (each stage is held 10 s and measured once settled).
-        #[arg(long, default_value_t = 1_000)]
-        step: u32,
-        #[arg(long, default_value_t = 100.0)]
-        joins_per_s: f64,
-        #[arg(long, default_value_t = 0)]
-        relay_core: usize,
-        #[arg(long, default_value_t = 1)]
-        generator_core: usize,
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
+        #[command(flatten)]
+        search: SearchArgs,
         #[arg(long, default_value = "loadtest-capacity")]
         report: PathBuf,
         /// Search Janus instead (Debian package janus).
@@ -81,23 +67,47 @@ enum Command {
         /// Also run a capacity search against each (ratio of listeners per core).
         #[arg(long)]
         capacity: bool,
-        #[arg(long, default_value_t = 20_000)]
-        max_listeners: u32,
-        #[arg(long, default_value_t = 1_000)]
-        step: u32,
-        #[arg(long, default_value_t = 100.0)]
-        joins_per_s: f64,
-        #[arg(long, default_value = "target/release/tolk")]
-        relay_bin: PathBuf,
-        #[arg(long, default_value_t = 0)]
-        relay_core: usize,
-        #[arg(long, default_value_t = 1)]
-        generator_core: usize,
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
+        #[command(flatten)]
+        search: SearchArgs,
         #[arg(long, default_value = "loadtest-compare")]
         report: PathBuf,
     },
+}
+
+/// How a capacity search runs (`capacity`, and `compare --capacity`).
+#[derive(clap::Args)]
+struct SearchArgs {
+    /// The relay binary (build it with `cargo build --release --bin tolk`).
+    #[arg(long, default_value = "target/release/tolk")]
+    relay_bin: PathBuf,
+    #[arg(long, default_value_t = 20_000)]
+    max_listeners: u32,
+    /// Listeners added per stage (each stage is held 10 s and measured once settled).
+    #[arg(long, default_value_t = 1_000)]
+    step: u32,
+    #[arg(long, default_value_t = 100.0)]
+    joins_per_s: f64,
+    #[arg(long, default_value_t = 0)]
+    relay_core: usize,
+    #[arg(long, default_value_t = 1)]
+    generator_core: usize,
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+}
+
+impl SearchArgs {
+    fn options(self, report: &std::path::Path) -> CapacityOptions {
+        CapacityOptions {
+            relay_bin: self.relay_bin,
+            relay_core: self.relay_core,
+            generator_core: self.generator_core,
+            max_listeners: self.max_listeners,
+            step: self.step,
+            joins_per_s: self.joins_per_s,
+            workers: self.workers,
+            report_dir: Some(report.to_path_buf()),
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -128,27 +138,8 @@ fn main() -> anyhow::Result<()> {
             println!("{}", tolk_loadtest::report::markdown_run(&result));
             eprintln!("report written to {}", report.display());
         }
-        Command::Capacity {
-            relay_bin,
-            max_listeners,
-            step,
-            joins_per_s,
-            relay_core,
-            generator_core,
-            workers,
-            report,
-            janus,
-        } => {
-            let options = CapacityOptions {
-                relay_bin,
-                relay_core,
-                generator_core,
-                max_listeners,
-                step,
-                joins_per_s,
-                workers,
-                report_dir: Some(report.clone()),
-            };
+        Command::Capacity { search, report, janus } => {
+            let options = search.options(&report);
             let kind = if janus { Relay::Janus } else { Relay::Tolk };
             let result = runtime
                 .block_on(tolk_loadtest::capacity::capacity(kind, &options))
@@ -156,29 +147,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}", tolk_loadtest::report::markdown_capacity(&result));
             eprintln!("report written to {}", report.display());
         }
-        Command::Compare {
-            listeners,
-            hold,
-            capacity,
-            max_listeners,
-            step,
-            joins_per_s,
-            relay_bin,
-            relay_core,
-            generator_core,
-            workers,
-            report,
-        } => {
-            let options = CapacityOptions {
-                relay_bin,
-                relay_core,
-                generator_core,
-                max_listeners,
-                step,
-                joins_per_s,
-                workers,
-                report_dir: Some(report.clone()),
-            };
+        Command::Compare { listeners, hold, capacity, search, report } => {
+            let joins_per_s = search.joins_per_s;
+            let options = search.options(&report);
             let mut profile = tolk_loadtest::capacity::ramp_profile(listeners, listeners, joins_per_s);
             profile.name = format!("side by side, {listeners} listeners");
             profile.duration_s = f64::from(listeners) / joins_per_s + hold;

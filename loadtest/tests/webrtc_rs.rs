@@ -4,75 +4,24 @@
 //! listener of an unknown event gets a clear error. `webrtc_rs_cost` (ignored; run it in release)
 //! measures the CPU time a webrtc-rs listener spends per received packet.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use tolk_loadtest::stamp;
 use tolk_loadtest::tally::LatencyHistogram;
 use tolk_loadtest::webrtc_rs::RsListener;
+use tolk_tests::client::RtpSender;
 use tolk_tests::relay::{TestRelay, field};
 
-/// A 440 Hz Opus tone as plain RTP (pt 111, random SSRC) every 20 ms, each packet stamped with
-/// its send time (source 0: the floor).
-struct StampedSender {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
-impl StampedSender {
-    fn start(to: SocketAddr) -> anyhow::Result<Self> {
-        let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio)?;
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || -> anyhow::Result<()> {
-            let ssrc: u32 = rand::random();
-            let start = Instant::now();
-            let mut n: u32 = 0;
-            let mut pcm = [0f32; 960];
-            while !flag.load(Ordering::Relaxed) {
-                for (i, sample) in pcm.iter_mut().enumerate() {
-                    let t = (n as f64 * 960.0 + i as f64) / 48_000.0;
-                    *sample = ((t * 440.0 * std::f64::consts::TAU).sin() * 0.3) as f32;
-                }
-                let payload = encoder.encode_vec_float(&pcm, 400)?;
-                let payload = stamp::stamp(&payload, 0, stamp::now_us());
-                socket.send_to(&tolk_loadtest::engine::plain_rtp(n, ssrc, &payload), to)?;
-                n += 1;
-                std::thread::sleep(
-                    (start + Duration::from_millis(20) * n).saturating_duration_since(Instant::now()),
-                );
-            }
-            Ok(())
-        });
-        Ok(Self { stop, thread: Some(thread) })
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.thread.take() {
-            Some(t) => t.join().map_err(|_| anyhow!("the RTP sender panicked"))?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for StampedSender {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 /// An RTP-floor event with a French channel, its id, and a stamped tone on its floor.
-async fn event_with_floor(relay: &TestRelay) -> anyhow::Result<(String, StampedSender)> {
+async fn event_with_floor(relay: &TestRelay) -> anyhow::Result<(String, RtpSender)> {
     let event = relay.event_now(&["fr"], "rtp").await?;
     let id = field(&event, "/id")?.to_owned();
     let rtp = field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?;
-    Ok((id, StampedSender::start(rtp)?))
+    // Each packet stamped with its send time (source 0: the floor).
+    let sender = RtpSender::start_mapped(rtp, 440.0, |payload| stamp::stamp(&payload, 0, stamp::now_us()))?;
+    Ok((id, sender))
 }
 
 /// Wait until every listener has heard `packets`, or `within` has passed.

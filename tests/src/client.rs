@@ -15,6 +15,7 @@ use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use tolk_relay::media::rtp::RtpHeader;
 
 use crate::audio::{FRAME, OpusTone, RATE};
 
@@ -482,6 +483,16 @@ pub struct RtpSender {
 
 impl RtpSender {
     pub fn start(to: SocketAddr, frequency: f64) -> anyhow::Result<Self> {
+        Self::start_mapped(to, frequency, |payload| payload)
+    }
+
+    /// [`RtpSender::start`], each Opus payload passed through `map` before it is sent (e.g. to
+    /// stamp it with its send time).
+    pub fn start_mapped(
+        to: SocketAddr,
+        frequency: f64,
+        mut map: impl FnMut(Vec<u8>) -> Vec<u8> + Send + 'static,
+    ) -> anyhow::Result<Self> {
         let mut tone = OpusTone::new(frequency, 0.5)?;
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -491,11 +502,17 @@ impl RtpSender {
             let start = Instant::now();
             let mut n: u32 = 0;
             while !flag.load(Ordering::Relaxed) {
-                let payload = tone.next_packet()?;
-                let mut packet = vec![0x80, 97];
-                packet.extend_from_slice(&(n as u16).to_be_bytes());
-                packet.extend_from_slice(&n.wrapping_mul(FRAME as u32).to_be_bytes());
-                packet.extend_from_slice(&ssrc.to_be_bytes());
+                let payload = map(tone.next_packet()?);
+                let header = RtpHeader {
+                    payload_type: 97,
+                    marker: false,
+                    seq: n as u16,
+                    timestamp: n.wrapping_mul(FRAME as u32),
+                    ssrc,
+                    extension: None,
+                };
+                let mut packet = Vec::with_capacity(12 + payload.len());
+                header.write(&mut packet);
                 packet.extend_from_slice(&payload);
                 socket.send_to(&packet, to)?;
                 n += 1;
