@@ -2,7 +2,9 @@
 //! listener's str0m engine has one job left: answering the browser's ICE consent checks
 //! (RFC 7675). That is a few lines, so the shard drops the engine (~70 KiB with its buffers) and
 //! answers them here with str0m's STUN codec. Everything else a settled listener sends (SRTCP
-//! receiver reports, DTLS records) is read and dropped; a DTLS alert ends the session.
+//! receiver reports, DTLS records) is read and dropped: without the DTLS state nothing here can
+//! tell a real close from a forged one, so a listener that leaves without DELETE is dropped when
+//! its consent lapses.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -28,8 +30,6 @@ pub struct Settled {
 pub enum SettledInput {
     /// Send this answer back to the source (a consent check passed).
     Answer(Vec<u8>),
-    /// The listener closed its end (DTLS alert).
-    Closed,
     /// Nothing to do (receiver reports, stray or forged packets).
     Ignore,
 }
@@ -77,8 +77,6 @@ impl Settled {
                     Err(_) => SettledInput::Ignore,
                 }
             }
-            // A DTLS 1.2 record of content type 21 is an alert: close_notify or a fatal one.
-            Some(21) => SettledInput::Closed,
             _ => SettledInput::Ignore,
         }
     }
@@ -137,7 +135,8 @@ mod tests {
         assert_eq!(settled.input(later, source, &[0, 1, 0]), SettledInput::Ignore);
         assert_eq!(settled.input(later, source, &[0x80, 201, 0, 1, 0, 0, 0, 1]), SettledInput::Ignore);
         assert_eq!(settled.input(later, source, &[]), SettledInput::Ignore);
+        // A DTLS alert (content type 21) cannot be told from a forged one without the DTLS state.
+        assert_eq!(settled.input(later, source, &[21, 0xfe, 0xfd, 0, 1]), SettledInput::Ignore);
         assert_eq!(settled.last_consent, start);
-        assert_eq!(settled.input(later, source, &[21, 0xfe, 0xfd, 0, 1]), SettledInput::Closed);
     }
 }

@@ -604,10 +604,8 @@ impl Shard {
             return;
         };
         if let Some(settled) = peer.settled.as_mut() {
-            match settled.input(now, source, data) {
-                SettledInput::Answer(answer) => self.send.push(source, answer),
-                SettledInput::Closed => self.remove_peer(slot, "closed by the listener"),
-                SettledInput::Ignore => {}
+            if let SettledInput::Answer(answer) = settled.input(now, source, data) {
+                self.send.push(source, answer);
             }
             return;
         }
