@@ -29,6 +29,9 @@ use crate::tally::{LatencyHistogram, Tally};
 const WAKER: Token = Token(usize::MAX);
 /// Datagrams read from one listener's socket per call (it rarely holds more than one).
 const READ_AT_ONCE: usize = 4;
+/// How long a worker keeps polling after its last datagram before it sleeps: longer than the
+/// gap between two listeners' copies of one packet in a fan-out burst.
+const SPIN: Duration = Duration::from_micros(200);
 
 /// Client-side impairment applied to what listeners receive.
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,10 +63,19 @@ fn peer_on(ip: IpAddr) -> anyhow::Result<(Rtc, std::net::UdpSocket, SocketAddr)>
     Ok((rtc, socket, local))
 }
 
-/// Make an offer on loopback: `send` one sendonly audio section first (a publisher), `receive`
-/// recvonly ones.
-pub fn offer(send: bool, receive: usize) -> anyhow::Result<Offer> {
-    let (mut rtc, socket, local) = peer_on(IpAddr::from([127, 0, 0, 1]))?;
+/// The local address this machine (or network namespace) reaches `host` from: where the peers
+/// put their host candidate. 127.0.0.1 for a relay on loopback.
+pub fn local_ip_towards(host: IpAddr) -> anyhow::Result<IpAddr> {
+    let unspecified: IpAddr = if host.is_ipv4() { [0, 0, 0, 0].into() } else { [0u16; 8].into() };
+    let probe = std::net::UdpSocket::bind(SocketAddr::new(unspecified, 0))?;
+    probe.connect(SocketAddr::new(host, 9)).with_context(|| format!("no route to {host}"))?;
+    Ok(probe.local_addr()?.ip())
+}
+
+/// Make an offer with a host candidate on `ip`: `send` one sendonly audio section first (a
+/// publisher), `receive` recvonly ones.
+pub fn offer(ip: IpAddr, send: bool, receive: usize) -> anyhow::Result<Offer> {
+    let (mut rtc, socket, local) = peer_on(ip)?;
     let mut change = rtc.sdp_api();
     let send_mid = send.then(|| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
     for _ in 0..receive {
@@ -131,7 +143,7 @@ pub struct RtpFloor {
 impl RtpFloor {
     pub fn start(to: SocketAddr) -> anyhow::Result<Self> {
         let mut voice = Voice::new(0, 0)?;
-        let socket = std::net::UdpSocket::bind(SocketAddr::new(to.ip(), 0))?;
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(local_ip_towards(to.ip())?, 0))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new().name("load-rtp-floor".into()).spawn(move || {
@@ -306,6 +318,7 @@ impl Worker {
                 recv: Some(Box::default()),
                 packets_since_publish: 0,
                 window: LatencyHistogram::default(),
+                arrived_us: None,
             };
             w.run();
         })?;
@@ -388,12 +401,15 @@ struct Loop {
     recv: Option<Box<RecvBatch>>,
     packets_since_publish: u64,
     window: LatencyHistogram,
+    /// The kernel's receive time (µs since the Unix epoch) of the datagram being handled.
+    arrived_us: Option<u64>,
 }
 
 impl Loop {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
         let mut published = Instant::now();
+        let mut spin_until = published;
         loop {
             let now = Instant::now();
             let mut next = now + Duration::from_millis(50);
@@ -410,15 +426,23 @@ impl Loop {
                     next = next.min(due);
                 }
             }
-            let wait = next.saturating_duration_since(now);
+            // Within a fan-out burst, keep polling instead of sleeping: a sleeping thread must be
+            // woken for each packet, and on one machine that wake-up (an IPI) is charged to the
+            // relay's core, a cost the relay would never pay for listeners on other machines.
+            let wait = if now < spin_until { Duration::ZERO } else { next.saturating_duration_since(now) };
             if self.poll.poll(&mut events, Some(wait)).is_err() {
                 continue;
             }
+            let mut datagrams = false;
             for event in events.iter() {
                 if event.token() == WAKER {
                     continue;
                 }
+                datagrams = true;
                 self.read(event.token().0 as u64);
+            }
+            if datagrams {
+                spin_until = Instant::now() + SPIN;
             }
             if !self.commands() {
                 return;
@@ -462,6 +486,10 @@ impl Loop {
 
     fn add(&mut self, id: u64, peer: Ready) {
         let Ready { rtc, socket, local, sender, decode, light, tally } = peer;
+        // Full listeners measure latency to the kernel's receive time.
+        if !light && udp::enable_receive_times(&socket).is_err() {
+            tracing::debug!("no kernel receive times: latency is measured when the loop reads");
+        }
         let mut socket = UdpSocket::from_std(socket);
         if self.poll.registry().register(&mut socket, Token(id as usize), Interest::READABLE).is_err() {
             return;
@@ -506,7 +534,7 @@ impl Loop {
             let Ok(received) = udp::recv_up_to(&peer.socket, &mut batch, READ_AT_ONCE) else {
                 break; // a transient error: wait for the next readiness
             };
-            for (source, data) in batch.iter() {
+            for (source, data, arrived) in batch.iter_timed() {
                 let imp = self.impairment;
                 if imp.loss_percent > 0.0 && rand::random::<f64>() * 100.0 < imp.loss_percent {
                     continue;
@@ -521,7 +549,7 @@ impl Loop {
                     });
                     continue;
                 }
-                self.input(id, source, data);
+                self.input(id, source, data, arrived);
             }
             if received < READ_AT_ONCE {
                 break;
@@ -533,12 +561,13 @@ impl Loop {
     fn release_delayed(&mut self, now: Instant) {
         while self.delayed.peek().is_some_and(|d| d.at <= now) {
             if let Some(d) = self.delayed.pop() {
-                self.input(d.peer, d.source, &d.data);
+                self.input(d.peer, d.source, &d.data, None);
             }
         }
     }
 
-    fn input(&mut self, id: u64, source: SocketAddr, data: &[u8]) {
+    /// One datagram for peer `id`; `arrived`: the kernel's receive time, if the socket has them.
+    fn input(&mut self, id: u64, source: SocketAddr, data: &[u8], arrived: Option<Duration>) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         if peer.light
             && peer.connected
@@ -550,7 +579,10 @@ impl Loop {
         if let Ok(receive) = Receive::new(Protocol::Udp, source, peer.local, data) {
             let _ = peer.rtc.handle_input(Input::Receive(Instant::now(), receive));
         }
+        // The media this datagram held comes out of str0m in the drain just below.
+        self.arrived_us = arrived.map(|d| d.as_micros() as u64);
         self.drain(id);
+        self.arrived_us = None;
     }
 
     fn timeouts(&mut self, now: Instant) {
@@ -620,11 +652,12 @@ impl Loop {
                 Ok(Output::Event(Event::Connected)) => peer.connected = true,
                 Ok(Output::Event(Event::RtpPacket(p))) => {
                     let now = Instant::now();
-                    peer.tally.packet(
+                    peer.tally.packet_arrived(
                         p.header.sequence_number,
                         p.header.timestamp,
                         &p.payload,
                         now,
+                        self.arrived_us.unwrap_or_else(stamp::now_us),
                         &mut self.window,
                     );
                     self.packets_since_publish += 1;

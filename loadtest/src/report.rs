@@ -166,7 +166,11 @@ pub fn markdown_run(report: &RunReport) -> String {
     md.push_str("## Latency and delivery\n\n");
     md.push_str(PERCENTILE_HEADER);
     percentile_row(&mut md, "Time to first audio (WHEP POST to first packet)", &report.first_audio_ms);
-    percentile_row(&mut md, "Relay-added latency (send to arrival, every packet)", &report.latency_ms);
+    percentile_row(
+        &mut md,
+        "Relay-added latency (send stamp to the listener socket's kernel receive time)",
+        &report.latency_ms,
+    );
     percentile_row(&mut md, "Jitter (RFC 3550, per listener at the end)", &report.jitter_ms);
     percentile_row(&mut md, "Channel switch (request to first packet)", &report.switch_ms);
     percentile_row(&mut md, "Handover gap (old voice's last to new voice's first)", &report.handover_gap_ms);

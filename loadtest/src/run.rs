@@ -162,6 +162,7 @@ async fn drive(
         loss_percent: profile.impairment.loss_percent,
         jitter: Duration::from_secs_f64(profile.impairment.jitter_ms / 1000.0),
     };
+    let local_ip = peers_ip(base).await?;
     let publisher = Worker::start("load-senders".into(), Impairment::default())?;
     let workers: Vec<Worker> = (0..options.workers.max(1))
         .map(|i| Worker::start(format!("load-listen-{i}"), impairment))
@@ -190,7 +191,7 @@ async fn drive(
         RelayTarget::Tolk { rtp_floor: false } => {
             let floor_url = event["floor"]["whip_url"].as_str().context("no floor whip_url")?;
             let floor_token = event["floor"]["token"].as_str().context("no floor token")?;
-            let offer = engine::offer(true, 0)?;
+            let offer = engine::offer(local_ip, true, 0)?;
             let (_, answer) = engine::post_offer(http, floor_url, Some(floor_token), &offer.sdp)
                 .await
                 .context("floor WHIP")?;
@@ -213,7 +214,7 @@ async fn drive(
                 .await?;
             let token = link["token"].as_str().context("no booth token")?.to_owned();
             let source = 1 + (li as u32 * per_booth + j) as u16;
-            let offer = engine::offer(true, 2)?;
+            let offer = engine::offer(local_ip, true, 2)?;
             let (_, answer) =
                 engine::post_offer(http, &format!("{base}/whip/booth"), Some(&token), &offer.sdp)
                     .await
@@ -317,7 +318,7 @@ async fn drive(
                         let posted = Instant::now();
                         let (session, mut ready) = match relay {
                             RelayTarget::Tolk { .. } => {
-                                let offer = engine::offer(false, 1)?;
+                                let offer = engine::offer(local_ip, false, 1)?;
                                 let (session, answer) =
                                     engine::post_offer(&http, &url, None, &offer.sdp).await?;
                                 (session, offer.accept(&answer, None, decode)?)
@@ -533,6 +534,19 @@ async fn drive(
 }
 
 /// Wait until `ready` holds, checking every 20 ms.
+/// The address the generator's peers put in their candidates: the local one that routes to the
+/// relay (127.0.0.1 on one machine; the namespace's own address when the generator runs in one).
+async fn peers_ip(base: &str) -> anyhow::Result<std::net::IpAddr> {
+    let url = reqwest::Url::parse(base).with_context(|| format!("{base} is not a URL"))?;
+    let host = url.host_str().context("the target has no host")?.trim_matches(['[', ']']).to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .next()
+        .with_context(|| format!("{host} does not resolve"))?;
+    engine::local_ip_towards(addr.ip())
+}
+
 async fn wait_for(within: Duration, ready: impl Fn() -> bool) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + within;
     while !ready() {

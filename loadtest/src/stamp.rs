@@ -4,10 +4,14 @@
 //! decoder skips, and which a pass-through relay forwards byte for byte.
 //!
 //! Padding layout (the packet's last `STAMP_LEN` bytes): `b"TOLK"`, the send time in µs since the
-//! generator's epoch (u64 BE), the source (u16 BE: 0 the floor, 1+ a booth voice).
+//! Unix epoch (u64 BE), the source (u16 BE: 0 the floor, 1+ a booth voice).
+//!
+//! Send times are wall-clock so that they compare with the kernel's receive times
+//! (`SO_TIMESTAMPNS`, also wall-clock): a listener's latency is then the relay's and the
+//! network's, without the time the generator's own loop took to get to the packet.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const MAGIC: &[u8; 4] = b"TOLK";
 pub const STAMP_LEN: usize = 14;
@@ -15,20 +19,25 @@ pub const STAMP_LEN: usize = 14;
 /// What a packet says of itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
-    /// µs since [`epoch`].
+    /// µs since the Unix epoch.
     pub sent_us: u64,
     pub source: u16,
 }
 
-/// The generator's time origin: all stamps and arrivals are measured from it.
+/// The generator's monotonic time origin (jitter, timelines).
 pub fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
 }
 
-/// µs since the epoch.
+/// The wall clock in µs since the Unix epoch: send stamps and arrivals.
 pub fn now_us() -> u64 {
-    epoch().elapsed().as_micros() as u64
+    since_unix_epoch_us(SystemTime::now())
+}
+
+/// A wall-clock time in µs since the Unix epoch (0 before it).
+pub fn since_unix_epoch_us(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// A one-frame Opus packet (TOC code 0) with the stamp in its padding; other packets unchanged.

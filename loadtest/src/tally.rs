@@ -102,6 +102,20 @@ impl Tally {
         now: Instant,
         latency: &mut LatencyHistogram,
     ) {
+        self.packet_arrived(seq, ts, payload, now, stamp::now_us(), latency);
+    }
+
+    /// [`Tally::packet`] for a packet that arrived at `arrived_us` (µs since the Unix epoch: the
+    /// kernel's receive time, taken before the generator's loop got to the packet).
+    pub fn packet_arrived(
+        &mut self,
+        seq: u16,
+        ts: u32,
+        payload: &[u8],
+        now: Instant,
+        arrived_us: u64,
+        latency: &mut LatencyHistogram,
+    ) {
         self.first_packet_at.get_or_insert(now);
         self.packets += 1;
         if let Some(last) = self.last_raw_seq
@@ -135,7 +149,7 @@ impl Tally {
         }
         self.last_transit = Some(transit);
         if let Some(Stamp { sent_us, source }) = stamp::read(payload) {
-            latency.record(stamp::now_us().saturating_sub(sent_us));
+            latency.record(arrived_us.saturating_sub(sent_us));
             if let (Some(prev), Some(at)) = (self.last_source, self.last_arrival)
                 && prev != source
             {

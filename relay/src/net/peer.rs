@@ -317,7 +317,7 @@ impl Peer {
                 ssrc,
                 extension: self.mid_extension.map(|id| (id, mid_bytes)),
             };
-            let mut datagram = Vec::with_capacity(40 + packet.payload.len());
+            let mut datagram = send.buffer();
             let header_len = header.write(&mut datagram);
             datagram.extend_from_slice(&packet.payload);
             match srtp.protect(&mut datagram, header_len, ssrc, track.roc.index(seq)) {

@@ -1,5 +1,7 @@
 //! Batched UDP I/O: `recvmmsg` / `sendmmsg` on a non-blocking socket (Linux), so that one system
-//! call moves up to [`BATCH`] datagrams. This is the only file with `unsafe`: the two syscalls.
+//! call moves up to [`BATCH`] datagrams, and the kernel's receive time of each datagram where a
+//! socket asks for it (the load generator's latency). This is the only file with `unsafe`: the
+//! syscalls and the ancillary data they return.
 
 #![allow(unsafe_code)]
 
@@ -7,17 +9,25 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
 /// Largest datagram we read; WebRTC keeps packets under the 1200-byte MTU target.
 pub const MAX_DATAGRAM: usize = 2048;
 
+/// Ancillary data room per datagram, in u64 words (cmsg alignment): one `SCM_TIMESTAMPNS`
+/// (a 16-byte header and a 16-byte timespec) with room to spare.
+const CONTROL_WORDS: usize = 8;
+
 /// Reusable receive buffers for [`recv_batch`].
 pub struct RecvBatch {
     bufs: Vec<[u8; MAX_DATAGRAM]>,
     addrs: Vec<libc::sockaddr_storage>,
     lens: Vec<usize>,
+    control: Vec<[u64; CONTROL_WORDS]>,
+    /// When the kernel received each datagram (wall clock), on sockets that asked for it.
+    received_at: Vec<Option<Duration>>,
     count: usize,
 }
 
@@ -28,6 +38,8 @@ impl Default for RecvBatch {
             // SAFETY: sockaddr_storage is plain old data; all-zero is a valid (AF_UNSPEC) value.
             addrs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; BATCH],
             lens: vec![0; BATCH],
+            control: vec![[0; CONTROL_WORDS]; BATCH],
+            received_at: vec![None; BATCH],
             count: 0,
         }
     }
@@ -39,6 +51,52 @@ impl RecvBatch {
     pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         (0..self.count).filter_map(|i| Some((to_socket_addr(&self.addrs[i])?, &self.bufs[i][..self.lens[i]])))
     }
+
+    /// [`RecvBatch::iter`] with each datagram's kernel receive time (since the Unix epoch), on a
+    /// socket with [`enable_receive_times`]; None elsewhere.
+    pub fn iter_timed(&self) -> impl Iterator<Item = (SocketAddr, &[u8], Option<Duration>)> {
+        (0..self.count).filter_map(|i| {
+            Some((to_socket_addr(&self.addrs[i])?, &self.bufs[i][..self.lens[i]], self.received_at[i]))
+        })
+    }
+}
+
+/// Ask the kernel to stamp every datagram `socket` receives with the wall-clock time it arrived
+/// (`SO_TIMESTAMPNS`): on loopback that is the moment the sender's `sendmsg` handed it over,
+/// before the receiving process has looked at it.
+pub fn enable_receive_times(socket: &impl AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: the option value is a live c_int and its exact size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// The `SCM_TIMESTAMPNS` in a received message's ancillary data, if any.
+fn receive_time(header: &libc::msghdr) -> Option<Duration> {
+    // SAFETY: `header` is a msghdr the kernel filled: msg_control points at a live buffer of
+    // msg_controllen bytes holding well-formed cmsgs (or msg_controllen is 0, and FIRSTHDR is null).
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(header) };
+    while !cmsg.is_null() {
+        // SAFETY: non-null cmsg pointers from CMSG_FIRSTHDR/NXTHDR lie within the control buffer.
+        let c = unsafe { &*cmsg };
+        if c.cmsg_level == libc::SOL_SOCKET && c.cmsg_type == libc::SCM_TIMESTAMPNS {
+            // SAFETY: an SCM_TIMESTAMPNS cmsg carries one timespec; read_unaligned makes no
+            // assumption about the data's alignment.
+            let ts: libc::timespec = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            return Some(Duration::new(u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?));
+        }
+        // SAFETY: as above; NXTHDR returns null past the end of the buffer.
+        cmsg = unsafe { libc::CMSG_NXTHDR(header, cmsg) };
+    }
+    None
 }
 
 /// Read up to [`BATCH`] datagrams without blocking. `Ok(0)`: nothing to read. Fewer than asked
@@ -61,11 +119,13 @@ pub fn recv_up_to(socket: &impl AsRawFd, batch: &mut RecvBatch, max: usize) -> i
         hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         hdr.msg_iov = iovecs[i].as_mut_ptr();
         hdr.msg_iovlen = 1;
+        hdr.msg_control = batch.control[i].as_mut_ptr().cast();
+        hdr.msg_controllen = size_of::<[u64; CONTROL_WORDS]>() as _;
         headers[i].write(libc::mmsghdr { msg_hdr: hdr, msg_len: 0 });
     }
-    // SAFETY: every header points at a live buffer of MAX_DATAGRAM bytes and a sockaddr_storage
-    // owned by `batch`, which outlives the call; the first `max` entries of `headers` are
-    // initialised and the kernel reads no more than `max`.
+    // SAFETY: every header points at a live buffer of MAX_DATAGRAM bytes, a sockaddr_storage and
+    // a control buffer owned by `batch`, which outlives the call; the first `max` entries of
+    // `headers` are initialised and the kernel reads no more than `max`.
     let n = unsafe {
         libc::recvmmsg(
             socket.as_raw_fd(),
@@ -83,17 +143,26 @@ pub fn recv_up_to(socket: &impl AsRawFd, batch: &mut RecvBatch, max: usize) -> i
     let n = n as usize;
     for (i, header) in headers.iter().enumerate().take(n) {
         // SAFETY: the kernel filled the first `n` headers, and all were initialised above.
-        let len = unsafe { header.assume_init_ref() }.msg_len as usize;
-        batch.lens[i] = len.min(MAX_DATAGRAM);
+        let header = unsafe { header.assume_init_ref() };
+        batch.lens[i] = (header.msg_len as usize).min(MAX_DATAGRAM);
+        batch.received_at[i] = receive_time(&header.msg_hdr);
     }
     batch.count = n;
     Ok(n)
 }
 
+/// Buffers kept for reuse at most, and the largest kept: a voice datagram is well under 256 bytes;
+/// together at most 4 MiB per shard.
+const SPARE_BUFFERS: usize = 8192;
+const SPARE_CAPACITY: usize = 512;
+
 /// Outgoing datagrams gathered during one loop turn, sent with as few `sendmmsg` calls as possible.
 #[derive(Default)]
 pub struct SendBatch {
     queue: Vec<(SocketAddr, Vec<u8>)>,
+    /// Buffers of datagrams already sent, handed out again by [`SendBatch::buffer`]: once a shard
+    /// has warmed up, fanning out a packet allocates nothing per listener.
+    spare: Vec<Vec<u8>>,
     /// Datagrams and bytes handed to the kernel since the last [`SendBatch::take_counts`].
     sent: (u64, u64),
     dropped: u64,
@@ -102,6 +171,11 @@ pub struct SendBatch {
 impl SendBatch {
     pub fn push(&mut self, to: SocketAddr, datagram: Vec<u8>) {
         self.queue.push((to, datagram));
+    }
+
+    /// An empty buffer to write a datagram into and [`SendBatch::push`]: a reused one if any.
+    pub fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_else(|| Vec::with_capacity(256))
     }
 
     pub fn len(&self) -> usize {
@@ -145,7 +219,12 @@ impl SendBatch {
                 }
             }
         }
-        self.queue.clear();
+        for (_, mut datagram) in self.queue.drain(..) {
+            if self.spare.len() < SPARE_BUFFERS && datagram.capacity() <= SPARE_CAPACITY {
+                datagram.clear();
+                self.spare.push(datagram);
+            }
+        }
     }
 }
 
@@ -261,6 +340,56 @@ mod tests {
             assert_eq!(d.len(), 10 + i);
             assert!(d.iter().all(|&x| x as usize == i));
         }
+        Ok(())
+    }
+
+    #[test]
+    fn the_kernel_says_when_each_datagram_arrived_where_asked() -> io::Result<()> {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let timed = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let plain = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        enable_receive_times(&timed)?;
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        a.send_to(b"timed", timed.local_addr()?)?;
+        a.send_to(b"plain", plain.local_addr()?)?;
+        let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let mut batch = RecvBatch::default();
+        // Loopback delivers within the sender's call: both are there already.
+        assert_eq!(recv_batch(&timed, &mut batch)?, 1);
+        let (_, data, at) = batch.iter_timed().next().expect("one datagram");
+        assert_eq!(data, b"timed");
+        let at = at.expect("a receive time");
+        assert!(before <= at && at <= after, "{before:?} <= {at:?} <= {after:?}");
+        assert_eq!(recv_batch(&plain, &mut batch)?, 1);
+        let (_, data, at) = batch.iter_timed().next().expect("one datagram");
+        assert_eq!((data, at), (&b"plain"[..], None));
+        Ok(())
+    }
+
+    #[test]
+    fn sent_buffers_come_back_empty_for_the_next_datagrams() -> io::Result<()> {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let b = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let to = b.local_addr()?;
+        let mut out = SendBatch::default();
+        for round in 0..2u8 {
+            for i in 0..3u8 {
+                let mut d = out.buffer();
+                assert!(d.is_empty());
+                d.extend_from_slice(&[round, i]);
+                out.push(to, d);
+            }
+            out.flush(&a);
+            assert_eq!(out.take_counts().0, 3);
+            assert_eq!(out.spare.len(), 3, "round {round}: the three buffers are kept");
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8];
+        for _ in 0..6 {
+            let (n, _) = b.recv_from(&mut buf)?;
+            got.push(buf[..n].to_vec());
+        }
+        assert_eq!(got, vec![vec![0, 0], vec![0, 1], vec![0, 2], vec![1, 0], vec![1, 1], vec![1, 2]]);
         Ok(())
     }
 }
