@@ -1,11 +1,21 @@
 //! The peer engine: many str0m peers (listeners, and the floor and booth senders) driven from a
-//! few threads, sans-IO style — each worker thread owns its peers, their UDP sockets (one per
-//! peer: every listener is its own ICE candidate) and a deadline heap, and waits in one `mio`
-//! poll. No task and no lock per peer: the orchestrator talks to a worker through a channel.
+//! few threads, sans-IO style — each worker thread owns its peers, their UDP sockets and a
+//! deadline heap, and waits in one `mio` poll. No task and no lock per peer: the orchestrator
+//! talks to a worker through a channel.
+//!
+//! Every listener is its own ICE candidate, at an address of its own. Against a relay on this
+//! machine, a listener worker gives its listeners addresses 127.64.x.y on one port and one
+//! socket (`IP_PKTINFO` says which address a datagram was for): one `recvmmsg` reads 64
+//! listeners' packets, and as that socket is read on every loop turn rather than through
+//! epoll, the kernel has nobody to wake per packet — work that, with a socket per listener,
+//! lands on the relay's core when both run on one machine. Senders, and listeners that must use
+//! one given address (Janus's), have a socket each.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::net::Ipv4Addr;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +42,20 @@ const READ_AT_ONCE: usize = 4;
 /// How long a worker keeps polling after its last datagram before it sleeps: longer than the
 /// gap between two listeners' copies of one packet in a fan-out burst.
 const SPIN: Duration = Duration::from_micros(200);
+/// A worker with a shared port reads it at least this often.
+const SHARED_READ_EVERY: Duration = Duration::from_millis(1);
+/// The shared port's receive buffer: a whole fan-out burst of thousands of packets between two
+/// reads (the kernel caps it at `net.core.rmem_max`).
+const SHARED_RECEIVE_BUFFER: usize = 16 << 20;
+
+/// Where a new peer's candidate is.
+#[derive(Debug, Clone, Copy)]
+pub enum Endpoint {
+    /// A socket of its own on this address, any port.
+    Own(IpAddr),
+    /// This address on its worker's shared port ([`WorkerSender::endpoint`]).
+    Shared(SocketAddr),
+}
 
 /// Client-side impairment applied to what listeners receive.
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,21 +66,28 @@ pub struct Impairment {
     pub jitter: Duration,
 }
 
-/// A peer being negotiated: its Rtc and socket, and the pending offer.
+/// A peer being negotiated: its Rtc and socket (None: on its worker's shared port), and the
+/// pending offer.
 pub struct Offer {
     rtc: Rtc,
-    socket: std::net::UdpSocket,
+    socket: Option<std::net::UdpSocket>,
     local: SocketAddr,
     pending: SdpPendingOffer,
     send_mid: Option<Mid>,
     pub sdp: String,
 }
 
-/// A new peer on a UDP port of `ip` (its one host candidate).
-fn peer_on(ip: IpAddr) -> anyhow::Result<(Rtc, std::net::UdpSocket, SocketAddr)> {
-    let socket = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
-    socket.set_nonblocking(true)?;
-    let local = socket.local_addr()?;
+/// A new peer at `at` (its one host candidate).
+fn peer_on(at: Endpoint) -> anyhow::Result<(Rtc, Option<std::net::UdpSocket>, SocketAddr)> {
+    let (socket, local) = match at {
+        Endpoint::Own(ip) => {
+            let socket = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
+            socket.set_nonblocking(true)?;
+            let local = socket.local_addr()?;
+            (Some(socket), local)
+        }
+        Endpoint::Shared(local) => (None, local),
+    };
     let mut rtc =
         Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).build(Instant::now());
     rtc.add_local_candidate(Candidate::host(local, "udp")?);
@@ -72,10 +103,10 @@ pub fn local_ip_towards(host: IpAddr) -> anyhow::Result<IpAddr> {
     Ok(probe.local_addr()?.ip())
 }
 
-/// Make an offer with a host candidate on `ip`: `send` one sendonly audio section first (a
+/// Make an offer with a host candidate at `at`: `send` one sendonly audio section first (a
 /// publisher), `receive` recvonly ones.
-pub fn offer(ip: IpAddr, send: bool, receive: usize) -> anyhow::Result<Offer> {
-    let (mut rtc, socket, local) = peer_on(ip)?;
+pub fn offer(at: Endpoint, send: bool, receive: usize) -> anyhow::Result<Offer> {
+    let (mut rtc, socket, local) = peer_on(at)?;
     let mut change = rtc.sdp_api();
     let send_mid = send.then(|| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
     for _ in 0..receive {
@@ -114,7 +145,7 @@ impl Voice {
 /// A peer handed to a worker after its answer was accepted.
 pub struct Ready {
     rtc: Rtc,
-    socket: std::net::UdpSocket,
+    socket: Option<std::net::UdpSocket>,
     local: SocketAddr,
     sender: Option<(Mid, Voice)>,
     /// Decode and check the audio of this listener.
@@ -126,7 +157,7 @@ pub struct Ready {
 
 /// Answer a server's offer (Janus offers): a receive-only listener on `ip`.
 pub fn answer(ip: IpAddr, offer: &str, decode: bool) -> anyhow::Result<(Ready, String)> {
-    let (mut rtc, socket, local) = peer_on(ip)?;
+    let (mut rtc, socket, local) = peer_on(Endpoint::Own(ip))?;
     let offer = str0m::change::SdpOffer::from_sdp_string(offer).context("the offer is not SDP")?;
     let answer = rtc.sdp_api().accept_offer(offer).context("cannot answer the offer")?;
     let ready = Ready { rtc, socket, local, sender: None, decode, light: false, tally: Tally::default() };
@@ -266,7 +297,8 @@ pub struct Live {
 
 struct Peer {
     rtc: Rtc,
-    socket: UdpSocket,
+    /// Its own socket, or None: on the worker's shared port.
+    socket: Option<UdpSocket>,
     local: SocketAddr,
     sender: Option<Sending>,
     decoder: Option<opus::Decoder>,
@@ -290,18 +322,54 @@ struct Sending {
     ts: u32,
 }
 
+/// A worker's shared port and the next listener address on it.
+#[derive(Debug)]
+struct SharedAddresses {
+    port: u16,
+    next: AtomicU32,
+}
+
+impl SharedAddresses {
+    /// 127.64.0.1, 127.64.0.2, … : all of 127/8 is this machine's, on the loopback device.
+    fn next(&self) -> SocketAddr {
+        let k = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let [_, a, b, c] = k.to_be_bytes();
+        SocketAddr::from((Ipv4Addr::new(127, 64u8.saturating_add(a), b, c), self.port))
+    }
+}
+
+/// A worker's shared port: one socket on the wildcard address for many listener addresses.
+fn shared_port() -> anyhow::Result<(std::net::UdpSocket, u16)> {
+    let socket = std::net::UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
+    socket.set_nonblocking(true)?;
+    udp::enable_destination_address(&socket)?;
+    udp::enable_receive_times(&socket)?;
+    udp::set_receive_buffer(&socket, SHARED_RECEIVE_BUFFER)?;
+    let port = socket.local_addr()?.port();
+    Ok((socket, port))
+}
+
 /// A worker thread's handle.
 pub struct Worker {
     pub commands: Sender<Command>,
     waker: Arc<Waker>,
+    shared: Option<Arc<SharedAddresses>>,
     pub live: Arc<Mutex<Live>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Worker {
-    pub fn start(name: String, impairment: Impairment) -> anyhow::Result<Self> {
+    /// A worker thread; `shared`: with a shared port for its listeners' addresses.
+    pub fn start(name: String, impairment: Impairment, shared: bool) -> anyhow::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (shared_socket, addresses) = if shared {
+            let (socket, port) = shared_port()?;
+            (Some(socket), Some(Arc::new(SharedAddresses { port, next: AtomicU32::new(0) })))
+        } else {
+            (None, None)
+        };
+        let shared_port = addresses.as_ref().map_or(0, |a| a.port);
         let (commands, inbox) = crossbeam_channel::unbounded();
         let live = Arc::new(Mutex::new(Live::default()));
         let shared = live.clone();
@@ -316,13 +384,16 @@ impl Worker {
                 impairment,
                 delayed: BinaryHeap::new(),
                 recv: Some(Box::default()),
+                shared: shared_socket,
+                shared_port,
+                by_local: HashMap::new(),
                 packets_since_publish: 0,
                 window: LatencyHistogram::default(),
                 arrived_us: None,
             };
             w.run();
         })?;
-        Ok(Self { commands, waker, live, thread: Some(thread) })
+        Ok(Self { commands, waker, shared: addresses, live, thread: Some(thread) })
     }
 
     pub fn send(&self, command: Command) -> anyhow::Result<()> {
@@ -331,7 +402,11 @@ impl Worker {
 
     /// A handle that sends commands from other tasks.
     pub fn sender(&self) -> WorkerSender {
-        WorkerSender { commands: self.commands.clone(), waker: self.waker.clone() }
+        WorkerSender {
+            commands: self.commands.clone(),
+            waker: self.waker.clone(),
+            shared: self.shared.clone(),
+        }
     }
 
     /// Stop; every peer's tally.
@@ -351,9 +426,20 @@ impl Worker {
 pub struct WorkerSender {
     commands: Sender<Command>,
     waker: Arc<Waker>,
+    shared: Option<Arc<SharedAddresses>>,
 }
 
 impl WorkerSender {
+    /// Where a new peer of this worker puts its candidate, to be reached from a relay at `ip`
+    /// (the local address that routes to it): an address of its own on the shared port when
+    /// that is on loopback, else a socket of its own.
+    pub fn endpoint(&self, ip: IpAddr) -> Endpoint {
+        match &self.shared {
+            Some(shared) if ip.is_loopback() && ip.is_ipv4() => Endpoint::Shared(shared.next()),
+            _ => Endpoint::Own(ip),
+        }
+    }
+
     pub fn send(&self, command: Command) -> anyhow::Result<()> {
         self.commands.send(command).map_err(|_| anyhow::anyhow!("worker stopped"))?;
         self.waker.wake()?;
@@ -397,8 +483,12 @@ struct Loop {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     impairment: Impairment,
     delayed: BinaryHeap<Delayed>,
-    /// Out of `self` only while [`Loop::read`] runs.
+    /// Out of `self` only while [`Loop::read`] or [`Loop::read_shared`] runs.
     recv: Option<Box<RecvBatch>>,
+    /// The shared port (listener workers), read on every turn, and its peers by address.
+    shared: Option<std::net::UdpSocket>,
+    shared_port: u16,
+    by_local: HashMap<SocketAddr, u64>,
     packets_since_publish: u64,
     window: LatencyHistogram,
     /// The kernel's receive time (µs since the Unix epoch) of the datagram being handled.
@@ -429,6 +519,9 @@ impl Loop {
             // Within a fan-out burst, keep polling instead of sleeping: a sleeping thread must be
             // woken for each packet, and on one machine that wake-up (an IPI) is charged to the
             // relay's core, a cost the relay would never pay for listeners on other machines.
+            if self.shared.is_some() {
+                next = next.min(now + SHARED_READ_EVERY);
+            }
             let wait = if now < spin_until { Duration::ZERO } else { next.saturating_duration_since(now) };
             if self.poll.poll(&mut events, Some(wait)).is_err() {
                 continue;
@@ -440,6 +533,9 @@ impl Loop {
                 }
                 datagrams = true;
                 self.read(event.token().0 as u64);
+            }
+            if self.read_shared() {
+                datagrams = true;
             }
             if datagrams {
                 spin_until = Instant::now() + SPIN;
@@ -470,8 +566,15 @@ impl Loop {
                 }
                 Command::Remove { id } => {
                     self.senders.retain(|s| *s != id);
-                    if let Some(mut p) = self.peers.remove(&id) {
-                        let _ = self.poll.registry().deregister(&mut p.socket);
+                    if let Some(p) = self.peers.remove(&id) {
+                        match p.socket {
+                            Some(mut socket) => {
+                                let _ = self.poll.registry().deregister(&mut socket);
+                            }
+                            None => {
+                                self.by_local.remove(&p.local);
+                            }
+                        }
                     }
                 }
                 Command::Finish { reply } => {
@@ -486,14 +589,26 @@ impl Loop {
 
     fn add(&mut self, id: u64, peer: Ready) {
         let Ready { rtc, socket, local, sender, decode, light, tally } = peer;
-        // Full listeners measure latency to the kernel's receive time.
-        if !light && udp::enable_receive_times(&socket).is_err() {
-            tracing::debug!("no kernel receive times: latency is measured when the loop reads");
-        }
-        let mut socket = UdpSocket::from_std(socket);
-        if self.poll.registry().register(&mut socket, Token(id as usize), Interest::READABLE).is_err() {
-            return;
-        }
+        let socket = match socket {
+            Some(socket) => {
+                // Full listeners measure latency to the kernel's receive time (the shared port
+                // has them for all).
+                if !light && udp::enable_receive_times(&socket).is_err() {
+                    tracing::debug!("no kernel receive times: latency is measured when the loop reads");
+                }
+                let mut socket = UdpSocket::from_std(socket);
+                if self.poll.registry().register(&mut socket, Token(id as usize), Interest::READABLE).is_err()
+                {
+                    return;
+                }
+                Some(socket)
+            }
+            None if self.shared.is_some() => {
+                self.by_local.insert(local, id);
+                None
+            }
+            None => return, // a shared address handed to a worker without a shared port
+        };
         let decoder = if decode { opus::Decoder::new(48_000, opus::Channels::Mono).ok() } else { None };
         let check = AudioCheck { sampled: decoder.is_some(), ..Default::default() };
         let sender = sender.map(|(mid, voice)| Sending {
@@ -531,31 +646,55 @@ impl Loop {
         // packet at a time), saving the read that would only say "empty".
         let Some(mut batch) = self.recv.take() else { return };
         while let Some(peer) = self.peers.get(&id) {
-            let Ok(received) = udp::recv_up_to(&peer.socket, &mut batch, READ_AT_ONCE) else {
+            let Some(socket) = &peer.socket else { break };
+            let Ok(received) = udp::recv_up_to(socket, &mut batch, READ_AT_ONCE) else {
                 break; // a transient error: wait for the next readiness
             };
-            for (source, data, arrived) in batch.iter_timed() {
-                let imp = self.impairment;
-                if imp.loss_percent > 0.0 && rand::random::<f64>() * 100.0 < imp.loss_percent {
-                    continue;
-                }
-                if !imp.jitter.is_zero() {
-                    let delay = imp.jitter.mul_f64(rand::random::<f64>());
-                    self.delayed.push(Delayed {
-                        at: Instant::now() + delay,
-                        peer: id,
-                        source,
-                        data: data.to_vec(),
-                    });
-                    continue;
-                }
-                self.input(id, source, data, arrived);
+            for (source, data, meta) in batch.iter_ancillary() {
+                self.receive(id, source, data, meta.received_at);
             }
             if received < READ_AT_ONCE {
                 break;
             }
         }
         self.recv = Some(batch);
+    }
+
+    /// Drain the shared port, each datagram to the peer at its destination address; true if
+    /// anything came.
+    fn read_shared(&mut self) -> bool {
+        let Some(mut batch) = self.recv.take() else { return false };
+        let mut any = false;
+        while let Some(shared) = &self.shared {
+            let Ok(received) = udp::recv_batch(shared, &mut batch) else { break };
+            any |= received > 0;
+            let port = self.shared_port;
+            for (source, data, meta) in batch.iter_ancillary() {
+                let Some(to) = meta.destination else { continue };
+                if let Some(&id) = self.by_local.get(&SocketAddr::from((to, port))) {
+                    self.receive(id, source, data, meta.received_at);
+                }
+            }
+            if received < udp::BATCH {
+                break;
+            }
+        }
+        self.recv = Some(batch);
+        any
+    }
+
+    /// A datagram for peer `id`, through the client-side impairment.
+    fn receive(&mut self, id: u64, source: SocketAddr, data: &[u8], arrived: Option<Duration>) {
+        let imp = self.impairment;
+        if imp.loss_percent > 0.0 && rand::random::<f64>() * 100.0 < imp.loss_percent {
+            return;
+        }
+        if !imp.jitter.is_zero() {
+            let delay = imp.jitter.mul_f64(rand::random::<f64>());
+            self.delayed.push(Delayed { at: Instant::now() + delay, peer: id, source, data: data.to_vec() });
+            return;
+        }
+        self.input(id, source, data, arrived);
     }
 
     fn release_delayed(&mut self, now: Instant) {
@@ -573,7 +712,8 @@ impl Loop {
             && peer.connected
             && let Some((seq, ts)) = srtp_media_header(data)
         {
-            peer.tally.packet(seq, ts, &[], Instant::now(), &mut self.window);
+            let arrived_us = arrived.map_or_else(stamp::now_us, |d| d.as_micros() as u64);
+            peer.tally.packet_arrived(seq, ts, &[], Instant::now(), arrived_us, &mut self.window);
             return;
         }
         if let Ok(receive) = Receive::new(Protocol::Udp, source, peer.local, data) {
@@ -647,7 +787,13 @@ impl Loop {
                     return;
                 }
                 Ok(Output::Transmit(t)) => {
-                    let _ = peer.socket.send_to(&t.contents, t.destination);
+                    let _ = match (&peer.socket, &self.shared, peer.local.ip()) {
+                        (Some(socket), _, _) => socket.send_to(&t.contents, t.destination),
+                        (None, Some(shared), IpAddr::V4(from)) => {
+                            udp::send_from(shared, &t.contents, from, t.destination)
+                        }
+                        _ => continue,
+                    };
                 }
                 Ok(Output::Event(Event::Connected)) => peer.connected = true,
                 Ok(Output::Event(Event::RtpPacket(p))) => {

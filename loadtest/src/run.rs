@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::engine::{self, AudioCheck, Command, Impairment, Voice, Worker};
+use crate::engine::{self, AudioCheck, Command, Endpoint, Impairment, Voice, Worker};
 use crate::profile::Profile;
 use crate::results::{Histogram, Joins, Loss, Percentiles, RelayUsage, RunReport, Sample, ThreadCpu};
 use crate::sysmon::Monitor;
@@ -163,9 +163,9 @@ async fn drive(
         jitter: Duration::from_secs_f64(profile.impairment.jitter_ms / 1000.0),
     };
     let local_ip = peers_ip(base).await?;
-    let publisher = Worker::start("load-senders".into(), Impairment::default())?;
+    let publisher = Worker::start("load-senders".into(), Impairment::default(), false)?;
     let workers: Vec<Worker> = (0..options.workers.max(1))
-        .map(|i| Worker::start(format!("load-listen-{i}"), impairment))
+        .map(|i| Worker::start(format!("load-listen-{i}"), impairment, true))
         .collect::<anyhow::Result<_>>()?;
     let relay_pid = options.relay_pid.or_else(|| {
         reqwest::Url::parse(base)
@@ -191,7 +191,7 @@ async fn drive(
         RelayTarget::Tolk { rtp_floor: false } => {
             let floor_url = event["floor"]["whip_url"].as_str().context("no floor whip_url")?;
             let floor_token = event["floor"]["token"].as_str().context("no floor token")?;
-            let offer = engine::offer(local_ip, true, 0)?;
+            let offer = engine::offer(Endpoint::Own(local_ip), true, 0)?;
             let (_, answer) = engine::post_offer(http, floor_url, Some(floor_token), &offer.sdp)
                 .await
                 .context("floor WHIP")?;
@@ -214,7 +214,7 @@ async fn drive(
                 .await?;
             let token = link["token"].as_str().context("no booth token")?.to_owned();
             let source = 1 + (li as u32 * per_booth + j) as u16;
-            let offer = engine::offer(local_ip, true, 2)?;
+            let offer = engine::offer(Endpoint::Own(local_ip), true, 2)?;
             let (_, answer) =
                 engine::post_offer(http, &format!("{base}/whip/booth"), Some(&token), &offer.sdp)
                     .await
@@ -318,7 +318,7 @@ async fn drive(
                         let posted = Instant::now();
                         let (session, mut ready) = match relay {
                             RelayTarget::Tolk { .. } => {
-                                let offer = engine::offer(local_ip, false, 1)?;
+                                let offer = engine::offer(command.endpoint(local_ip), false, 1)?;
                                 let (session, answer) =
                                     engine::post_offer(&http, &url, None, &offer.sdp).await?;
                                 (session, offer.accept(&answer, None, decode)?)

@@ -139,7 +139,7 @@ impl Tally {
         self.first_ts.get_or_insert(ext_ts);
         self.highest_ts = self.highest_ts.max(ext_ts);
         // Jitter (RFC 3550 §6.4.1) in RTP ticks.
-        let arrival = now.duration_since(stamp::epoch()).as_secs_f64() * 48_000.0;
+        let arrival = arrived_us as f64 * 0.048; // µs to 48 kHz ticks
         let transit = arrival - f64::from(ts);
         if let Some(last) = self.last_transit {
             let d = (transit - last).abs();

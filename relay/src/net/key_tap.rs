@@ -4,9 +4,14 @@
 //! crypto provider (its public, pluggable crypto interface): every DTLS instance built while a
 //! tap is armed on this thread reports the keying material it exports into that tap, and the
 //! shard then protects its listeners' packets itself ([`crate::media::srtp`]).
+//!
+//! It also builds the DTLS instances itself, from one dimpl configuration made once: str0m's
+//! provider builds a fresh configuration per peer, and building one runs dimpl's self-test of
+//! every key-exchange group (an X25519, a P-256 and a P-384 agreement), which was the largest
+//! single cost of a join on the shard's thread.
 
 use std::cell::RefCell;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use str0m::crypto::dtls::{DtlsCert, DtlsImplError, DtlsInstance, DtlsOutput, DtlsProvider, DtlsVersion};
@@ -92,11 +97,23 @@ impl DtlsProvider for TappingDtls {
         dtls_version: DtlsVersion,
         mtu: Option<usize>,
     ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
-        let inner = self.inner.new_dtls(cert, now, dtls_version, mtu)?;
-        match ARMED.with(|armed| armed.borrow_mut().take()) {
-            Some(tap) => Ok(Box::new(TappedInstance { inner, tap })),
-            None => Ok(inner),
+        if self.inner.is_test() {
+            return self.inner.new_dtls(cert, now, dtls_version, mtu); // seeded, for str0m's tests
         }
+        let config = dimpl_config(mtu)?;
+        let certificate = dimpl::DtlsCertificate {
+            certificate: cert.certificate.clone(),
+            private_key: cert.private_key.clone(),
+        };
+        let dtls = match dtls_version {
+            DtlsVersion::Dtls12 => dimpl::Dtls::new_12(config, certificate, now),
+            DtlsVersion::Dtls13 => dimpl::Dtls::new_13(config, certificate, now),
+            DtlsVersion::Auto => dimpl::Dtls::new_auto(config, certificate, now),
+            #[allow(unreachable_patterns)]
+            other => return Err(CryptoError::Other(format!("DTLS version {other} is not supported"))),
+        };
+        let tap = ARMED.with(|armed| armed.borrow_mut().take());
+        Ok(Box::new(TappedInstance { inner: dtls, tap }))
     }
 
     fn is_test(&self) -> bool {
@@ -104,10 +121,35 @@ impl DtlsProvider for TappingDtls {
     }
 }
 
-#[derive(Debug)]
+/// The shared dimpl configuration for `mtu` (str0m passes the same one for every peer).
+fn dimpl_config(mtu: Option<usize>) -> Result<Arc<dimpl::Config>, CryptoError> {
+    static CONFIGS: Mutex<Vec<(Option<usize>, Arc<dimpl::Config>)>> = Mutex::new(Vec::new());
+    let mut configs = CONFIGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, config)) = configs.iter().find(|(m, _)| *m == mtu) {
+        return Ok(config.clone());
+    }
+    // ICE has already proven the address reachable, so DTLS cookies would add a round trip for
+    // nothing (as str0m's own provider also decides).
+    let mut builder = dimpl::Config::builder().use_server_cookie(false);
+    if let Some(mtu) = mtu {
+        builder = builder.mtu(mtu);
+    }
+    let config =
+        Arc::new(builder.build().map_err(|e| CryptoError::Other(format!("DTLS configuration: {e}")))?);
+    configs.push((mtu, config.clone()));
+    Ok(config)
+}
+
+/// One peer's DTLS, reporting its exported keys into its tap if it has one.
 struct TappedInstance {
-    inner: Box<dyn DtlsInstance>,
-    tap: KeyTap,
+    inner: dimpl::Dtls,
+    tap: Option<KeyTap>,
+}
+
+impl std::fmt::Debug for TappedInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TappedInstance").field("tapped", &self.tap.is_some()).finish()
+    }
 }
 
 impl DtlsInstance for TappedInstance {
@@ -121,7 +163,9 @@ impl DtlsInstance for TappedInstance {
 
     fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
         let output = self.inner.poll_output(buf);
-        if let DtlsOutput::KeyingMaterial(material, profile) = &output {
+        if let Some(tap) = &self.tap
+            && let DtlsOutput::KeyingMaterial(material, profile) = &output
+        {
             let profile = match profile {
                 SrtpProfile::AES128_CM_SHA1_80 => Some(Profile::Aes128CmSha1_80),
                 SrtpProfile::AEAD_AES_128_GCM => Some(Profile::AeadAes128Gcm),
@@ -130,7 +174,7 @@ impl DtlsInstance for TappedInstance {
                 _ => None,
             };
             if let Some(profile) = profile {
-                let _ = self.tap.set(ExportedKeys {
+                let _ = tap.set(ExportedKeys {
                     profile,
                     material: material.to_vec(),
                     client: self.inner.is_active(),

@@ -16,9 +16,19 @@ pub const BATCH: usize = 64;
 /// Largest datagram we read; WebRTC keeps packets under the 1200-byte MTU target.
 pub const MAX_DATAGRAM: usize = 2048;
 
-/// Ancillary data room per datagram, in u64 words (cmsg alignment): one `SCM_TIMESTAMPNS`
-/// (a 16-byte header and a 16-byte timespec) with room to spare.
-const CONTROL_WORDS: usize = 8;
+/// Ancillary data room per datagram, in u64 words (cmsg alignment): an `SCM_TIMESTAMPNS` (a
+/// 16-byte header and a 16-byte timespec) and an `IP_PKTINFO` (16 + 12, padded to 32), with room
+/// to spare.
+const CONTROL_WORDS: usize = 12;
+
+/// What the kernel said of a datagram besides its contents, on sockets that asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ancillary {
+    /// When it arrived (wall clock, since the Unix epoch): [`enable_receive_times`].
+    pub received_at: Option<Duration>,
+    /// The local address it was sent to: [`enable_destination_address`].
+    pub destination: Option<Ipv4Addr>,
+}
 
 /// Reusable receive buffers for [`recv_batch`].
 pub struct RecvBatch {
@@ -26,8 +36,7 @@ pub struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     lens: Vec<usize>,
     control: Vec<[u64; CONTROL_WORDS]>,
-    /// When the kernel received each datagram (wall clock), on sockets that asked for it.
-    received_at: Vec<Option<Duration>>,
+    ancillary: Vec<Ancillary>,
     count: usize,
 }
 
@@ -39,7 +48,7 @@ impl Default for RecvBatch {
             addrs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; BATCH],
             lens: vec![0; BATCH],
             control: vec![[0; CONTROL_WORDS]; BATCH],
-            received_at: vec![None; BATCH],
+            ancillary: vec![Ancillary::default(); BATCH],
             count: 0,
         }
     }
@@ -52,11 +61,10 @@ impl RecvBatch {
         (0..self.count).filter_map(|i| Some((to_socket_addr(&self.addrs[i])?, &self.bufs[i][..self.lens[i]])))
     }
 
-    /// [`RecvBatch::iter`] with each datagram's kernel receive time (since the Unix epoch), on a
-    /// socket with [`enable_receive_times`]; None elsewhere.
-    pub fn iter_timed(&self) -> impl Iterator<Item = (SocketAddr, &[u8], Option<Duration>)> {
+    /// [`RecvBatch::iter`] with what the kernel said of each datagram.
+    pub fn iter_ancillary(&self) -> impl Iterator<Item = (SocketAddr, &[u8], Ancillary)> {
         (0..self.count).filter_map(|i| {
-            Some((to_socket_addr(&self.addrs[i])?, &self.bufs[i][..self.lens[i]], self.received_at[i]))
+            Some((to_socket_addr(&self.addrs[i])?, &self.bufs[i][..self.lens[i]], self.ancillary[i]))
         })
     }
 }
@@ -65,13 +73,58 @@ impl RecvBatch {
 /// (`SO_TIMESTAMPNS`): on loopback that is the moment the sender's `sendmsg` handed it over,
 /// before the receiving process has looked at it.
 pub fn enable_receive_times(socket: &impl AsRawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
+    set_flag(socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)
+}
+
+/// Ask the kernel to say which local IPv4 address each datagram was sent to (`IP_PKTINFO`): one
+/// socket bound to the wildcard address then serves many addresses on one port, such as the
+/// load generator's listeners on 127.x.y.z.
+pub fn enable_destination_address(socket: &impl AsRawFd) -> io::Result<()> {
+    set_flag(socket, libc::IPPROTO_IP, libc::IP_PKTINFO)
+}
+
+/// Ask for a receive buffer of `bytes` (`SO_RCVBUF`; the kernel caps it at `net.core.rmem_max`).
+pub fn set_receive_buffer(socket: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    set_int(
+        socket,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX),
+    )
+}
+
+/// Send with the Don't Fragment bit, without path-MTU bookkeeping (`IP_PMTUDISC_PROBE`, as QUIC
+/// stacks do). WebRTC keeps every datagram under 1,200 bytes, so nothing needs fragmenting; and a
+/// DF datagram from an unconnected socket gets IP ID 0, where one that may be fragmented costs
+/// the kernel a hashed, shared ID counter per datagram (~4 % of a shard's time at full fan-out).
+pub fn set_dont_fragment(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+    if ipv6 {
+        set_int(socket, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_PROBE)?;
+        // A dual-stack socket also sends IPv4; a v6-only one refuses this, which is fine.
+        let _ = set_int(socket, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_PROBE);
+        Ok(())
+    } else {
+        set_int(socket, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_PROBE)
+    }
+}
+
+fn set_flag(socket: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
+    set_int(socket, level, name, 1)
+}
+
+fn set_int(
+    socket: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    let on: libc::c_int = value;
     // SAFETY: the option value is a live c_int and its exact size is passed.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
+            level,
+            name,
             (&raw const on).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -79,8 +132,45 @@ pub fn enable_receive_times(socket: &impl AsRawFd) -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-/// The `SCM_TIMESTAMPNS` in a received message's ancillary data, if any.
-fn receive_time(header: &libc::msghdr) -> Option<Duration> {
+/// Send one datagram from the local IPv4 address `from` (`IP_PKTINFO`), on a socket bound to
+/// the wildcard address.
+pub fn send_from(socket: &impl AsRawFd, data: &[u8], from: Ipv4Addr, to: SocketAddr) -> io::Result<usize> {
+    let mut addr = MaybeUninit::uninit();
+    let addr_len = write_sockaddr(to, &mut addr);
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut control = [0u64; CONTROL_WORDS];
+    // SAFETY: msghdr is plain old data; zero is a valid starting value for every field.
+    let mut hdr: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+    hdr.msg_name = addr.as_mut_ptr().cast();
+    hdr.msg_namelen = addr_len;
+    hdr.msg_iov = &raw mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    hdr.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) } as _;
+    // SAFETY: msg_control points at `control`, which is larger than msg_controllen (one
+    // in_pktinfo cmsg), so FIRSTHDR is non-null and the header and data written lie within it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&raw const hdr);
+        (*cmsg).cmsg_level = libc::IPPROTO_IP;
+        (*cmsg).cmsg_type = libc::IP_PKTINFO;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
+        let info = libc::in_pktinfo {
+            ipi_ifindex: 0,
+            ipi_spec_dst: libc::in_addr { s_addr: u32::from_ne_bytes(from.octets()) },
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        };
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>(), info);
+    }
+    // SAFETY: hdr points at the address, iovec and control buffer on this frame and at `data`,
+    // all alive for the call; the kernel only reads them.
+    let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &raw const hdr, 0) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// The receive time and destination address in a received message's ancillary data.
+fn ancillary(header: &libc::msghdr) -> Ancillary {
+    let mut found = Ancillary::default();
     // SAFETY: `header` is a msghdr the kernel filled: msg_control points at a live buffer of
     // msg_controllen bytes holding well-formed cmsgs (or msg_controllen is 0, and FIRSTHDR is null).
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(header) };
@@ -91,12 +181,18 @@ fn receive_time(header: &libc::msghdr) -> Option<Duration> {
             // SAFETY: an SCM_TIMESTAMPNS cmsg carries one timespec; read_unaligned makes no
             // assumption about the data's alignment.
             let ts: libc::timespec = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
-            return Some(Duration::new(u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?));
+            if let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
+                found.received_at = Some(Duration::new(secs, nanos));
+            }
+        } else if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
+            // SAFETY: an IP_PKTINFO cmsg carries one in_pktinfo; read unaligned as above.
+            let info: libc::in_pktinfo = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            found.destination = Some(Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes()));
         }
         // SAFETY: as above; NXTHDR returns null past the end of the buffer.
         cmsg = unsafe { libc::CMSG_NXTHDR(header, cmsg) };
     }
-    None
+    found
 }
 
 /// Read up to [`BATCH`] datagrams without blocking. `Ok(0)`: nothing to read. Fewer than asked
@@ -145,7 +241,7 @@ pub fn recv_up_to(socket: &impl AsRawFd, batch: &mut RecvBatch, max: usize) -> i
         // SAFETY: the kernel filled the first `n` headers, and all were initialised above.
         let header = unsafe { header.assume_init_ref() };
         batch.lens[i] = (header.msg_len as usize).min(MAX_DATAGRAM);
-        batch.received_at[i] = receive_time(&header.msg_hdr);
+        batch.ancillary[i] = ancillary(&header.msg_hdr);
     }
     batch.count = n;
     Ok(n)
@@ -352,17 +448,19 @@ mod tests {
         let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         a.send_to(b"timed", timed.local_addr()?)?;
         a.send_to(b"plain", plain.local_addr()?)?;
-        let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let mut batch = RecvBatch::default();
         // Loopback delivers within the sender's call: both are there already.
         assert_eq!(recv_batch(&timed, &mut batch)?, 1);
-        let (_, data, at) = batch.iter_timed().next().expect("one datagram");
+        // The kernel turns stamping on at arrival lazily, a moment after the first socket asks;
+        // until then it stamps at the read. Either way, between the send and now.
+        let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let (_, data, meta) = batch.iter_ancillary().next().expect("one datagram");
         assert_eq!(data, b"timed");
-        let at = at.expect("a receive time");
+        let at = meta.received_at.expect("a receive time");
         assert!(before <= at && at <= after, "{before:?} <= {at:?} <= {after:?}");
         assert_eq!(recv_batch(&plain, &mut batch)?, 1);
-        let (_, data, at) = batch.iter_timed().next().expect("one datagram");
-        assert_eq!((data, at), (&b"plain"[..], None));
+        let (_, data, meta) = batch.iter_ancillary().next().expect("one datagram");
+        assert_eq!((data, meta), (&b"plain"[..], Ancillary::default()));
         Ok(())
     }
 
@@ -390,6 +488,51 @@ mod tests {
             got.push(buf[..n].to_vec());
         }
         assert_eq!(got, vec![vec![0, 0], vec![0, 1], vec![0, 2], vec![1, 0], vec![1, 1], vec![1, 2]]);
+        Ok(())
+    }
+
+    #[test]
+    fn one_wildcard_socket_serves_many_loopback_addresses() -> io::Result<()> {
+        let relay = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let shared = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        enable_destination_address(&shared)?;
+        let port = shared.local_addr()?.port();
+        let (a, b) = (Ipv4Addr::new(127, 64, 0, 1), Ipv4Addr::new(127, 64, 1, 2));
+        // Each address talks from itself, and is answered at itself.
+        send_from(&shared, b"from a", a, relay.local_addr()?)?;
+        send_from(&shared, b"from b", b, relay.local_addr()?)?;
+        let mut buf = [0u8; 16];
+        for (ip, text) in [(a, &b"from a"[..]), (b, &b"from b"[..])] {
+            let (n, from) = relay.recv_from(&mut buf)?;
+            assert_eq!((&buf[..n], from), (text, SocketAddr::from((ip, port))));
+            relay.send_to(text, from)?;
+        }
+        let mut batch = RecvBatch::default();
+        assert_eq!(recv_batch(&shared, &mut batch)?, 2);
+        let got: Vec<_> = batch.iter_ancillary().map(|(_, d, m)| (d.to_vec(), m.destination)).collect();
+        assert_eq!(got, vec![(b"from a".to_vec(), Some(a)), (b"from b".to_vec(), Some(b))]);
+        Ok(())
+    }
+
+    #[test]
+    fn media_datagrams_carry_dont_fragment() -> io::Result<()> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        set_dont_fragment(&socket, false)?;
+        let mut value: libc::c_int = -1;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: value and len are live and len is value's size.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&raw mut value).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!((rc, value), (0, libc::IP_PMTUDISC_PROBE));
+        let v6 = std::net::UdpSocket::bind("[::]:0")?;
+        set_dont_fragment(&v6, true)?;
         Ok(())
     }
 }
