@@ -290,6 +290,13 @@ pub async fn compare(
         "Both relays ran on core {} with the same floor (plain Opus RTP, stamped) and the same listeners (str0m, core {}).",
         options.relay_core, options.generator_core
     ));
+    notes.push(
+        "Tolk's listeners share one port per generator worker on 127.64.x.y; Janus's each have a socket on the \
+         machine's non-loopback address, as Janus does not use loopback candidates. On one machine a socket per \
+         listener costs the relay's core about 8 % more for loopback delivery (wake-ups), a small share of \
+         Janus's cost per listener."
+            .to_owned(),
+    );
     let report = crate::results::CompareReport {
         listeners_per_core_ratio: match (&tolk_capacity, &janus_capacity) {
             (Some(t), Some(j)) if j.listeners_per_core > 0 => {

@@ -531,8 +531,10 @@ mod tests {
             )
         };
         assert_eq!((rc, value), (0, libc::IP_PMTUDISC_PROBE));
-        let v6 = std::net::UdpSocket::bind("[::]:0")?;
-        set_dont_fragment(&v6, true)?;
+        // Where the machine has IPv6 at all.
+        if let Ok(v6) = std::net::UdpSocket::bind("[::]:0") {
+            set_dont_fragment(&v6, true)?;
+        }
         Ok(())
     }
 }
