@@ -708,19 +708,20 @@ impl Loop {
     /// One datagram for peer `id`; `arrived`: the kernel's receive time, if the socket has them.
     fn input(&mut self, id: u64, source: SocketAddr, data: &[u8], arrived: Option<Duration>) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
+        let arrived_us = arrived.map(|d| d.as_micros() as u64);
         if peer.light
             && peer.connected
             && let Some((seq, ts)) = srtp_media_header(data)
         {
-            let arrived_us = arrived.map_or_else(stamp::now_us, |d| d.as_micros() as u64);
-            peer.tally.packet_arrived(seq, ts, &[], Instant::now(), arrived_us, &mut self.window);
+            let at = arrived_us.unwrap_or_else(stamp::now_us);
+            peer.tally.packet_arrived(seq, ts, &[], Instant::now(), at, &mut self.window);
             return;
         }
         if let Ok(receive) = Receive::new(Protocol::Udp, source, peer.local, data) {
             let _ = peer.rtc.handle_input(Input::Receive(Instant::now(), receive));
         }
         // The media this datagram held comes out of str0m in the drain just below.
-        self.arrived_us = arrived.map(|d| d.as_micros() as u64);
+        self.arrived_us = arrived_us;
         self.drain(id);
         self.arrived_us = None;
     }

@@ -86,7 +86,6 @@ pub async fn run(profile: &Profile, options: &RunOptions) -> anyhow::Result<RunR
         reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(30)).build()?;
     let base = options.target.trim_end_matches('/').to_owned();
     let started_at = chrono::Utc::now();
-    let _ = crate::stamp::epoch();
 
     let report = match options.relay {
         RelayTarget::Tolk { rtp_floor } => {
@@ -533,7 +532,6 @@ async fn drive(
     Ok(report)
 }
 
-/// Wait until `ready` holds, checking every 20 ms.
 /// The address the generator's peers put in their candidates: the local one that routes to the
 /// relay (127.0.0.1 on one machine; the namespace's own address when the generator runs in one).
 async fn peers_ip(base: &str) -> anyhow::Result<std::net::IpAddr> {
@@ -547,6 +545,7 @@ async fn peers_ip(base: &str) -> anyhow::Result<std::net::IpAddr> {
     engine::local_ip_towards(addr.ip())
 }
 
+/// Wait until `ready` holds, checking every 20 ms.
 async fn wait_for(within: Duration, ready: impl Fn() -> bool) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + within;
     while !ready() {

@@ -10,8 +10,7 @@
 //! (`SO_TIMESTAMPNS`, also wall-clock): a listener's latency is then the relay's and the
 //! network's, without the time the generator's own loop took to get to the packet.
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const MAGIC: &[u8; 4] = b"TOLK";
 pub const STAMP_LEN: usize = 14;
@@ -24,20 +23,9 @@ pub struct Stamp {
     pub source: u16,
 }
 
-/// The generator's monotonic time origin (jitter, timelines).
-pub fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
 /// The wall clock in µs since the Unix epoch: send stamps and arrivals.
 pub fn now_us() -> u64 {
-    since_unix_epoch_us(SystemTime::now())
-}
-
-/// A wall-clock time in µs since the Unix epoch (0 before it).
-pub fn since_unix_epoch_us(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// A one-frame Opus packet (TOC code 0) with the stamp in its padding; other packets unchanged.

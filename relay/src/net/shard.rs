@@ -139,7 +139,10 @@ impl Shard {
         let bind_err = |source| NetError::Bind { addr, source };
         let std_socket = std::net::UdpSocket::bind(addr).map_err(bind_err)?;
         std_socket.set_nonblocking(true).map_err(bind_err)?;
-        udp::set_dont_fragment(&std_socket, addr.is_ipv6()).map_err(bind_err)?;
+        // An optimisation only (see the function): without it media still flows.
+        if let Err(e) = udp::set_dont_fragment(&std_socket, addr.is_ipv6()) {
+            warn!(%addr, error = %e, "cannot set Don't Fragment on the media socket; sending without it");
+        }
         let local = std_socket.local_addr().map_err(bind_err)?;
         let mut socket = UdpSocket::from_std(std_socket);
         let poll = Poll::new().map_err(bind_err)?;

@@ -58,7 +58,7 @@ impl RecvBatch {
     /// The datagrams of the last [`recv_batch`]: (source, contents). Sources that are not IP are
     /// skipped.
     pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
-        (0..self.count).filter_map(|i| Some((to_socket_addr(&self.addrs[i])?, &self.bufs[i][..self.lens[i]])))
+        self.iter_ancillary().map(|(source, data, _)| (source, data))
     }
 
     /// [`RecvBatch::iter`] with what the kernel said of each datagram.
@@ -118,14 +118,13 @@ fn set_int(
     name: libc::c_int,
     value: libc::c_int,
 ) -> io::Result<()> {
-    let on: libc::c_int = value;
     // SAFETY: the option value is a live c_int and its exact size is passed.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             level,
             name,
-            (&raw const on).cast(),
+            (&raw const value).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
