@@ -1,37 +1,40 @@
 //! Fixtures for Tolk's criterion benchmarks.
 //!
-//! [`Fanout`] is a shard's worth of listener peers, built the way the relay builds them
-//! ([`peer::accept`], [`Peer::new`]) and connected (ICE + DTLS) in memory to str0m clients, so
-//! that no socket takes part in the handshakes. [`Fanout::round`] then runs the relay's hot path
-//! for one channel packet as one turn of a shard's loop does it:
+//! [`Fanout`] is a shard's worth of listeners on the relay's own sans-IO shard core
+//! ([`ShardCore`]): each listener is a str0m client whose offer the core accepts as a WHEP join
+//! would, and whose ICE and DTLS run through [`ShardCore::on_datagram`] and
+//! [`ShardCore::on_timeout`] in memory (no socket takes part in the handshakes). The setup then
+//! lets simulated time pass until every listener has settled, as it does in a relay a few
+//! seconds after it joined. [`Fanout::round`] runs the hot path for one source packet as one turn
+//! of a shard's loop does it — there is no copy of shard code here:
 //!
-//! 1. `deliver`: for each listener [`Peer::write`] (rebase onto the listener's own RTP line,
-//!    queue in str0m, then `Input::Timeout(now)`, without which str0m 0.25 does not release a
-//!    written packet) and [`Peer::drain`] (str0m builds the RTP packet and SRTP-protects it into
-//!    the [`SendBatch`]; the peer's next deadline goes into the shard's [`Timers`]);
-//! 2. `fire_timers`: peers whose deadline is due get `Input::Timeout(now)` and are drained (str0m's
-//!    own periodic work: RTCP, ICE; with the relay as it is, not the media packets);
-//! 3. the loop turn's [`SendBatch::flush`] (`sendmmsg` to a UDP socket on 127.0.0.1), or, in the
+//! 1. [`ShardCore::deliver`]: routing, then for each listener `Peer::write` (rebase onto the
+//!    listener's own RTP line, write the RTP header, protect it with Tolk's SRTP into the send
+//!    batch; with [`SendPath::Engine`], str0m builds and protects it instead);
+//! 2. [`ShardCore::on_timeout`]: due timers (consent checks; str0m's periodic work on the engine
+//!    path);
+//! 3. the loop turn's flush (`sendmmsg` to a sink socket on loopback), or, in the
 //!    [`Release::Discard`] variant, dropping the batch unsent.
 //!
-//! The clients stay in memory: between measured stretches, [`Fanout::keepalive`] lets them send
-//! their ICE consent checks to the relay peers (an ICE-lite peer drops a pair that has had no
-//! binding request for 15 s) and hands the answers back.
+//! Between measured stretches, [`Fanout::keepalive`] lets the clients send their ICE consent
+//! checks to the core and hands the answers back.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive, Transmit};
+use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
-use tolk_relay::ids::{EventId, SessionId};
-use tolk_relay::media::router::ChannelIndex;
-use tolk_relay::media::{ChannelPacket, SourcePacket};
-use tolk_relay::net::peer::{self, Peer, PeerRole, Written};
-use tolk_relay::net::timers::{PeerKey, Timers, Wake};
-use tolk_relay::net::udp::{self, SendBatch};
+use tolk_relay::ids::{EventId, Language, SessionId};
+use tolk_relay::media::{Source, SourcePacket};
+use tolk_relay::net::core::{CoreConfig, FLUSH_AT, ShardCore};
+use tolk_relay::net::settled::SETTLE_AFTER;
+use tolk_relay::net::udp::SendBatch;
+use tolk_relay::net::{EventLayout, Join};
 
 /// Size of the benchmark's Opus payload: a 20 ms mono voice frame at about 32 kbit/s.
 pub const PAYLOAD_BYTES: usize = 80;
@@ -39,8 +42,6 @@ pub const PAYLOAD_BYTES: usize = 80;
 pub const FRAME_TICKS: u32 = 960;
 /// The packet interval of one channel.
 pub const FRAME: Duration = Duration::from_millis(20);
-/// The shard's `deliver` flushes its send batch once it holds this many datagrams.
-pub const FLUSH_AT: usize = udp::BATCH * 4;
 
 /// Steps (deliveries or timeouts) after which a handshake or an exchange is declared stuck.
 const MAX_STEPS: usize = 10_000;
@@ -58,10 +59,10 @@ pub fn opus_payload() -> Arc<[u8]> {
     payload.into()
 }
 
-/// What [`Fanout::round`] does with the datagrams the peers produced.
+/// What [`Fanout::round`] does with the datagrams the core produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Release {
-    /// Drop them unsent (a fresh [`SendBatch`] replaces the full one): everything but `sendmmsg`.
+    /// Drop them unsent (a fresh send batch replaces the full one): everything but `sendmmsg`.
     Discard,
     /// `sendmmsg` them to the sink, as the shard does at the end of its loop turn.
     Send,
@@ -70,9 +71,9 @@ pub enum Release {
 /// The time rounds run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
-    /// `Instant::now()`, read where the shard reads it (once for `deliver`, once for the timers).
-    /// Rounds run back to back, far faster than one per 20 ms, so str0m's periodic work (RTCP
-    /// reports, timer entries) is spread over more packets than in a relay.
+    /// `Instant::now()`, read where the shard reads it (once for the delivery, once for the
+    /// timers). Rounds run back to back, far faster than one per 20 ms, so periodic work is
+    /// spread over more packets than in a relay.
     Wall,
     /// A clock that advances one frame (20 ms) per round, as a live channel does: per-packet
     /// shares of periodic work are those of a relay.
@@ -82,21 +83,22 @@ pub enum Clock {
 /// Who builds and protects each listener's packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendPath {
-    /// Tolk: RTP header, its own SRTP from the DTLS-exported keys, into the batch (what the
-    /// shard does once a peer's keys are known).
+    /// Tolk: RTP header, its own SRTP from the DTLS-exported keys, into the batch; listeners
+    /// settle (their engines dropped), as in a relay.
     Direct,
-    /// str0m: `write_rtp`, then `Input::Timeout(now)` so it sends, then `drain` (the path
-    /// before keys are known, and the only one before Tolk had its own SRTP).
+    /// str0m: `write_rtp`, then `Input::Timeout(now)` so it sends, then the peer is drained
+    /// (the path before keys are known); listeners keep their engines.
     Engine,
 }
 
 /// How a [`Fanout`] was set up.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup {
-    /// Wall time of all the handshakes (peer creation, ICE, DTLS), on `threads` threads.
+    /// Wall time of all the handshakes (peer creation, ICE, DTLS through the core).
     pub handshakes: Duration,
-    pub threads: usize,
-    /// How far simulated handshake time ran ahead of the clock, which we then waited out.
+    /// Listeners that settled (their engine dropped) before the rounds began.
+    pub settled: usize,
+    /// How far simulated setup time ran ahead of the clock, which we then waited out.
     pub waited: Duration,
 }
 
@@ -105,33 +107,37 @@ pub struct Setup {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counters {
     pub rounds: u64,
-    /// Datagrams the peers produced in rounds (one RTP packet per listener, plus any RTCP).
+    /// Datagrams the core produced in rounds (one RTP packet per listener, plus any RTCP).
     pub datagrams: u64,
     pub sent: u64,
     /// Datagrams the kernel refused at the sender (a full socket buffer). Drops at the sink's
     /// full receive buffer are not seen here: `sendmmsg` succeeds for those.
     pub dropped: u64,
-    /// `Peer::write` calls that wrote nothing.
+    /// Listener writes that queued nothing.
     pub not_written: u64,
-    /// Peers whose `drain` reported them dead, and `Input::Timeout`s str0m refused.
+    /// Sessions the core ended.
     pub died: u64,
-    pub timeout_errors: u64,
 }
 
-/// N connected listener peers on one channel, their clients, and what a shard keeps around them.
+/// One listener's client and its address.
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+}
+
+/// N connected listeners of one channel on a [`ShardCore`], their clients, and the sockets.
 pub struct Fanout {
-    pub peers: Vec<Peer>,
-    /// The client of each peer (same index); only used by [`Fanout::keepalive`].
-    pub clients: Vec<Rtc>,
-    pub channel: ChannelIndex,
-    /// The socket the peers send from (their ICE candidate address).
+    /// The relay's shard core, driven in memory.
+    pub core: ShardCore,
+    clients: Vec<Client>,
+    by_addr: HashMap<SocketAddr, usize>,
+    event: EventId,
+    /// The socket the core's datagrams leave from (its ICE candidate address).
     pub socket: UdpSocket,
-    /// Every client's address: a bound socket that nobody reads (the kernel drops what does not
-    /// fit in its receive buffer).
+    /// Every client's address lands here: a socket bound to the wildcard address on the port the
+    /// clients' 127.64.x.y addresses share, that nobody reads (the kernel drops what does not fit
+    /// in its receive buffer).
     pub sink: UdpSocket,
-    pub send: SendBatch,
-    pub timers: Timers,
-    pub sources: Vec<Arc<SourcePacket>>,
     pub clock: Clock,
     pub setup: Setup,
     pub counters: Counters,
@@ -140,114 +146,147 @@ pub struct Fanout {
     payload: Arc<[u8]>,
     seq: u64,
     ts: u32,
-    exchange: Exchange,
+    input: u64,
 }
 
 impl Fanout {
-    /// Build `n` listener peers on `channel` and connect each to its own in-memory client.
-    /// Handshakes run on up to `threads` threads.
-    pub fn connect(
-        n: usize,
-        channel: ChannelIndex,
-        threads: usize,
-        clock: Clock,
-        path: SendPath,
-    ) -> anyhow::Result<Self> {
-        let sink = UdpSocket::bind("127.0.0.1:0").context("binding the sink socket")?;
+    /// Build `n` listeners of `language` (an interpretation channel of a one-language event),
+    /// connected through the core, and let them settle.
+    pub fn connect(n: usize, clock: Clock, path: SendPath) -> anyhow::Result<Self> {
+        let sink = UdpSocket::bind("0.0.0.0:0").context("binding the sink socket")?;
         let socket = UdpSocket::bind("127.0.0.1:0").context("binding the relay socket")?;
         socket.set_nonblocking(true)?;
-        let server_addr = socket.local_addr()?;
-        let client_addr = sink.local_addr()?;
+        let sink_port = sink.local_addr()?.port();
         let event = EventId::parse("bench")?;
-
-        let threads = threads.clamp(1, n.max(1));
+        let floor = Language::parse("en")?;
+        let language = Language::parse("fr")?;
+        let layout =
+            Arc::new(EventLayout { id: event.clone(), floor, languages: vec![language.clone()], mix: None });
+        let core = ShardCore::new(
+            CoreConfig {
+                index: 0,
+                shards: 1,
+                candidate: socket.local_addr()?,
+                connect_timeout: Duration::from_secs(3600),
+                direct_srtp: path == SendPath::Direct,
+            },
+            Arc::new(AtomicU64::new(1)),
+        );
         let started = Instant::now();
-        type Chunk = (Vec<Peer>, Vec<Rtc>, Instant);
-        let chunks: Vec<anyhow::Result<Chunk>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let range = (n * t / threads)..(n * (t + 1) / threads);
-                    let event = &event;
-                    scope.spawn(move || {
-                        let mut peers = Vec::with_capacity(range.len());
-                        let mut clients = Vec::with_capacity(range.len());
-                        let mut latest = Instant::now();
-                        let mut exchange = Exchange::default();
-                        for slot in range {
-                            let (peer, client, done) = connect_listener(
-                                slot,
-                                event,
-                                channel,
-                                server_addr,
-                                client_addr,
-                                &mut exchange,
-                            )
-                            .with_context(|| format!("listener {slot}"))?;
-                            peers.push(peer);
-                            clients.push(client);
-                            latest = latest.max(done);
-                        }
-                        Ok((peers, clients, latest))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a handshake thread panicked"))))
-                .collect()
-        });
-        let handshakes = started.elapsed();
-        let mut peers = Vec::with_capacity(n);
-        let mut clients = Vec::with_capacity(n);
-        let mut latest = Instant::now();
-        for chunk in chunks {
-            let (mut p, c, done) = chunk?;
-            for peer in &mut p {
-                match path {
-                    // What `Peer::drain` records from the engine's DTLS transmits (the in-memory
-                    // handshake bypasses it).
-                    SendPath::Direct => peer.destination = Some(client_addr),
-                    // Without the tapped keys the peer stays on str0m's send path.
-                    SendPath::Engine => peer.keys = Default::default(),
-                }
-            }
-            peers.extend(p);
-            clients.extend(c);
-            latest = latest.max(done);
-        }
-
-        // The handshakes ran on simulated time, which may be ahead of the clock: wait until it is
-        // not, so that no engine ever sees time go backwards.
-        let waited = latest.saturating_duration_since(Instant::now());
-        std::thread::sleep(waited);
-
         let mut fanout = Self {
-            peers,
-            clients,
-            channel,
+            core,
+            clients: Vec::with_capacity(n),
+            by_addr: HashMap::with_capacity(n),
+            event,
             socket,
             sink,
-            send: SendBatch::default(),
-            timers: Timers::default(),
-            sources: Vec::new(),
             clock,
-            setup: Setup { handshakes, threads, waited },
+            setup: Setup { handshakes: Duration::ZERO, settled: 0, waited: Duration::ZERO },
             counters: Counters::default(),
-            now: Instant::now(),
+            now: started,
             payload: opus_payload(),
             seq: 1,
             ts: 0,
-            exchange: Exchange::default(),
+            input: 7,
         };
-        // Consent first: early peers' last binding request may be older than 15 s by now. Then
-        // whatever timers are due, and a checked round.
+        for i in 0..n {
+            let addr = client_addr(i, sink_port)?;
+            fanout.join(&layout, &language, addr).with_context(|| format!("listener {i}"))?;
+        }
+        fanout.setup.handshakes = started.elapsed();
+        // Simulated time passes until the listeners settle, with consent checks on the way.
+        let settle_by = fanout.now + SETTLE_AFTER + Duration::from_millis(500);
+        while fanout.now < settle_by {
+            fanout.now += Duration::from_millis(500);
+            fanout.keepalive_at(fanout.now)?;
+        }
+        fanout.setup.settled = fanout.core.stats().settled;
+        if path == SendPath::Direct && fanout.setup.settled != n {
+            bail!("{} of {n} listeners settled", fanout.setup.settled);
+        }
+        // Simulated time may be ahead of the clock: wait until it is not, so that no engine ever
+        // sees time go backwards.
+        fanout.setup.waited = fanout.now.saturating_duration_since(Instant::now());
+        std::thread::sleep(fanout.setup.waited);
         fanout.keepalive()?;
-        let now = fanout.tick();
-        fanout.fire_timers(now);
-        fanout.release(Release::Send);
         fanout.check()?;
         fanout.counters = Counters::default();
         Ok(fanout)
+    }
+
+    /// One listener joins through the core and connects (ICE, DTLS) in memory on simulated time.
+    fn join(
+        &mut self,
+        layout: &Arc<EventLayout>,
+        language: &Language,
+        addr: SocketAddr,
+    ) -> anyhow::Result<()> {
+        let mut rtc =
+            Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp")?);
+        let mut change = rtc.sdp_api();
+        change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = change.apply().context("the client made no offer")?;
+        let session = SessionId::generate();
+        let answer = self.core.join(
+            self.now,
+            layout.clone(),
+            session.clone(),
+            Join::Listen { language: language.clone() },
+            &offer.to_sdp_string(),
+        )?;
+        rtc.sdp_api().accept_answer(pending, str0m::change::SdpAnswer::from_sdp_string(&answer)?)?;
+        let index = self.clients.len();
+        self.clients.push(Client { rtc, addr });
+        self.by_addr.insert(addr, index);
+        let mut up = false;
+        for _ in 0..MAX_STEPS {
+            let client_next = self.exchange(index, &mut up)?;
+            let peers = self.core.peers();
+            if up
+                && peers
+                    .slot_of_session(&session)
+                    .and_then(|slot| peers.get(slot))
+                    .is_some_and(|p| p.stage.is_connected())
+            {
+                return Ok(());
+            }
+            let core_next = self.core.poll_timeout().unwrap_or(client_next);
+            self.now = client_next.min(core_next).clamp(self.now, self.now + MAX_IDLE_STEP);
+            self.clients[index].rtc.handle_input(Input::Timeout(self.now))?;
+            self.core.on_timeout(self.now);
+        }
+        bail!("no connection after {MAX_STEPS} steps (client connected: {up})")
+    }
+
+    /// Hand datagrams between client `index` (and any client the core answers) and the core
+    /// until both are quiet; returns the client's next deadline.
+    fn exchange(&mut self, index: usize, up: &mut bool) -> anyhow::Result<Instant> {
+        for _ in 0..MAX_STEPS {
+            let (next, transmits) = poll(&mut self.clients[index].rtc, up)?;
+            let from = self.clients[index].addr;
+            for contents in &transmits {
+                self.core.on_datagram(self.now, from, contents);
+            }
+            let delivered = self.deliver_outbox()?;
+            if transmits.is_empty() && delivered == 0 {
+                return Ok(next);
+            }
+        }
+        bail!("no end to the exchange after {MAX_STEPS} steps")
+    }
+
+    /// Hand what the core queued to the clients it is addressed to; returns how many datagrams.
+    fn deliver_outbox(&mut self) -> anyhow::Result<usize> {
+        let datagrams: Vec<(SocketAddr, Vec<u8>)> = self.core.outbox().send.drain().collect();
+        self.counters.died += self.core.outbox().ended.drain(..).count() as u64;
+        let local = self.socket.local_addr()?;
+        for (to, contents) in &datagrams {
+            let Some(&i) = self.by_addr.get(to) else { continue };
+            let receive = Receive::new(Protocol::Udp, local, *to, contents)?;
+            self.clients[i].rtc.handle_input(Input::Receive(self.now, receive))?;
+        }
+        Ok(datagrams.len())
     }
 
     /// The time of the next step: the wall clock, or the simulated clock unchanged.
@@ -260,23 +299,25 @@ impl Fanout {
 
     /// One round must give at least one datagram per listener, with nobody refused or dead.
     fn check(&mut self) -> anyhow::Result<()> {
-        let before = self.counters;
+        let before = (self.counters, self.core.counters().not_written);
         let produced = self.round(Release::Discard);
-        let c = self.counters;
-        if produced < self.peers.len() {
-            bail!("one packet to {} listeners gave {produced} datagrams", self.peers.len());
+        if produced < self.clients.len() {
+            bail!("one packet to {} listeners gave {produced} datagrams", self.clients.len());
         }
-        if c.not_written != before.not_written || c.died != before.died || !self.sources.is_empty() {
-            bail!("a check round went wrong: {c:?}");
+        if self.core.counters().not_written != before.1 || self.counters.died != before.0.died {
+            bail!("a check round went wrong: {:?}", self.counters);
         }
         Ok(())
     }
 
-    /// The next packet on the channel: seq + 1, ts + one frame.
-    pub fn next_packet(&mut self, now: Instant) -> ChannelPacket {
+    /// The next floor packet of the event (nobody on air: every channel carries it).
+    fn next_packet(&mut self, now: Instant) -> SourcePacket {
         self.seq += 1;
         self.ts = self.ts.wrapping_add(FRAME_TICKS);
-        ChannelPacket {
+        SourcePacket {
+            event: self.event.clone(),
+            source: Source::Floor,
+            input: self.input,
             seq: self.seq,
             ts: self.ts,
             marker: false,
@@ -285,7 +326,7 @@ impl Fanout {
         }
     }
 
-    /// Deliver one channel packet to every listener, then fire due timers and release the batch,
+    /// Deliver one source packet to every listener, then fire due timers and release the batch,
     /// as one turn of a shard's loop does. Returns how many datagrams were produced.
     pub fn round(&mut self, release: Release) -> usize {
         if self.clock == Clock::Simulated {
@@ -294,221 +335,85 @@ impl Fanout {
         let now = self.tick();
         let packet = self.next_packet(now);
         let mut produced = 0;
-        // Shard::deliver
-        for peer in &mut self.peers {
-            // A listener's track is never a booth partner track (which the shard skips unless a
-            // partner is on air); the lookup is part of the shard's per-listener work.
-            if peer.role.tracks().first().and_then(|t| t.partner_of).is_some() {
-                self.counters.not_written += 1;
-                continue;
-            }
-            match peer.write(0, self.channel, &packet, now, &mut self.send) {
-                Written::Nothing => {
-                    self.counters.not_written += 1;
-                    continue;
-                }
-                Written::Direct => {}
-                Written::Engine => {
-                    if peer.drain(&mut self.send, &mut self.timers, &mut self.sources).is_some() {
-                        self.counters.died += 1;
-                    }
-                }
-            }
-            if self.send.len() >= FLUSH_AT {
-                produced += self.send.len();
-                release_batch(release, &mut self.send, &self.socket, &mut self.counters);
-            }
+        let not_written = self.core.counters().not_written;
+        self.core.deliver(&packet, now);
+        if self.core.outbox().send.len() >= FLUSH_AT {
+            produced += self.release(release);
         }
-        // Shard::fire_timers, then the loop turn's flush.
         let now = self.tick();
-        self.fire_timers(now);
-        produced += self.send.len();
-        self.release(release);
+        self.core.on_timeout(now);
+        produced += self.release(release);
+        self.counters.died += self.core.outbox().ended.drain(..).count() as u64;
+        self.counters.not_written += self.core.counters().not_written - not_written;
         self.counters.rounds += 1;
         self.counters.datagrams += produced as u64;
         produced
     }
 
-    /// `Shard::fire_timers`: time out every due peer and drain it.
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some((at, key, wake)) = self.timers.pop_due(now) {
-            let Some(peer) = self.peers.get_mut(key.slot as usize) else { continue };
-            if peer.key != key {
-                continue;
-            }
-            match wake {
-                Wake::ConnectDeadline | Wake::Settle | Wake::Consent => {}
-                Wake::Engine => {
-                    if peer.scheduled != Some(at) {
-                        continue; // superseded by an earlier deadline
-                    }
-                    peer.scheduled = None;
-                    if peer.timeout > now {
-                        peer.scheduled = Some(peer.timeout);
-                        self.timers.schedule(peer.timeout, key, Wake::Engine);
-                        continue;
-                    }
-                    let Some(rtc) = peer.rtc.as_mut() else { continue };
-                    if rtc.handle_input(Input::Timeout(now)).is_err() {
-                        self.counters.timeout_errors += 1;
-                    }
-                    if peer.drain(&mut self.send, &mut self.timers, &mut self.sources).is_some() {
-                        self.counters.died += 1;
-                    }
-                }
+    /// Send or drop the core's send batch; returns how many datagrams it held.
+    fn release(&mut self, release: Release) -> usize {
+        let send = &mut self.core.outbox().send;
+        let len = send.len();
+        match release {
+            Release::Discard => *send = SendBatch::default(),
+            Release::Send => {
+                send.flush(&self.socket);
+                let (sent, _, dropped) = send.take_counts();
+                self.counters.sent += sent;
+                self.counters.dropped += dropped;
             }
         }
-    }
-
-    fn release(&mut self, release: Release) {
-        release_batch(release, &mut self.send, &self.socket, &mut self.counters);
+        len
     }
 
     /// Let every client run its timers (ICE consent checks) and exchange what that produces with
-    /// its relay peer, in memory. Not part of the hot path: call it between measured stretches,
-    /// at least every few (real or simulated) seconds.
+    /// the core, in memory. Not part of the hot path: call it between measured stretches, at
+    /// least every few (real or simulated) seconds.
     pub fn keepalive(&mut self) -> anyhow::Result<()> {
         let now = self.tick();
-        for (client, peer) in self.clients.iter_mut().zip(&mut self.peers) {
-            client.handle_input(Input::Timeout(now))?;
-            self.exchange.run(client, peer, now, &mut self.timers)?;
+        self.keepalive_at(now)
+    }
+
+    fn keepalive_at(&mut self, now: Instant) -> anyhow::Result<()> {
+        self.core.on_timeout(now);
+        self.deliver_outbox()?;
+        for index in 0..self.clients.len() {
+            self.clients[index].rtc.handle_input(Input::Timeout(now))?;
+            self.exchange(index, &mut false)?;
         }
         Ok(())
     }
 
-    /// Entries in the timer heap, stale ones included.
+    /// How many listeners there are.
+    pub fn listeners(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Entries in the core's timer heap, stale ones included.
     pub fn timer_entries(&self) -> usize {
-        self.timers.len()
+        self.core.timer_entries()
     }
 }
 
-fn release_batch(release: Release, send: &mut SendBatch, socket: &UdpSocket, counters: &mut Counters) {
-    match release {
-        Release::Discard => *send = SendBatch::default(),
-        Release::Send => {
-            send.flush(socket);
-            let (sent, _, dropped) = send.take_counts();
-            counters.sent += sent;
-            counters.dropped += dropped;
-        }
+/// Listener `i`'s address: 127.64.x.y on the sink's port (loopback reaches every 127/8 address,
+/// and the sink is bound to the wildcard address).
+fn client_addr(i: usize, port: u16) -> anyhow::Result<SocketAddr> {
+    let i = u32::try_from(i)?;
+    if i >= 250 * 250 {
+        bail!("at most {} listeners", 250 * 250);
     }
+    let ip = Ipv4Addr::new(127, 64, (i / 250) as u8, (i % 250 + 1) as u8);
+    Ok(SocketAddr::new(IpAddr::V4(ip), port))
 }
 
-/// Reusable buffers for moving datagrams between a client and its relay peer.
-#[derive(Default)]
-struct Exchange {
-    to_client: Vec<Transmit>,
-    to_server: Vec<Transmit>,
-}
-
-impl Exchange {
-    /// Hand transmits back and forth until both sides are quiet. The relay side is polled as
-    /// `Peer::drain` would (its deadline goes to `timers`), but its output goes to the client.
-    fn run(
-        &mut self,
-        client: &mut Rtc,
-        peer: &mut Peer,
-        now: Instant,
-        timers: &mut Timers,
-    ) -> anyhow::Result<()> {
-        for _ in 0..MAX_STEPS {
-            poll(client, &mut self.to_server, &mut false)?;
-            let rtc = peer.rtc.as_deref_mut().context("a settled peer has no engine")?;
-            let next = poll(rtc, &mut self.to_client, &mut false)?;
-            peer.timeout = next;
-            if peer.scheduled.is_none_or(|s| next < s) {
-                peer.scheduled = Some(next);
-                timers.schedule(next, peer.key, Wake::Engine);
-            }
-            if self.to_client.is_empty() && self.to_server.is_empty() {
-                return Ok(());
-            }
-            self.deliver(client, peer, now)?;
-        }
-        bail!("listener {}: no end to the exchange after {MAX_STEPS} steps", peer.key.slot)
-    }
-
-    fn deliver(&mut self, client: &mut Rtc, peer: &mut Peer, now: Instant) -> anyhow::Result<()> {
-        for t in self.to_server.drain(..) {
-            let receive = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)?;
-            peer.rtc
-                .as_mut()
-                .context("a settled peer has no engine")?
-                .handle_input(Input::Receive(now, receive))?;
-        }
-        for t in self.to_client.drain(..) {
-            let receive = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)?;
-            client.handle_input(Input::Receive(now, receive))?;
-        }
-        Ok(())
-    }
-}
-
-/// One listener: a client offer (one recvonly Opus section), the relay's `accept` and `Peer`,
-/// then ICE and DTLS in memory. Returns the connected peer, its client and the simulated time
-/// the handshake ended at.
-fn connect_listener(
-    slot: usize,
-    event: &EventId,
-    channel: ChannelIndex,
-    server_addr: SocketAddr,
-    client_addr: SocketAddr,
-    exchange: &mut Exchange,
-) -> anyhow::Result<(Peer, Rtc, Instant)> {
-    let mut now = Instant::now();
-    let mut client = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).build(now);
-    client.add_local_candidate(Candidate::host(client_addr, "udp")?);
-    let mut change = client.sdp_api();
-    change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    let (offer, pending) = change.apply().context("the client made no offer")?;
-
-    let mut accepted = peer::accept(now, server_addr, &offer.to_sdp_string())?;
-    let answer = str0m::change::SdpAnswer::from_sdp_string(&accepted.answer)?;
-    client.sdp_api().accept_answer(pending, answer)?;
-    exchange.to_client = std::mem::take(&mut accepted.transmits);
-    let tracks = accepted.listener_tracks(channel)?;
-    let key = PeerKey { slot: u32::try_from(slot)?, generation: 0 };
-    let mut peer = Peer::new(
-        key,
-        SessionId::generate(),
-        event.clone(),
-        accepted,
-        PeerRole::Listener { tracks },
-        tracing::Span::none(),
-    );
-
-    // ICE and DTLS: hand every transmit straight to the other side; when both are idle, jump
-    // simulated time to the next deadline.
-    let (mut client_up, mut server_up) = (false, false);
-    for _ in 0..MAX_STEPS {
-        let client_next = poll(&mut client, &mut exchange.to_server, &mut client_up)?;
-        let rtc = peer.rtc.as_deref_mut().context("a new peer has its engine")?;
-        let server_next = poll(rtc, &mut exchange.to_client, &mut server_up)?;
-        if exchange.to_client.is_empty() && exchange.to_server.is_empty() {
-            if client_up && server_up {
-                // What `Peer::drain` would have recorded, and no timer pending (as after a
-                // shard's timer fired): the next drain schedules the peer's deadline.
-                peer.connected = true;
-                peer.timeout = server_next;
-                peer.scheduled = None;
-                return Ok((peer, client, now));
-            }
-            now = client_next.min(server_next).clamp(now, now + MAX_IDLE_STEP);
-            client.handle_input(Input::Timeout(now))?;
-            rtc.handle_input(Input::Timeout(now))?;
-            continue;
-        }
-        exchange.deliver(&mut client, &mut peer, now)?;
-    }
-    bail!("no connection after {MAX_STEPS} steps (client connected: {client_up}, relay: {server_up})")
-}
-
-/// Poll an engine until it asks for a deadline: transmits to `out`, `Connected` to `up`.
-fn poll(rtc: &mut Rtc, out: &mut Vec<Transmit>, up: &mut bool) -> anyhow::Result<Instant> {
+/// Poll an engine until it asks for a deadline: its deadline and the datagrams it sends;
+/// `Connected` sets `up`.
+fn poll(rtc: &mut Rtc, up: &mut bool) -> anyhow::Result<(Instant, Vec<Vec<u8>>)> {
+    let mut out = Vec::new();
     loop {
         match rtc.poll_output()? {
-            Output::Timeout(t) => return Ok(t),
-            Output::Transmit(t) => out.push(t),
+            Output::Timeout(t) => return Ok((t, out)),
+            Output::Transmit(t) => out.push(t.contents.to_vec()),
             Output::Event(Event::Connected) => *up = true,
             Output::Event(Event::IceConnectionStateChange(IceConnectionState::Disconnected)) => {
                 bail!("ICE disconnected")

@@ -122,13 +122,29 @@ pub struct EventView {
     pub floor_under_interpretation_db: Option<f32>,
 }
 
+/// A live event as admission sees it: its media layout, window and size.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub layout: Arc<EventLayout>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub expected_listeners: u32,
+}
+
+impl std::ops::Deref for LiveEvent {
+    type Target = EventLayout;
+    fn deref(&self) -> &EventLayout {
+        &self.layout
+    }
+}
+
 pub struct App {
     pub settings: Settings,
     pub store: Store,
     pub media: Media,
     pub(crate) booths: crate::booth::Booths,
     admin_hash: String,
-    layouts: DashMap<EventId, Arc<EventLayout>>,
+    layouts: DashMap<EventId, Arc<LiveEvent>>,
     /// Serialises capacity checks with the writes they allow (two requests racing for the last
     /// capacity: exactly one wins).
     reserving: tokio::sync::Mutex<()>,
@@ -424,7 +440,7 @@ impl App {
     }
 
     async fn open_rtp_floor(&self, event: &Event) -> Result<SocketAddr, AppError> {
-        let layout = self.remember(event);
+        let layout = self.remember(event).layout.clone();
         Ok(self.media.open_rtp_floor(layout, event.rtp_port.unwrap_or(0)).await?)
     }
 
@@ -433,7 +449,7 @@ impl App {
         let (Some(api), Some(meeting)) = (&self.bbb, &event.bbb_meeting_id) else {
             return Err(AppError::Invalid(crate::bbb::BbbError::NotConfigured.to_string()));
         };
-        let layout = self.remember(event);
+        let layout = self.remember(event).layout.clone();
         let forward_to = self.media.open_loopback_floor(layout).await?;
         let floor = crate::bbb::BbbFloor::spawn(
             api.clone(),
@@ -451,24 +467,27 @@ impl App {
         self.bbb_floors.get(id).map(|f| f.watch())
     }
 
-    fn remember(&self, event: &Event) -> Arc<EventLayout> {
+    fn remember(&self, event: &Event) -> Arc<LiveEvent> {
         let layout = Arc::new(EventLayout {
             id: event.id.clone(),
             floor: event.floor_language.clone(),
             languages: event.languages.clone(),
-            starts_at: event.starts_at,
-            ends_at: event.ends_at,
-            expected_listeners: event.expected_listeners,
             mix: event.floor_under_db.map(|floor_db| MixSettings {
                 floor_db,
                 complexity: self.settings.mix_complexity,
                 bitrate: self.settings.mix_bitrate,
             }),
         });
-        if self.layouts.insert(event.id.clone(), layout.clone()).is_none() {
-            self.media.prepare_event(layout.clone());
+        let live = Arc::new(LiveEvent {
+            layout: layout.clone(),
+            starts_at: event.starts_at,
+            ends_at: event.ends_at,
+            expected_listeners: event.expected_listeners,
+        });
+        if self.layouts.insert(event.id.clone(), live.clone()).is_none() {
+            self.media.prepare_event(layout);
         }
-        layout
+        live
     }
 
     /// The demo event `demo`: English floor from the built-in voice (an RTP floor), French and
@@ -498,7 +517,7 @@ impl App {
     }
 
     /// The media layout of a live event (cached: read on every WHEP request).
-    pub async fn layout(&self, id: &EventId) -> Result<Arc<EventLayout>, AppError> {
+    pub async fn layout(&self, id: &EventId) -> Result<Arc<LiveEvent>, AppError> {
         if let Some(layout) = self.layouts.get(id) {
             return Ok(layout.clone());
         }
@@ -571,7 +590,7 @@ impl App {
     }
 
     /// Media endpoints work from an hour before an event to an hour after it.
-    pub fn check_window(&self, layout: &EventLayout) -> Result<(), AppError> {
+    pub fn check_window(&self, layout: &LiveEvent) -> Result<(), AppError> {
         let now = Utc::now();
         let (opens, closes) =
             (layout.starts_at - chrono::Duration::hours(1), layout.ends_at + chrono::Duration::hours(1));
@@ -589,7 +608,7 @@ impl App {
     }
 
     /// Admit one more listener to `event`, or say why not (503). Undone by [`App::release`].
-    fn admit(&self, layout: &EventLayout) -> Result<(), AppError> {
+    fn admit(&self, layout: &LiveEvent) -> Result<(), AppError> {
         use std::sync::atomic::Ordering;
         let limit = (f64::from(layout.expected_listeners) * self.settings.headroom).ceil() as u32;
         let mut admitted = self.admitted.entry(layout.id.clone()).or_insert(0);
@@ -634,7 +653,7 @@ impl App {
         self.check_channel(&layout, &language)?;
         self.check_window(&layout)?;
         self.admit(&layout)?;
-        let joined = self.media.listen(layout, language.clone(), offer).await;
+        let joined = self.media.listen(layout.layout.clone(), language.clone(), offer).await;
         let (session, answer) = joined.inspect_err(|_| self.release(event))?;
         if let Err(e) = self.store.record_listening(event, &session, Some(&language)).await {
             warn!(error = %e, "could not record a listener joining");
@@ -683,7 +702,7 @@ impl App {
         }
         let layout = self.remember(&event);
         self.check_window(&layout)?;
-        Ok(layout)
+        Ok(layout.layout.clone())
     }
 
     pub async fn cancel_event(&self, id: &EventId) -> Result<(), AppError> {

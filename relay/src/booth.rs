@@ -227,8 +227,10 @@ impl App {
             let state = lock(&state);
             state.inputs.get(&me.id).cloned().unwrap_or_else(|| layout.floor.clone())
         };
-        let (session, answer) =
-            self.media.publish_booth(layout, me.id, listen_to, Self::booth_language(me)?, offer).await?;
+        let (session, answer) = self
+            .media
+            .publish_booth(layout.layout.clone(), me.id, listen_to, Self::booth_language(me)?, offer)
+            .await?;
         let state = self.booths.event(&me.event);
         let mut state = lock(&state);
         state.sessions.insert(me.id, session.clone());

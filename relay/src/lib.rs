@@ -9,6 +9,7 @@
 //! - [`server`]: a running relay; [`demo`]: the built-in voice-like floor.
 
 pub mod app;
+pub mod auth;
 pub mod bbb;
 pub mod booth;
 pub mod capacity;

@@ -4,10 +4,12 @@
 //! through a command channel with a reply; it never touches media state. Shards pass source
 //! packets to each other so a listener on any shard hears a publisher on any other.
 
+pub mod core;
 pub mod key_tap;
 pub mod peer;
 pub mod settled;
-pub mod shard;
+mod shard;
+pub mod table;
 pub mod timers;
 pub mod udp;
 
@@ -49,10 +51,6 @@ pub struct EventLayout {
     pub languages: Vec<Language>,
     /// Mix mode settings; None: pass-through.
     pub mix: Option<crate::media::mixer::MixSettings>,
-    /// The window and size of the event (for admission at the HTTP edge; shards ignore them).
-    pub starts_at: chrono::DateTime<chrono::Utc>,
-    pub ends_at: chrono::DateTime<chrono::Utc>,
-    pub expected_listeners: u32,
 }
 
 /// What a media session is, for the HTTP side's lookups.
@@ -66,7 +64,7 @@ pub enum SessionKind {
 
 /// What a new session does.
 #[derive(Debug, Clone)]
-pub(crate) enum Join {
+pub enum Join {
     Floor { input: u64 },
     Booth { interpreter: InterpreterId, input: u64, listen_to: Language, booth: Language },
     Listen { language: Language },

@@ -58,32 +58,70 @@ impl PeerRole {
     }
 }
 
+/// Where a peer is in its life. Each stage owns exactly what it needs: the engine while str0m
+/// still has work, Tolk's SRTP once the DTLS keys are known, only the consent state once a
+/// listener has settled.
+pub enum Stage {
+    /// ICE and DTLS under way: str0m does everything.
+    Connecting(Engine),
+    /// Connected; str0m protects and sends our packets (Tolk does not have usable keys yet, or
+    /// does not know where to send).
+    Engine(Engine),
+    /// Connected; Tolk writes and protects our packets itself. str0m still runs DTLS, RTCP and
+    /// a publisher's input.
+    Direct(Engine, SrtpSender),
+    /// A listener whose engine is dropped: Tolk sends its packets and answers its consent
+    /// checks ([`crate::net::settled`]).
+    Settled { consent: Settled, srtp: SrtpSender, destination: SocketAddr },
+    /// Dead; about to be removed from its shard.
+    Closed,
+}
+
+/// A peer's str0m engine and what Tolk learns from it.
+pub struct Engine {
+    /// The WebRTC engine.
+    pub rtc: Box<Rtc>,
+    /// The keys its DTLS exports (empty until the handshake is done, or when not usable).
+    keys: KeyTap,
+    /// Where str0m sends DTLS and RTCP (the nominated pair): our direct packets go there too.
+    destination: Option<SocketAddr>,
+}
+
+impl Stage {
+    /// The engine, in the stages that still have one.
+    pub fn engine_mut(&mut self) -> Option<&mut Engine> {
+        match self {
+            Stage::Connecting(engine) | Stage::Engine(engine) | Stage::Direct(engine, _) => Some(engine),
+            Stage::Settled { .. } | Stage::Closed => None,
+        }
+    }
+
+    /// Whether ICE and DTLS are done (and the peer not closed).
+    pub fn is_connected(&self) -> bool {
+        matches!(self, Stage::Engine(_) | Stage::Direct(..) | Stage::Settled { .. })
+    }
+}
+
+/// One WebRTC peer on a shard.
 pub struct Peer {
+    /// Its place in the shard's [`PeerTable`](crate::net::table::PeerTable).
     pub key: PeerKey,
     pub session: SessionId,
     pub event: EventId,
-    /// The WebRTC engine; gone once a listener has settled.
-    pub rtc: Option<Box<Rtc>>,
-    /// A listener after its handshake: consent answered by Tolk ([`crate::net::settled`]).
-    pub settled: Option<Settled>,
+    pub stage: Stage,
     /// Our ICE password (for the consent checks a settled listener answers).
-    pub ice_password: String,
+    ice_password: String,
+    /// Our ICE username fragment (how a STUN check from a new address names this peer).
     pub ufrag: String,
     pub role: PeerRole,
-    pub connected: bool,
     /// Remote addresses that reached this peer (for the shard's demultiplexing map).
     pub remotes: Vec<SocketAddr>,
     /// The deadline str0m asked for, and the earliest one in the shard's timers.
     pub timeout: Instant,
     pub scheduled: Option<Instant>,
     pub span: tracing::Span,
-    /// The keys its DTLS exports, and Tolk's SRTP built from them (the direct send path).
-    pub keys: KeyTap,
-    pub direct: Option<SrtpSender>,
-    /// Where str0m sends DTLS and RTCP (the nominated pair): our direct packets go there too.
-    pub destination: Option<SocketAddr>,
     /// The negotiated id of the MID header extension, written into direct packets.
-    pub mid_extension: Option<u8>,
+    mid_extension: Option<u8>,
 }
 
 /// What [`Peer::write`] did with a packet.
@@ -240,6 +278,7 @@ impl Accepted {
 }
 
 impl Peer {
+    /// A peer in the `Connecting` stage, from an accepted offer.
     pub fn new(
         key: PeerKey,
         session: SessionId,
@@ -248,24 +287,50 @@ impl Peer {
         role: PeerRole,
         span: tracing::Span,
     ) -> Self {
+        let engine = Engine { rtc: Box::new(accepted.rtc), keys: accepted.keys, destination: None };
         Self {
             key,
             session,
             event,
-            rtc: Some(Box::new(accepted.rtc)),
-            settled: None,
+            stage: Stage::Connecting(engine),
             ice_password: accepted.ice_password,
             ufrag: accepted.ufrag,
             role,
-            connected: false,
             remotes: Vec::new(),
             timeout: accepted.timeout,
             scheduled: Some(accepted.timeout),
             span,
-            keys: accepted.keys,
-            direct: None,
-            destination: None,
             mid_extension: accepted.mid_extension,
+        }
+    }
+
+    /// Keep our packets on str0m's send path for good (a diagnosis and benchmark setting): the
+    /// keys the handshake exports are ignored.
+    pub fn keep_engine_send_path(&mut self) {
+        if let Some(engine) = self.stage.engine_mut() {
+            engine.keys = KeyTap::default();
+        }
+    }
+
+    /// `Engine` → `Direct` once the DTLS keys are known and str0m has shown where it sends.
+    fn promote(&mut self) {
+        let Stage::Engine(engine) = &mut self.stage else { return };
+        let Some(keys) = engine.keys.get() else { return };
+        if engine.destination.is_none() {
+            return;
+        }
+        let sender = match keys.sender() {
+            Ok(sender) => sender,
+            Err(e) => {
+                self.span.in_scope(|| tracing::warn!(error = %e, "SRTP keys unusable; str0m sends"));
+                engine.keys = KeyTap::default();
+                return;
+            }
+        };
+        let profile = keys.profile;
+        self.span.in_scope(|| tracing::debug!(?profile, "sending with Tolk's SRTP"));
+        if let Stage::Engine(engine) = std::mem::replace(&mut self.stage, Stage::Closed) {
+            self.stage = Stage::Direct(engine, sender);
         }
     }
 
@@ -278,59 +343,42 @@ impl Peer {
         now: Instant,
         send: &mut SendBatch,
     ) -> Written {
-        if !self.connected {
+        if !self.stage.is_connected() {
             return Written::Nothing;
         }
-        if self.direct.is_none()
-            && let Some(keys) = self.keys.get()
-        {
-            match keys.sender() {
-                Ok(sender) => {
-                    self.span
-                        .in_scope(|| tracing::debug!(profile = ?keys.profile, "sending with Tolk's SRTP"));
-                    self.direct = Some(sender);
-                }
-                Err(e) => {
-                    self.span.in_scope(|| tracing::warn!(error = %e, "SRTP keys unusable; str0m sends"))
-                }
-            }
-        }
+        self.promote();
         let (PeerRole::Listener { tracks } | PeerRole::Publisher { tracks, .. }) = &mut self.role;
         let Some(track) = tracks.get_mut(track) else { return Written::Nothing };
         let Some(m) = track.line.map(channel as u64, packet.seq, packet.ts, now) else {
             return Written::Nothing;
         };
-        let (mid, pt) = (track.mid, track.pt);
-        if track.ssrc.is_none()
-            && let Some(rtc) = self.rtc.as_mut()
-        {
-            track.ssrc = rtc.direct_api().stream_tx_by_mid(mid, None).map(|s| *s.ssrc());
-        }
-        if let (Some(srtp), Some(to), Some(ssrc)) = (&self.direct, self.destination, track.ssrc) {
-            let seq = m.seq as u16;
-            let mid_bytes = mid.as_bytes();
-            let header = RtpHeader {
-                payload_type: *pt,
-                marker: packet.marker,
-                seq,
-                timestamp: m.ts,
-                ssrc,
-                extension: self.mid_extension.map(|id| (id, mid_bytes)),
-            };
-            let mut datagram = send.buffer();
-            let header_len = header.write(&mut datagram);
-            datagram.extend_from_slice(&packet.payload);
-            match srtp.protect(&mut datagram, header_len, ssrc, track.roc.index(seq)) {
-                Ok(()) => send.push(to, datagram),
-                Err(e) => self.span.in_scope(|| tracing::debug!(error = %e, "SRTP protect failed")),
+        let engine = match &mut self.stage {
+            Stage::Settled { srtp, destination, .. } => {
+                let Some(ssrc) = track.ssrc else { return Written::Nothing };
+                let direct =
+                    DirectWrite { srtp, destination: *destination, ssrc, mid_extension: self.mid_extension };
+                direct.write(track, &m, packet, send, &self.span);
+                return Written::Direct;
             }
-            return Written::Direct;
-        }
-        let Some(rtc) = self.rtc.as_mut() else { return Written::Nothing };
+            Stage::Direct(engine, srtp) => {
+                if track.ssrc.is_none() {
+                    track.ssrc = engine.rtc.direct_api().stream_tx_by_mid(track.mid, None).map(|s| *s.ssrc());
+                }
+                if let (Some(ssrc), Some(destination)) = (track.ssrc, engine.destination) {
+                    let direct = DirectWrite { srtp, destination, ssrc, mid_extension: self.mid_extension };
+                    direct.write(track, &m, packet, send, &self.span);
+                    return Written::Direct;
+                }
+                engine
+            }
+            Stage::Engine(engine) => engine,
+            Stage::Connecting(_) | Stage::Closed => return Written::Nothing,
+        };
+        let rtc = &mut engine.rtc;
         let mut direct = rtc.direct_api();
-        let Some(stream) = direct.stream_tx_by_mid(mid, None) else { return Written::Nothing };
+        let Some(stream) = direct.stream_tx_by_mid(track.mid, None) else { return Written::Nothing };
         stream.write_rtp(
-            RtpWrite::new(pt, m.seq.into(), m.ts, packet.received_at, packet.payload.clone())
+            RtpWrite::new(track.pt, m.seq.into(), m.ts, packet.received_at, packet.payload.clone())
                 .marker(packet.marker),
         );
         // str0m queues the packet and asks for a timeout before it sends; give it now, so the
@@ -346,12 +394,16 @@ impl Peer {
     /// why the peer died, if it did.
     pub fn drain(
         &mut self,
+        now: Instant,
         send: &mut SendBatch,
         timers: &mut Timers,
         sources: &mut Vec<Arc<SourcePacket>>,
     ) -> Option<&'static str> {
-        let rtc = self.rtc.as_deref_mut()?;
-        loop {
+        let listener = matches!(self.role, PeerRole::Listener { .. });
+        let mut connected = false;
+        let engine = self.stage.engine_mut()?;
+        let rtc = &mut engine.rtc;
+        let died = loop {
             match rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     self.timeout = t;
@@ -359,25 +411,19 @@ impl Peer {
                         self.scheduled = Some(t);
                         timers.schedule(t, self.key, Wake::Engine);
                     }
-                    break;
+                    break None;
                 }
                 Ok(Output::Transmit(t)) => {
                     // DTLS (first byte 20–63) and SRTCP go over the nominated pair; STUN
                     // answers go wherever a check came from.
                     if t.contents.first().is_some_and(|b| *b >= 20) {
-                        self.destination = Some(t.destination);
+                        engine.destination = Some(t.destination);
                     }
                     send.push(t.destination, t.contents.into());
                 }
-                Ok(Output::Event(Event::Connected)) => {
-                    self.connected = true;
-                    self.span.in_scope(|| tracing::info!("connected"));
-                    if matches!(self.role, PeerRole::Listener { .. }) {
-                        timers.schedule(Instant::now() + SETTLE_AFTER, self.key, Wake::Settle);
-                    }
-                }
+                Ok(Output::Event(Event::Connected)) => connected = true,
                 Ok(Output::Event(Event::IceConnectionStateChange(IceConnectionState::Disconnected))) => {
-                    return Some("ICE disconnected");
+                    break Some("ICE disconnected");
                 }
                 Ok(Output::Event(Event::RtpPacket(packet))) => {
                     if let PeerRole::Publisher { source, input, .. } = self.role {
@@ -396,37 +442,88 @@ impl Peer {
                 Ok(Output::Event(_)) => {}
                 Err(e) => {
                     self.span.in_scope(|| tracing::warn!(error = %e, "WebRTC engine error"));
-                    return Some("WebRTC engine error");
+                    break Some("WebRTC engine error");
                 }
             }
+        };
+        let alive = rtc.is_alive();
+        if connected && let Stage::Connecting(_) = self.stage {
+            if let Stage::Connecting(engine) = std::mem::replace(&mut self.stage, Stage::Closed) {
+                self.stage = Stage::Engine(engine);
+            }
+            self.span.in_scope(|| tracing::info!("connected"));
+            if listener {
+                timers.schedule(now + SETTLE_AFTER, self.key, Wake::Settle);
+            }
         }
-        if rtc.is_alive() { None } else { Some("closed") }
+        if died.is_some() {
+            return died;
+        }
+        if alive { None } else { Some("closed") }
     }
 
     /// Drop a listener's engine once Tolk sends its packets and knows where to: true when it
     /// settled. Publishers and booths keep theirs (they receive media), as does a listener whose
     /// keys are not known (it stays on str0m's send path).
     pub fn settle(&mut self, now: Instant) -> bool {
+        self.promote();
         let PeerRole::Listener { tracks } = &mut self.role else { return false };
-        let Some(rtc) = self.rtc.as_mut() else { return false };
-        if self.direct.is_none() {
-            self.direct = self.keys.get().and_then(|keys| keys.sender().ok());
-        }
-        if self.direct.is_none() || self.destination.is_none() || !self.connected {
-            return false;
-        }
+        let Stage::Direct(engine, _) = &mut self.stage else { return false };
         for track in tracks.iter_mut() {
             if track.ssrc.is_none() {
-                track.ssrc = rtc.direct_api().stream_tx_by_mid(track.mid, None).map(|s| *s.ssrc());
+                track.ssrc = engine.rtc.direct_api().stream_tx_by_mid(track.mid, None).map(|s| *s.ssrc());
             }
         }
         if tracks.iter().any(|t| t.ssrc.is_none()) {
             return false;
         }
-        self.rtc = None;
-        self.keys = KeyTap::default();
-        self.settled = Some(Settled::new(std::mem::take(&mut self.ice_password), now));
+        let Stage::Direct(engine, srtp) = std::mem::replace(&mut self.stage, Stage::Closed) else {
+            return false;
+        };
+        let Some(destination) = engine.destination else {
+            self.stage = Stage::Direct(engine, srtp);
+            return false;
+        };
+        let consent = Settled::new(std::mem::take(&mut self.ice_password), now);
+        self.stage = Stage::Settled { consent, srtp, destination };
         self.span.in_scope(|| tracing::debug!("settled: engine dropped, consent answered by Tolk"));
         true
+    }
+}
+
+/// One packet protected by Tolk's SRTP and queued for the socket.
+struct DirectWrite<'a> {
+    srtp: &'a SrtpSender,
+    destination: SocketAddr,
+    ssrc: u32,
+    mid_extension: Option<u8>,
+}
+
+impl DirectWrite<'_> {
+    fn write(
+        self,
+        track: &mut Track,
+        m: &Mapped,
+        packet: &ChannelPacket,
+        send: &mut SendBatch,
+        span: &tracing::Span,
+    ) {
+        let seq = m.seq as u16;
+        let mid_bytes = track.mid.as_bytes();
+        let header = RtpHeader {
+            payload_type: *track.pt,
+            marker: packet.marker,
+            seq,
+            timestamp: m.ts,
+            ssrc: self.ssrc,
+            extension: self.mid_extension.map(|id| (id, mid_bytes)),
+        };
+        let mut datagram = send.buffer();
+        let header_len = header.write(&mut datagram);
+        datagram.extend_from_slice(&packet.payload);
+        match self.srtp.protect(&mut datagram, header_len, self.ssrc, track.roc.index(seq)) {
+            Ok(()) => send.push(self.destination, datagram),
+            Err(e) => span.in_scope(|| tracing::debug!(error = %e, "SRTP protect failed")),
+        }
     }
 }

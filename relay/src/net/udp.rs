@@ -273,6 +273,11 @@ impl SendBatch {
         self.spare.pop().unwrap_or_else(|| Vec::with_capacity(256))
     }
 
+    /// Take the queued datagrams without sending them (in-memory drivers: tests, benchmarks).
+    pub fn drain(&mut self) -> impl Iterator<Item = (SocketAddr, Vec<u8>)> + '_ {
+        self.queue.drain(..)
+    }
+
     pub fn len(&self) -> usize {
         self.queue.len()
     }

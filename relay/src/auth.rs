@@ -1,0 +1,194 @@
+//! Who is calling: the admin token, an organiser's token, a booth link's token or an event's
+//! floor token, each checked against its stored hash in constant time. The admin token is
+//! configured, or generated once into the data directory (readable by its owner only).
+
+use std::path::Path;
+
+use tracing::info;
+
+use crate::config::Settings;
+use crate::ids::{EventId, Token};
+use crate::store::interpreters::Interpreter;
+use crate::store::{Event, Store, StoreError};
+
+/// What can go wrong when checking a caller.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No bearer token on an organiser call.
+    #[error("this call needs 'Authorization: Bearer <admin or organiser token>'")]
+    NoOrganiserToken,
+    /// A bearer token that is neither the admin's nor a live organiser's.
+    #[error("that token is not valid for the organiser API")]
+    NotAnOrganiser,
+    /// No bearer token on a booth call.
+    #[error("the booth needs 'Authorization: Bearer <booth token>' (the token of your booth link)")]
+    NoBoothToken,
+    /// A booth token that was revoked, or whose event was cancelled.
+    #[error("this booth link is not valid (revoked, or its event was cancelled)")]
+    NotABoothLink,
+    /// No bearer token on a floor publish.
+    #[error("publishing the floor needs 'Authorization: Bearer <floor token>'")]
+    NoFloorToken,
+    /// Not the floor token of this event.
+    #[error("that is not the floor token of event {0}")]
+    NotTheFloorToken(EventId),
+    /// The admin token file could not be read or written.
+    #[error("could not prepare the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who calls the organiser API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The node's admin: every event, and the events of no organiser.
+    Admin,
+    /// An organiser: only their own events.
+    Organiser(i64),
+}
+
+impl Caller {
+    /// The organiser's id, None for the admin.
+    pub fn organiser(self) -> Option<i64> {
+        match self {
+            Caller::Admin => None,
+            Caller::Organiser(id) => Some(id),
+        }
+    }
+
+    /// Whether the caller may manage `event` (others' events are "not found", not "forbidden").
+    pub fn owns(self, event: &Event) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::Organiser(me) => event.organiser == Some(me),
+        }
+    }
+}
+
+/// Token checks.
+pub struct Auth {
+    store: Store,
+    admin_hash: String,
+}
+
+impl Auth {
+    /// The admin token from the settings, or the one generated into the data directory.
+    pub fn new(settings: &Settings, store: Store) -> Result<Self, AuthError> {
+        let admin = admin_token(settings)?;
+        Ok(Self { store, admin_hash: admin.hash() })
+    }
+
+    /// Whether `token` is the admin token.
+    pub fn is_admin(&self, token: &str) -> bool {
+        constant_time_eq(&Token::from_secret(token).hash(), &self.admin_hash)
+    }
+
+    /// Who is calling the organiser API: the admin token, or an organiser's token.
+    pub async fn caller(&self, token: Option<&str>) -> Result<Caller, AuthError> {
+        let token = token.ok_or(AuthError::NoOrganiserToken)?;
+        if self.is_admin(token) {
+            return Ok(Caller::Admin);
+        }
+        match self.store.organiser_by_token(&Token::from_secret(token)).await? {
+            Some(o) => Ok(Caller::Organiser(o.id)),
+            None => Err(AuthError::NotAnOrganiser),
+        }
+    }
+
+    /// The interpreter holding a booth token.
+    pub async fn interpreter(&self, token: Option<&str>) -> Result<Interpreter, AuthError> {
+        let token = token.ok_or(AuthError::NoBoothToken)?;
+        self.store.interpreter_by_token(&Token::from_secret(token)).await?.ok_or(AuthError::NotABoothLink)
+    }
+
+    /// Whether a booth link still works (None: the store could not say).
+    pub async fn still_valid(&self, me: &Interpreter) -> Option<bool> {
+        self.store.interpreters(&me.event).await.ok().map(|all| all.iter().any(|i| i.id == me.id))
+    }
+
+    /// Check a floor token against the event's.
+    pub fn check_floor_token(&self, event: &Event, token: Option<&str>) -> Result<(), AuthError> {
+        let token = token.ok_or(AuthError::NoFloorToken)?;
+        if !constant_time_eq(&Token::from_secret(token).hash(), &event.floor_token_hash) {
+            return Err(AuthError::NotTheFloorToken(event.id.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// The admin token: configured, or generated once into the data directory and printed.
+fn admin_token(settings: &Settings) -> Result<Token, AuthError> {
+    if let Some(token) = &settings.admin_token {
+        return Ok(Token::from_secret(token));
+    }
+    let path = settings.data_dir.join("admin-token");
+    let data_err = |source| AuthError::DataDir { path: path.display().to_string(), source };
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if !existing.is_empty() {
+            info!(path = %path.display(), "admin token read from the data directory");
+            return Ok(Token::from_secret(existing));
+        }
+    }
+    let token = Token::generate();
+    write_private(&path, token.secret()).map_err(data_err)?;
+    println!(
+        "Generated the organiser API token (kept in {}; set TOLK_ADMIN_TOKEN to choose your own):\n  {}",
+        path.display(),
+        token.secret()
+    );
+    Ok(token)
+}
+
+fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+/// Compare two hashes without an early exit.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_compare_equal_only_when_equal() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "abcd"));
+        assert!(constant_time_eq("", ""));
+    }
+
+    #[test]
+    fn an_organiser_owns_only_their_events() {
+        let now = chrono::Utc::now();
+        let event = |organiser| Event {
+            id: EventId::parse("e1").unwrap(),
+            title: "t".into(),
+            floor_language: crate::ids::Language::parse("en").unwrap(),
+            languages: vec![],
+            starts_at: now,
+            ends_at: now,
+            expected_listeners: 1,
+            floor_kind: crate::store::FloorKind::Whip,
+            rtp_port: None,
+            floor_token_hash: String::new(),
+            floor_under_db: None,
+            organiser,
+            bbb_meeting_id: None,
+        };
+        assert!(Caller::Admin.owns(&event(None)));
+        assert!(Caller::Admin.owns(&event(Some(3))));
+        assert!(Caller::Organiser(3).owns(&event(Some(3))));
+        assert!(!Caller::Organiser(3).owns(&event(Some(4))));
+        assert!(!Caller::Organiser(3).owns(&event(None)));
+    }
+}

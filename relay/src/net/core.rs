@@ -1,0 +1,985 @@
+//! The sans-IO core of a media shard (quinn-proto's `Endpoint` to the shard's driver): its peers
+//! ([`PeerTable`]), each event's routing and subscribers, the RTP floors' input lines and the
+//! peers' timers. No socket, no thread, no clock: it is driven by [`ShardCore::on_datagram`],
+//! [`ShardCore::on_rtp_datagram`], the control plane's commands (join, switch, on air, end, …)
+//! and [`ShardCore::on_timeout`], with `now` as an argument, and leaves what the driver must do in its [`Outbox`]: datagrams to send,
+//! source packets for the other shards, notes for the control plane.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use str0m::Input;
+use str0m::ice::StunMessage;
+use str0m::net::{Protocol, Receive};
+use tracing::{debug, info, info_span, warn};
+
+use crate::ids::{EventId, Language, SessionId};
+use crate::media::fanout::Subscribers;
+use crate::media::mixer::Mixer;
+use crate::media::router::{ChannelIndex, EventRouter, OnAir};
+use crate::media::rtp::{self as plain_rtp, SeqExtender};
+use crate::media::{ChannelPacket, Source, SourcePacket};
+use crate::net::peer::{self, Peer, PeerRole, Stage, Written};
+use crate::net::settled::{CONSENT_TIMEOUT, SettledInput};
+use crate::net::table::PeerTable;
+use crate::net::timers::{PeerKey, Timers, Wake};
+use crate::net::udp::{self, SendBatch};
+use crate::net::{ChannelListeners, EventLayout, Join, NetError, SessionKind, ShardStats};
+
+/// A subscriber: a peer slot and which of its tracks.
+type TrackRef = (u32, u8);
+
+/// The send batch is handed to the socket once it holds this many datagrams, even mid-turn.
+pub const FLUSH_AT: usize = udp::BATCH * 4;
+
+/// How a shard's core is set up.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// The shard's index and how many shards the node has (mix mode runs on one of them).
+    pub index: usize,
+    pub shards: usize,
+    /// The address put in ICE candidates (and given to str0m as the local address).
+    pub candidate: SocketAddr,
+    /// A peer not connected (ICE + DTLS) this long after its offer is dropped.
+    pub connect_timeout: Duration,
+    /// Whether Tolk protects and sends connected peers' packets itself (true in the relay);
+    /// false keeps them on str0m's send path (diagnosis, benchmarks).
+    pub direct_srtp: bool,
+}
+
+/// What the driver must carry out after a call into the core.
+#[derive(Default)]
+pub struct Outbox {
+    /// Datagrams for the shard's socket.
+    pub send: SendBatch,
+    /// Source packets every other shard must hear too.
+    pub forward: Vec<Arc<SourcePacket>>,
+    /// Sessions that ended (the driver tells the control plane).
+    pub ended: Vec<Ended>,
+}
+
+/// A session that ended on this shard.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub session: SessionId,
+    pub event: EventId,
+    pub why: &'static str,
+}
+
+/// A session the core accepted.
+#[derive(Debug)]
+pub struct Joined {
+    /// The SDP answer.
+    pub answer: String,
+    pub kind: SessionKind,
+}
+
+/// Counters of the core's work.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CoreCounters {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    /// Packets protected and queued by Tolk itself.
+    pub direct: u64,
+    /// Peers whose `write` queued nothing (not connected, stale packet, no such track).
+    pub not_written: u64,
+}
+
+struct EventMedia {
+    layout: Arc<EventLayout>,
+    router: EventRouter,
+    subscribers: Subscribers<TrackRef>,
+    /// Listeners per channel (by their chosen channel).
+    listeners: Vec<usize>,
+    /// Mix mode, on the one shard that mixes this event.
+    mixer: Option<Mixer>,
+}
+
+impl EventMedia {
+    fn new(layout: Arc<EventLayout>, mixer: Option<Mixer>) -> Self {
+        let router = EventRouter::new(&layout.floor, &layout.languages).mixed(layout.mix.is_some());
+        let channels = router.channel_count();
+        Self { layout, router, subscribers: Subscribers::new(channels), listeners: vec![0; channels], mixer }
+    }
+}
+
+/// The shard that mixes an event (mix mode): a stable choice from the event id.
+fn mixing_shard(event: &EventId, shards: usize) -> usize {
+    let hash = event
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % shards.max(1) as u64) as usize
+}
+
+/// An RTP floor's input line: who sends it now.
+struct RtpFloor {
+    ssrc: Option<u32>,
+    input: u64,
+    extender: SeqExtender,
+}
+
+/// The state and rules of one media shard.
+pub struct ShardCore {
+    config: CoreConfig,
+    /// Input-line keys, unique over the node (shared by its shards).
+    inputs: Arc<AtomicU64>,
+    peers: PeerTable,
+    events: HashMap<EventId, EventMedia>,
+    rtp_floors: HashMap<EventId, RtpFloor>,
+    timers: Timers,
+    /// What this turn's inputs produced and must still be routed.
+    sources: Vec<Arc<SourcePacket>>,
+    routed: Vec<(ChannelIndex, ChannelPacket)>,
+    outbox: Outbox,
+    counters: CoreCounters,
+}
+
+impl ShardCore {
+    /// An empty core; `inputs` hands out input-line keys (one counter per node).
+    pub fn new(config: CoreConfig, inputs: Arc<AtomicU64>) -> Self {
+        Self {
+            config,
+            inputs,
+            peers: PeerTable::default(),
+            events: HashMap::new(),
+            rtp_floors: HashMap::new(),
+            timers: Timers::default(),
+            sources: Vec::new(),
+            routed: Vec::new(),
+            outbox: Outbox::default(),
+            counters: CoreCounters::default(),
+        }
+    }
+
+    /// The address put in ICE candidates.
+    pub fn candidate(&self) -> SocketAddr {
+        self.config.candidate
+    }
+
+    /// What the driver must carry out.
+    pub fn outbox(&mut self) -> &mut Outbox {
+        &mut self.outbox
+    }
+
+    /// The core's counters.
+    pub fn counters(&self) -> CoreCounters {
+        self.counters
+    }
+
+    /// The peers (read-only: for stats and tests).
+    pub fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+
+    /// Entries in the timer heap (stale ones included).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// When the core next needs [`ShardCore::on_timeout`]: a peer's deadline or a mixer's tick.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mix = self.events.values().filter_map(|m| m.mixer.as_ref()?.next_tick()).min();
+        match (self.timers.next(), mix) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- inputs -----------------------------------------------------------------------------
+
+    /// One datagram from the shard's socket.
+    pub fn on_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        self.counters.packets_in += 1;
+        self.counters.bytes_in += data.len() as u64;
+        let slot = match self.peers.slot_of_addr(&source) {
+            Some(slot) => slot,
+            None => {
+                // A new address: only a STUN binding request naming one of our peers opens it.
+                let Some(slot) = StunMessage::parse(data)
+                    .ok()
+                    .and_then(|m| m.split_username().map(|(local, _)| local.to_owned()))
+                    .and_then(|ufrag| self.peers.slot_of_ufrag(&ufrag))
+                else {
+                    debug!(%source, "datagram from an unknown address dropped");
+                    return;
+                };
+                self.peers.add_remote(slot, source);
+                slot
+            }
+        };
+        let Some(peer) = self.peers.get_mut(slot) else { return };
+        match &mut peer.stage {
+            Stage::Settled { consent, .. } => {
+                if let SettledInput::Answer(answer) = consent.input(now, source, data) {
+                    self.outbox.send.push(source, answer);
+                }
+                return;
+            }
+            Stage::Closed => return,
+            Stage::Connecting(engine) | Stage::Engine(engine) | Stage::Direct(engine, _) => {
+                let Ok(receive) = Receive::new(Protocol::Udp, source, self.config.candidate, data) else {
+                    debug!(%source, "datagram that is not STUN, DTLS or (S)RTP dropped");
+                    return;
+                };
+                if let Err(e) = engine.rtc.handle_input(Input::Receive(now, receive)) {
+                    peer.span.in_scope(|| debug!(error = %e, "input rejected"));
+                }
+            }
+        }
+        self.drain(slot, now);
+        self.route_sources(now);
+    }
+
+    /// One datagram on the RTP floor port of `event`: plain Opus RTP from the floor's sender.
+    pub fn on_rtp_datagram(&mut self, now: Instant, event: &EventId, source: SocketAddr, data: &[u8]) {
+        self.counters.packets_in += 1;
+        self.counters.bytes_in += data.len() as u64;
+        let Some(floor) = self.rtp_floors.get_mut(event) else { return };
+        let packet = match plain_rtp::parse(data) {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(%source, error = %e, "RTP floor datagram dropped");
+                return;
+            }
+        };
+        if floor.ssrc != Some(packet.ssrc) {
+            // A new sender (or a restarted one): a new input line.
+            floor.ssrc = Some(packet.ssrc);
+            floor.input = self.inputs.fetch_add(1, Ordering::Relaxed);
+            floor.extender = SeqExtender::default();
+            info!(%event, ssrc = packet.ssrc, %source, "RTP floor sender");
+        }
+        self.sources.push(Arc::new(SourcePacket {
+            event: event.clone(),
+            source: Source::Floor,
+            input: floor.input,
+            seq: floor.extender.extend(packet.seq),
+            ts: packet.timestamp,
+            marker: packet.marker,
+            payload: packet.payload.into(),
+            received_at: now,
+        }));
+        self.route_sources(now);
+    }
+
+    /// Time has come to `now`: mixers give their frames, due peer timers fire, and what they
+    /// produced is routed (which can set new, already due timers: loop until none is).
+    pub fn on_timeout(&mut self, now: Instant) {
+        self.run_mixers(now);
+        loop {
+            self.fire_timers(now);
+            if self.sources.is_empty() {
+                break;
+            }
+            self.route_sources(now);
+        }
+    }
+
+    // ---- commands ---------------------------------------------------------------------------
+
+    /// Make the event's routing ready (and its mixer, on the one shard that mixes it). A changed
+    /// event (PATCH) takes its new layout while nobody is connected to it.
+    pub fn prepare_event(&mut self, layout: &Arc<EventLayout>) {
+        if self.events.get(&layout.id).is_some_and(|m| &m.layout != layout && m.subscribers.is_empty()) {
+            self.events.remove(&layout.id);
+        }
+        self.event_media(layout);
+    }
+
+    /// Who is on air in a channel (takes effect at the next packet).
+    pub fn set_on_air(&mut self, event: &EventId, language: &Language, on_air: Option<OnAir>) {
+        if let Some(media) = self.events.get_mut(event)
+            && let Some(channel) = media.router.channel(language)
+        {
+            media.router.set_on_air(channel, on_air);
+        }
+    }
+
+    /// The RTP floor of an event starts taking datagrams (the driver owns its socket).
+    pub fn open_rtp_floor(&mut self, layout: &Arc<EventLayout>) {
+        self.event_media(layout);
+        self.rtp_floors
+            .insert(layout.id.clone(), RtpFloor { ssrc: None, input: 0, extender: SeqExtender::default() });
+    }
+
+    /// Accept an offer: a publisher (floor or booth) or a listener joins. Nothing is kept on error.
+    pub fn join(
+        &mut self,
+        now: Instant,
+        layout: Arc<EventLayout>,
+        session: SessionId,
+        join: Join,
+        offer: &str,
+    ) -> Result<String, NetError> {
+        Ok(self.join_peer(now, layout, session, join, offer)?.answer)
+    }
+
+    /// [`ShardCore::join`], also saying what kind of session it is.
+    pub fn join_peer(
+        &mut self,
+        now: Instant,
+        layout: Arc<EventLayout>,
+        session: SessionId,
+        join: Join,
+        offer: &str,
+    ) -> Result<Joined, NetError> {
+        let mut accepted = peer::accept(now, self.config.candidate, offer)?;
+        let span = info_span!(parent: None, "session", session = %session, event = %layout.id);
+        let media = self.event_media(&layout);
+        let (role, kind) = role_of(&join, &accepted, &media.router)?;
+        for t in accepted.transmits.drain(..) {
+            self.outbox.send.push(t.destination, t.contents.into());
+        }
+        let timeout = accepted.timeout;
+        let answer = std::mem::take(&mut accepted.answer);
+        let direct_srtp = self.config.direct_srtp;
+        let event = layout.id.clone();
+        let key = self.peers.insert_with(|key| {
+            let mut peer = Peer::new(key, session, event, accepted, role, span);
+            if !direct_srtp {
+                peer.keep_engine_send_path();
+            }
+            peer
+        });
+        let media = self.events.get_mut(&layout.id).ok_or(NetError::ShardGone)?;
+        if let Some(peer) = self.peers.get_mut(key.slot) {
+            for (i, track) in peer.role.tracks().iter().enumerate() {
+                media.subscribers.add(track.channel, (key.slot, i as u8));
+            }
+            if let (PeerRole::Listener { tracks }, SessionKind::Listener) = (&peer.role, kind)
+                && let Some(first) = tracks.first()
+            {
+                media.listeners[first.channel] += 1;
+            }
+            peer.span.in_scope(|| info!(?kind, "session created"));
+        }
+        self.timers.schedule(timeout, key, Wake::Engine);
+        self.timers.schedule(now + self.config.connect_timeout, key, Wake::ConnectDeadline);
+        Ok(Joined { answer, kind })
+    }
+
+    /// Move one track of a session to another channel of its event: the track's own line
+    /// continues, so the listener hears the new channel from the next packet, without
+    /// renegotiation.
+    pub fn switch(&mut self, session: &SessionId, track: usize, language: &Language) -> Result<(), NetError> {
+        let unknown = || NetError::UnknownSession(session.clone());
+        let slot = self.peers.slot_of_session(session).ok_or_else(unknown)?;
+        let peer = self.peers.get_mut(slot).ok_or_else(unknown)?;
+        let media = self.events.get_mut(&peer.event).ok_or_else(unknown)?;
+        let to = media.router.channel(language).ok_or_else(|| NetError::UnknownLanguage(language.clone()))?;
+        let listener = matches!(peer.role, PeerRole::Listener { .. });
+        let (PeerRole::Listener { tracks } | PeerRole::Publisher { tracks, .. }) = &mut peer.role;
+        let Some(t) = tracks.get_mut(track) else {
+            return Err(NetError::Unsupported(format!("this session has no audio track {}", track + 1)));
+        };
+        let from = std::mem::replace(&mut t.channel, to);
+        media.subscribers.remove(from, (slot, track as u8));
+        media.subscribers.add(to, (slot, track as u8));
+        if listener && track == 0 {
+            media.listeners[from] = media.listeners[from].saturating_sub(1);
+            media.listeners[to] += 1;
+        }
+        Ok(())
+    }
+
+    /// End a session; `UnknownSession` when it is not (or no longer) here.
+    pub fn end_session(&mut self, session: &SessionId) -> Result<(), NetError> {
+        let slot =
+            self.peers.slot_of_session(session).ok_or_else(|| NetError::UnknownSession(session.clone()))?;
+        self.remove_peer(slot, "ended by request");
+        Ok(())
+    }
+
+    /// Drop every session of an event, its RTP floor line and its routing.
+    pub fn end_event(&mut self, event: &EventId) {
+        let slots: Vec<u32> = self.peers.iter().filter(|p| &p.event == event).map(|p| p.key.slot).collect();
+        for slot in slots {
+            self.remove_peer(slot, "event ended");
+        }
+        self.rtp_floors.remove(event);
+        self.events.remove(event);
+    }
+
+    /// Listeners per channel and peer counts; the driver adds its own counters.
+    pub fn stats(&self) -> ShardStats {
+        let mut channels = Vec::new();
+        for media in self.events.values() {
+            for (index, listeners) in media.listeners.iter().enumerate() {
+                if let Some(language) = media.router.language(index) {
+                    channels.push(ChannelListeners {
+                        event: media.layout.id.clone(),
+                        language: language.clone(),
+                        listeners: *listeners,
+                    });
+                }
+            }
+        }
+        ShardStats {
+            index: self.config.index,
+            peers: self.peers.len(),
+            settled: self.peers.iter().filter(|p| matches!(p.stage, Stage::Settled { .. })).count(),
+            channels,
+            packets_in: self.counters.packets_in,
+            bytes_in: self.counters.bytes_in,
+            packets_direct: self.counters.direct,
+            ..ShardStats::default()
+        }
+    }
+
+    // ---- inside -----------------------------------------------------------------------------
+
+    fn event_media(&mut self, layout: &Arc<EventLayout>) -> &mut EventMedia {
+        let (index, shards) = (self.config.index, self.config.shards);
+        let inputs = &self.inputs;
+        self.events.entry(layout.id.clone()).or_insert_with(|| {
+            let mixes = layout.mix.is_some() && mixing_shard(&layout.id, shards) == index;
+            let mixer = layout.mix.filter(|_| mixes).and_then(|settings| {
+                let base = inputs.fetch_add(256, Ordering::Relaxed);
+                Mixer::new(layout.id.clone(), settings, base)
+                    .inspect_err(|e| warn!(shard = index, error = %e, "mix mode unavailable"))
+                    .ok()
+            });
+            if mixer.is_some() {
+                info!(event = %layout.id, "mixing this event on this shard");
+            }
+            EventMedia::new(layout.clone(), mixer)
+        })
+    }
+
+    /// Frames the mixers owe at `now` become source packets.
+    fn run_mixers(&mut self, now: Instant) {
+        for media in self.events.values_mut() {
+            let Some(mixer) = media.mixer.as_mut() else { continue };
+            if mixer.next_tick().is_none_or(|t| t > now) {
+                continue;
+            }
+            let mut out = Vec::new();
+            let router = &media.router;
+            if let Err(e) = mixer.tick(now, router.channel_count(), |c| router.on_air(c), &mut out) {
+                warn!(event = %media.layout.id, error = %e, "mixing failed");
+            }
+            self.sources.extend(out.into_iter().map(Arc::new));
+        }
+    }
+
+    fn remove_peer(&mut self, slot: u32, why: &'static str) {
+        let Some(peer) = self.peers.remove(slot) else { return };
+        peer.span.in_scope(|| info!(why, "session ended"));
+        if let Some(media) = self.events.get_mut(&peer.event) {
+            for (i, track) in peer.role.tracks().iter().enumerate() {
+                media.subscribers.remove(track.channel, (slot, i as u8));
+            }
+            if let PeerRole::Listener { tracks } = &peer.role
+                && let Some(first) = tracks.first()
+            {
+                media.listeners[first.channel] = media.listeners[first.channel].saturating_sub(1);
+            }
+        }
+        self.outbox.ended.push(Ended { session: peer.session, event: peer.event, why });
+    }
+
+    /// Drain a peer's engine after a mutation; removes the peer when it has died.
+    fn drain(&mut self, slot: u32, now: Instant) {
+        let Some(peer) = self.peers.get_mut(slot) else { return };
+        if let Some(why) = peer.drain(now, &mut self.outbox.send, &mut self.timers, &mut self.sources) {
+            self.remove_peer(slot, why);
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some((at, key, wake)) = self.timers.pop_due(now) {
+            let Some(peer) = self.peers.by_key(key) else { continue }; // the slot was reused
+            match wake {
+                Wake::ConnectDeadline => {
+                    if matches!(peer.stage, Stage::Connecting(_)) {
+                        self.remove_peer(key.slot, "did not connect in time");
+                    }
+                }
+                Wake::Engine => self.wake_engine(now, at, key),
+                Wake::Settle => {
+                    if peer.settle(now) {
+                        self.timers.schedule(now + CONSENT_TIMEOUT, key, Wake::Consent);
+                    }
+                }
+                Wake::Consent => match &peer.stage {
+                    Stage::Settled { consent, .. } if consent.lapsed(now) => {
+                        self.remove_peer(key.slot, "ICE consent lapsed");
+                    }
+                    Stage::Settled { consent, .. } => {
+                        let at = consent.last_consent + CONSENT_TIMEOUT + Duration::from_millis(1);
+                        self.timers.schedule(at, key, Wake::Consent);
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// A peer's engine deadline (scheduled at `at`) is due.
+    fn wake_engine(&mut self, now: Instant, at: Instant, key: PeerKey) {
+        let Some(peer) = self.peers.by_key(key) else { return };
+        if peer.scheduled != Some(at) {
+            return; // superseded by an earlier deadline
+        }
+        peer.scheduled = None;
+        if peer.timeout > now {
+            peer.scheduled = Some(peer.timeout);
+            self.timers.schedule(peer.timeout, key, Wake::Engine);
+            return;
+        }
+        let Some(engine) = peer.stage.engine_mut() else { return };
+        if let Err(e) = engine.rtc.handle_input(Input::Timeout(now)) {
+            peer.span.in_scope(|| debug!(error = %e, "timeout input rejected"));
+        }
+        self.drain(key.slot, now);
+    }
+
+    /// Route what publishers, RTP floors and mixers produced: locally, and to every other shard.
+    fn route_sources(&mut self, now: Instant) {
+        let sources = std::mem::take(&mut self.sources);
+        for packet in &sources {
+            if self.config.shards > 1 {
+                self.outbox.forward.push(packet.clone());
+            }
+            self.deliver(packet, now);
+        }
+        self.sources = sources;
+        self.sources.clear();
+    }
+
+    /// Fan one source packet out to this shard's listeners of every channel it is heard on.
+    pub fn deliver(&mut self, packet: &SourcePacket, now: Instant) {
+        let Some(media) = self.events.get_mut(&packet.event) else { return };
+        if let Some(mixer) = media.mixer.as_mut()
+            && let Err(e) = mixer.push(packet, now)
+        {
+            warn!(event = %packet.event, error = %e, "mixer input failed");
+        }
+        let mut dead = Vec::new();
+        self.routed.clear();
+        media.router.route(packet, now, &mut self.routed);
+        for (channel, out) in &self.routed {
+            for &(slot, track) in media.subscribers.of(*channel) {
+                let Some(peer) = self.peers.get_mut(slot) else { continue };
+                if let Some(me) = peer.role.tracks().get(usize::from(track)).and_then(|t| t.partner_of)
+                    && media.router.on_air(*channel).is_none_or(|o| o.interpreter == me)
+                {
+                    continue; // a partner track carries only a partner's voice
+                }
+                match peer.write(usize::from(track), *channel, out, now, &mut self.outbox.send) {
+                    Written::Direct => self.counters.direct += 1,
+                    Written::Nothing => self.counters.not_written += 1,
+                    Written::Engine => {
+                        if let Some(why) =
+                            peer.drain(now, &mut self.outbox.send, &mut self.timers, &mut self.sources)
+                        {
+                            dead.push((slot, why));
+                        }
+                    }
+                }
+            }
+        }
+        for (slot, why) in dead {
+            self.remove_peer(slot, why);
+        }
+    }
+}
+
+/// What a joining peer is, from how it joins and what its offer negotiated.
+fn role_of(
+    join: &Join,
+    accepted: &peer::Accepted,
+    router: &EventRouter,
+) -> Result<(PeerRole, SessionKind), NetError> {
+    let channel = |language: &Language| {
+        router.channel(language).ok_or_else(|| NetError::UnknownLanguage(language.clone()))
+    };
+    let publisher = || {
+        if accepted.receives() {
+            Ok(())
+        } else {
+            Err(NetError::Unsupported(
+                "the offer has no Opus audio section that sends (WHIP needs a=sendonly or a=sendrecv audio with Opus)"
+                    .into(),
+            ))
+        }
+    };
+    Ok(match join {
+        Join::Floor { input } => {
+            publisher()?;
+            (
+                PeerRole::Publisher { source: Source::Floor, input: *input, tracks: Vec::new() },
+                SessionKind::FloorPublisher,
+            )
+        }
+        Join::Booth { interpreter, input, listen_to, booth } => {
+            publisher()?;
+            let tracks = accepted.booth_tracks(channel(listen_to)?, channel(booth)?, *interpreter);
+            (
+                PeerRole::Publisher { source: Source::Booth(*interpreter), input: *input, tracks },
+                SessionKind::Booth(*interpreter),
+            )
+        }
+        Join::Listen { language } => {
+            let tracks = accepted.listener_tracks(channel(language)?)?;
+            (PeerRole::Listener { tracks }, SessionKind::Listener)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The core driven in memory: str0m clients on simulated time, no socket.
+
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use str0m::media::{Direction, MediaKind};
+    use str0m::{Candidate, Event, Output, Rtc};
+
+    use super::*;
+    use crate::net::settled::SETTLE_AFTER;
+
+    const RELAY: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 4000);
+
+    fn client_addr(i: u8) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)), 5000)
+    }
+
+    fn layout() -> Arc<EventLayout> {
+        Arc::new(EventLayout {
+            id: EventId::parse("core-test").unwrap(),
+            floor: Language::parse("en").unwrap(),
+            languages: vec![Language::parse("fr").unwrap()],
+            mix: None,
+        })
+    }
+
+    fn core() -> ShardCore {
+        ShardCore::new(
+            CoreConfig {
+                index: 0,
+                shards: 2,
+                candidate: RELAY,
+                connect_timeout: Duration::from_secs(10),
+                direct_srtp: true,
+            },
+            Arc::new(AtomicU64::new(1)),
+        )
+    }
+
+    /// A str0m client (a browser's part) and what it received.
+    struct Client {
+        rtc: Rtc,
+        addr: SocketAddr,
+        connected: bool,
+        media: usize,
+    }
+
+    impl Client {
+        fn new(
+            now: Instant,
+            addr: SocketAddr,
+            direction: Direction,
+        ) -> (Self, String, str0m::change::SdpPendingOffer) {
+            let mut rtc =
+                Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).build(now);
+            rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+            let mut change = rtc.sdp_api();
+            change.add_media(MediaKind::Audio, direction, None, None, None);
+            let (offer, pending) = change.apply().unwrap();
+            (Self { rtc, addr, connected: false, media: 0 }, offer.to_sdp_string(), pending)
+        }
+
+        /// Poll: the client's datagrams and its next deadline.
+        fn poll(&mut self) -> (Vec<Vec<u8>>, Instant) {
+            let mut out = Vec::new();
+            loop {
+                match self.rtc.poll_output().unwrap() {
+                    Output::Timeout(t) => return (out, t),
+                    Output::Transmit(t) => out.push(t.contents.to_vec()),
+                    Output::Event(Event::Connected) => self.connected = true,
+                    Output::Event(Event::RtpPacket(_)) => self.media += 1,
+                    Output::Event(_) => {}
+                }
+            }
+        }
+    }
+
+    /// Everything the core queued goes to the client it is addressed to (others are dropped).
+    fn deliver(core: &mut ShardCore, now: Instant, client: &mut Client) -> usize {
+        let datagrams: Vec<_> = core.outbox().send.drain().collect();
+        let mut n = 0;
+        for (to, data) in datagrams.into_iter().filter(|(to, _)| *to == client.addr) {
+            let receive = Receive::new(Protocol::Udp, RELAY, to, &data).unwrap();
+            client.rtc.handle_input(Input::Receive(now, receive)).unwrap();
+            n += 1;
+        }
+        n
+    }
+
+    /// Run client and core on simulated time until `until` or `done`.
+    fn run(
+        core: &mut ShardCore,
+        client: &mut Client,
+        now: &mut Instant,
+        until: Instant,
+        done: impl Fn(&ShardCore, &Client) -> bool,
+    ) {
+        while *now < until && !done(core, client) {
+            for _ in 0..100 {
+                let (out, _) = client.poll();
+                for data in &out {
+                    core.on_datagram(*now, client.addr, data);
+                }
+                if deliver(core, *now, client) == 0 && out.is_empty() {
+                    break;
+                }
+            }
+            let (_, client_next) = client.poll();
+            let next = core.poll_timeout().map_or(client_next, |t| t.min(client_next));
+            *now = next.clamp(*now + Duration::from_millis(1), *now + Duration::from_millis(50));
+            client.rtc.handle_input(Input::Timeout(*now)).unwrap();
+            core.on_timeout(*now);
+        }
+    }
+
+    fn join_listener(core: &mut ShardCore, now: Instant, addr: SocketAddr) -> (Client, SessionId) {
+        let (mut client, offer, pending) = Client::new(now, addr, Direction::RecvOnly);
+        let session = SessionId::generate();
+        let joined = core
+            .join_peer(
+                now,
+                layout(),
+                session.clone(),
+                Join::Listen { language: Language::parse("fr").unwrap() },
+                &offer,
+            )
+            .unwrap();
+        assert_eq!(joined.kind, SessionKind::Listener);
+        let answer = str0m::change::SdpAnswer::from_sdp_string(&joined.answer).unwrap();
+        client.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        (client, session)
+    }
+
+    fn floor_packet(seq: u64, now: Instant) -> SourcePacket {
+        SourcePacket {
+            event: layout().id.clone(),
+            source: Source::Floor,
+            input: 99,
+            seq,
+            ts: seq as u32 * 960,
+            marker: false,
+            payload: vec![0xfc, 1, 2, 3].into(),
+            received_at: now,
+        }
+    }
+
+    fn stage_of(core: &ShardCore, session: &SessionId) -> Option<&'static str> {
+        let peers = core.peers();
+        let peer = peers.get(peers.slot_of_session(session)?)?;
+        Some(match peer.stage {
+            Stage::Connecting(_) => "connecting",
+            Stage::Engine(_) => "engine",
+            Stage::Direct(..) => "direct",
+            Stage::Settled { .. } => "settled",
+            Stage::Closed => "closed",
+        })
+    }
+
+    #[test]
+    fn a_listener_joins_connects_hears_the_floor_and_settles() {
+        let mut core = core();
+        let mut now = Instant::now();
+        let (mut client, session) = join_listener(&mut core, now, client_addr(1));
+        assert_eq!(stage_of(&core, &session), Some("connecting"));
+        assert_eq!(core.stats().channels.iter().map(|c| c.listeners).sum::<usize>(), 1);
+        let until = now + Duration::from_secs(5);
+        run(&mut core, &mut client, &mut now, until, |_, c| c.connected);
+        assert!(client.connected, "the client connected through the core");
+        // A floor packet reaches the listener (its channel carries the floor: nobody on air),
+        // protected by Tolk's SRTP once the keys are known, and is forwarded to the other shard.
+        for seq in 1..=5 {
+            core.deliver(&floor_packet(seq, now), now);
+            deliver(&mut core, now, &mut client);
+            client.poll();
+        }
+        assert!(client.media >= 4, "the listener heard {} packets", client.media);
+        assert!(core.counters().direct > 0, "Tolk's SRTP sent them");
+        assert_eq!(stage_of(&core, &session), Some("direct"));
+        let settle_by = now + SETTLE_AFTER + Duration::from_secs(1);
+        run(&mut core, &mut client, &mut now, settle_by, |_, _| false);
+        assert_eq!(stage_of(&core, &session), Some("settled"));
+        assert_eq!(core.stats().settled, 1);
+        let heard = client.media;
+        core.deliver(&floor_packet(6, now), now);
+        deliver(&mut core, now, &mut client);
+        client.poll();
+        assert_eq!(client.media, heard + 1, "a settled listener still hears the floor");
+        // Its consent checks keep it: 20 s more of simulated time.
+        let later = now + Duration::from_secs(20);
+        run(&mut core, &mut client, &mut now, later, |_, _| false);
+        assert_eq!(stage_of(&core, &session), Some("settled"));
+        assert!(core.outbox().ended.is_empty());
+    }
+
+    #[test]
+    fn a_settled_listener_whose_consent_lapses_is_removed_and_noted() {
+        let mut core = core();
+        let mut now = Instant::now();
+        let (mut client, session) = join_listener(&mut core, now, client_addr(2));
+        let until = now + SETTLE_AFTER + Duration::from_secs(2);
+        run(&mut core, &mut client, &mut now, until, |_, _| false);
+        assert_eq!(stage_of(&core, &session), Some("settled"));
+        // The client goes away: nothing more reaches the core.
+        let mut t = now;
+        while t < now + CONSENT_TIMEOUT + Duration::from_secs(2) {
+            t += Duration::from_millis(500);
+            core.on_timeout(t);
+        }
+        assert_eq!(stage_of(&core, &session), None);
+        let ended: Vec<_> = core.outbox().ended.drain(..).collect();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].session, session);
+        assert_eq!(ended[0].why, "ICE consent lapsed");
+        assert_eq!(core.stats().peers, 0);
+        assert_eq!(core.stats().channels.iter().map(|c| c.listeners).sum::<usize>(), 0);
+    }
+
+    #[test]
+    fn a_peer_that_never_connects_is_dropped_at_its_deadline() {
+        let mut core = core();
+        let now = Instant::now();
+        let (_client, session) = join_listener(&mut core, now, client_addr(3));
+        core.on_timeout(now + Duration::from_secs(9));
+        assert_eq!(stage_of(&core, &session), Some("connecting"));
+        let mut t = now + Duration::from_secs(9);
+        while t <= now + Duration::from_secs(11) {
+            t += Duration::from_millis(100);
+            core.on_timeout(t);
+        }
+        assert_eq!(stage_of(&core, &session), None);
+        assert_eq!(
+            core.outbox().ended.drain(..).map(|e| e.why).collect::<Vec<_>>(),
+            ["did not connect in time"]
+        );
+    }
+
+    #[test]
+    fn datagrams_from_unknown_addresses_change_nothing() {
+        let mut core = core();
+        let now = Instant::now();
+        let (_client, session) = join_listener(&mut core, now, client_addr(4));
+        core.outbox().send.drain().for_each(drop);
+        let stranger = client_addr(200);
+        for junk in [
+            &b""[..],
+            &[0u8, 1, 0, 0][..],
+            &[0x80, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9][..],
+            &[22, 0xfe, 0xfd][..],
+        ] {
+            core.on_datagram(now, stranger, junk);
+        }
+        assert!(core.outbox().send.is_empty(), "nothing is answered to a stranger");
+        assert_eq!(core.peers().slot_of_addr(&stranger), None, "no address is mapped");
+        assert_eq!(stage_of(&core, &session), Some("connecting"));
+        assert_eq!(core.counters().packets_in, 4);
+    }
+
+    #[test]
+    fn ending_a_session_frees_its_slot_and_a_new_peer_gets_a_new_generation() {
+        let mut core = core();
+        let now = Instant::now();
+        let (_a, first) = join_listener(&mut core, now, client_addr(5));
+        let slot = core.peers().slot_of_session(&first).unwrap();
+        let key = core.peers().get(slot).unwrap().key;
+        core.end_session(&first).unwrap();
+        assert!(matches!(core.end_session(&first), Err(NetError::UnknownSession(_))));
+        let (_b, second) = join_listener(&mut core, now, client_addr(6));
+        let reused = core.peers().slot_of_session(&second).unwrap();
+        assert_eq!(reused, slot, "the slot is reused");
+        assert_ne!(
+            core.peers.by_key(key).map(|p| p.session.clone()),
+            Some(second.clone()),
+            "the old key names nobody"
+        );
+        assert_eq!(core.peers.by_key(key).map(|_| ()), None);
+        // Timers of the first peer fire harmlessly on the second.
+        core.on_timeout(now + Duration::from_secs(1));
+        assert_eq!(stage_of(&core, &second), Some("connecting"));
+    }
+
+    #[test]
+    fn switching_moves_the_listener_count_and_bad_switches_are_refused() {
+        let mut core = core();
+        let now = Instant::now();
+        let (_client, session) = join_listener(&mut core, now, client_addr(7));
+        let count = |core: &ShardCore, l: &str| {
+            core.stats()
+                .channels
+                .iter()
+                .filter(|c| c.language.as_str() == l)
+                .map(|c| c.listeners)
+                .sum::<usize>()
+        };
+        assert_eq!((count(&core, "en"), count(&core, "fr")), (0, 1));
+        core.switch(&session, 0, &Language::parse("en").unwrap()).unwrap();
+        assert_eq!((count(&core, "en"), count(&core, "fr")), (1, 0));
+        assert!(matches!(
+            core.switch(&session, 0, &Language::parse("de").unwrap()),
+            Err(NetError::UnknownLanguage(_))
+        ));
+        assert!(matches!(
+            core.switch(&session, 5, &Language::parse("fr").unwrap()),
+            Err(NetError::Unsupported(_))
+        ));
+        assert_eq!((count(&core, "en"), count(&core, "fr")), (1, 0));
+    }
+
+    #[test]
+    fn a_whep_offer_that_sends_is_not_a_publisher_and_nothing_is_kept() {
+        let mut core = core();
+        let now = Instant::now();
+        let (_client, offer, _) = Client::new(now, client_addr(8), Direction::RecvOnly);
+        let refused = core.join(now, layout(), SessionId::generate(), Join::Floor { input: 1 }, &offer);
+        assert!(matches!(refused, Err(NetError::Unsupported(_))), "{refused:?}");
+        assert!(
+            core.join(
+                now,
+                layout(),
+                SessionId::generate(),
+                Join::Listen { language: Language::parse("xx").unwrap() },
+                &offer
+            )
+            .is_err()
+        );
+        assert!(matches!(
+            core.join(now, layout(), SessionId::generate(), Join::Floor { input: 1 }, "v=0 junk"),
+            Err(NetError::BadSdp(_))
+        ));
+        assert_eq!(core.stats().peers, 0);
+        assert!(core.outbox().send.is_empty());
+    }
+
+    #[test]
+    fn an_rtp_floor_takes_plain_rtp_into_routing_and_forwards_it() {
+        let mut core = core();
+        let now = Instant::now();
+        let layout = layout();
+        core.open_rtp_floor(&layout);
+        let mut packet = vec![0x80, 111, 0, 7, 0, 0, 0, 9, 0, 0, 0, 42];
+        packet.extend_from_slice(&[0xfc, 1, 2, 3]);
+        core.on_rtp_datagram(now, &layout.id, client_addr(9), &packet);
+        core.on_rtp_datagram(now, &layout.id, client_addr(9), b"not rtp");
+        let forwarded: Vec<_> = core.outbox().forward.drain(..).collect();
+        assert_eq!(forwarded.len(), 1, "the other shard hears the floor");
+        assert_eq!(forwarded[0].source, Source::Floor);
+        assert_eq!(&forwarded[0].payload[..], &[0xfc, 1, 2, 3]);
+        core.end_event(&layout.id);
+        core.on_rtp_datagram(now, &layout.id, client_addr(9), &packet);
+        assert!(core.outbox().forward.is_empty(), "an ended event's floor is closed");
+    }
+}
