@@ -55,6 +55,22 @@ pub fn all() -> impl Iterator<Item = (&'static str, &'static str)> {
     NAMES.iter().copied()
 }
 
+/// The table as an ES module for the pages (served as `/static/languages.js`), so that it exists
+/// only here: `export const LANGUAGES = [{ code: "ar", label: "العربية" }, …];`.
+pub fn es_module() -> String {
+    let mut js = String::from(
+        "// The languages Tolk names, made by the relay from its own table (relay/src/languages.rs).\n\
+         export const LANGUAGES = [\n",
+    );
+    for (code, label) in all() {
+        // JSON string literals are JavaScript string literals.
+        let (code, label) = (serde_json::Value::from(code), serde_json::Value::from(label));
+        js.push_str(&format!("  {{ code: {code}, label: {label} }},\n"));
+    }
+    js.push_str("];\n");
+    js
+}
+
 /// "Français", "Português (BR)", or the tag itself when the language is not in the table.
 pub fn label(language: &Language) -> String {
     let tag = language.as_str();
@@ -77,5 +93,13 @@ mod tests {
         assert_eq!(label(&l("fr")), "Français");
         assert_eq!(label(&l("pt-BR")), "Português (BR)");
         assert_eq!(label(&l("tlh")), "tlh");
+    }
+
+    #[test]
+    fn the_pages_get_the_whole_table() {
+        let js = es_module();
+        assert!(js.contains("export const LANGUAGES = ["));
+        assert!(js.contains(r#"{ code: "fr", label: "Français" },"#));
+        assert_eq!(js.matches("{ code: ").count(), NAMES.len());
     }
 }

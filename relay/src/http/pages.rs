@@ -12,12 +12,23 @@ const LISTENER_HTML: &str = include_str!("../../web/listener.html");
 const BOOTH_HTML: &str = include_str!("../../web/booth.html");
 const ORGANISER_HTML: &str = include_str!("../../web/organiser.html");
 
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// The pages' files; the scripts are ES modules that import each other by relative URLs.
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("listener.js", "text/javascript; charset=utf-8", include_str!("../../web/listener.js")),
     ("tolk.css", "text/css; charset=utf-8", include_str!("../../web/tolk.css")),
-    ("booth.js", "text/javascript; charset=utf-8", include_str!("../../web/booth.js")),
-    ("organiser.js", "text/javascript; charset=utf-8", include_str!("../../web/organiser.js")),
+    ("listener.js", JAVASCRIPT, include_str!("../../web/listener.js")),
+    ("booth.js", JAVASCRIPT, include_str!("../../web/booth.js")),
+    ("organiser.js", JAVASCRIPT, include_str!("../../web/organiser.js")),
+    ("page.js", JAVASCRIPT, include_str!("../../web/page.js")),
+    ("http.js", JAVASCRIPT, include_str!("../../web/http.js")),
+    ("session.js", JAVASCRIPT, include_str!("../../web/session.js")),
+    ("audio.js", JAVASCRIPT, include_str!("../../web/audio.js")),
+    ("measure.js", JAVASCRIPT, include_str!("../../web/measure.js")),
 ];
+
+/// The language table as a module, made from [`crate::languages`] when asked for.
+const LANGUAGES_JS: &str = "languages.js";
 
 /// The organiser page (sign in with the admin token or an organiser's token).
 pub async fn home() -> Html<&'static str> {
@@ -41,16 +52,21 @@ pub async fn booth(Path(token): Path<String>) -> Result<Html<String>, ApiError> 
 }
 
 pub async fn asset(Path(file): Path<String>) -> Response {
+    if file == LANGUAGES_JS {
+        return static_file(JAVASCRIPT, crate::languages::es_module());
+    }
     match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, body)) => {
-            let mut response = (*body).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            response
-        }
+        Some((_, content_type, body)) => static_file(content_type, *body),
         None => ApiError::not_found(format!("no asset '{file}'")).into_response(),
     }
+}
+
+fn static_file(content_type: &'static str, body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 pub async fn not_found() -> Response {

@@ -1,0 +1,198 @@
+/*
+ * Tolk page module: the WHIP / WHEP media session, shared by the listener
+ * page (WHEP, receive) and the booth page (WHIP, send and receive).
+ *
+ * This file owns the session lifecycle: one session at a time, the offer
+ * (after the page added its transceivers), the wait for ICE gathering, the
+ * POST of the offer and the SDP answer (201 and a Location), the connect
+ * timeout, the grace period of a "disconnected" connection, the DELETE of the
+ * server's resource when a session ends, and the countdown to the next
+ * attempt with backoff. What a session carries, what the status line says
+ * and whether a failure is retried stay with the page, through the hooks.
+ */
+import { Backoff, HttpError, request } from "./http.js";
+
+const ICE_GATHER_MAX_MS = 1000;
+const CONNECT_TIMEOUT_MS = 15000;
+const DISCONNECT_GRACE_MS = 3000;
+
+/*
+ * hooks (all functions):
+ *   headers(extra)        request headers for the POST and the DELETE
+ *   problem(res)          → Error for a POST the server refused
+ *   prepare(s, pc)        add the transceivers (their order is the contract
+ *                         with the server) and pc.ontrack
+ *   posting(s)            optional: the offer is about to be sent
+ *   answered(s)           optional: the answer is applied
+ *   connected(s)          the connection is up (the backoff is reset)
+ *   status(state, text, quiet)  the page's status line: "reconnecting" while
+ *                         interrupted and while counting down to a retry
+ *   failed(err)           the current session failed and has been ended: the
+ *                         page gives up or calls retry()
+ *   restart()             the countdown is over: start a new session
+ *   ended(s)              session s is over (detach its tracks)
+ */
+export class SessionLink {
+  constructor(hooks) {
+    this.hooks = hooks;
+    this.current = null; // the current session, see begin()
+    this.backoff = new Backoff();
+    this.retryTimer = 0;
+  }
+
+  // Ends any session (and a pending retry) and makes a new one current: an
+  // object with the page's own fields besides the link's. connect() it next.
+  begin(fields) {
+    this.stop();
+    const s = Object.assign({
+      pc: null,
+      url: null, // the server's resource (Location), DELETEd at the end
+      closed: false,
+      released: false,
+      connectTimer: 0,
+      graceTimer: 0,
+    }, fields);
+    this.current = s;
+    return s;
+  }
+
+  // Offer, ICE gathering, POST to url, answer. Failures go to the page's
+  // failed() hook (once, and only while s is the current session).
+  async connect(s, url) {
+    const h = this.hooks;
+    try {
+      const pc = (s.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" }));
+      h.prepare(s, pc);
+      pc.onconnectionstatechange = () => this.onConnectionState(s);
+      pc.oniceconnectionstatechange = () => this.onConnectionState(s);
+
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceGatheringDone(pc, ICE_GATHER_MAX_MS);
+      if (s.closed) return;
+
+      if (h.posting) h.posting(s);
+      const res = await request(url, {
+        method: "POST",
+        headers: h.headers({ "Content-Type": "application/sdp", Accept: "application/sdp" }),
+        body: pc.localDescription.sdp,
+      });
+      if (res.status !== 201) throw await h.problem(res);
+      const loc = res.headers.get("Location");
+      if (loc) s.url = new URL(loc, res.url).href;
+      const answer = await res.text();
+      if (s.closed) {
+        this.release(s);
+        return;
+      }
+      s.connectTimer = setTimeout(
+        () => this.fail(s, new HttpError("The audio connection could not be established.")),
+        CONNECT_TIMEOUT_MS);
+      await pc.setRemoteDescription({ type: "answer", sdp: answer });
+      if (s.closed) return;
+      if (h.answered) h.answered(s);
+    } catch (err) {
+      this.fail(s, err);
+    }
+  }
+
+  onConnectionState(s) {
+    if (s !== this.current) return;
+    const state = connectionState(s.pc);
+    if (state === "connected") {
+      clearTimeout(s.connectTimer);
+      clearTimeout(s.graceTimer);
+      s.graceTimer = 0;
+      this.backoff.reset();
+      this.hooks.connected(s);
+    } else if (state === "disconnected") {
+      if (s.graceTimer) return;
+      this.hooks.status("reconnecting", "Connection interrupted, waiting for it to recover…");
+      s.graceTimer = setTimeout(
+        () => this.fail(s, new HttpError("The connection was lost.")), DISCONNECT_GRACE_MS);
+    } else if (state === "failed") {
+      this.fail(s, new HttpError("The connection was lost."));
+    }
+  }
+
+  // Ends session s after an error; the page decides between giving up and retrying.
+  fail(s, err) {
+    if (s !== this.current) return; // already replaced or stopped
+    this.end();
+    this.hooks.failed(err);
+  }
+
+  // Counts down to the next attempt, from the server's Retry-After or else
+  // the next backoff step; text(n) is the status line with n seconds left.
+  retry(err, text) {
+    const seconds = (err && err.retryAfter) || this.backoff.next();
+    this.clearRetry();
+    let left = Math.max(1, Math.ceil(seconds));
+    const tick = (first) => {
+      if (left <= 0) {
+        this.retryTimer = 0;
+        this.hooks.restart();
+        return;
+      }
+      this.hooks.status("reconnecting", text(left), !first);
+      left -= 1;
+      this.retryTimer = setTimeout(() => tick(false), 1000);
+    };
+    tick(true);
+  }
+
+  clearRetry() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+  }
+
+  // No session and no retry.
+  stop() {
+    this.clearRetry();
+    this.end();
+  }
+
+  end() {
+    const s = this.current;
+    this.current = null;
+    if (!s) return;
+    s.closed = true;
+    clearTimeout(s.connectTimer);
+    clearTimeout(s.graceTimer);
+    if (s.pc) {
+      s.pc.ontrack = s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
+      try { s.pc.close(); } catch (_) { /* already closed */ }
+    }
+    this.release(s);
+    this.hooks.ended(s);
+  }
+
+  // DELETE the server's resource once; errors don't matter.
+  release(s) {
+    if (!s.url || s.released) return;
+    s.released = true;
+    fetch(s.url, { method: "DELETE", headers: this.hooks.headers({}), keepalive: true }).catch(() => {});
+  }
+}
+
+function iceGatheringDone(pc, maxMs) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => {
+      if (pc.iceGatheringState === "complete") done();
+    };
+    const timer = setTimeout(done, maxMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+// connectionState, falling back to the ICE state on older browsers.
+export function connectionState(pc) {
+  if (pc.connectionState) return pc.connectionState;
+  const ice = pc.iceConnectionState;
+  return ice === "completed" ? "connected" : ice;
+}
