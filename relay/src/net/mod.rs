@@ -9,7 +9,7 @@ pub mod peer;
 pub mod settled;
 pub mod shard;
 pub mod timers;
-pub mod udp;
+pub use tolk_udp as udp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
