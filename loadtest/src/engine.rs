@@ -31,7 +31,7 @@ use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use tolk_relay::media::rtp::RtpHeader;
-use tolk_relay::net::udp::{self, RecvBatch};
+use tolk_udp::{self as udp, RecvBatch};
 
 use crate::stamp;
 use crate::tally::{LatencyHistogram, Tally};

@@ -3,18 +3,22 @@
 //! sample the relay and the listeners every second (with a progress line), and build the report.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 
-use crate::engine::{self, AudioCheck, Command, Endpoint, Impairment, Voice, Worker};
-use crate::profile::Profile;
+use crate::engine::{self, AudioCheck, Command, Endpoint, Impairment, Voice, Worker, WorkerSender};
+use crate::profile::{Join, Profile};
 use crate::results::{Histogram, Joins, Loss, Percentiles, RelayUsage, RunReport, Sample, ThreadCpu};
 use crate::sysmon::Monitor;
 use crate::tally::{LATENCY_BUCKET_US, LatencyHistogram, Tally};
+use crate::webrtc_rs::RsListener;
 
 /// What the listeners connect to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,7 +95,10 @@ pub async fn run(profile: &Profile, options: &RunOptions) -> anyhow::Result<RunR
         RelayTarget::Tolk { rtp_floor } => {
             let event = create_event(&http, &base, &options.admin_token, &profile, rtp_floor).await?;
             let id = event["id"].as_str().context("no event id")?.to_owned();
-            let outcome = drive(&http, &base, &id, &event, &profile, options, started_at).await;
+            let outcome = match Run::start(&http, &base, &id, &profile, options, started_at).await {
+                Ok(run) => run.drive(&event).await,
+                Err(e) => Err(e),
+            };
             // Leave nothing behind on the relay, whatever happened.
             let _ = http
                 .delete(format!("{base}/api/v1/events/{id}"))
@@ -104,7 +111,7 @@ pub async fn run(profile: &Profile, options: &RunOptions) -> anyhow::Result<RunR
             if !profile.languages.is_empty() {
                 bail!("Janus has no interpretation channels: run it with a floor-only profile");
             }
-            drive(&http, &base, "", &Value::Null, &profile, options, started_at).await?
+            Run::start(&http, &base, "", &profile, options, started_at).await?.drive(&Value::Null).await?
         }
     };
     if let Some(dir) = &options.report_dir {
@@ -147,281 +154,303 @@ async fn create_event(
     Ok(body)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn drive(
-    http: &reqwest::Client,
-    base: &str,
-    id: &str,
-    event: &Value,
-    profile: &Profile,
-    options: &RunOptions,
+/// What the phases of one run share: where the relay is, what to play, the generator's threads,
+/// and the state the background tasks report into.
+struct Run<'a> {
+    http: &'a reqwest::Client,
+    base: &'a str,
+    /// The event on Tolk ("" for Janus).
+    id: &'a str,
+    profile: &'a Profile,
+    options: &'a RunOptions,
     started_at: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<RunReport> {
-    let impairment = Impairment {
-        loss_percent: profile.impairment.loss_percent,
-        jitter: Duration::from_secs_f64(profile.impairment.jitter_ms / 1000.0),
-    };
-    let local_ip = peers_ip(base).await?;
-    let publisher = Worker::start("load-senders".into(), Impairment::default(), false)?;
-    let workers: Vec<Worker> = (0..options.workers.max(1))
-        .map(|i| Worker::start(format!("load-listen-{i}"), impairment, true))
-        .collect::<anyhow::Result<_>>()?;
-    let relay_pid = options.relay_pid.or_else(|| {
-        reqwest::Url::parse(base)
-            .ok()
-            .and_then(|u| u.port_or_known_default())
-            .and_then(crate::sysmon::pid_listening_on)
-    });
-    let mut notes = Vec::new();
-    if relay_pid.is_none() {
-        notes.push("The relay's process was not found (give --relay-pid): no relay CPU or memory.".into());
-    } else if relay_pid == Some(std::process::id()) {
-        notes.push("The relay runs inside the generator's process: its CPU includes the generator's.".into());
+    /// The address the peers put in their candidates.
+    local_ip: IpAddr,
+    /// The floor's and the booths' WebRTC senders.
+    publisher: Worker,
+    /// The floor as plain RTP (Janus, or Tolk's RTP floor); sends until the run is dropped.
+    rtp_floor: Option<engine::RtpFloor>,
+    /// The listeners' threads.
+    workers: Vec<Worker>,
+    relay_pid: Option<u32>,
+    notes: Vec<String>,
+    /// Tells the handovers and the switches to end.
+    stop: Arc<AtomicBool>,
+    joined: Arc<Mutex<Joined>>,
+    /// The webrtc-rs listeners, and the latency they measured.
+    rs: Arc<Mutex<Vec<RsListener>>>,
+    rs_latency: Arc<Mutex<LatencyHistogram>>,
+}
+
+/// The tasks that run beside the sampling.
+struct Background {
+    handovers: Option<JoinHandle<u32>>,
+    joiner: JoinHandle<()>,
+    switcher: Option<JoinHandle<u32>>,
+}
+
+/// What the sampling saw.
+struct Sampled {
+    timeline: Vec<Sample>,
+    /// Most listeners receiving at once.
+    peak: u32,
+    monitor: Monitor,
+}
+
+/// Everything measured, gathered at the end for the report.
+struct Measured {
+    joins: Joins,
+    tallies: Vec<Tallied>,
+    latency: LatencyHistogram,
+    timeline: Vec<Sample>,
+    relay: RelaySeen,
+    /// When the last join was planned, seconds after the ramp's start.
+    ramp_end_s: f64,
+    /// When the workers were told to finish (what every listener should have had by then).
+    ended: Instant,
+}
+
+impl<'a> Run<'a> {
+    /// The generator's threads, started; nothing sent yet.
+    async fn start(
+        http: &'a reqwest::Client,
+        base: &'a str,
+        id: &'a str,
+        profile: &'a Profile,
+        options: &'a RunOptions,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Run<'a>> {
+        let impairment = Impairment {
+            loss_percent: profile.impairment.loss_percent,
+            jitter: Duration::from_secs_f64(profile.impairment.jitter_ms / 1000.0),
+        };
+        let local_ip = peers_ip(base).await?;
+        let publisher = Worker::start("load-senders".into(), Impairment::default(), false)?;
+        let workers: Vec<Worker> = (0..options.workers.max(1))
+            .map(|i| Worker::start(format!("load-listen-{i}"), impairment, true))
+            .collect::<anyhow::Result<_>>()?;
+        let relay_pid = options.relay_pid.or_else(|| {
+            reqwest::Url::parse(base)
+                .ok()
+                .and_then(|u| u.port_or_known_default())
+                .and_then(crate::sysmon::pid_listening_on)
+        });
+        let mut notes = Vec::new();
+        if relay_pid.is_none() {
+            notes
+                .push("The relay's process was not found (give --relay-pid): no relay CPU or memory.".into());
+        } else if relay_pid == Some(std::process::id()) {
+            notes.push(
+                "The relay runs inside the generator's process: its CPU includes the generator's.".into(),
+            );
+        }
+        Ok(Run {
+            http,
+            base,
+            id,
+            profile,
+            options,
+            started_at,
+            local_ip,
+            publisher,
+            rtp_floor: None,
+            workers,
+            relay_pid,
+            notes,
+            stop: Arc::default(),
+            joined: Arc::default(),
+            rs: Arc::default(),
+            rs_latency: Arc::default(),
+        })
     }
 
-    // The floor and the booths.
-    let mut rtp_floor_sender = None;
-    match options.relay {
-        RelayTarget::Janus { rtp_in, .. } => rtp_floor_sender = Some(engine::RtpFloor::start(rtp_in)?),
-        RelayTarget::Tolk { rtp_floor: true } => {
-            let url = event["floor"]["rtp_url"].as_str().context("no floor rtp_url")?;
-            rtp_floor_sender = Some(engine::RtpFloor::start(url.trim_start_matches("rtp://").parse()?)?);
-        }
-        RelayTarget::Tolk { rtp_floor: false } => {
-            let floor_url = event["floor"]["whip_url"].as_str().context("no floor whip_url")?;
-            let floor_token = event["floor"]["token"].as_str().context("no floor token")?;
-            let offer = engine::offer(Endpoint::Own(local_ip), true, 0)?;
-            let (_, answer) = engine::post_offer(http, floor_url, Some(floor_token), &offer.sdp)
-                .await
-                .context("floor WHIP")?;
-            let ready = offer.accept(&answer, Some(Voice::new(0, 0)?), false)?;
-            publisher.send(Command::Add { id: 0, peer: Box::new(ready) })?;
-        }
+    /// The run, phase by phase, for the event (`Value::Null` for Janus).
+    async fn drive(mut self, event: &Value) -> anyhow::Result<RunReport> {
+        let booths = self.start_senders(event).await?;
+        let handovers = self.spawn_handovers(booths);
+        let plan = self.profile.joins();
+        let planned = plan.len() as u32;
+        let ramp_end_s = plan.last().map_or(0.0, |j| j.at_s);
+        let ramp_start = tokio::time::Instant::now();
+        let joiner = self.spawn_joiner(plan, ramp_start);
+        let switcher = self.spawn_switcher();
+        let sampled = self.sample_until_end(ramp_start, planned).await;
+        self.stop_background(Background { handovers, joiner, switcher }, ramp_end_s);
+        self.collect(sampled, planned, ramp_end_s).await
     }
-    let mut booths: Vec<Vec<String>> = Vec::new(); // per language: the interpreters' tokens
-    let per_booth = profile.interpreters.per_booth.max(1);
-    for (li, language) in profile.languages.iter().enumerate() {
-        let mut tokens = Vec::new();
-        for j in 0..per_booth {
-            let link: Value = http
-                .post(format!("{base}/api/v1/events/{id}/interpreters"))
-                .bearer_auth(&options.admin_token)
-                .json(&json!({"name": format!("{language} {}", (b'A' + j as u8) as char), "languages": [language]}))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let token = link["token"].as_str().context("no booth token")?.to_owned();
-            let source = 1 + (li as u32 * per_booth + j) as u16;
-            let offer = engine::offer(Endpoint::Own(local_ip), true, 2)?;
-            let (_, answer) =
-                engine::post_offer(http, &format!("{base}/whip/booth"), Some(&token), &offer.sdp)
+
+    /// The floor and the booths: publish them, wait until all send, put each booth's first
+    /// interpreter on air. Returns each language's interpreter tokens.
+    async fn start_senders(&mut self, event: &Value) -> anyhow::Result<Vec<Vec<String>>> {
+        self.start_floor(event).await?;
+        let booths = self.start_booths().await?;
+        let senders = u32::from(self.rtp_floor.is_none()) + booths.iter().map(Vec::len).sum::<usize>() as u32;
+        let publisher = &self.publisher;
+        wait_for(Duration::from_secs(15), || {
+            publisher.live.lock().map(|l| l.senders >= senders).unwrap_or(false)
+        })
+        .await
+        .context("the floor and booth senders did not connect within 15 s")?;
+        for (language, tokens) in self.profile.languages.iter().zip(&booths) {
+            if let Some(first) = tokens.first() {
+                booth_action(self.http, self.base, first, "on-air", json!({"language": language})).await?;
+            }
+        }
+        Ok(booths)
+    }
+
+    /// The floor: plain RTP from a thread of its own, or a WHIP sender on the publisher.
+    async fn start_floor(&mut self, event: &Value) -> anyhow::Result<()> {
+        match self.options.relay {
+            RelayTarget::Janus { rtp_in, .. } => self.rtp_floor = Some(engine::RtpFloor::start(rtp_in)?),
+            RelayTarget::Tolk { rtp_floor: true } => {
+                let url = event["floor"]["rtp_url"].as_str().context("no floor rtp_url")?;
+                self.rtp_floor = Some(engine::RtpFloor::start(url.trim_start_matches("rtp://").parse()?)?);
+            }
+            RelayTarget::Tolk { rtp_floor: false } => {
+                let floor_url = event["floor"]["whip_url"].as_str().context("no floor whip_url")?;
+                let floor_token = event["floor"]["token"].as_str().context("no floor token")?;
+                let offer = engine::offer(Endpoint::Own(self.local_ip), true, 0)?;
+                let (_, answer) = engine::post_offer(self.http, floor_url, Some(floor_token), &offer.sdp)
                     .await
-                    .with_context(|| format!("booth WHIP for {language}"))?;
-            let ready = offer.accept(&answer, Some(Voice::new(source, u64::from(source) * 37)?), false)?;
-            publisher.send(Command::Add { id: u64::from(source), peer: Box::new(ready) })?;
-            tokens.push(token);
+                    .context("floor WHIP")?;
+                let ready = offer.accept(&answer, Some(Voice::new(0, 0)?), false)?;
+                self.publisher.send(Command::Add { id: 0, peer: Box::new(ready) })?;
+            }
         }
-        booths.push(tokens);
-    }
-    let senders = u32::from(rtp_floor_sender.is_none()) + booths.iter().map(Vec::len).sum::<usize>() as u32;
-    wait_for(Duration::from_secs(15), || {
-        publisher.live.lock().map(|l| l.senders >= senders).unwrap_or(false)
-    })
-    .await
-    .context("the floor and booth senders did not connect within 15 s")?;
-    for (language, tokens) in profile.languages.iter().zip(&booths) {
-        if let Some(first) = tokens.first() {
-            booth_action(http, base, first, "on-air", json!({"language": language})).await?;
-        }
+        Ok(())
     }
 
-    // Handovers, staggered over the booths.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let handovers = (per_booth > 1 && profile.interpreters.handover_every_s > 0.0).then(|| {
-        let (http, base, stop, booths) = (http.clone(), base.to_owned(), stop.clone(), booths.clone());
-        let period = Duration::from_secs_f64(profile.interpreters.handover_every_s);
-        tokio::spawn(async move {
-            let mut on_air = vec![0usize; booths.len()];
-            let step = period / booths.len().max(1) as u32;
-            let mut count = 0u32;
-            let mut next = tokio::time::Instant::now() + step;
-            let mut b = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                tokio::time::sleep_until(next).await;
-                next += step;
-                let tokens = &booths[b];
-                let (from, to) = (on_air[b], (on_air[b] + 1) % tokens.len());
-                if booth_action(&http, &base, &tokens[to], "handover-request", json!({})).await.is_ok()
-                    && booth_action(&http, &base, &tokens[from], "handover-accept", json!({})).await.is_ok()
-                {
-                    on_air[b] = to;
-                    count += 1;
-                }
-                b = (b + 1) % booths.len();
-            }
-            count
-        })
-    });
-
-    // Listeners.
-    let joined = Arc::new(Mutex::new(Joined::default()));
-    let rs: Arc<Mutex<Vec<crate::webrtc_rs::RsListener>>> = Arc::default();
-    let rs_latency: Arc<Mutex<LatencyHistogram>> = Arc::default();
-    let plan = profile.joins();
-    let planned = plan.len() as u32;
-    let ramp_start = tokio::time::Instant::now();
-    let joiner = {
-        let (http, base, id, joined) = (http.clone(), base.to_owned(), id.to_owned(), joined.clone());
-        let languages: Vec<String> =
-            (0..profile.channels()).map(|c| profile.channel_language(c).to_owned()).collect();
-        let decode_every = profile.listeners.decode_every.max(1) as usize;
-        let commands: Vec<_> = workers.iter().map(|w| w.sender()).collect();
-        let relay = options.relay;
-        let rs_every = profile.listeners.webrtc_rs_every as usize;
-        let (rs, rs_latency) = (rs.clone(), rs_latency.clone());
-        tokio::spawn(async move {
-            let mut tasks = tokio::task::JoinSet::new();
-            for (n, join) in plan.into_iter().enumerate() {
-                tokio::time::sleep_until(ramp_start + Duration::from_secs_f64(join.at_s)).await;
-                let (http, url, joined) =
-                    (http.clone(), format!("{base}/whep/{id}/{}", languages[join.channel]), joined.clone());
-                let worker = n % commands.len();
-                let command = commands[worker].clone();
-                let janus_base = base.clone();
-                if matches!(relay, RelayTarget::Tolk { .. }) && rs_every > 0 && n % rs_every == rs_every / 2 {
-                    // A webrtc-rs listener: the interop sample.
-                    let (rs, rs_latency) = (rs.clone(), rs_latency.clone());
-                    tasks.spawn(async move {
-                        let result = crate::webrtc_rs::RsListener::listen(&http, &url, rs_latency).await;
-                        if let Ok(mut j) = joined.lock() {
-                            match result {
-                                Ok(listener) => {
-                                    j.ok += 1;
-                                    if let Ok(mut rs) = rs.lock() {
-                                        rs.push(listener);
-                                    }
-                                }
-                                Err(e) => {
-                                    j.failed += 1;
-                                    *j.errors.entry(format!("webrtc-rs: {}", short(&e))).or_insert(0) += 1;
-                                }
-                            }
-                        }
-                    });
-                    continue;
-                }
-                tasks.spawn(async move {
-                    let decode = n % decode_every == 0;
-                    let result = async {
-                        let posted = Instant::now();
-                        let (session, mut ready) = match relay {
-                            RelayTarget::Tolk { .. } => {
-                                let offer = engine::offer(command.endpoint(local_ip), false, 1)?;
-                                let (session, answer) =
-                                    engine::post_offer(&http, &url, None, &offer.sdp).await?;
-                                (session, offer.accept(&answer, None, decode)?)
-                            }
-                            RelayTarget::Janus { mountpoint, listener_ip, .. } => {
-                                let (watch, offer) =
-                                    crate::janus::JanusWatch::watch(&http, &janus_base, mountpoint).await?;
-                                let (ready, answer) = engine::answer(listener_ip, &offer, decode)?;
-                                watch.start(&answer).await?;
-                                (format!("janus session {}", watch.session_id()), ready)
-                            }
-                        };
-                        ready.tally.posted_at = Some(posted);
-                        // Every tenth listener (and each decoding one) reads every packet's stamp.
-                        ready.light = !decode && n % FULL_EVERY != 0;
-                        command.send(Command::Add { id: n as u64 + 1_000, peer: Box::new(ready) })?;
-                        anyhow::Ok(session)
-                    }
-                    .await;
-                    if let Ok(mut j) = joined.lock() {
-                        match result {
-                            Ok(session) => {
-                                j.ok += 1;
-                                j.handles.insert(
-                                    n as u64 + 1_000,
-                                    Handle { worker, session, channel: join.channel },
-                                );
-                            }
-                            Err(e) => {
-                                j.failed += 1;
-                                *j.errors.entry(short(&e)).or_insert(0) += 1;
-                            }
-                        }
-                    }
-                });
-            }
-            while tasks.join_next().await.is_some() {}
-        })
-    };
-
-    // Channel switches.
-    let tolk = matches!(options.relay, RelayTarget::Tolk { .. });
-    let switcher = (tolk && profile.listeners.switches_per_minute > 0.0).then(|| {
-        let (http, joined, stop) = (http.clone(), joined.clone(), stop.clone());
-        let rate = profile.listeners.switches_per_minute / 60.0;
-        let channels = profile.channels();
-        let languages: Vec<String> = (0..channels).map(|c| profile.channel_language(c).to_owned()).collect();
-        let commands: Vec<_> = workers.iter().map(|w| w.sender()).collect();
-        tokio::spawn(async move {
-            let mut owed = 0.0;
-            let mut done = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let picks: Vec<(u64, String, usize, usize)> = {
-                    let Ok(mut j) = joined.lock() else { break };
-                    owed += rate * j.handles.len() as f64 * 0.1;
-                    let ids: Vec<u64> = j.handles.keys().copied().collect();
-                    let mut picks = Vec::new();
-                    while owed >= 1.0 && !ids.is_empty() && channels > 1 {
-                        owed -= 1.0;
-                        let id = ids[rand::random_range(0..ids.len())];
-                        if let Some(h) = j.handles.get_mut(&id) {
-                            let to = (h.channel + 1 + rand::random_range(0..channels - 1)) % channels;
-                            h.channel = to;
-                            picks.push((id, h.session.clone(), h.worker, to));
-                        }
-                    }
-                    picks
-                };
-                for (id, session, worker, to) in picks {
-                    // Told before the request: the new channel's first packet may beat the 204.
-                    let _ = commands[worker].send(Command::Switching { id, at: Some(Instant::now()) });
-                    let ok = http
-                        .post(format!("{session}/channel"))
-                        .json(&json!({"language": languages[to]}))
-                        .send()
+    /// Every booth's interpreters, each publishing over WHIP. Returns their tokens per language.
+    async fn start_booths(&self) -> anyhow::Result<Vec<Vec<String>>> {
+        let (http, base) = (self.http, self.base);
+        let mut booths: Vec<Vec<String>> = Vec::new();
+        let per_booth = self.profile.interpreters.per_booth.max(1);
+        for (li, language) in self.profile.languages.iter().enumerate() {
+            let mut tokens = Vec::new();
+            for j in 0..per_booth {
+                let name = format!("{language} {}", (b'A' + j as u8) as char);
+                let link: Value = http
+                    .post(format!("{base}/api/v1/events/{}/interpreters", self.id))
+                    .bearer_auth(&self.options.admin_token)
+                    .json(&json!({"name": name, "languages": [language]}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let token = link["token"].as_str().context("no booth token")?.to_owned();
+                let source = 1 + (li as u32 * per_booth + j) as u16;
+                let offer = engine::offer(Endpoint::Own(self.local_ip), true, 2)?;
+                let (_, answer) =
+                    engine::post_offer(http, &format!("{base}/whip/booth"), Some(&token), &offer.sdp)
                         .await
-                        .is_ok_and(|r| r.status().as_u16() == 204);
-                    if ok {
-                        done += 1;
-                    } else {
-                        let _ = commands[worker].send(Command::Switching { id, at: None });
-                    }
+                        .with_context(|| format!("booth WHIP for {language}"))?;
+                let ready =
+                    offer.accept(&answer, Some(Voice::new(source, u64::from(source) * 37)?), false)?;
+                self.publisher.send(Command::Add { id: u64::from(source), peer: Box::new(ready) })?;
+                tokens.push(token);
+            }
+            booths.push(tokens);
+        }
+        Ok(booths)
+    }
+
+    /// Handovers, staggered over the booths, where booths have more than one interpreter. The
+    /// task ends with the number made.
+    fn spawn_handovers(&self, booths: Vec<Vec<String>>) -> Option<JoinHandle<u32>> {
+        let every_s = self.profile.interpreters.handover_every_s;
+        (self.profile.interpreters.per_booth.max(1) > 1 && every_s > 0.0).then(|| {
+            let (http, base, stop) = (self.http.clone(), self.base.to_owned(), self.stop.clone());
+            tokio::spawn(handovers(http, base, stop, booths, Duration::from_secs_f64(every_s)))
+        })
+    }
+
+    /// The listeners: each joins at its planned time, from `ramp_start`.
+    fn spawn_joiner(&self, plan: Vec<Join>, ramp_start: tokio::time::Instant) -> JoinHandle<()> {
+        let profile = self.profile;
+        let joiner = Joiner {
+            http: self.http.clone(),
+            base: self.base.to_owned(),
+            id: self.id.to_owned(),
+            languages: (0..profile.channels()).map(|c| profile.channel_language(c).to_owned()).collect(),
+            decode_every: profile.listeners.decode_every.max(1) as usize,
+            commands: self.workers.iter().map(|w| w.sender()).collect(),
+            relay: self.options.relay,
+            rs_every: profile.listeners.webrtc_rs_every as usize,
+            local_ip: self.local_ip,
+            joined: self.joined.clone(),
+            rs: self.rs.clone(),
+            rs_latency: self.rs_latency.clone(),
+        };
+        tokio::spawn(Arc::new(joiner).run(plan, ramp_start))
+    }
+
+    /// Channel switches (Tolk only), at the profile's rate per listener. The task ends with the
+    /// number made.
+    fn spawn_switcher(&self) -> Option<JoinHandle<u32>> {
+        let tolk = matches!(self.options.relay, RelayTarget::Tolk { .. });
+        let profile = self.profile;
+        (tolk && profile.listeners.switches_per_minute > 0.0).then(|| {
+            let channels = profile.channels();
+            let switcher = Switcher {
+                http: self.http.clone(),
+                joined: self.joined.clone(),
+                stop: self.stop.clone(),
+                rate: profile.listeners.switches_per_minute / 60.0,
+                channels,
+                languages: (0..channels).map(|c| profile.channel_language(c).to_owned()).collect(),
+                commands: self.workers.iter().map(|w| w.sender()).collect(),
+            };
+            tokio::spawn(switcher.run())
+        })
+    }
+
+    /// Sample the relay and the listeners every second until the run's end (or until the
+    /// capacity search's limits are broken), with a progress line if asked.
+    async fn sample_until_end(&mut self, ramp_start: tokio::time::Instant, planned: u32) -> Sampled {
+        let mut monitor = Monitor::new(self.relay_pid);
+        let run_end = ramp_start + Duration::from_secs_f64(self.profile.duration_s);
+        let mut timeline: Vec<Sample> = Vec::new();
+        let mut last = (0u64, 0u64);
+        let mut peak = 0u32;
+        let mut tick = tokio::time::interval_at(ramp_start + Duration::from_secs(1), Duration::from_secs(1));
+        while tokio::time::Instant::now() < run_end {
+            tick.tick().await;
+            let (connected, sample) = self.sample(ramp_start, &mut monitor, &mut last);
+            peak = peak.max(connected);
+            if self.options.progress {
+                progress(&sample, self.profile.duration_s, planned, &self.joined);
+            }
+            timeline.push(sample);
+            if let Some((max_loss, max_p99)) = self.options.stop_when {
+                let over = |s: &Sample| s.loss_percent > max_loss || s.latency_p99 > max_p99;
+                let n = timeline.len();
+                if n >= 5 && timeline[n - 3..].iter().all(over) {
+                    self.notes.push(format!(
+                        "Stopped at {connected} listeners: loss above {max_loss} % or p99 above {max_p99} ms for 3 s."
+                    ));
+                    break;
                 }
             }
-            done
-        })
-    });
+        }
+        if self.options.progress {
+            eprintln!();
+        }
+        Sampled { timeline, peak, monitor }
+    }
 
-    // Sample every second until the run's end.
-    let mut monitor = Monitor::new(relay_pid);
-    let rss_before = monitor.rss_start;
-    let run_end = ramp_start + Duration::from_secs_f64(profile.duration_s);
-    let ramp_end_s = profile.joins().last().map_or(0.0, |j| j.at_s);
-    let mut timeline: Vec<Sample> = Vec::new();
-    let mut last_packets = 0u64;
-    let mut last_expected = 0u64;
-    let mut peak = 0u32;
-    let mut tick = tokio::time::interval_at(ramp_start + Duration::from_secs(1), Duration::from_secs(1));
-    while tokio::time::Instant::now() < run_end {
-        tick.tick().await;
+    /// One second's sample: the workers' counts and latency window (emptied), the relay's
+    /// reading. `last`: the packets received and expected at the previous sample. Returns the
+    /// listeners connected too.
+    fn sample(
+        &self,
+        ramp_start: tokio::time::Instant,
+        monitor: &mut Monitor,
+        last: &mut (u64, u64),
+    ) -> (u32, Sample) {
         let mut window = LatencyHistogram::default();
         let (mut connected, mut packets, mut expected) = (0u32, 0u64, 0u64);
-        for w in &workers {
+        for w in &self.workers {
             if let Ok(mut live) = w.live.lock() {
                 connected += live.connected;
                 packets += live.packets;
@@ -430,10 +459,9 @@ async fn drive(
                 live.window = LatencyHistogram::default();
             }
         }
-        peak = peak.max(connected);
         let reading = monitor.sample();
-        let (dp, de) = (packets.saturating_sub(last_packets), expected.saturating_sub(last_expected));
-        (last_packets, last_expected) = (packets, expected);
+        let (dp, de) = (packets.saturating_sub(last.0), expected.saturating_sub(last.1));
+        *last = (packets, expected);
         let sample = Sample {
             t: ramp_start.elapsed().as_secs_f64(),
             listeners: connected,
@@ -445,57 +473,84 @@ async fn drive(
             relay_rss_mib: reading.relay_rss_mib,
             generator_cpu_percent: reading.generator_cpu_percent,
         };
-        if options.progress {
-            progress(&sample, profile.duration_s, planned, &joined);
+        (connected, sample)
+    }
+
+    /// Stop the handovers, the joins and the switches; a note if joins were still planned.
+    fn stop_background(&mut self, background: Background, ramp_end_s: f64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let joins_done = background.joiner.is_finished();
+        background.joiner.abort();
+        if let Some(h) = background.handovers {
+            h.abort();
         }
-        timeline.push(sample);
-        if let Some((max_loss, max_p99)) = options.stop_when {
-            let over = |s: &Sample| s.loss_percent > max_loss || s.latency_p99 > max_p99;
-            let n = timeline.len();
-            if n >= 5 && timeline[n - 3..].iter().all(over) {
-                notes.push(format!(
-                    "Stopped at {connected} listeners: loss above {max_loss} % or p99 above {max_p99} ms for 3 s."
-                ));
-                break;
+        if let Some(s) = background.switcher {
+            s.abort();
+        }
+        if !joins_done {
+            self.notes.push(format!(
+                "The run ended before every planned join was made: the join ramp ({ramp_end_s:.0} s) outlasted the run."
+            ));
+        }
+    }
+
+    /// Collect every packet's latency (the workers' whole-run histograms) and every tally,
+    /// finish the generator's threads, hang up the webrtc-rs listeners, and build the report.
+    async fn collect(self, sampled: Sampled, planned: u32, ramp_end_s: f64) -> anyhow::Result<RunReport> {
+        let Sampled { timeline, peak, monitor } = sampled;
+        let relay = RelaySeen {
+            pid: self.relay_pid,
+            totals: monitor.totals(),
+            rss_before: monitor.rss_start,
+            rss_peak: monitor.rss_peak,
+        };
+        let mut latency = LatencyHistogram::default();
+        for w in &self.workers {
+            if let Ok(live) = w.live.lock() {
+                latency.merge(&live.total);
             }
         }
-    }
-    if options.progress {
-        eprintln!();
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let joins_done = joiner.is_finished();
-    joiner.abort();
-    if let Some(h) = handovers {
-        h.abort();
-    }
-    if let Some(s) = switcher {
-        s.abort();
-    }
-    if !joins_done {
-        notes.push(format!(
-            "The run ended before every planned join was made: the join ramp ({ramp_end_s:.0} s) outlasted the run."
-        ));
-    }
-    let relay_totals = monitor.totals();
-    let rss_peak = monitor.rss_peak;
-
-    // Collect: every packet's latency (the workers' whole-run histograms) and every tally.
-    let mut latency = LatencyHistogram::default();
-    for w in &workers {
-        if let Ok(live) = w.live.lock() {
-            latency.merge(&live.total);
+        let mut tallies: Vec<Tallied> = Vec::new();
+        let ended = Instant::now();
+        for w in self.workers {
+            tallies.extend(w.finish()?);
         }
+        let _ = self.publisher.finish();
+        let rs_count =
+            hang_up_webrtc_rs(self.http, &self.rs, &self.rs_latency, &mut tallies, &mut latency).await;
+        let joins =
+            self.joined.lock().map_err(|_| anyhow::anyhow!("join state poisoned"))?.joins(planned, peak);
+        let measured = Measured { joins, tallies, latency, timeline, relay, ramp_end_s, ended };
+        let mut report = build_report(self.profile, self.options, self.started_at, measured, self.notes);
+        if rs_count > 0 {
+            if let Some(str0m) = report.listener_stacks.first_mut() {
+                str0m.1 = str0m.1.saturating_sub(rs_count);
+            }
+            report.listener_stacks.push(("webrtc-rs".into(), rs_count));
+        }
+        Ok(report)
     }
-    let mut tallies: Vec<(u64, Tally, AudioCheck)> = Vec::new();
-    let ended = Instant::now();
-    for w in workers {
-        tallies.extend(w.finish()?);
+}
+
+impl Joined {
+    /// What the joins came to, with the failures' reasons most frequent first.
+    fn joins(&self, planned: u32, peak: u32) -> Joins {
+        let mut errors: Vec<(String, u32)> = self.errors.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        errors.sort_by_key(|e| std::cmp::Reverse(e.1));
+        Joins { planned, joined: self.ok, failed: self.failed, errors, peak }
     }
-    let _ = publisher.finish();
-    // The webrtc-rs listeners: their tallies beside the others, then hang up.
-    let rs: Vec<crate::webrtc_rs::RsListener> =
-        rs.lock().map(|mut v| v.drain(..).collect()).unwrap_or_default();
+}
+
+/// The webrtc-rs listeners: their tallies and latency beside the others', then hang up. Returns
+/// how many there were.
+async fn hang_up_webrtc_rs(
+    http: &reqwest::Client,
+    rs: &Mutex<Vec<RsListener>>,
+    rs_latency: &Mutex<LatencyHistogram>,
+    tallies: &mut Vec<Tallied>,
+    latency: &mut LatencyHistogram,
+) -> u32 {
+    let rs: Vec<RsListener> = rs.lock().map(|mut v| v.drain(..).collect()).unwrap_or_default();
     let rs_count = rs.len() as u32;
     for (i, listener) in rs.into_iter().enumerate() {
         tallies.push((2_000_000_000 + i as u64, listener.tally(), AudioCheck::default()));
@@ -504,32 +559,211 @@ async fn drive(
     if let Ok(h) = rs_latency.lock() {
         latency.merge(&h);
     }
-    let joins = {
-        let j = joined.lock().map_err(|_| anyhow::anyhow!("join state poisoned"))?;
-        let mut errors: Vec<(String, u32)> = j.errors.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        errors.sort_by_key(|e| std::cmp::Reverse(e.1));
-        Joins { planned, joined: j.ok, failed: j.failed, errors, peak }
-    };
-    let relay = RelaySeen { pid: relay_pid, totals: relay_totals, rss_before, rss_peak };
-    let mut report = build_report(
-        profile,
-        options,
-        started_at,
-        joins,
-        tallies,
-        &latency,
-        timeline,
-        relay,
-        (ramp_end_s, ended),
-        notes,
-    )?;
-    if rs_count > 0 {
-        if let Some(str0m) = report.listener_stacks.first_mut() {
-            str0m.1 = str0m.1.saturating_sub(rs_count);
+    rs_count
+}
+
+/// Hand each booth's turn to its next interpreter, one booth after the other, each booth once a
+/// `period`, until `stop`. Returns the handovers made.
+async fn handovers(
+    http: reqwest::Client,
+    base: String,
+    stop: Arc<AtomicBool>,
+    booths: Vec<Vec<String>>,
+    period: Duration,
+) -> u32 {
+    let mut on_air = vec![0usize; booths.len()];
+    let step = period / booths.len().max(1) as u32;
+    let mut count = 0u32;
+    let mut next = tokio::time::Instant::now() + step;
+    let mut b = 0;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep_until(next).await;
+        next += step;
+        let tokens = &booths[b];
+        let (from, to) = (on_air[b], (on_air[b] + 1) % tokens.len());
+        if booth_action(&http, &base, &tokens[to], "handover-request", json!({})).await.is_ok()
+            && booth_action(&http, &base, &tokens[from], "handover-accept", json!({})).await.is_ok()
+        {
+            on_air[b] = to;
+            count += 1;
         }
-        report.listener_stacks.push(("webrtc-rs".into(), rs_count));
+        b = (b + 1) % booths.len();
     }
-    Ok(report)
+    count
+}
+
+/// What the join tasks share.
+struct Joiner {
+    http: reqwest::Client,
+    base: String,
+    id: String,
+    /// Per channel: its language in the WHEP URL.
+    languages: Vec<String>,
+    /// One listener in this many decodes its audio.
+    decode_every: usize,
+    /// The listener workers, by index.
+    commands: Vec<WorkerSender>,
+    relay: RelayTarget,
+    /// One listener in this many is a webrtc-rs one (0: none).
+    rs_every: usize,
+    local_ip: IpAddr,
+    joined: Arc<Mutex<Joined>>,
+    rs: Arc<Mutex<Vec<RsListener>>>,
+    rs_latency: Arc<Mutex<LatencyHistogram>>,
+}
+
+impl Joiner {
+    /// Start each join of the plan at its time after `ramp_start`; wait for all to end.
+    async fn run(self: Arc<Self>, plan: Vec<Join>, ramp_start: tokio::time::Instant) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (n, join) in plan.into_iter().enumerate() {
+            tokio::time::sleep_until(ramp_start + Duration::from_secs_f64(join.at_s)).await;
+            let url = format!("{}/whep/{}/{}", self.base, self.id, self.languages[join.channel]);
+            let tolk = matches!(self.relay, RelayTarget::Tolk { .. });
+            if tolk && self.rs_every > 0 && n % self.rs_every == self.rs_every / 2 {
+                // A webrtc-rs listener: the interop sample.
+                tasks.spawn(self.clone().join_webrtc_rs(url));
+            } else {
+                tasks.spawn(self.clone().join(n, join.channel, url));
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// A webrtc-rs listener, kept until the end (its tally is read then).
+    async fn join_webrtc_rs(self: Arc<Self>, url: String) {
+        let result = RsListener::listen(&self.http, &url, self.rs_latency.clone()).await;
+        if let Ok(mut j) = self.joined.lock() {
+            match result {
+                Ok(listener) => {
+                    j.ok += 1;
+                    if let Ok(mut rs) = self.rs.lock() {
+                        rs.push(listener);
+                    }
+                }
+                Err(e) => {
+                    j.failed += 1;
+                    *j.errors.entry(format!("webrtc-rs: {}", short(&e))).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+
+    /// Listener `n` on `channel` (at `url` on Tolk), handed to its worker.
+    async fn join(self: Arc<Self>, n: usize, channel: usize, url: String) {
+        let worker = n % self.commands.len();
+        let result = self.connect(n, worker, &url).await;
+        if let Ok(mut j) = self.joined.lock() {
+            match result {
+                Ok(session) => {
+                    j.ok += 1;
+                    j.handles.insert(n as u64 + 1_000, Handle { worker, session, channel });
+                }
+                Err(e) => {
+                    j.failed += 1;
+                    *j.errors.entry(short(&e)).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+
+    /// Negotiate listener `n` (WHEP on Tolk, the streaming plugin's watch on Janus) and add it
+    /// to `worker`. Returns its session URL (on Janus, a description).
+    async fn connect(&self, n: usize, worker: usize, url: &str) -> anyhow::Result<String> {
+        let decode = n.is_multiple_of(self.decode_every);
+        let command = &self.commands[worker];
+        let posted = Instant::now();
+        let (session, mut ready) = match self.relay {
+            RelayTarget::Tolk { .. } => {
+                let offer = engine::offer(command.endpoint(self.local_ip), false, 1)?;
+                let (session, answer) = engine::post_offer(&self.http, url, None, &offer.sdp).await?;
+                (session, offer.accept(&answer, None, decode)?)
+            }
+            RelayTarget::Janus { mountpoint, listener_ip, .. } => {
+                let (watch, offer) =
+                    crate::janus::JanusWatch::watch(&self.http, &self.base, mountpoint).await?;
+                let (ready, answer) = engine::answer(listener_ip, &offer, decode)?;
+                watch.start(&answer).await?;
+                (format!("janus session {}", watch.session_id()), ready)
+            }
+        };
+        ready.tally.posted_at = Some(posted);
+        // Every tenth listener (and each decoding one) reads every packet's stamp.
+        ready.light = !decode && !n.is_multiple_of(FULL_EVERY);
+        command.send(Command::Add { id: n as u64 + 1_000, peer: Box::new(ready) })?;
+        Ok(session)
+    }
+}
+
+/// A switch to make: (listener, its session URL, its worker, the channel it goes to).
+type Pick = (u64, String, usize, usize);
+
+/// What the switching task needs.
+struct Switcher {
+    http: reqwest::Client,
+    joined: Arc<Mutex<Joined>>,
+    stop: Arc<AtomicBool>,
+    /// Switches per listener per second.
+    rate: f64,
+    channels: usize,
+    languages: Vec<String>,
+    commands: Vec<WorkerSender>,
+}
+
+impl Switcher {
+    /// Every 100 ms, switch the listeners owed a switch by then, until `stop`. Returns the
+    /// switches made.
+    async fn run(self) -> u32 {
+        let mut owed = 0.0;
+        let mut done = 0u32;
+        while !self.stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Some(picks) = self.pick(&mut owed) else { break };
+            for pick in picks {
+                if self.switch(pick).await {
+                    done += 1;
+                }
+            }
+        }
+        done
+    }
+
+    /// The switches owed in the last 100 ms, to random listeners and random other channels;
+    /// their channels are updated already. None if the join state is poisoned.
+    fn pick(&self, owed: &mut f64) -> Option<Vec<Pick>> {
+        let channels = self.channels;
+        let mut j = self.joined.lock().ok()?;
+        *owed += self.rate * j.handles.len() as f64 * 0.1;
+        let ids: Vec<u64> = j.handles.keys().copied().collect();
+        let mut picks = Vec::new();
+        while *owed >= 1.0 && !ids.is_empty() && channels > 1 {
+            *owed -= 1.0;
+            let id = ids[rand::random_range(0..ids.len())];
+            if let Some(h) = j.handles.get_mut(&id) {
+                let to = (h.channel + 1 + rand::random_range(0..channels - 1)) % channels;
+                h.channel = to;
+                picks.push((id, h.session.clone(), h.worker, to));
+            }
+        }
+        Some(picks)
+    }
+
+    /// Ask for one switch; whether the relay made it.
+    async fn switch(&self, (id, session, worker, to): Pick) -> bool {
+        // Told before the request: the new channel's first packet may beat the 204.
+        let _ = self.commands[worker].send(Command::Switching { id, at: Some(Instant::now()) });
+        let ok = self
+            .http
+            .post(format!("{session}/channel"))
+            .json(&json!({"language": self.languages[to]}))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 204);
+        if !ok {
+            let _ = self.commands[worker].send(Command::Switching { id, at: None });
+        }
+        ok
+    }
 }
 
 /// The address the generator's peers put in their candidates: the local one that routes to the
@@ -624,25 +858,39 @@ struct RelaySeen {
     rss_peak: f64,
 }
 
-#[allow(clippy::too_many_arguments)]
+impl RelaySeen {
+    /// The relay's CPU and memory, if it was watched; `peak`: most listeners at once.
+    fn usage(self, peak: u32) -> Option<RelayUsage> {
+        let RelaySeen { pid, totals, rss_before, rss_peak } = self;
+        let (pid, (cpu, threads)) = (pid?, totals?);
+        Some(RelayUsage {
+            pid,
+            cpu_percent: cpu,
+            threads: threads.into_iter().map(|(name, cpu_percent)| ThreadCpu { name, cpu_percent }).collect(),
+            rss_mib_start: rss_before.unwrap_or(0.0),
+            rss_mib_peak: rss_peak,
+            rss_kib_per_listener: if peak > 0 {
+                (rss_peak - rss_before.unwrap_or(rss_peak)).max(0.0) * 1024.0 / f64::from(peak)
+            } else {
+                0.0
+            },
+        })
+    }
+}
+
+/// A listener's tally as the workers hand it back: (id, tally, audio check).
+type Tallied = (u64, Tally, AudioCheck);
+
 fn build_report(
     profile: &Profile,
     options: &RunOptions,
     started_at: chrono::DateTime<chrono::Utc>,
-    joins: Joins,
-    tallies: Vec<(u64, Tally, AudioCheck)>,
-    latency: &LatencyHistogram,
-    timeline: Vec<Sample>,
-    relay: RelaySeen,
-    (ramp_end_s, ended): (f64, Instant),
+    measured: Measured,
     notes: Vec<String>,
-) -> anyhow::Result<RunReport> {
-    let RelaySeen { pid: relay_pid, totals: relay_totals, rss_before, rss_peak } = relay;
-    let listeners: Vec<&(u64, Tally, AudioCheck)> =
-        tallies.iter().filter(|(id, _, _)| *id >= 1_000).collect();
-    let expected: u64 = listeners.iter().map(|(_, t, _)| t.expected_at(ended)).sum();
-    let received: u64 = listeners.iter().map(|(_, t, _)| t.packets.min(t.expected_at(ended))).sum();
-    let lost = expected.saturating_sub(received);
+) -> RunReport {
+    let Measured { joins, tallies, latency, timeline, relay, ramp_end_s, ended } = measured;
+    // The senders have ids below 1,000.
+    let listeners: Vec<&Tallied> = tallies.iter().filter(|(id, _, _)| *id >= 1_000).collect();
     let first_audio = percentiles(listeners.iter().filter_map(|(_, t, _)| t.first_audio_ms()).collect());
     let jitter = percentiles(
         listeners.iter().filter(|(_, t, _)| t.packets > 10).map(|(_, t, _)| t.jitter_ms()).collect(),
@@ -650,33 +898,11 @@ fn build_report(
     let switch = percentiles(listeners.iter().flat_map(|(_, t, _)| t.switch_ms.iter().copied()).collect());
     let gaps =
         percentiles(listeners.iter().flat_map(|(_, t, _)| t.handover_gaps_ms.iter().copied()).collect());
-    let latency = latency_summary(latency);
-    let sampled: Vec<&AudioCheck> = listeners.iter().map(|(_, _, c)| c).filter(|c| c.sampled).collect();
-    let audio_ok = sampled.iter().filter(|c| c.errors == 0 && c.frames > 50 && c.level_db() > -45.0).count();
-    let full_load: Vec<&Sample> = timeline.iter().filter(|s| s.t >= ramp_end_s + 1.0).collect();
-    let packets_per_s = if full_load.is_empty() {
-        timeline.iter().map(|s| s.packets_per_s).sum::<f64>() / timeline.len().max(1) as f64
-    } else {
-        full_load.iter().map(|s| s.packets_per_s).sum::<f64>() / full_load.len() as f64
-    };
+    let latency = latency_summary(&latency);
     let generator_cpu =
         timeline.iter().map(|s| s.generator_cpu_percent).sum::<f64>() / timeline.len().max(1) as f64;
-    let relay_usage = match (relay_pid, relay_totals) {
-        (Some(pid), Some((cpu, threads))) => Some(RelayUsage {
-            pid,
-            cpu_percent: cpu,
-            threads: threads.into_iter().map(|(name, cpu_percent)| ThreadCpu { name, cpu_percent }).collect(),
-            rss_mib_start: rss_before.unwrap_or(0.0),
-            rss_mib_peak: rss_peak,
-            rss_kib_per_listener: if joins.peak > 0 {
-                (rss_peak - rss_before.unwrap_or(rss_peak)).max(0.0) * 1024.0 / f64::from(joins.peak)
-            } else {
-                0.0
-            },
-        }),
-        _ => None,
-    };
-    Ok(RunReport {
+    let relay_usage = relay.usage(joins.peak);
+    RunReport {
         relay: match options.relay {
             RelayTarget::Tolk { .. } => "tolk".into(),
             RelayTarget::Janus { .. } => "janus".into(),
@@ -687,25 +913,51 @@ fn build_report(
         duration_s: timeline.last().map_or(0.0, |s| s.t),
         joins,
         first_audio_ms: first_audio,
-        loss: Loss {
-            expected,
-            received,
-            lost,
-            percent: if expected > 0 { lost as f64 / expected as f64 * 100.0 } else { 0.0 },
-        },
+        loss: loss(&listeners, ended),
         jitter_ms: jitter,
         latency_ms: latency.0,
         latency_histogram: latency.1,
         switch_ms: switch,
         handover_gap_ms: gaps,
-        packets_per_s,
+        packets_per_s: packets_per_s_at_full_load(&timeline, ramp_end_s),
         relay_usage,
         generator_cpu_percent: generator_cpu,
         listener_stacks: vec![("str0m".into(), listeners.len() as u32)],
-        audio_checked: (audio_ok as u32, sampled.len() as u32),
+        audio_checked: audio_checked(&listeners),
         timeline,
         notes,
-    })
+    }
+}
+
+/// Packets the listeners should have had by `ended`, and had.
+fn loss(listeners: &[&Tallied], ended: Instant) -> Loss {
+    let expected: u64 = listeners.iter().map(|(_, t, _)| t.expected_at(ended)).sum();
+    let received: u64 = listeners.iter().map(|(_, t, _)| t.packets.min(t.expected_at(ended))).sum();
+    let lost = expected.saturating_sub(received);
+    Loss {
+        expected,
+        received,
+        lost,
+        percent: if expected > 0 { lost as f64 / expected as f64 * 100.0 } else { 0.0 },
+    }
+}
+
+/// (listeners whose audio was as expected, listeners sampled).
+fn audio_checked(listeners: &[&Tallied]) -> (u32, u32) {
+    let sampled: Vec<&AudioCheck> = listeners.iter().map(|(_, _, c)| c).filter(|c| c.sampled).collect();
+    let ok = sampled.iter().filter(|c| c.errors == 0 && c.frames > 50 && c.level_db() > -45.0).count();
+    (ok as u32, sampled.len() as u32)
+}
+
+/// Packets per second received once everyone has joined (the whole run's mean if it never got
+/// there).
+fn packets_per_s_at_full_load(timeline: &[Sample], ramp_end_s: f64) -> f64 {
+    let full_load: Vec<&Sample> = timeline.iter().filter(|s| s.t >= ramp_end_s + 1.0).collect();
+    if full_load.is_empty() {
+        timeline.iter().map(|s| s.packets_per_s).sum::<f64>() / timeline.len().max(1) as f64
+    } else {
+        full_load.iter().map(|s| s.packets_per_s).sum::<f64>() / full_load.len() as f64
+    }
 }
 
 /// Percentiles and a ms histogram of a latency histogram.

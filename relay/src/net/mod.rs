@@ -11,7 +11,7 @@ pub mod settled;
 mod shard;
 pub mod table;
 pub mod timers;
-pub mod udp;
+pub use tolk_udp as udp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

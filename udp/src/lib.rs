@@ -1,7 +1,18 @@
-//! Batched UDP I/O: `recvmmsg` / `sendmmsg` on a non-blocking socket (Linux), so that one system
-//! call moves up to [`BATCH`] datagrams, and the kernel's receive time of each datagram where a
-//! socket asks for it (the load generator's latency). This is the only file with `unsafe`: the
-//! syscalls and the ancillary data they return.
+//! Batched UDP for Tolk, on the quinn-udp model: the few socket calls the standard library does
+//! not offer, behind safe functions. This crate owns
+//!
+//! - batches: [`recv_batch`] / [`recv_up_to`] (`recvmmsg`) and [`SendBatch`] (`sendmmsg`) on a
+//!   non-blocking socket (Linux), so that one system call moves up to [`BATCH`] datagrams, with
+//!   the send buffers reused across flushes;
+//! - what the kernel says of a received datagram where a socket asks ([`Ancillary`]): its
+//!   receive time ([`enable_receive_times`], `SO_TIMESTAMPNS`: the load generator's latency) and
+//!   the local address it was sent to ([`enable_destination_address`], `IP_PKTINFO`);
+//! - sending from a chosen local address on a wildcard socket ([`send_from`]), and the socket
+//!   options media sockets want ([`set_dont_fragment`], [`set_receive_buffer`]).
+//!
+//! The relay's media shards use the batches and Don't Fragment (as `tolk_relay::net::udp`); the
+//! load generator uses the rest. This is the only crate with `unsafe` (the workspace denies it
+//! elsewhere): the syscalls and the ancillary data they return, each block with its `SAFETY`.
 
 #![allow(unsafe_code)]
 
