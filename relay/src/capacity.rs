@@ -29,14 +29,14 @@ pub fn channel_units(languages: usize, mixed: bool) -> u32 {
 }
 
 /// What the node offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Capacity {
     pub listeners: u32,
     pub channels: u32,
 }
 
 /// What is free over one stretch of time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FreeSegment {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,

@@ -5,20 +5,20 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::app::{App, AppError};
 use crate::ids::{EventId, InterpreterId, Language};
 use crate::store::usage::Interval;
+use crate::store::{Event, Store, StoreError};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChannelUsage {
     pub language: Language,
     pub peak_listeners: u32,
     pub listener_minutes: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InterpreterUsage {
     pub id: InterpreterId,
     pub name: String,
@@ -26,17 +26,17 @@ pub struct InterpreterUsage {
     pub on_air_minutes: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UsageReport {
-    pub event: EventSummary,
+    pub event: UsageEvent,
     pub channels: Vec<ChannelUsage>,
     pub interpreters: Vec<InterpreterUsage>,
     pub handovers: i64,
     pub slow_downs: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct EventSummary {
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UsageEvent {
     pub id: EventId,
     pub title: String,
     pub starts_at: chrono::DateTime<chrono::Utc>,
@@ -60,54 +60,53 @@ pub fn peak(intervals: &[&Interval]) -> u32 {
     best.max(0) as u32
 }
 
-impl App {
-    pub async fn usage(&self, id: &EventId) -> Result<UsageReport, AppError> {
-        let event = self.event(id).await?;
-        let now = crate::store::now_ms();
-        let listening = self.store.listening_intervals(id, now).await?;
-        let on_air = self.store.on_air_intervals(id, now).await?;
-        let (_, _, handovers, slow_downs) = self.store.usage_counts(id).await?;
-        let names: BTreeMap<InterpreterId, String> =
-            self.store.all_interpreters(id).await?.into_iter().map(|i| (i.id, i.name)).collect();
-        let channels = std::iter::once(&event.floor_language)
-            .chain(&event.languages)
-            .map(|language| {
-                let here: Vec<&Interval> = listening.iter().filter(|i| &i.language == language).collect();
-                ChannelUsage {
-                    language: language.clone(),
-                    peak_listeners: peak(&here),
-                    listener_minutes: minutes(here.iter().map(|i| i.to - i.from).sum()),
-                }
-            })
-            .collect();
-        let mut per_interpreter: BTreeMap<(InterpreterId, Language), i64> = BTreeMap::new();
-        for i in &on_air {
-            if let Some(who) = i.interpreter {
-                *per_interpreter.entry((who, i.language.clone())).or_default() += i.to - i.from;
+/// The usage report of `event`, up to now.
+pub async fn report(store: &Store, event: Event) -> Result<UsageReport, StoreError> {
+    let id: &EventId = &event.id;
+    let now = crate::store::now_ms();
+    let listening = store.listening_intervals(id, now).await?;
+    let on_air = store.on_air_intervals(id, now).await?;
+    let counts = store.usage_counts(id).await?;
+    let (handovers, slow_downs) = (counts.handovers, counts.slow_downs);
+    let names: BTreeMap<InterpreterId, String> =
+        store.all_interpreters(id).await?.into_iter().map(|i| (i.id, i.name)).collect();
+    let channels = crate::events::channels(&event)
+        .map(|(language, _)| {
+            let here: Vec<&Interval> = listening.iter().filter(|i| &i.language == language).collect();
+            ChannelUsage {
+                language: language.clone(),
+                peak_listeners: peak(&here),
+                listener_minutes: minutes(here.iter().map(|i| i.to - i.from).sum()),
             }
-        }
-        let interpreters = per_interpreter
-            .into_iter()
-            .map(|((id, language), ms)| InterpreterUsage {
-                id,
-                name: names.get(&id).cloned().unwrap_or_default(),
-                language,
-                on_air_minutes: minutes(ms),
-            })
-            .collect();
-        Ok(UsageReport {
-            event: EventSummary {
-                id: event.id,
-                title: event.title,
-                starts_at: event.starts_at,
-                ends_at: event.ends_at,
-            },
-            channels,
-            interpreters,
-            handovers,
-            slow_downs,
         })
+        .collect();
+    let mut per_interpreter: BTreeMap<(InterpreterId, Language), i64> = BTreeMap::new();
+    for i in &on_air {
+        if let Some(who) = i.interpreter {
+            *per_interpreter.entry((who, i.language.clone())).or_default() += i.to - i.from;
+        }
     }
+    let interpreters = per_interpreter
+        .into_iter()
+        .map(|((id, language), ms)| InterpreterUsage {
+            id,
+            name: names.get(&id).cloned().unwrap_or_default(),
+            language,
+            on_air_minutes: minutes(ms),
+        })
+        .collect();
+    Ok(UsageReport {
+        event: UsageEvent {
+            id: event.id,
+            title: event.title,
+            starts_at: event.starts_at,
+            ends_at: event.ends_at,
+        },
+        channels,
+        interpreters,
+        handovers,
+        slow_downs,
+    })
 }
 
 /// The report as CSV: one row per channel and per interpreter and language, then the counts.

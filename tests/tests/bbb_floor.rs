@@ -51,8 +51,12 @@ async fn floor_until(
     within: Duration,
     what: impl Fn(&FloorStatus) -> bool,
 ) -> anyhow::Result<FloorStatus> {
-    let mut watch =
-        relay.server.app.bbb_floor(&EventId::parse(event)?).ok_or_else(|| anyhow::anyhow!("no BBB floor"))?;
+    let mut watch = relay
+        .server
+        .app
+        .floors
+        .watch(&EventId::parse(event)?)
+        .ok_or_else(|| anyhow::anyhow!("no BBB floor"))?;
     let waited =
         tokio::time::timeout(within, watch.wait_for(|s| what(s))).await.map(|r| r.map(|s| s.clone()));
     let status = match waited {

@@ -13,7 +13,7 @@ use tolk_tests::relay::{ADMIN, TestRelay, field};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn organisers_see_only_their_own_events() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
-    let store = &relay.server.app.store;
+    let store = relay.server.app.store();
     let (alpha, beta) = (Token::generate(), Token::generate());
     store.insert_organiser("Alpha Conferences", &alpha).await?;
     let b = store.insert_organiser("Beta Events", &beta).await?;

@@ -20,7 +20,7 @@ use super::{BbbError, OfferFlow};
 use crate::ids::EventId;
 
 /// Where the floor of a BBB event is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FloorState {
     /// The meeting is not running (yet, or any more).
@@ -36,7 +36,7 @@ pub enum FloorState {
 }
 
 /// The floor's state as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct FloorStatus {
     pub state: FloorState,
     /// Why, in a sentence (the error's reason, or what it waits for).

@@ -12,75 +12,58 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::{App, InterpreterView, NewInterpreter};
-use crate::booth::{BoothAction, BoothPush, BoothState};
-use crate::http::api::owned;
-use crate::http::media::{created, offer};
-use crate::http::{ApiError, bearer, parse_json};
+use crate::app::App;
+use crate::booths::desk::{BoothAction, BoothPush};
+use crate::booths::{BoothState, InterpreterView, NewInterpreter};
+use crate::http::ApiError;
+use crate::http::extract::{Booth, JsonBody, OwnedEvent, SdpOffer, bearer, parse_json};
+use crate::http::media::created;
 use crate::ids::InterpreterId;
 use crate::store::interpreters::Interpreter;
 
+/// `POST /api/v1/events/{id}/interpreters`: issue a booth link.
 pub async fn issue(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
+    owned: OwnedEvent,
+    JsonBody(request): JsonBody<NewInterpreter>,
 ) -> Result<(StatusCode, Json<InterpreterView>), ApiError> {
-    let (_, event) = owned(&app, &headers, &id).await?;
-    let request: NewInterpreter = parse_json(&headers, &body)?;
-    Ok((StatusCode::CREATED, Json(app.issue_interpreter(&event.id, request).await?)))
+    Ok((StatusCode::CREATED, Json(app.booths.issue(&owned.event, request).await?)))
 }
 
+/// `GET /api/v1/events/{id}/interpreters`: the live booth links (without tokens).
 pub async fn list(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    owned: OwnedEvent,
 ) -> Result<Json<Vec<InterpreterView>>, ApiError> {
-    let (_, event) = owned(&app, &headers, &id).await?;
-    let interpreters = app.store.interpreters(&event.id).await?;
-    Ok(Json(
-        interpreters
-            .into_iter()
-            .map(|i| InterpreterView {
-                id: i.id,
-                name: i.name,
-                languages: i.languages,
-                token: None,
-                booth_url: None,
-            })
-            .collect(),
-    ))
+    Ok(Json(app.booths.list(&owned.event.id).await?))
 }
 
+/// `DELETE /api/v1/events/{id}/interpreters/{interpreter}`: revoke a booth link.
 pub async fn revoke(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Path((id, interpreter)): Path<(String, String)>,
+    owned: OwnedEvent,
+    Path((_, interpreter)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, event) = owned(&app, &headers, &id).await?;
-    let event = event.id;
     let interpreter = interpreter
         .parse::<i64>()
         .map(InterpreterId)
         .map_err(|_| ApiError::not_found(format!("'{interpreter}' is not a booth link id")))?;
-    app.revoke_interpreter(&event, interpreter).await?;
+    app.booths.revoke(&owned.event.id, interpreter).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /whip/booth`: the interpreter's microphone up, their input and partner down.
 pub async fn publish(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
+    Booth(me): Booth,
+    SdpOffer(offer): SdpOffer,
 ) -> Result<Response, ApiError> {
-    let me = app.interpreter(bearer(&headers)).await?;
-    let offer = offer(&headers, &body)?;
     let (session, answer) = app.publish_booth(&me, offer).await?;
     Ok(created(&app, "whip", &session, answer))
 }
 
-pub async fn state(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<BoothState>, ApiError> {
-    let me = app.interpreter(bearer(&headers)).await?;
+/// `GET /api/v1/booth/state`.
+pub async fn state(State(app): State<Arc<App>>, Booth(me): Booth) -> Result<Json<BoothState>, ApiError> {
     Ok(Json(app.booth_state(&me).await?))
 }
 
@@ -99,13 +82,14 @@ fn parse_action(action: &str, headers: &HeaderMap, body: &Bytes) -> Result<Booth
     })
 }
 
+/// `POST /api/v1/booth/{action}`: one booth action; answers the new state.
 pub async fn action(
     State(app): State<Arc<App>>,
+    Booth(me): Booth,
     headers: HeaderMap,
     Path(action): Path<String>,
     body: Bytes,
 ) -> Result<Json<BoothState>, ApiError> {
-    let me = app.interpreter(bearer(&headers)).await?;
     let action = parse_action(&action, &headers, &body)?;
     app.booth_action(&me, action).await?;
     Ok(Json(app.booth_state(&me).await?))
@@ -124,7 +108,7 @@ pub async fn socket(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let token = query.token.as_deref().or_else(|| bearer(&headers));
-    let me = app.interpreter(token).await?;
+    let me = app.auth.interpreter(token).await?;
     Ok(upgrade.on_upgrade(move |socket| serve_socket(app, me, socket)).into_response())
 }
 
@@ -143,7 +127,13 @@ async fn send_state(app: &App, me: &Interpreter, socket: &mut WebSocket) -> bool
 }
 
 async fn serve_socket(app: Arc<App>, me: Interpreter, mut socket: WebSocket) {
-    let mut pushes = app.booth_pushes(&me.event);
+    let mut pushes = match app.events.live(&me.event).await {
+        Ok(live) => app.booths.subscribe(&live),
+        Err(e) => {
+            let _ = send_json(&mut socket, &json!({"type": "error", "detail": e.to_string()})).await;
+            return;
+        }
+    };
     if !send_state(&app, &me, &mut socket).await {
         return;
     }
@@ -160,7 +150,7 @@ async fn serve_socket(app: Arc<App>, me: Interpreter, mut socket: WebSocket) {
             push = pushes.recv() => match push {
                 Ok(BoothPush::State) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     // A revoked link stops receiving anything but its 401.
-                    if app.interpreter_still_valid(&me).await == Some(false) {
+                    if app.auth.still_valid(&me).await == Some(false) {
                         let _ = send_json(&mut socket, &json!({"type": "error", "detail": "this booth link was revoked"})).await;
                         return;
                     }
@@ -168,7 +158,7 @@ async fn serve_socket(app: Arc<App>, me: Interpreter, mut socket: WebSocket) {
                         return;
                     }
                 }
-                Ok(push) if App::push_is_for(&push, &me) => {
+                Ok(push) if push.is_for(&me) => {
                     if !send_json(&mut socket, &push).await {
                         return;
                     }

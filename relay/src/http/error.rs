@@ -103,22 +103,95 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Store(e) => e.into(),
+            AuthError::DataDir { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            _ => Self::unauthorized(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::events::EventError> for ApiError {
+    fn from(e: crate::events::EventError) -> Self {
+        use crate::events::EventError;
+        match e {
+            EventError::NoEvent(_) | EventError::NoChannel { .. } => Self::not_found(e.to_string()),
+            EventError::LanguagesLocked | EventError::Capacity(_) => {
+                Self::new(StatusCode::CONFLICT, e.to_string())
+            }
+            EventError::Floor(e) => e.into(),
+            EventError::Store(e) => e.into(),
+            EventError::Net(e) => e.into(),
+            _ => Self::bad_request(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::admission::AdmissionError> for ApiError {
+    fn from(e: crate::admission::AdmissionError) -> Self {
+        match e.retry_after() {
+            Some(secs) => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                detail: e.to_string(),
+                retry_after: Some(secs),
+            },
+            None => Self::new(StatusCode::FORBIDDEN, e.to_string()),
+        }
+    }
+}
+
+impl From<crate::floors::FloorError> for ApiError {
+    fn from(e: crate::floors::FloorError) -> Self {
+        use crate::floors::FloorError;
+        match e {
+            FloorError::Bbb(_) => Self::bad_request(e.to_string()),
+            FloorError::Net(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::booths::desk::DeskError> for ApiError {
+    fn from(e: crate::booths::desk::DeskError) -> Self {
+        use crate::booths::desk::DeskError;
+        let status = match e {
+            DeskError::NotYourLanguage { .. } => StatusCode::FORBIDDEN,
+            DeskError::NobodyToAsk | DeskError::NotOnAir | DeskError::NoRequest => StatusCode::CONFLICT,
+            DeskError::ChatLength | DeskError::BadInput(_) => StatusCode::BAD_REQUEST,
+            DeskError::NoChannel { .. } => StatusCode::NOT_FOUND,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<crate::booths::BoothError> for ApiError {
+    fn from(e: crate::booths::BoothError) -> Self {
+        use crate::booths::BoothError;
+        match e {
+            BoothError::Desk(e) => e.into(),
+            BoothError::NoBoothLink { .. } => Self::not_found(e.to_string()),
+            BoothError::Store(e) => e.into(),
+            BoothError::Net(e) => e.into(),
+            _ => Self::bad_request(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::app::AppError> for ApiError {
     fn from(e: crate::app::AppError) -> Self {
         use crate::app::AppError;
         match e {
-            AppError::Invalid(_) => Self::bad_request(e.to_string()),
-            AppError::NoEvent(_) | AppError::NoChannel { .. } => Self::not_found(e.to_string()),
-            AppError::Unauthorized(_) => Self::unauthorized(e.to_string()),
-            AppError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, e.to_string()),
-            AppError::Conflict(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
-            AppError::NotFound(_) => Self::not_found(e.to_string()),
-            AppError::Capacity(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
-            AppError::Busy { detail, retry_after } => {
-                Self { status: StatusCode::SERVICE_UNAVAILABLE, detail, retry_after: Some(retry_after) }
-            }
+            AppError::Auth(e) => e.into(),
+            AppError::Event(e) => e.into(),
+            AppError::Admission(e) => e.into(),
+            AppError::Booth(e) => e.into(),
+            AppError::Floor(e) => e.into(),
             AppError::Store(e) => e.into(),
             AppError::Net(e) => e.into(),
+            AppError::Id(e) => e.into(),
+            AppError::NoListeningSession(_) => Self::not_found(e.to_string()),
             AppError::DataDir { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
     }

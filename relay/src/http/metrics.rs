@@ -53,7 +53,7 @@ const SHARD_COUNTERS: [(&str, &str, Field); 8] = [
 ];
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let shards = app.media.stats().await;
+    let shards = app.media_stats().await;
     let mut per_channel: BTreeMap<(String, String), usize> = BTreeMap::new();
     for c in shards.iter().flat_map(|s| &s.channels) {
         *per_channel.entry((c.event.to_string(), c.language.to_string())).or_default() += c.listeners;
@@ -69,7 +69,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         "tolk_sessions",
         "gauge",
         "Live media sessions (publishers and listeners).",
-        [(String::new(), app.media.sessions().len() as f64)],
+        [(String::new(), app.media_sessions() as f64)],
     );
     out.family(
         "tolk_shard_peers",

@@ -1,9 +1,11 @@
-//! The HTTP edge (axum): WHIP/WHEP, the JSON API, pages, `/metrics` and `/healthz`. Handlers parse
-//! and check input, call [`App`], and map errors to problem+json; media state stays in the shards.
+//! The HTTP edge (axum): WHIP/WHEP, the JSON API, pages, `/metrics` and `/healthz`. Handlers are
+//! thin: typed extractors ([`extract`]) check the caller and parse the input, the handler calls the
+//! services on [`App`], and errors map to problem+json ([`error`]); media state stays in the shards.
 
 mod api;
 mod booth;
 mod error;
+mod extract;
 mod media;
 mod metrics;
 mod organiser;
@@ -12,11 +14,8 @@ mod pages;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, header};
 use axum::routing::{delete, get, post};
-use serde::de::DeserializeOwned;
 use tower_http::trace::TraceLayer;
 
 use crate::app::App;
@@ -60,24 +59,4 @@ pub fn router(app: Arc<App>) -> Router {
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .with_state(app)
-}
-
-/// The bearer token of a request, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
-}
-
-/// Parse a JSON body with an error that names the problem.
-fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.starts_with("application/json") {
-        return Err(ApiError::new(
-            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the request body as JSON with 'Content-Type: application/json'",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the JSON body is not valid: {e}")))
 }

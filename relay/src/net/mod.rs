@@ -371,6 +371,17 @@ impl Media {
         }
     }
 
+    /// Listeners per language of an event, over all shards.
+    pub async fn listeners(&self, event: &EventId) -> std::collections::HashMap<Language, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for shard in self.stats().await {
+            for c in shard.channels.into_iter().filter(|c| &c.event == event) {
+                *counts.entry(c.language).or_insert(0) += c.listeners;
+            }
+        }
+        counts
+    }
+
     /// Counters of every shard.
     pub async fn stats(&self) -> Vec<ShardStats> {
         let mut all = Vec::with_capacity(self.shards.len());

@@ -104,20 +104,35 @@ impl Store {
         Ok(())
     }
 
-    /// Counts of rows per usage table for an event: (on-air intervals, listening rows, handovers,
-    /// slow-downs). The organisers' report builds on the rows themselves.
-    pub async fn usage_counts(&self, event: &EventId) -> Result<(i64, i64, i64, i64), StoreError> {
+    /// Counts of rows per usage table for an event. The organisers' report builds on the rows
+    /// themselves.
+    pub async fn usage_counts(&self, event: &EventId) -> Result<UsageCounts, StoreError> {
         let count = |sql: &'static str| {
             let event = event.as_str().to_owned();
             async move { sqlx::query_scalar::<_, i64>(sql).bind(event).fetch_one(&self.pool).await }
         };
-        Ok((
-            count("SELECT COUNT(*) FROM on_air WHERE event_id = $1").await?,
-            count("SELECT COUNT(*) FROM listening WHERE event_id = $1").await?,
-            count("SELECT COUNT(*) FROM booth_signals WHERE event_id = $1 AND kind = 'handover'").await?,
-            count("SELECT COUNT(*) FROM booth_signals WHERE event_id = $1 AND kind = 'slow-down'").await?,
-        ))
+        Ok(UsageCounts {
+            on_air: count("SELECT COUNT(*) FROM on_air WHERE event_id = $1").await?,
+            listening: count("SELECT COUNT(*) FROM listening WHERE event_id = $1").await?,
+            handovers: count("SELECT COUNT(*) FROM booth_signals WHERE event_id = $1 AND kind = 'handover'")
+                .await?,
+            slow_downs: count(
+                "SELECT COUNT(*) FROM booth_signals WHERE event_id = $1 AND kind = 'slow-down'",
+            )
+            .await?,
+        })
     }
+}
+
+/// How many usage facts an event has of each kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageCounts {
+    /// On-air intervals.
+    pub on_air: i64,
+    /// Listening rows (a join or a switch each).
+    pub listening: i64,
+    pub handovers: i64,
+    pub slow_downs: i64,
 }
 
 /// One listening interval or on-air interval, in Unix milliseconds (an open one runs to `until`).

@@ -1,0 +1,334 @@
+//! The running relay: the services wired together (the composition root), and the few flows that
+//! cross them — a listener joining (event → admission → media → usage), a channel switch, a floor
+//! publish, a booth action, the live and public views — plus the back-channel that records what
+//! the shards report ([`MediaNote`] → admission, booths, usage).
+//!
+//! Each service has one job: [`Auth`] (who calls), [`Events`] (events, capacity, live layouts),
+//! [`Admission`] (who may listen now), [`Floors`] (RTP and BBB floors), [`Booths`] (booth links and
+//! the booth desk). HTTP handlers call these, never the store or the media directly.
+
+mod views;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use tracing::warn;
+
+pub use views::{
+    Channels, Live, LiveChannel, LiveFloor, LiveOnAir, LiveSlowDown, PublicChannel, PublicEvent,
+};
+
+use crate::admission::{Admission, AdmissionError};
+use crate::auth::{Auth, AuthError};
+use crate::bbb::floor::FloorState;
+use crate::booths::desk::BoothAction;
+use crate::booths::{BoothError, BoothState, Booths};
+use crate::config::Settings;
+use crate::events::{EventError, EventView, Events, FloorRequest, NewEvent, channels};
+use crate::floors::{FloorError, Floors};
+use crate::ids::{EventId, Language, SessionId};
+use crate::net::{Media, MediaConfig, MediaNote, NetError, SessionKind, ShardStats};
+use crate::store::interpreters::Interpreter;
+use crate::store::{FloorKind, Store, StoreError};
+use crate::usage::UsageReport;
+
+/// What can go wrong in a flow that crosses services.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
+    #[error(transparent)]
+    Booth(#[from] BoothError),
+    #[error(transparent)]
+    Floor(#[from] FloorError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// A channel switch for a session that is not a live listener.
+    #[error("no listening session {0}")]
+    NoListeningSession(SessionId),
+    #[error(transparent)]
+    Id(#[from] crate::ids::IdError),
+    #[error("could not prepare the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+}
+
+/// The relay's services.
+pub struct App {
+    pub settings: Settings,
+    pub auth: Auth,
+    pub events: Events,
+    pub admission: Admission,
+    pub floors: Arc<Floors>,
+    pub booths: Booths,
+    media: Arc<Media>,
+    store: Store,
+}
+
+impl App {
+    /// Open the store, start the media shards and the services, resume stored floors.
+    pub async fn start(settings: Settings) -> Result<Arc<Self>, AppError> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|source| AppError::DataDir { path: settings.data_dir.display().to_string(), source })?;
+        let store = match &settings.database_url {
+            Some(url) => Store::open(url).await?,
+            None => Store::open_in(&settings.data_dir).await?,
+        };
+        let auth = Auth::new(&settings, store.clone())?;
+        let (notes_tx, notes) = tokio::sync::mpsc::unbounded_channel();
+        let media = Arc::new(Media::start(
+            &MediaConfig {
+                public_ip: settings.public_ip,
+                bind_ip: settings.media_bind_ip(),
+                first_port: settings.media_port,
+                shards: settings.media_shards,
+                connect_timeout: settings.connect_timeout,
+            },
+            Some(notes_tx),
+        )?);
+        crate::bbb::install_default_crypto();
+        let floors = Arc::new(Floors::new(media.clone(), settings.bbb.clone())?);
+        let events = Events::new(&settings, store.clone(), media.clone(), floors.clone());
+        let booths = Booths::new(store.clone(), media.clone(), settings.public_url.clone());
+        let app = Arc::new(Self {
+            admission: Admission::new(settings.headroom, settings.capacity.listeners),
+            settings,
+            auth,
+            events,
+            floors,
+            booths,
+            media,
+            store,
+        });
+        tokio::spawn(follow_notes(Arc::downgrade(&app), notes));
+        app.events.resume_floors().await?;
+        Ok(app)
+    }
+
+    /// The store (for tools and tests; handlers go through the services).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A WHEP listener joins: window, channel, admission, media, then the usage fact.
+    pub async fn listen(
+        &self,
+        event: &EventId,
+        language: Language,
+        offer: String,
+    ) -> Result<(SessionId, String), AppError> {
+        let live = self.events.live(event).await?;
+        live.check_channel(&language)?;
+        live.window.check(Utc::now())?;
+        let admitted = self.admission.admit(event, live.expected_listeners)?;
+        let (session, answer) = self.media.listen(live.layout.clone(), language.clone(), offer).await?;
+        admitted.keep();
+        if let Err(e) = self.store.record_listening(event, &session, Some(&language)).await {
+            warn!(error = %e, "could not record a listener joining");
+        }
+        Ok((session, answer))
+    }
+
+    /// A listener switches channel without renegotiating.
+    pub async fn switch_channel(&self, session: &SessionId, language: Language) -> Result<(), AppError> {
+        let event = self
+            .media
+            .sessions()
+            .get(session)
+            .filter(|e| e.kind == SessionKind::Listener)
+            .map(|e| e.event.clone())
+            .ok_or_else(|| AppError::NoListeningSession(session.clone()))?;
+        self.events.live(&event).await?.check_channel(&language)?;
+        self.media.switch(session, 0, language.clone()).await?;
+        if let Err(e) = self.store.record_listening(&event, session, Some(&language)).await {
+            warn!(error = %e, "could not record a channel switch");
+        }
+        Ok(())
+    }
+
+    /// End a media session by its URL.
+    pub async fn end_session(&self, session: &SessionId) -> Result<(), AppError> {
+        Ok(self.media.end(session).await?)
+    }
+
+    /// Publish an event's floor over WHIP with its floor token.
+    pub async fn publish_floor(
+        &self,
+        event: &EventId,
+        token: Option<&str>,
+        offer: String,
+    ) -> Result<(SessionId, String), AppError> {
+        let stored = self.events.event(event).await?;
+        self.auth.check_floor_token(&stored, token)?;
+        let live = self.events.remember(&stored);
+        live.window.check(Utc::now())?;
+        Ok(self.media.publish_floor(live.layout.clone(), offer).await?)
+    }
+
+    /// An interpreter's booth session (WHIP).
+    pub async fn publish_booth(
+        &self,
+        me: &Interpreter,
+        offer: String,
+    ) -> Result<(SessionId, String), AppError> {
+        let live = self.events.live(&me.event).await?;
+        live.window.check(Utc::now())?;
+        Ok(self.booths.publish(me, &live, offer).await?)
+    }
+
+    /// One booth action of `me`.
+    pub async fn booth_action(&self, me: &Interpreter, action: BoothAction) -> Result<(), AppError> {
+        let live = self.events.live(&me.event).await?;
+        Ok(self.booths.act(me, &live, action).await?)
+    }
+
+    /// An interpreter's view of the booth.
+    pub async fn booth_state(&self, me: &Interpreter) -> Result<BoothState, AppError> {
+        let event = self.events.event(&me.event).await?;
+        let live = self.events.live(&me.event).await?;
+        let listeners = self.media.listeners(&me.event).await;
+        Ok(self.booths.state(me, &event, &live, &listeners).await?)
+    }
+
+    /// The organiser's live view of an event.
+    pub async fn live_view(&self, event: &crate::store::Event) -> Result<Live, AppError> {
+        let listeners = self.media.listeners(&event.id).await;
+        let on_air = self.booths.on_air_now(&event.id);
+        let names: HashMap<_, _> =
+            self.store.all_interpreters(&event.id).await?.into_iter().map(|i| (i.id, i.name)).collect();
+        let name = |who| names.get(&who).cloned().unwrap_or_default();
+        let channels: Vec<LiveChannel> = channels(event)
+            .map(|(language, kind)| LiveChannel {
+                language: language.clone(),
+                label: crate::languages::label(language),
+                kind,
+                listeners: listeners.get(language).copied().unwrap_or(0),
+                on_air: on_air
+                    .get(language)
+                    .map(|(who, muted)| LiveOnAir { name: name(*who), muted: *muted }),
+            })
+            .collect();
+        let bbb = self.floors.status(&event.id);
+        let connected = match event.floor_kind {
+            FloorKind::Whip => Some(
+                self.media
+                    .sessions()
+                    .iter()
+                    .any(|s| s.event == event.id && s.kind == SessionKind::FloorPublisher),
+            ),
+            FloorKind::Rtp => None,
+            FloorKind::Bbb => Some(bbb.as_ref().is_some_and(|s| s.state == FloorState::Live)),
+        };
+        let handovers = self.store.usage_counts(&event.id).await?.handovers;
+        let slow_downs = self
+            .store
+            .slow_downs(&event.id)
+            .await?
+            .into_iter()
+            .filter_map(|s| {
+                Some(LiveSlowDown {
+                    name: name(s.interpreter),
+                    at: chrono::DateTime::from_timestamp_millis(s.at)?,
+                })
+            })
+            .collect();
+        Ok(Live {
+            floor: LiveFloor { kind: event.floor_kind, connected, bbb },
+            listeners: channels.iter().map(|c| c.listeners).sum(),
+            channels,
+            slow_downs,
+            handovers,
+        })
+    }
+
+    /// What a listener may know: title, window and channels, who speaks on each. No secrets.
+    pub async fn public_channels(&self, id: &EventId) -> Result<Channels, AppError> {
+        let event = self.events.event(id).await?;
+        let on_air = self.booths.on_air_now(&event.id);
+        let names: HashMap<_, _> =
+            self.store.interpreters(&event.id).await?.into_iter().map(|i| (i.id, i.name)).collect();
+        let channels = channels(&event)
+            .map(|(language, kind)| {
+                let interpreter = on_air.get(language).and_then(|(who, _)| names.get(who).cloned());
+                PublicChannel {
+                    language: language.clone(),
+                    kind,
+                    label: crate::languages::label(language),
+                    speaking: if interpreter.is_some() { "interpreter" } else { "floor" }.to_owned(),
+                    interpreter,
+                }
+            })
+            .collect();
+        Ok(Channels {
+            event: PublicEvent {
+                id: event.id,
+                title: event.title,
+                starts_at: event.starts_at,
+                ends_at: event.ends_at,
+            },
+            channels,
+        })
+    }
+
+    /// The usage report of an event.
+    pub async fn usage(&self, event: crate::store::Event) -> Result<UsageReport, AppError> {
+        Ok(crate::usage::report(&self.store, event).await?)
+    }
+
+    /// Counters of every media shard.
+    pub async fn media_stats(&self) -> Vec<ShardStats> {
+        self.media.stats().await
+    }
+
+    /// Live media sessions on the node.
+    pub fn media_sessions(&self) -> usize {
+        self.media.sessions().len()
+    }
+
+    /// The demo event `demo`: English floor from the built-in voice (an RTP floor), French and
+    /// German channels. Created on first use, reused afterwards.
+    pub async fn ensure_demo(&self) -> Result<EventView, AppError> {
+        let id = EventId::parse("demo")?;
+        if let Some(event) = self.store.event(&id).await? {
+            return Ok(self.events.view(&event, None));
+        }
+        let now = Utc::now();
+        let lang = Language::parse;
+        let request = NewEvent {
+            title: "Tolk demo".into(),
+            floor_language: lang("en")?,
+            languages: vec![lang("fr")?, lang("de")?],
+            starts_at: now - chrono::Duration::hours(1),
+            ends_at: now + chrono::Duration::days(3650),
+            expected_listeners: 100,
+            floor: FloorRequest::Rtp,
+            floor_under_interpretation_db: None,
+        };
+        Ok(self.events.create_with_id(id, request, None, false).await?)
+    }
+}
+
+/// Record what the shards report: listeners leaving, interpreters dropping off.
+async fn follow_notes(app: std::sync::Weak<App>, mut notes: tokio::sync::mpsc::UnboundedReceiver<MediaNote>) {
+    while let Some(note) = notes.recv().await {
+        let Some(app) = app.upgrade() else { return };
+        match note {
+            MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Listener) } => {
+                app.admission.release(&event);
+                if let Err(e) = app.store.record_listening(&event, &session, None).await {
+                    warn!(error = %e, "could not record a listener leaving");
+                }
+            }
+            MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Booth(interpreter)) } => {
+                app.booths.session_ended(&event, interpreter, &session).await;
+            }
+            MediaNote::SessionEnded { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Booths: booth links (issue, list, revoke), interpreters' media sessions, and the executor of
+//! the [`desk`] — the pure booth rules of each event. An action is decided by the desk under its
+//! event's lock; its [`Effects`](desk::Effects) are then carried out in order: media first (so
+//! the switch happens now), then usage facts, then pushes to the booth pages.
+
+pub mod desk;
+mod views;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::Utc;
+use dashmap::DashMap;
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+pub use views::{
+    BoothEvent, BoothState, ChannelState, HandoverAsk, InterpreterView, Member, NewInterpreter, Partner,
+    Speaker,
+};
+
+use crate::booths::desk::{BoothAction, BoothDesk, BoothPush, DeskError, Effects, Who};
+use crate::events::LiveEvent;
+use crate::ids::{EventId, InterpreterId, Language, SessionId, Token};
+use crate::net::{Media, NetError};
+use crate::store::interpreters::Interpreter;
+use crate::store::{Event, Store, StoreError};
+
+/// What can go wrong with booths.
+#[derive(Debug, thiserror::Error)]
+pub enum BoothError {
+    /// The desk refused the action.
+    #[error(transparent)]
+    Desk(#[from] DeskError),
+    #[error("name must be 1 to 100 characters")]
+    NameLength,
+    #[error("a booth link has one language, or two for an A/B booth (e.g. [\"fr\", \"en\"])")]
+    LanguageCount,
+    #[error("the two languages of an A/B booth must differ")]
+    SameLanguages,
+    #[error("'{language}' is not an interpretation language of this event (it has: {have})")]
+    NotAnEventLanguage { language: Language, have: String },
+    #[error("this booth link has no language")]
+    NoLanguage,
+    #[error("event {event} has no live booth link {id}")]
+    NoBoothLink { event: EventId, id: InterpreterId },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+/// One event's desk and the channel its pushes go out on.
+struct Desk {
+    desk: BoothDesk,
+    pushes: broadcast::Sender<BoothPush>,
+}
+
+fn lock(desk: &Mutex<Desk>) -> MutexGuard<'_, Desk> {
+    // A poisoned lock only means another request panicked mid-update; the desk stays usable.
+    desk.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The booths of a node.
+pub struct Booths {
+    store: Store,
+    media: Arc<Media>,
+    public_url: String,
+    desks: DashMap<EventId, Arc<Mutex<Desk>>>,
+}
+
+impl Booths {
+    /// Booths over `store` and `media`; booth links start with `public_url`.
+    pub fn new(store: Store, media: Arc<Media>, public_url: String) -> Self {
+        Self { store, media, public_url, desks: DashMap::new() }
+    }
+
+    /// The desk of a live event, made on first use; it follows the event's channels.
+    fn desk(&self, live: &LiveEvent) -> Arc<Mutex<Desk>> {
+        let layout = &live.layout;
+        let desk = self
+            .desks
+            .entry(layout.id.clone())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Desk {
+                    desk: BoothDesk::new(layout.id.clone(), layout.floor.clone(), layout.languages.clone()),
+                    pushes: broadcast::channel(256).0,
+                }))
+            })
+            .clone();
+        lock(&desk).desk.set_channels(&layout.floor, &layout.languages);
+        desk
+    }
+
+    /// Issue a booth link for one language, or two (an A/B booth), of the event's interpretation
+    /// languages.
+    pub async fn issue(&self, event: &Event, request: NewInterpreter) -> Result<InterpreterView, BoothError> {
+        let name = request.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(BoothError::NameLength);
+        }
+        if request.languages.is_empty() || request.languages.len() > 2 {
+            return Err(BoothError::LanguageCount);
+        }
+        if request.languages.len() == 2 && request.languages[0] == request.languages[1] {
+            return Err(BoothError::SameLanguages);
+        }
+        if let Some(language) = request.languages.iter().find(|l| !event.languages.contains(l)) {
+            let have = event.languages.iter().map(Language::as_str).collect::<Vec<_>>().join(", ");
+            return Err(BoothError::NotAnEventLanguage { language: language.clone(), have });
+        }
+        let token = Token::generate();
+        let interpreter = self.store.insert_interpreter(&event.id, name, &request.languages, &token).await?;
+        info!(event = %event.id, interpreter = %interpreter.id, "booth link issued");
+        Ok(InterpreterView {
+            id: interpreter.id,
+            name: interpreter.name,
+            languages: interpreter.languages,
+            booth_url: Some(format!("{}/booth/{}", self.public_url, token.secret())),
+            token: Some(token.secret().to_owned()),
+        })
+    }
+
+    /// The live booth links of an event (without their tokens).
+    pub async fn list(&self, event: &EventId) -> Result<Vec<InterpreterView>, BoothError> {
+        Ok(self
+            .store
+            .interpreters(event)
+            .await?
+            .into_iter()
+            .map(|i| InterpreterView {
+                id: i.id,
+                name: i.name,
+                languages: i.languages,
+                token: None,
+                booth_url: None,
+            })
+            .collect())
+    }
+
+    /// Revoke a booth link: the token stops working (store), the session ends and a channel the
+    /// interpreter voiced falls back to the floor.
+    pub async fn revoke(&self, event: &EventId, id: InterpreterId) -> Result<(), BoothError> {
+        if !self.store.revoke_interpreter(event, id).await? {
+            return Err(BoothError::NoBoothLink { event: event.clone(), id });
+        }
+        if let Some(desk) = self.desks.get(event).map(|d| d.clone()) {
+            let effects = lock(&desk).desk.revoke(id);
+            self.apply(event, &desk, effects).await;
+        }
+        self.media.end_interpreter(event, id).await;
+        info!(%event, interpreter = %id, "booth link revoked");
+        Ok(())
+    }
+
+    /// Start an interpreter's media session (WHIP) with the input they chose last.
+    pub async fn publish(
+        &self,
+        me: &Interpreter,
+        live: &LiveEvent,
+        offer: String,
+    ) -> Result<(SessionId, String), BoothError> {
+        let desk = self.desk(live);
+        let listen_to = lock(&desk).desk.input_of(me.id);
+        let booth = me.languages.first().cloned().ok_or(BoothError::NoLanguage)?;
+        let (session, answer) =
+            self.media.publish_booth(live.layout.clone(), me.id, listen_to, booth, offer).await?;
+        let effects = lock(&desk).desk.connected(me.id, session.clone());
+        self.apply(&me.event, &desk, effects).await;
+        info!(event = %me.event, interpreter = %me.id, "booth connected");
+        Ok((session, answer))
+    }
+
+    /// A media session ended (noted by a shard): an interpreter who drops leaves the air.
+    pub async fn session_ended(&self, event: &EventId, interpreter: InterpreterId, session: &SessionId) {
+        let Some(desk) = self.desks.get(event).map(|d| d.clone()) else { return };
+        let effects = lock(&desk).desk.session_ended(interpreter, session);
+        self.apply(event, &desk, effects).await;
+    }
+
+    /// Carry out one booth action for `me`.
+    pub async fn act(
+        &self,
+        me: &Interpreter,
+        live: &LiveEvent,
+        action: BoothAction,
+    ) -> Result<(), BoothError> {
+        let desk = self.desk(live);
+        let effects = lock(&desk).desk.act(me, action, Utc::now())?;
+        if let Some((session, language)) = &effects.switch_input {
+            self.media.switch(session, 0, language.clone()).await?;
+        }
+        if let Some(who) = effects.slow_down {
+            self.store.record_slow_down(&me.event, who).await?;
+        }
+        self.apply(&me.event, &desk, effects).await;
+        Ok(())
+    }
+
+    /// Media first (so the switch happens now), then usage facts, then pushes.
+    async fn apply(&self, event: &EventId, desk: &Mutex<Desk>, effects: Effects) {
+        for (language, on_air) in &effects.on_air {
+            self.media.set_on_air(event, language, *on_air);
+        }
+        for (interpreter, language) in &effects.on_air_facts {
+            if let Err(e) = self.store.record_on_air(event, *interpreter, language.as_ref()).await {
+                warn!(error = %e, "could not record an on-air interval");
+            }
+        }
+        if let Some(h) = &effects.handover
+            && let Err(e) = self.store.record_handover(event, &h.language, h.from, h.to).await
+        {
+            warn!(error = %e, "could not record a handover");
+        }
+        let desk = lock(desk);
+        for push in effects.pushes {
+            let _ = desk.pushes.send(push);
+        }
+    }
+
+    /// An interpreter's view of the booth; `listeners` per language from the media.
+    pub async fn state(
+        &self,
+        me: &Interpreter,
+        event: &Event,
+        live: &LiveEvent,
+        listeners: &HashMap<Language, usize>,
+    ) -> Result<BoothState, BoothError> {
+        let interpreters = self.store.interpreters(&me.event).await?;
+        let desk = self.desk(live);
+        let desk = lock(&desk);
+        let desk = &desk.desk;
+        let names: HashMap<InterpreterId, &str> =
+            interpreters.iter().map(|i| (i.id, i.name.as_str())).collect();
+        let name = |id: &InterpreterId| names.get(id).copied().unwrap_or("?").to_owned();
+        let channel = |language: &Language| ChannelState {
+            language: language.clone(),
+            label: crate::languages::label(language),
+            on_air: desk.on_air_in(language).map(|seat| Speaker {
+                id: seat.interpreter,
+                name: name(&seat.interpreter),
+                muted: seat.muted,
+            }),
+            listeners: listeners.get(language).copied().unwrap_or(0),
+        };
+        let seat = desk.seat_of(me.id);
+        let input = desk.input_of(me.id);
+        Ok(BoothState {
+            event: BoothEvent { id: event.id.clone(), title: event.title.clone() },
+            me: Member { id: me.id, name: me.name.clone(), languages: me.languages.clone() },
+            input: if input == event.floor_language { "floor".to_owned() } else { input.to_string() },
+            muted: seat.as_ref().is_some_and(|(_, muted)| *muted),
+            on_air: seat.map(|(l, _)| l),
+            floor: channel(&event.floor_language),
+            channels: event.languages.iter().map(channel).collect(),
+            partners: interpreters
+                .iter()
+                .filter(|i| i.id != me.id && i.languages.iter().any(|l| me.languages.contains(l)))
+                .map(|i| Partner {
+                    id: i.id,
+                    name: i.name.clone(),
+                    languages: i.languages.clone(),
+                    present: desk.is_present(i.id),
+                    on_air: desk.seat_of(i.id).map(|(l, _)| l),
+                })
+                .collect(),
+            handover_request: desk
+                .request_for(me.id)
+                .map(|from| HandoverAsk { from: Who { id: from, name: name(&from) } }),
+        })
+    }
+
+    /// Who is on air per language (interpreter id and whether muted).
+    pub fn on_air_now(&self, event: &EventId) -> HashMap<Language, (InterpreterId, bool)> {
+        let Some(desk) = self.desks.get(event).map(|d| d.clone()) else { return HashMap::new() };
+        let desk = lock(&desk);
+        desk.desk.on_air().map(|(l, s)| (l.clone(), (s.interpreter, s.muted))).collect()
+    }
+
+    /// Pushes of an event's booths, for a websocket.
+    pub fn subscribe(&self, live: &LiveEvent) -> broadcast::Receiver<BoothPush> {
+        lock(&self.desk(live)).pushes.subscribe()
+    }
+}

@@ -1,0 +1,378 @@
+//! Events: validate, create, change, cancel and show them, with capacity checked under one lock
+//! (two requests racing for the last capacity: exactly one wins); and the live events the media
+//! side reads on every join (layout, window, size), cached.
+
+mod request;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use tracing::info;
+
+pub use request::{EventChange, FloorRequest, NewEvent, validate};
+pub use views::{ChannelView, EventView, FloorView, channels};
+
+use crate::admission::Window;
+use crate::auth::Caller;
+use crate::capacity::{Capacity, FreeSegment, Reservation, Shortfall, channel_units};
+use crate::config::Settings;
+use crate::floors::{FloorError, Floors};
+use crate::ids::{EventId, Language, Token};
+use crate::media::mixer::MixSettings;
+use crate::net::{EventLayout, Media, NetError};
+use crate::store::{Booking, Event, FloorKind, Store, StoreError};
+
+/// What can go wrong with an event.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("title must be 1 to 200 characters")]
+    Title,
+    #[error("ends_at ({ends_at}) must be after starts_at ({starts_at})")]
+    EndsBeforeStart { starts_at: DateTime<Utc>, ends_at: DateTime<Utc> },
+    #[error("expected_listeners must be 1 to 1,000,000")]
+    ExpectedListeners,
+    #[error("floor_under_interpretation_db must be between -60 and 0 dB (or null for pass-through), not {0}")]
+    FloorLevel(f32),
+    #[error("floor.meeting_id must be the BBB meetingID: 1 to 256 characters, no control characters")]
+    MeetingId,
+    #[error("an event has at most 64 interpretation languages")]
+    TooManyLanguages,
+    #[error("'{0}' is the floor language; list only interpretation languages in 'languages'")]
+    FloorLanguageListed(Language),
+    #[error("'{0}' is listed twice in 'languages'")]
+    LanguageTwice(Language),
+    /// No such event, or not the caller's.
+    #[error("no event with id {0}")]
+    NoEvent(EventId),
+    #[error("event {event} has no '{language}' channel; its channels are {channels}")]
+    NoChannel { event: EventId, language: Language, channels: String },
+    #[error("the languages cannot change while the event has live sessions; end them or change it later")]
+    LanguagesLocked,
+    #[error("'to' ({to}) must be after 'from' ({from})")]
+    RangeBackwards { from: DateTime<Utc>, to: DateTime<Utc> },
+    #[error("ask for at most 400 days at a time")]
+    RangeTooLong,
+    /// The event does not fit the node's capacity.
+    #[error(transparent)]
+    Capacity(#[from] Shortfall),
+    #[error(transparent)]
+    Floor(#[from] FloorError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+/// A live event as the media side sees it: its layout, window and size.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub layout: Arc<EventLayout>,
+    pub window: Window,
+    pub expected_listeners: u32,
+}
+
+impl LiveEvent {
+    /// The channel of `language`, or a sentence naming the ones the event has.
+    pub fn check_channel(&self, language: &Language) -> Result<(), EventError> {
+        let layout = &self.layout;
+        if &layout.floor == language || layout.languages.contains(language) {
+            return Ok(());
+        }
+        let channels = std::iter::once(&layout.floor)
+            .chain(&layout.languages)
+            .map(Language::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(EventError::NoChannel { event: layout.id.clone(), language: language.clone(), channels })
+    }
+}
+
+/// What the events service needs of the settings.
+#[derive(Debug, Clone)]
+struct EventSettings {
+    capacity: Capacity,
+    public_url: String,
+    public_ip: std::net::IpAddr,
+    mix_complexity: i32,
+    mix_bitrate: i32,
+}
+
+/// The events of a node.
+pub struct Events {
+    settings: EventSettings,
+    store: Store,
+    media: Arc<Media>,
+    floors: Arc<Floors>,
+    reserving: tokio::sync::Mutex<()>,
+    live: DashMap<EventId, Arc<LiveEvent>>,
+}
+
+impl Events {
+    /// The events service over `store`, preparing `media` and starting `floors`.
+    pub fn new(settings: &Settings, store: Store, media: Arc<Media>, floors: Arc<Floors>) -> Self {
+        Self {
+            settings: EventSettings {
+                capacity: settings.capacity,
+                public_url: settings.public_url.clone(),
+                public_ip: settings.public_ip,
+                mix_complexity: settings.mix_complexity,
+                mix_bitrate: settings.mix_bitrate,
+            },
+            store,
+            media,
+            floors,
+            reserving: tokio::sync::Mutex::new(()),
+            live: DashMap::new(),
+        }
+    }
+
+    /// After a restart: every stored event's floor is started again.
+    pub async fn resume_floors(&self) -> Result<(), EventError> {
+        for event in self.store.events().await? {
+            let layout = self.remember(&event).layout.clone();
+            self.floors.resume(&event, layout).await;
+        }
+        Ok(())
+    }
+
+    /// Create an event after validating the request; its secrets are in the returned view only.
+    /// `dry_run`: only check (validation and capacity), store nothing.
+    pub async fn create(
+        &self,
+        caller: Caller,
+        request: NewEvent,
+        dry_run: bool,
+    ) -> Result<EventView, EventError> {
+        self.create_with_id(EventId::generate(), request, caller.organiser(), dry_run).await
+    }
+
+    pub(crate) async fn create_with_id(
+        &self,
+        id: EventId,
+        request: NewEvent,
+        organiser: Option<i64>,
+        dry_run: bool,
+    ) -> Result<EventView, EventError> {
+        let languages = validate(&request)?;
+        let token = Token::generate();
+        let mut event = Event {
+            id,
+            title: request.title.trim().to_owned(),
+            floor_language: request.floor_language,
+            languages,
+            starts_at: request.starts_at,
+            ends_at: request.ends_at,
+            expected_listeners: request.expected_listeners,
+            floor_kind: match request.floor {
+                FloorRequest::Whip => FloorKind::Whip,
+                FloorRequest::Rtp => FloorKind::Rtp,
+                FloorRequest::Bbb { .. } => FloorKind::Bbb,
+            },
+            rtp_port: None,
+            floor_token_hash: token.hash(),
+            floor_under_db: request.floor_under_interpretation_db,
+            organiser,
+            bbb_meeting_id: match &request.floor {
+                FloorRequest::Bbb { meeting_id } => Some(meeting_id.trim().to_owned()),
+                _ => None,
+            },
+        };
+        if event.floor_kind == FloorKind::Bbb {
+            self.floors.check_bbb()?;
+        }
+        {
+            let _reserving = self.reserving.lock().await;
+            let mut booking = self.check_capacity(&event).await?;
+            if dry_run {
+                return Ok(self.view(&event, None)); // the booking rolls back
+            }
+            booking.insert(&event).await?;
+            booking.commit().await?;
+        }
+        let layout = self.remember(&event).layout.clone();
+        if let Some(port) = self.floors.start(&event, layout).await? {
+            self.store.set_rtp_port(&event.id, port).await?;
+            event.rtp_port = Some(port);
+        }
+        info!(event = %event.id, title = %event.title, "event created");
+        Ok(self.view(&event, Some(&token)))
+    }
+
+    /// Whether `event` fits beside every other live event overlapping its window; on success the
+    /// booking (still holding the lock) is the caller's to write the event and commit.
+    async fn check_capacity(&self, event: &Event) -> Result<Booking, EventError> {
+        let mut booking = self.store.booking().await?;
+        let others = booking.overlapping(event.starts_at, event.ends_at, Some(&event.id)).await?;
+        let reserved: Vec<Reservation> = others.iter().map(reservation).collect();
+        crate::capacity::check(self.settings.capacity, &reserved, &reservation(event))?;
+        Ok(booking)
+    }
+
+    /// The node's capacity.
+    pub fn capacity(&self) -> Capacity {
+        self.settings.capacity
+    }
+
+    /// Free capacity over a time range.
+    pub async fn free_capacity(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<FreeSegment>, EventError> {
+        if to <= from {
+            return Err(EventError::RangeBackwards { from, to });
+        }
+        if to - from > chrono::Duration::days(400) {
+            return Err(EventError::RangeTooLong);
+        }
+        let events = self.store.events_overlapping(from, to, None).await?;
+        let reserved: Vec<Reservation> = events.iter().map(reservation).collect();
+        Ok(crate::capacity::free_over(self.settings.capacity, &reserved, from, to))
+    }
+
+    /// Change an event; capacity is checked again as for a new one.
+    pub async fn change(&self, id: &EventId, change: EventChange) -> Result<EventView, EventError> {
+        let _reserving = self.reserving.lock().await;
+        let mut event = self.event(id).await?;
+        if let Some(languages) = change.languages
+            && languages != event.languages
+        {
+            if self.media.sessions().iter().any(|s| &s.event == id) {
+                return Err(EventError::LanguagesLocked);
+            }
+            event.languages = languages;
+        }
+        if let Some(title) = change.title {
+            event.title = title.trim().to_owned();
+        }
+        event.starts_at = change.starts_at.unwrap_or(event.starts_at);
+        event.ends_at = change.ends_at.unwrap_or(event.ends_at);
+        event.expected_listeners = change.expected_listeners.unwrap_or(event.expected_listeners);
+        validate(&NewEvent {
+            title: event.title.clone(),
+            floor_language: event.floor_language.clone(),
+            languages: event.languages.clone(),
+            starts_at: event.starts_at,
+            ends_at: event.ends_at,
+            expected_listeners: event.expected_listeners,
+            floor: FloorRequest::Whip,
+            floor_under_interpretation_db: event.floor_under_db,
+        })?;
+        let mut booking = self.check_capacity(&event).await?;
+        if !booking.update(&event).await? {
+            return Err(EventError::NoEvent(id.clone()));
+        }
+        booking.commit().await?;
+        self.floors.set_ends_at(id, event.ends_at);
+        self.live.remove(id);
+        self.remember(&event);
+        info!(event = %id, "event changed");
+        Ok(self.view(&event, None))
+    }
+
+    /// Cancel an event: its capacity is free, its sessions end, its floor stops.
+    pub async fn cancel(&self, id: &EventId) -> Result<(), EventError> {
+        if !self.store.cancel_event(id).await? {
+            return Err(EventError::NoEvent(id.clone()));
+        }
+        self.live.remove(id);
+        self.floors.stop(id);
+        self.media.end_event(id);
+        info!(event = %id, "event cancelled");
+        Ok(())
+    }
+
+    /// A stored event.
+    pub async fn event(&self, id: &EventId) -> Result<Event, EventError> {
+        self.store.event(id).await?.ok_or_else(|| EventError::NoEvent(id.clone()))
+    }
+
+    /// An event the caller may manage (others' events are "not found", not "forbidden").
+    pub async fn owned(&self, caller: Caller, id: &EventId) -> Result<Event, EventError> {
+        let event = self.event(id).await?;
+        if caller.owns(&event) { Ok(event) } else { Err(EventError::NoEvent(id.clone())) }
+    }
+
+    /// The events the caller may see.
+    pub async fn visible_to(&self, caller: Caller) -> Result<Vec<Event>, EventError> {
+        Ok(self.store.events().await?.into_iter().filter(|e| caller.owns(e)).collect())
+    }
+
+    /// A live event (cached: read on every join).
+    pub async fn live(&self, id: &EventId) -> Result<Arc<LiveEvent>, EventError> {
+        if let Some(live) = self.live.get(id) {
+            return Ok(live.clone());
+        }
+        let event = self.event(id).await?;
+        Ok(self.remember(&event))
+    }
+
+    /// The live form of a stored event, cached; the shards get ready for its media.
+    pub fn remember(&self, event: &Event) -> Arc<LiveEvent> {
+        let layout = Arc::new(EventLayout {
+            id: event.id.clone(),
+            floor: event.floor_language.clone(),
+            languages: event.languages.clone(),
+            mix: event.floor_under_db.map(|floor_db| MixSettings {
+                floor_db,
+                complexity: self.settings.mix_complexity,
+                bitrate: self.settings.mix_bitrate,
+            }),
+        });
+        let live = Arc::new(LiveEvent {
+            layout: layout.clone(),
+            window: Window { starts_at: event.starts_at, ends_at: event.ends_at },
+            expected_listeners: event.expected_listeners,
+        });
+        if self.live.insert(event.id.clone(), live.clone()).is_none() {
+            self.media.prepare_event(layout);
+        }
+        live
+    }
+
+    /// The organiser's view of an event; `token` is shown only when just created.
+    pub fn view(&self, event: &Event, token: Option<&Token>) -> EventView {
+        let base = &self.settings.public_url;
+        let host = self.settings.public_ip;
+        EventView {
+            id: event.id.clone(),
+            title: event.title.clone(),
+            floor_language: event.floor_language.clone(),
+            languages: event.languages.clone(),
+            starts_at: event.starts_at,
+            ends_at: event.ends_at,
+            expected_listeners: event.expected_listeners,
+            listener_url: self.listener_url(&event.id),
+            floor: FloorView {
+                kind: event.floor_kind,
+                whip_url: format!("{base}/whip/{}/floor", event.id),
+                token: token.map(|t| t.secret().to_owned()),
+                rtp_url: event.rtp_port.map(|p| format!("rtp://{}", SocketAddr::new(host, p))),
+                meeting_id: event.bbb_meeting_id.clone(),
+                state: self.floors.status(&event.id),
+            },
+            channels: channels(event)
+                .map(|(language, kind)| ChannelView { language: language.clone(), kind })
+                .collect(),
+            floor_under_interpretation_db: event.floor_under_db,
+        }
+    }
+
+    /// Where listeners open an event.
+    pub fn listener_url(&self, id: &EventId) -> String {
+        format!("{}/e/{id}", self.settings.public_url)
+    }
+}
+
+/// What an event holds on the node over its window.
+fn reservation(event: &Event) -> Reservation {
+    Reservation {
+        starts_at: event.starts_at,
+        ends_at: event.ends_at,
+        listeners: event.expected_listeners,
+        channels: channel_units(event.languages.len(), event.floor_under_db.is_some()),
+    }
+}

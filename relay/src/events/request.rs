@@ -1,0 +1,151 @@
+//! What organisers send to create or change an event, and the rules a request must meet before
+//! capacity is even looked at.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::events::EventError;
+use crate::ids::Language;
+
+/// `floor` in an event request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum FloorRequest {
+    /// A WebRTC publisher (WHIP) with the floor token.
+    Whip,
+    /// Plain Opus RTP on a port of its own.
+    Rtp,
+    /// The audio of a meeting on the node's BigBlueButton server.
+    Bbb {
+        /// BBB's `meetingID`.
+        meeting_id: String,
+    },
+}
+
+/// `POST /api/v1/events`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    pub title: String,
+    pub floor_language: Language,
+    /// Interpretation languages (the floor language is not repeated here).
+    #[serde(default)]
+    pub languages: Vec<Language>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub expected_listeners: u32,
+    #[serde(default = "default_floor")]
+    pub floor: FloorRequest,
+    /// Mix mode: the floor under the interpretation at this level in dB (e.g. -18); null or
+    /// absent: pass-through (a listener can still mix the floor track in the browser).
+    #[serde(default)]
+    pub floor_under_interpretation_db: Option<f32>,
+}
+
+fn default_floor() -> FloorRequest {
+    FloorRequest::Whip
+}
+
+/// `PATCH /api/v1/events/{id}`: any of these.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventChange {
+    pub title: Option<String>,
+    pub languages: Option<Vec<Language>>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub expected_listeners: Option<u32>,
+}
+
+/// Check a request; returns its interpretation languages in order.
+pub fn validate(request: &NewEvent) -> Result<Vec<Language>, EventError> {
+    let title = request.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(EventError::Title);
+    }
+    if request.ends_at <= request.starts_at {
+        return Err(EventError::EndsBeforeStart { starts_at: request.starts_at, ends_at: request.ends_at });
+    }
+    if request.expected_listeners == 0 || request.expected_listeners > 1_000_000 {
+        return Err(EventError::ExpectedListeners);
+    }
+    if let Some(db) = request.floor_under_interpretation_db
+        && !(-60.0..=0.0).contains(&db)
+    {
+        return Err(EventError::FloorLevel(db));
+    }
+    if let FloorRequest::Bbb { meeting_id } = &request.floor {
+        let id = meeting_id.trim();
+        if id.is_empty() || id.chars().count() > 256 || id.chars().any(char::is_control) {
+            return Err(EventError::MeetingId);
+        }
+    }
+    if request.languages.len() > 64 {
+        return Err(EventError::TooManyLanguages);
+    }
+    let mut languages: Vec<Language> = Vec::with_capacity(request.languages.len());
+    for language in &request.languages {
+        if language == &request.floor_language {
+            return Err(EventError::FloorLanguageListed(language.clone()));
+        }
+        if languages.contains(language) {
+            return Err(EventError::LanguageTwice(language.clone()));
+        }
+        languages.push(language.clone());
+    }
+    Ok(languages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> NewEvent {
+        let starts_at = Utc::now();
+        NewEvent {
+            title: "Congress".into(),
+            floor_language: Language::parse("en").unwrap(),
+            languages: vec![Language::parse("fr").unwrap()],
+            starts_at,
+            ends_at: starts_at + chrono::Duration::hours(1),
+            expected_listeners: 100,
+            floor: FloorRequest::Whip,
+            floor_under_interpretation_db: None,
+        }
+    }
+
+    #[test]
+    fn a_sound_request_passes_and_each_rule_is_named_when_broken() {
+        assert_eq!(validate(&request()).unwrap(), vec![Language::parse("fr").unwrap()]);
+        let broken: Vec<(NewEvent, &str)> = vec![
+            (NewEvent { title: " ".into(), ..request() }, "title"),
+            (NewEvent { ends_at: request().starts_at, ..request() }, "ends_at"),
+            (NewEvent { expected_listeners: 0, ..request() }, "expected_listeners"),
+            (
+                NewEvent { floor_under_interpretation_db: Some(3.0), ..request() },
+                "floor_under_interpretation_db",
+            ),
+            (NewEvent { floor: FloorRequest::Bbb { meeting_id: "a\nb".into() }, ..request() }, "meeting_id"),
+            (NewEvent { languages: vec![Language::parse("en").unwrap()], ..request() }, "floor language"),
+            (
+                NewEvent {
+                    languages: vec![Language::parse("fr").unwrap(), Language::parse("fr").unwrap()],
+                    ..request()
+                },
+                "twice",
+            ),
+        ];
+        for (request, word) in broken {
+            let detail = validate(&request).unwrap_err().to_string();
+            assert!(detail.contains(word), "'{detail}' should name {word}");
+        }
+    }
+
+    #[test]
+    fn a_request_reads_back_from_its_own_json() {
+        let json = serde_json::to_string(&request()).unwrap();
+        let back: NewEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.title, "Congress");
+        assert_eq!(back.floor, FloorRequest::Whip);
+    }
+}

@@ -1,0 +1,115 @@
+//! Floor lifecycles, under one supervisor: an RTP floor's port (opened at creation, reopened on
+//! the same port after a restart) and a BBB floor's task (it follows the meeting for the event's
+//! life). A WHIP floor needs nothing here: its publisher joins the shards like any session.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::bbb::api::BbbApi;
+use crate::bbb::{BbbConfig, BbbError, BbbFloor, FloorStatus};
+use crate::ids::EventId;
+use crate::net::{EventLayout, Media, NetError};
+use crate::store::{Event, FloorKind};
+
+/// What can go wrong with a floor.
+#[derive(Debug, thiserror::Error)]
+pub enum FloorError {
+    /// A BBB floor on a node without a BBB server, or with an unusable configuration.
+    #[error(transparent)]
+    Bbb(#[from] BbbError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+/// The running floors of a node.
+pub struct Floors {
+    media: Arc<Media>,
+    /// The node's BBB server (None: BBB floors are refused).
+    bbb: Option<Arc<BbbApi>>,
+    /// The running BBB floors; removing one makes Tolk leave its meeting.
+    bbb_floors: DashMap<EventId, BbbFloor>,
+}
+
+impl Floors {
+    /// Floors on `media`, with the node's BBB server if it has one.
+    pub fn new(media: Arc<Media>, bbb: Option<BbbConfig>) -> Result<Self, FloorError> {
+        let bbb = match bbb {
+            Some(config) => Some(Arc::new(BbbApi::new(config)?)),
+            None => None,
+        };
+        Ok(Self { media, bbb, bbb_floors: DashMap::new() })
+    }
+
+    /// Whether this node can take a BBB floor.
+    pub fn check_bbb(&self) -> Result<(), FloorError> {
+        match self.bbb {
+            Some(_) => Ok(()),
+            None => Err(BbbError::NotConfigured.into()),
+        }
+    }
+
+    /// Start what an event's floor needs: an RTP floor's port (the stored one, else any free
+    /// one; returned), a BBB floor's task. Nothing for a WHIP floor.
+    pub async fn start(&self, event: &Event, layout: Arc<EventLayout>) -> Result<Option<u16>, FloorError> {
+        match event.floor_kind {
+            FloorKind::Whip => Ok(None),
+            FloorKind::Rtp => {
+                let addr = self.media.open_rtp_floor(layout, event.rtp_port.unwrap_or(0)).await?;
+                Ok(Some(addr.port()))
+            }
+            FloorKind::Bbb => {
+                self.start_bbb(event, layout).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// After a restart: start the floors of stored events (BBB floors only while they last).
+    pub async fn resume(&self, event: &Event, layout: Arc<EventLayout>) {
+        if event.floor_kind == FloorKind::Bbb && event.ends_at <= Utc::now() {
+            return;
+        }
+        if let Err(e) = self.start(event, layout).await {
+            warn!(event = %event.id, error = %e, "could not start the floor");
+        }
+    }
+
+    /// Follow the event's BBB meeting: its audio enters the shards through a loopback floor socket.
+    async fn start_bbb(&self, event: &Event, layout: Arc<EventLayout>) -> Result<(), FloorError> {
+        let (Some(api), Some(meeting)) = (&self.bbb, &event.bbb_meeting_id) else {
+            return Err(BbbError::NotConfigured.into());
+        };
+        let forward_to: SocketAddr = self.media.open_loopback_floor(layout).await?;
+        let floor =
+            BbbFloor::spawn(api.clone(), event.id.clone(), meeting.clone(), forward_to, event.ends_at);
+        self.bbb_floors.insert(event.id.clone(), floor);
+        Ok(())
+    }
+
+    /// The event's window changed: a BBB floor leaves its meeting at the new end.
+    pub fn set_ends_at(&self, id: &EventId, ends_at: DateTime<Utc>) {
+        if let Some(floor) = self.bbb_floors.get(id) {
+            floor.set_ends_at(ends_at);
+        }
+    }
+
+    /// The event was cancelled: a BBB floor leaves its meeting (the shards close RTP floors).
+    pub fn stop(&self, id: &EventId) {
+        self.bbb_floors.remove(id);
+    }
+
+    /// Where a BBB floor is (None: not a running BBB floor).
+    pub fn status(&self, id: &EventId) -> Option<FloorStatus> {
+        self.bbb_floors.get(id).map(|f| f.status())
+    }
+
+    /// The state of an event's BBB floor, to wait on (None: not a running BBB floor).
+    pub fn watch(&self, id: &EventId) -> Option<watch::Receiver<FloorStatus>> {
+        self.bbb_floors.get(id).map(|f| f.watch())
+    }
+}

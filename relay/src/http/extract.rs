@@ -1,0 +1,129 @@
+//! Typed extractors: what a handler needs, checked before it runs. The caller of an organiser
+//! call, an event the caller owns, the interpreter of a booth call, a JSON body, an SDP offer.
+//! Each refuses with problem+json and a sentence.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::http::ApiError;
+use crate::ids::EventId;
+use crate::store::Event;
+use crate::store::interpreters::Interpreter;
+
+/// The bearer token of a request, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The caller of an organiser call: the admin token or an organiser's token (401 otherwise).
+pub struct Organiser(pub Caller);
+
+impl FromRequestParts<Arc<App>> for Organiser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        Ok(Organiser(app.auth.caller(bearer(&parts.headers)).await?))
+    }
+}
+
+/// The event `{id}` of the path, which the caller may manage (404 for others' events).
+pub struct OwnedEvent {
+    pub event: Event,
+}
+
+impl FromRequestParts<Arc<App>> for OwnedEvent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let Organiser(caller) = Organiser::from_request_parts(parts, app).await?;
+        let params = RawPathParams::from_request_parts(parts, app)
+            .await
+            .map_err(|_| ApiError::not_found("this address names no event"))?;
+        let id = params
+            .iter()
+            .find(|(name, _)| *name == "id")
+            .map(|(_, value)| value)
+            .ok_or_else(|| ApiError::not_found("this address names no event"))?;
+        let event = app.events.owned(caller, &EventId::parse(id)?).await?;
+        Ok(OwnedEvent { event })
+    }
+}
+
+/// The interpreter whose booth token the request carries (401 when unknown or revoked).
+pub struct Booth(pub Interpreter);
+
+impl FromRequestParts<Arc<App>> for Booth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        Ok(Booth(app.auth.interpreter(bearer(&parts.headers)).await?))
+    }
+}
+
+/// A JSON body, with an error that names the problem.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        parse_json(&headers, &body).map(JsonBody)
+    }
+}
+
+/// Parse a JSON body with an error that names the problem.
+pub(crate) fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the request body as JSON with 'Content-Type: application/json'",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the JSON body is not valid: {e}")))
+}
+
+/// The SDP offer of a request: `Content-Type: application/sdp`, UTF-8, looks like SDP.
+pub struct SdpOffer(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for SdpOffer {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        if !content_type.starts_with("application/sdp") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the SDP offer with 'Content-Type: application/sdp'",
+            ));
+        }
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::bad_request("the SDP offer is not UTF-8 text"))?;
+        if !text.trim_start().starts_with("v=0") {
+            return Err(ApiError::bad_request("the body is not an SDP offer (it must start with 'v=0')"));
+        }
+        Ok(SdpOffer(text.to_owned()))
+    }
+}
