@@ -228,14 +228,14 @@ impl Fanout {
         change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let (offer, pending) = change.apply().context("the client made no offer")?;
         let session = SessionId::generate();
-        let answer = self.core.join(
+        let joined = self.core.join(
             self.now,
             layout.clone(),
             session.clone(),
             Join::Listen { language: language.clone() },
             &offer.to_sdp_string(),
         )?;
-        rtc.sdp_api().accept_answer(pending, str0m::change::SdpAnswer::from_sdp_string(&answer)?)?;
+        rtc.sdp_api().accept_answer(pending, str0m::change::SdpAnswer::from_sdp_string(&joined.answer)?)?;
         let index = self.clients.len();
         self.clients.push(Client { rtc, addr });
         self.by_addr.insert(addr, index);

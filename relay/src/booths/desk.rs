@@ -5,12 +5,14 @@
 //! the usage store and the booth pages must be told. [`super::Booths`] carries them out.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, InterpreterId, Language, SessionId};
 use crate::media::router::OnAir;
+use crate::net::EventLayout;
 use crate::store::interpreters::Interpreter;
 
 /// An action sent by an interpreter (JSON body of `POST /api/v1/booth/{action}`, or a websocket
@@ -135,9 +137,8 @@ pub struct Effects {
 /// The booth state of one event.
 #[derive(Debug)]
 pub struct BoothDesk {
-    event: EventId,
-    floor: Language,
-    languages: Vec<Language>,
+    /// The event's channels (an input must be one of them).
+    layout: Arc<EventLayout>,
     on_air: HashMap<Language, Seat>,
     /// Interpreters with a media session, and which.
     sessions: HashMap<InterpreterId, SessionId>,
@@ -152,12 +153,10 @@ fn shares_language(a: &[Language], b: &[Language]) -> bool {
 }
 
 impl BoothDesk {
-    /// An empty desk for an event with this floor and these interpretation languages.
-    pub fn new(event: EventId, floor: Language, languages: Vec<Language>) -> Self {
+    /// An empty desk for an event with these channels.
+    pub fn new(layout: Arc<EventLayout>) -> Self {
         Self {
-            event,
-            floor,
-            languages,
+            layout,
             on_air: HashMap::new(),
             sessions: HashMap::new(),
             inputs: HashMap::new(),
@@ -166,10 +165,9 @@ impl BoothDesk {
     }
 
     /// The event's channels changed (only while nobody is connected to it).
-    pub fn set_channels(&mut self, floor: &Language, languages: &[Language]) {
-        if &self.floor != floor || self.languages != languages {
-            self.floor = floor.clone();
-            self.languages = languages.to_vec();
+    pub fn set_layout(&mut self, layout: &Arc<EventLayout>) {
+        if !Arc::ptr_eq(&self.layout, layout) {
+            self.layout = layout.clone();
         }
     }
 
@@ -272,7 +270,7 @@ impl BoothDesk {
 
     /// What `who` listens to: the floor unless they chose a relay language.
     pub fn input_of(&self, who: InterpreterId) -> Language {
-        self.inputs.get(&who).cloned().unwrap_or_else(|| self.floor.clone())
+        self.inputs.get(&who).cloned().unwrap_or_else(|| self.layout.floor.clone())
     }
 
     /// Where `who` is on air, and whether muted.
@@ -300,26 +298,17 @@ impl BoothDesk {
         self.sessions.contains_key(&who)
     }
 
-    /// The floor language of the event.
-    pub fn floor(&self) -> &Language {
-        &self.floor
-    }
-
     /// The language an input names: `"floor"` or one of the event's channels.
     fn input_language(&self, source: &str) -> Result<Language, DeskError> {
         if source == "floor" {
-            return Ok(self.floor.clone());
+            return Ok(self.layout.floor.clone());
         }
         let language = Language::parse(source).map_err(|e| DeskError::BadInput(e.to_string()))?;
-        if language == self.floor || self.languages.contains(&language) {
+        if self.layout.has_channel(&language) {
             return Ok(language);
         }
-        let channels = std::iter::once(&self.floor)
-            .chain(&self.languages)
-            .map(Language::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        Err(DeskError::NoChannel { event: self.event.clone(), language, channels })
+        let (event, channels) = (self.layout.id.clone(), self.layout.channel_list());
+        Err(DeskError::NoChannel { event, language, channels })
     }
 
     /// `who` leaves the air, if on it.
@@ -372,7 +361,12 @@ mod tests {
     }
 
     fn desk() -> BoothDesk {
-        BoothDesk::new(EventId::parse("desk").unwrap(), lang("en"), vec![lang("fr"), lang("de")])
+        BoothDesk::new(Arc::new(EventLayout {
+            id: EventId::parse("desk").unwrap(),
+            floor: lang("en"),
+            languages: vec![lang("fr"), lang("de")],
+            mix: None,
+        }))
     }
 
     fn t0() -> DateTime<Utc> {

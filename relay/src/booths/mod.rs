@@ -83,12 +83,12 @@ impl Booths {
             .entry(layout.id.clone())
             .or_insert_with(|| {
                 Arc::new(Mutex::new(Desk {
-                    desk: BoothDesk::new(layout.id.clone(), layout.floor.clone(), layout.languages.clone()),
+                    desk: BoothDesk::new(layout.clone()),
                     pushes: broadcast::channel(256).0,
                 }))
             })
             .clone();
-        lock(&desk).desk.set_channels(&layout.floor, &layout.languages);
+        lock(&desk).desk.set_layout(layout);
         desk
     }
 

@@ -78,14 +78,10 @@ impl LiveEvent {
     /// The channel of `language`, or a sentence naming the ones the event has.
     pub fn check_channel(&self, language: &Language) -> Result<(), EventError> {
         let layout = &self.layout;
-        if &layout.floor == language || layout.languages.contains(language) {
+        if layout.has_channel(language) {
             return Ok(());
         }
-        let channels = std::iter::once(&layout.floor)
-            .chain(&layout.languages)
-            .map(Language::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let channels = layout.channel_list();
         Err(EventError::NoChannel { event: layout.id.clone(), language: language.clone(), channels })
     }
 }

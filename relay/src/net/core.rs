@@ -314,18 +314,6 @@ impl ShardCore {
         session: SessionId,
         join: Join,
         offer: &str,
-    ) -> Result<String, NetError> {
-        Ok(self.join_peer(now, layout, session, join, offer)?.answer)
-    }
-
-    /// [`ShardCore::join`], also saying what kind of session it is.
-    pub fn join_peer(
-        &mut self,
-        now: Instant,
-        layout: Arc<EventLayout>,
-        session: SessionId,
-        join: Join,
-        offer: &str,
     ) -> Result<Joined, NetError> {
         let mut accepted = peer::accept(now, self.config.candidate, offer)?;
         let span = info_span!(parent: None, "session", session = %session, event = %layout.id);
@@ -336,6 +324,13 @@ impl ShardCore {
         }
         let timeout = accepted.timeout;
         let answer = std::mem::take(&mut accepted.answer);
+        // What the event's lists learn of this peer, known before it is placed: nothing after
+        // the placement can fail.
+        let tracks: Vec<ChannelIndex> = role.tracks().iter().map(|t| t.channel).collect();
+        let counted = match (&role, kind) {
+            (PeerRole::Listener { .. }, SessionKind::Listener) => tracks.first().copied(),
+            _ => None,
+        };
         let direct_srtp = self.config.direct_srtp;
         let event = layout.id.clone();
         let key = self.peers.insert_with(|key| {
@@ -343,19 +338,15 @@ impl ShardCore {
             if !direct_srtp {
                 peer.keep_engine_send_path();
             }
+            peer.span.in_scope(|| info!(?kind, "session created"));
             peer
         });
-        let media = self.events.get_mut(&layout.id).ok_or(NetError::ShardGone)?;
-        if let Some(peer) = self.peers.get_mut(key.slot) {
-            for (i, track) in peer.role.tracks().iter().enumerate() {
-                media.subscribers.add(track.channel, (key.slot, i as u8));
-            }
-            if let (PeerRole::Listener { tracks }, SessionKind::Listener) = (&peer.role, kind)
-                && let Some(first) = tracks.first()
-            {
-                media.listeners[first.channel] += 1;
-            }
-            peer.span.in_scope(|| info!(?kind, "session created"));
+        let media = self.event_media(&layout);
+        for (i, channel) in tracks.into_iter().enumerate() {
+            media.subscribers.add(channel, (key.slot, i as u8));
+        }
+        if let Some(channel) = counted {
+            media.listeners[channel] += 1;
         }
         self.timers.schedule(timeout, key, Wake::Engine);
         self.timers.schedule(now + self.config.connect_timeout, key, Wake::ConnectDeadline);
@@ -751,7 +742,7 @@ mod tests {
         let (mut client, offer, pending) = Client::new(now, addr, Direction::RecvOnly);
         let session = SessionId::generate();
         let joined = core
-            .join_peer(
+            .join(
                 now,
                 layout(),
                 session.clone(),
@@ -944,7 +935,9 @@ mod tests {
         let mut core = core();
         let now = Instant::now();
         let (_client, offer, _) = Client::new(now, client_addr(8), Direction::RecvOnly);
-        let refused = core.join(now, layout(), SessionId::generate(), Join::Floor { input: 1 }, &offer);
+        let refused = core
+            .join(now, layout(), SessionId::generate(), Join::Floor { input: 1 }, &offer)
+            .map(|j| j.answer);
         assert!(matches!(refused, Err(NetError::Unsupported(_))), "{refused:?}");
         assert!(
             core.join(

@@ -53,6 +53,22 @@ pub struct EventLayout {
     pub mix: Option<crate::media::mixer::MixSettings>,
 }
 
+impl EventLayout {
+    /// Whether the event has a channel in `language` (the floor or an interpretation language).
+    pub fn has_channel(&self, language: &Language) -> bool {
+        &self.floor == language || self.languages.contains(language)
+    }
+
+    /// The event's channels for a sentence: "en, fr, de".
+    pub fn channel_list(&self) -> String {
+        std::iter::once(&self.floor)
+            .chain(&self.languages)
+            .map(Language::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// What a media session is, for the HTTP side's lookups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {

@@ -210,7 +210,7 @@ impl Shard {
             let now = Instant::now();
             match command {
                 Command::Join { event, session, join, offer, reply } => {
-                    let joined = self.core.join_peer(now, event.clone(), session.clone(), join, &offer);
+                    let joined = self.core.join(now, event.clone(), session.clone(), join, &offer);
                     let answer = joined.map(|joined| {
                         let entry =
                             SessionEntry { shard: self.index, event: event.id.clone(), kind: joined.kind };
