@@ -9,8 +9,8 @@
 //! with `TOLK_BENCH_PATH=engine`, str0m builds and protects it instead and the peer is drained),
 //! `ShardCore::on_timeout` for the due timers, then the batch is released. Variants:
 //!
-//! - `srtp`: the batch is dropped unsent (replaced by a fresh `SendBatch`): the datagrams are
-//!   still allocated and freed as in the shard, only the `sendmmsg` calls are left out;
+//! - `srtp`: the batch is dropped unsent (`SendBatch::discard`, which keeps the buffers for the
+//!   next datagrams as a flush does): only the `sendmmsg` calls are left out;
 //! - `srtp+send`: the batch is flushed with `sendmmsg` from a UDP socket on 127.0.0.1 to a sink
 //!   socket that nobody reads (loopback: the kernel's receive path runs inside the send, and once
 //!   the sink's buffer is full it drops there, which the sender does not see).
@@ -22,7 +22,10 @@
 //!
 //! Environment: `TOLK_BENCH_LISTENERS=10,1000` picks the listener counts (default
 //! 10,1000,10000); `TOLK_BENCH_CLOCK=simulated` runs rounds on a clock that advances 20 ms per
-//! round instead of the wall clock (see `tolk_bench::Clock`).
+//! round instead of the wall clock (see `tolk_bench::Clock`); `TOLK_BENCH_SINK=one` sends every
+//! datagram to the sink's one address instead of each listener's own 127.64.x.y (the kernel's
+//! cost without thousands of distinct destinations, as this benchmark sent before it drove the
+//! real shard core).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -41,16 +44,23 @@ fn main() -> anyhow::Result<()> {
     let mut criterion = Criterion::default().configure_from_args();
     let clock = clock()?;
     let path = send_path()?;
+    let one_sink = one_sink()?;
     for n in listener_counts()? {
-        let fanout = Fanout::connect(n, clock, path)?;
+        let mut fanout = Fanout::connect(n, clock, path)?;
+        if one_sink {
+            fanout.one_destination =
+                Some(std::net::SocketAddr::from(([127, 0, 0, 1], fanout.sink.local_addr()?.port())));
+        }
         let setup = fanout.setup;
         println!(
             "fanout N={n}: setup {:.2} s for {n} handshakes through the shard core ({:.0} µs each), \
-             {} settled, then waited {:.0} ms for simulated setup time; clock {clock:?}, send path {path:?}",
+             {} settled, then waited {:.0} ms for simulated setup time; clock {clock:?}, send path {path:?}, \
+             sink {}",
             setup.handshakes.as_secs_f64(),
             setup.handshakes.as_secs_f64() * 1e6 / n as f64,
             setup.settled,
             setup.waited.as_secs_f64() * 1e3,
+            if one_sink { "one address" } else { "each listener's address" },
         );
         bench(&mut criterion, fanout, n)?;
     }
@@ -147,6 +157,14 @@ fn send_path() -> anyhow::Result<SendPath> {
         Err(_) | Ok("direct") => Ok(SendPath::Direct),
         Ok("engine") => Ok(SendPath::Engine),
         Ok(other) => bail!("TOLK_BENCH_PATH: '{other}' is neither 'direct' nor 'engine'"),
+    }
+}
+
+fn one_sink() -> anyhow::Result<bool> {
+    match std::env::var("TOLK_BENCH_SINK").as_deref() {
+        Err(_) | Ok("each") => Ok(false),
+        Ok("one") => Ok(true),
+        Ok(other) => bail!("TOLK_BENCH_SINK: '{other}' is neither 'each' nor 'one'"),
     }
 }
 

@@ -8,7 +8,8 @@
 //! seconds after it joined. [`Fanout::round`] runs the hot path for one source packet as one turn
 //! of a shard's loop does it — there is no copy of shard code here:
 //!
-//! 1. [`ShardCore::deliver`]: routing, then for each listener `Peer::write` (rebase onto the
+//! 1. [`ShardCore::deliver`] (and [`ShardCore::resume`] after each stretch of
+//!    [`FLUSH_AT`] datagrams): routing, then for each listener `Peer::write` (rebase onto the
 //!    listener's own RTP line, write the RTP header, protect it with Tolk's SRTP into the send
 //!    batch; with [`SendPath::Engine`], str0m builds and protects it instead);
 //! 2. [`ShardCore::on_timeout`]: due timers (consent checks; str0m's periodic work on the engine
@@ -33,7 +34,6 @@ use tolk_relay::ids::{EventId, Language, SessionId};
 use tolk_relay::media::{Source, SourcePacket};
 use tolk_relay::net::core::{CoreConfig, FLUSH_AT, ShardCore};
 use tolk_relay::net::settled::SETTLE_AFTER;
-use tolk_relay::net::udp::SendBatch;
 use tolk_relay::net::{EventLayout, Join};
 
 /// Size of the benchmark's Opus payload: a 20 ms mono voice frame at about 32 kbit/s.
@@ -62,7 +62,7 @@ pub fn opus_payload() -> Arc<[u8]> {
 /// What [`Fanout::round`] does with the datagrams the core produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Release {
-    /// Drop them unsent (a fresh send batch replaces the full one): everything but `sendmmsg`.
+    /// Drop them unsent, keeping their buffers as a flush does: everything but `sendmmsg`.
     Discard,
     /// `sendmmsg` them to the sink, as the shard does at the end of its loop turn.
     Send,
@@ -139,6 +139,10 @@ pub struct Fanout {
     /// in its receive buffer).
     pub sink: UdpSocket,
     pub clock: Clock,
+    /// Send every datagram to the sink's one address (127.0.0.1) instead of each listener's own
+    /// 127.64.x.y: the kernel's send cost without 10,000 distinct destinations, as the benchmark
+    /// measured it before it ran the real shard core.
+    pub one_destination: Option<SocketAddr>,
     pub setup: Setup,
     pub counters: Counters,
     /// The simulated clock (also the latest time any engine has seen).
@@ -169,6 +173,7 @@ impl Fanout {
                 candidate: socket.local_addr()?,
                 connect_timeout: Duration::from_secs(3600),
                 direct_srtp: path == SendPath::Direct,
+                flush_at: FLUSH_AT,
             },
             Arc::new(AtomicU64::new(1)),
         );
@@ -181,6 +186,7 @@ impl Fanout {
             socket,
             sink,
             clock,
+            one_destination: None,
             setup: Setup { handshakes: Duration::ZERO, settled: 0, waited: Duration::ZERO },
             counters: Counters::default(),
             now: started,
@@ -336,9 +342,10 @@ impl Fanout {
         let packet = self.next_packet(now);
         let mut produced = 0;
         let not_written = self.core.counters().not_written;
-        self.core.deliver(&packet, now);
-        if self.core.outbox().send.len() >= FLUSH_AT {
+        self.core.deliver(Arc::new(packet), now);
+        while self.core.fanout_paused() {
             produced += self.release(release);
+            self.core.resume(now);
         }
         let now = self.tick();
         self.core.on_timeout(now);
@@ -355,8 +362,11 @@ impl Fanout {
         let send = &mut self.core.outbox().send;
         let len = send.len();
         match release {
-            Release::Discard => *send = SendBatch::default(),
+            Release::Discard => send.discard(),
             Release::Send => {
+                if let Some(to) = self.one_destination {
+                    send.retarget(to);
+                }
                 send.flush(&self.socket);
                 let (sent, _, dropped) = send.take_counts();
                 self.counters.sent += sent;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
+use tolk_relay::api::{EventView, InterpreterView, Problem};
 
 use crate::engine::{self, AudioCheck, Command, Endpoint, Impairment, Voice, Worker, WorkerSender};
 use crate::profile::{Join, Profile};
@@ -94,9 +95,9 @@ pub async fn run(profile: &Profile, options: &RunOptions) -> anyhow::Result<RunR
     let report = match options.relay {
         RelayTarget::Tolk { rtp_floor } => {
             let event = create_event(&http, &base, &options.admin_token, &profile, rtp_floor).await?;
-            let id = event["id"].as_str().context("no event id")?.to_owned();
+            let id = event.id.as_str().to_owned();
             let outcome = match Run::start(&http, &base, &id, &profile, options, started_at).await {
-                Ok(run) => run.drive(&event).await,
+                Ok(run) => run.drive(Some(&event)).await,
                 Err(e) => Err(e),
             };
             // Leave nothing behind on the relay, whatever happened.
@@ -111,7 +112,7 @@ pub async fn run(profile: &Profile, options: &RunOptions) -> anyhow::Result<RunR
             if !profile.languages.is_empty() {
                 bail!("Janus has no interpretation channels: run it with a floor-only profile");
             }
-            Run::start(&http, &base, "", &profile, options, started_at).await?.drive(&Value::Null).await?
+            Run::start(&http, &base, "", &profile, options, started_at).await?.drive(None).await?
         }
     };
     if let Some(dir) = &options.report_dir {
@@ -126,7 +127,7 @@ async fn create_event(
     token: &str,
     profile: &Profile,
     rtp_floor: bool,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<EventView> {
     let now = chrono::Utc::now();
     let response = http
         .post(format!("{base}/api/v1/events"))
@@ -148,10 +149,10 @@ async fn create_event(
     if status.as_u16() != 201 {
         bail!(
             "creating the event answered {status}: {}",
-            body["detail"].as_str().unwrap_or(&body.to_string())
+            serde_json::from_value::<Problem>(body.clone()).map_or_else(|_| body.to_string(), |p| p.detail)
         );
     }
-    Ok(body)
+    serde_json::from_value(body).context("the relay's answer to creating the event")
 }
 
 /// What the phases of one run share: where the relay is, what to play, the generator's threads,
@@ -264,8 +265,8 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// The run, phase by phase, for the event (`Value::Null` for Janus).
-    async fn drive(mut self, event: &Value) -> anyhow::Result<RunReport> {
+    /// The run, phase by phase, for the event (None for Janus).
+    async fn drive(mut self, event: Option<&EventView>) -> anyhow::Result<RunReport> {
         let booths = self.start_senders(event).await?;
         let handovers = self.spawn_handovers(booths);
         let plan = self.profile.joins();
@@ -281,7 +282,7 @@ impl<'a> Run<'a> {
 
     /// The floor and the booths: publish them, wait until all send, put each booth's first
     /// interpreter on air. Returns each language's interpreter tokens.
-    async fn start_senders(&mut self, event: &Value) -> anyhow::Result<Vec<Vec<String>>> {
+    async fn start_senders(&mut self, event: Option<&EventView>) -> anyhow::Result<Vec<Vec<String>>> {
         self.start_floor(event).await?;
         let booths = self.start_booths().await?;
         let senders = u32::from(self.rtp_floor.is_none()) + booths.iter().map(Vec::len).sum::<usize>() as u32;
@@ -300,16 +301,17 @@ impl<'a> Run<'a> {
     }
 
     /// The floor: plain RTP from a thread of its own, or a WHIP sender on the publisher.
-    async fn start_floor(&mut self, event: &Value) -> anyhow::Result<()> {
+    async fn start_floor(&mut self, event: Option<&EventView>) -> anyhow::Result<()> {
+        let floor = || event.map(|e| &e.floor).context("no event");
         match self.options.relay {
             RelayTarget::Janus { rtp_in, .. } => self.rtp_floor = Some(engine::RtpFloor::start(rtp_in)?),
             RelayTarget::Tolk { rtp_floor: true } => {
-                let url = event["floor"]["rtp_url"].as_str().context("no floor rtp_url")?;
+                let url = floor()?.rtp_url.as_deref().context("no floor rtp_url")?;
                 self.rtp_floor = Some(engine::RtpFloor::start(url.trim_start_matches("rtp://").parse()?)?);
             }
             RelayTarget::Tolk { rtp_floor: false } => {
-                let floor_url = event["floor"]["whip_url"].as_str().context("no floor whip_url")?;
-                let floor_token = event["floor"]["token"].as_str().context("no floor token")?;
+                let floor_url = floor()?.whip_url.as_str();
+                let floor_token = floor()?.token.as_deref().context("no floor token")?;
                 let offer = engine::offer(Endpoint::Own(self.local_ip), true, 0)?;
                 let (_, answer) = engine::post_offer(self.http, floor_url, Some(floor_token), &offer.sdp)
                     .await
@@ -330,7 +332,7 @@ impl<'a> Run<'a> {
             let mut tokens = Vec::new();
             for j in 0..per_booth {
                 let name = format!("{language} {}", (b'A' + j as u8) as char);
-                let link: Value = http
+                let link: InterpreterView = http
                     .post(format!("{base}/api/v1/events/{}/interpreters", self.id))
                     .bearer_auth(&self.options.admin_token)
                     .json(&json!({"name": name, "languages": [language]}))
@@ -338,7 +340,7 @@ impl<'a> Run<'a> {
                     .await?
                     .json()
                     .await?;
-                let token = link["token"].as_str().context("no booth token")?.to_owned();
+                let token = link.token.context("no booth token")?;
                 let source = 1 + (li as u32 * per_booth + j) as u16;
                 let offer = engine::offer(Endpoint::Own(self.local_ip), true, 2)?;
                 let (_, answer) =

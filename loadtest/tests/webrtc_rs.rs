@@ -12,13 +12,13 @@ use tolk_loadtest::stamp;
 use tolk_loadtest::tally::LatencyHistogram;
 use tolk_loadtest::webrtc_rs::RsListener;
 use tolk_tests::client::RtpSender;
-use tolk_tests::relay::{TestRelay, field};
+use tolk_tests::relay::{TestRelay, rtp_url};
 
 /// An RTP-floor event with a French channel, its id, and a stamped tone on its floor.
 async fn event_with_floor(relay: &TestRelay) -> anyhow::Result<(String, RtpSender)> {
     let event = relay.event_now(&["fr"], "rtp").await?;
-    let id = field(&event, "/id")?.to_owned();
-    let rtp = field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?;
+    let id = event.id.as_str().to_owned();
+    let rtp = rtp_url(&event)?.trim_start_matches("rtp://").parse()?;
     // Each packet stamped with its send time (source 0: the floor).
     let sender = RtpSender::start_mapped(rtp, 440.0, |payload| stamp::stamp(&payload, 0, stamp::now_us()))?;
     Ok((id, sender))

@@ -12,9 +12,9 @@ use dashmap::DashMap;
 use crate::ids::EventId;
 
 /// How long before and after its window an event's media endpoints work.
-pub const MEDIA_MARGIN: Duration = Duration::hours(1);
+pub(crate) const MEDIA_MARGIN: Duration = Duration::hours(1);
 /// What a refused listener is told to wait, in seconds.
-pub const RETRY_AFTER_SECS: u32 = 60;
+pub(crate) const RETRY_AFTER_SECS: u32 = 60;
 
 /// Why a listener or publisher is turned away.
 #[derive(Debug, thiserror::Error)]
@@ -53,14 +53,14 @@ impl AdmissionError {
 
 /// An event's window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
 }
 
 impl Window {
     /// Whether media may flow at `now` (from [`MEDIA_MARGIN`] before to [`MEDIA_MARGIN`] after).
-    pub fn check(&self, now: DateTime<Utc>) -> Result<(), AdmissionError> {
+    pub(crate) fn check(&self, now: DateTime<Utc>) -> Result<(), AdmissionError> {
         let (opens, closes) = (self.starts_at - MEDIA_MARGIN, self.ends_at + MEDIA_MARGIN);
         if now < opens || now >= closes {
             return Err(AdmissionError::Closed {
@@ -77,7 +77,7 @@ impl Window {
 
 /// Listeners admitted per event and on the node.
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     admitted: DashMap<EventId, u32>,
     total: AtomicU32,
     headroom: f64,
@@ -87,12 +87,12 @@ pub struct Admission {
 impl Admission {
     /// `headroom`: how far past its expected listeners an event may go (1.2: 20 %);
     /// `capacity`: the node's listeners.
-    pub fn new(headroom: f64, capacity: u32) -> Self {
+    pub(crate) fn new(headroom: f64, capacity: u32) -> Self {
         Self { admitted: DashMap::new(), total: AtomicU32::new(0), headroom, capacity }
     }
 
     /// Hold a listener's place in `event` (reserved for `expected` listeners), or say why not.
-    pub fn admit(&self, event: &EventId, expected: u32) -> Result<Admitted<'_>, AdmissionError> {
+    pub(crate) fn admit(&self, event: &EventId, expected: u32) -> Result<Admitted<'_>, AdmissionError> {
         let limit = (f64::from(expected) * self.headroom).ceil() as u32;
         let mut admitted = self.admitted.entry(event.clone()).or_insert(0);
         if *admitted >= limit {
@@ -108,7 +108,7 @@ impl Admission {
     }
 
     /// A kept place is given back (its session ended).
-    pub fn release(&self, event: &EventId) {
+    pub(crate) fn release(&self, event: &EventId) {
         if let Some(mut admitted) = self.admitted.get_mut(event)
             && *admitted > 0
         {
@@ -118,12 +118,14 @@ impl Admission {
     }
 
     /// Listeners admitted to `event`.
-    pub fn admitted(&self, event: &EventId) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn admitted(&self, event: &EventId) -> u32 {
         self.admitted.get(event).map_or(0, |a| *a)
     }
 
     /// Listeners admitted on the node.
-    pub fn total(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> u32 {
         self.total.load(Ordering::SeqCst)
     }
 }
@@ -131,7 +133,7 @@ impl Admission {
 /// A listener's place, held while their session is being created.
 #[derive(Debug)]
 #[must_use = "a place is given back when the guard drops; keep() it once the session exists"]
-pub struct Admitted<'a> {
+pub(crate) struct Admitted<'a> {
     admission: &'a Admission,
     event: EventId,
     kept: bool,
@@ -139,7 +141,7 @@ pub struct Admitted<'a> {
 
 impl Admitted<'_> {
     /// The session exists: the place stays taken until [`Admission::release`].
-    pub fn keep(mut self) {
+    pub(crate) fn keep(mut self) {
         self.kept = true;
     }
 }

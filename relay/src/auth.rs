@@ -41,7 +41,7 @@ pub enum AuthError {
 
 /// Who calls the organiser API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
+pub(crate) enum Caller {
     /// The node's admin: every event, and the events of no organiser.
     Admin,
     /// An organiser: only their own events.
@@ -50,7 +50,7 @@ pub enum Caller {
 
 impl Caller {
     /// The organiser's id, None for the admin.
-    pub fn organiser(self) -> Option<i64> {
+    pub(crate) fn organiser(self) -> Option<i64> {
         match self {
             Caller::Admin => None,
             Caller::Organiser(id) => Some(id),
@@ -58,7 +58,7 @@ impl Caller {
     }
 
     /// Whether the caller may manage `event` (others' events are "not found", not "forbidden").
-    pub fn owns(self, event: &Event) -> bool {
+    pub(crate) fn owns(self, event: &Event) -> bool {
         match self {
             Caller::Admin => true,
             Caller::Organiser(me) => event.organiser == Some(me),
@@ -67,25 +67,25 @@ impl Caller {
 }
 
 /// Token checks.
-pub struct Auth {
+pub(crate) struct Auth {
     store: Store,
     admin_hash: String,
 }
 
 impl Auth {
     /// The admin token from the settings, or the one generated into the data directory.
-    pub fn new(settings: &Settings, store: Store) -> Result<Self, AuthError> {
+    pub(crate) fn new(settings: &Settings, store: Store) -> Result<Self, AuthError> {
         let admin = admin_token(settings)?;
         Ok(Self { store, admin_hash: admin.hash() })
     }
 
     /// Whether `token` is the admin token.
-    pub fn is_admin(&self, token: &str) -> bool {
+    pub(crate) fn is_admin(&self, token: &str) -> bool {
         constant_time_eq(&Token::from_secret(token).hash(), &self.admin_hash)
     }
 
     /// Who is calling the organiser API: the admin token, or an organiser's token.
-    pub async fn caller(&self, token: Option<&str>) -> Result<Caller, AuthError> {
+    pub(crate) async fn caller(&self, token: Option<&str>) -> Result<Caller, AuthError> {
         let token = token.ok_or(AuthError::NoOrganiserToken)?;
         if self.is_admin(token) {
             return Ok(Caller::Admin);
@@ -97,18 +97,18 @@ impl Auth {
     }
 
     /// The interpreter holding a booth token.
-    pub async fn interpreter(&self, token: Option<&str>) -> Result<Interpreter, AuthError> {
+    pub(crate) async fn interpreter(&self, token: Option<&str>) -> Result<Interpreter, AuthError> {
         let token = token.ok_or(AuthError::NoBoothToken)?;
         self.store.interpreter_by_token(&Token::from_secret(token)).await?.ok_or(AuthError::NotABoothLink)
     }
 
     /// Whether a booth link still works (None: the store could not say).
-    pub async fn still_valid(&self, me: &Interpreter) -> Option<bool> {
+    pub(crate) async fn still_valid(&self, me: &Interpreter) -> Option<bool> {
         self.store.interpreters(&me.event).await.ok().map(|all| all.iter().any(|i| i.id == me.id))
     }
 
     /// Check a floor token against the event's.
-    pub fn check_floor_token(&self, event: &Event, token: Option<&str>) -> Result<(), AuthError> {
+    pub(crate) fn check_floor_token(&self, event: &Event, token: Option<&str>) -> Result<(), AuthError> {
         let token = token.ok_or(AuthError::NoFloorToken)?;
         if !constant_time_eq(&Token::from_secret(token).hash(), &event.floor_token_hash) {
             return Err(AuthError::NotTheFloorToken(event.id.clone()));

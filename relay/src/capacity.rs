@@ -17,9 +17,13 @@ pub const MIXED_CHANNEL_UNITS: u32 = 10;
 /// What one event holds over its window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reservation {
+    /// When the event starts holding capacity (its `starts_at`).
     pub starts_at: DateTime<Utc>,
+    /// When it stops holding capacity (its `ends_at`; the window is half-open).
     pub ends_at: DateTime<Utc>,
+    /// The listeners it expects.
     pub listeners: u32,
+    /// Its channel units (see [`channel_units`]).
     pub channels: u32,
 }
 
@@ -31,17 +35,25 @@ pub fn channel_units(languages: usize, mixed: bool) -> u32 {
 /// What the node offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Capacity {
+    /// Listeners the node carries at once, over all its events.
     pub listeners: u32,
+    /// Channel units the node carries at once: a pass-through channel counts 1, a mixed
+    /// channel [`MIXED_CHANNEL_UNITS`].
     pub channels: u32,
 }
 
 /// What is free over one stretch of time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FreeSegment {
+    /// Where the stretch begins.
     pub from: DateTime<Utc>,
+    /// Where the stretch ends (excluded).
     pub to: DateTime<Utc>,
+    /// Listeners still free over the stretch (negative if the node is overbooked).
     pub free_listeners: i64,
+    /// Channel units still free over the stretch (negative if the node is overbooked).
     pub free_channels: i64,
+    /// How many events hold capacity during the stretch.
     pub events: usize,
 }
 
@@ -95,6 +107,7 @@ pub fn free_over(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{detail}")]
 pub struct Shortfall {
+    /// Where and by how much the node is short, and what would fit, in a sentence.
     pub detail: String,
     /// The largest `expected_listeners` that would fit with the event's channels as asked.
     pub largest_fit: u32,

@@ -10,10 +10,23 @@ use serde::Deserialize;
 /// What can be wrong with the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The TOML file given with `--config` could not be read.
     #[error("could not read the config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file's path, as given.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The TOML file is not valid TOML or has a setting Tolk does not know.
     #[error("the config file {path} is not valid: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        /// The file's path, as given.
+        path: PathBuf,
+        /// Where and why parsing failed.
+        source: toml::de::Error,
+    },
+    /// A setting has a value Tolk cannot use; the sentence names it and what it accepts.
     #[error("{0}")]
     Invalid(String),
 }
@@ -82,6 +95,14 @@ pub struct ConfigArgs {
     /// Who offers the SDP on bbb-webrtc-sfu: server (BBB 3.x) or client (older) [default: server].
     #[arg(long, env = "TOLK_BBB_OFFER")]
     pub bbb_offer: Option<String>,
+    /// Address `/metrics` (Prometheus) is served on, apart from the public HTTP address; `off`
+    /// serves none [default: 127.0.0.1:9464].
+    #[arg(long, env = "TOLK_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Label listener counts with event ids in `/metrics` (anyone who reads an event id can
+    /// listen to it) [default: false: totals per language only].
+    #[arg(long, env = "TOLK_METRICS_PER_EVENT")]
+    pub metrics_per_event: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,34 +126,52 @@ struct FileConfig {
     bbb_checksum: Option<String>,
     bbb_bot_name: Option<String>,
     bbb_offer: Option<String>,
+    metrics_listen: Option<String>,
+    metrics_per_event: Option<bool>,
 }
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The HTTP address to listen on.
     pub listen: SocketAddr,
+    /// The base URL browsers reach Tolk under, without a trailing '/' (in links and Location headers).
     pub public_url: String,
     /// The public URL was not configured but derived from `listen` (and follows the bound port).
     pub public_url_from_listen: bool,
+    /// The address put in ICE candidates: the one clients reach the media ports on.
     pub public_ip: IpAddr,
+    /// The first media UDP port; media shard k uses this port + k.
     pub media_port: u16,
+    /// The number of media shards (threads with a UDP socket each), 1 to 256.
     pub media_shards: usize,
+    /// The directory of the SQLite database and the generated admin token.
     pub data_dir: PathBuf,
+    /// The database URL (None: SQLite in `data_dir`).
     pub database_url: Option<String>,
+    /// The organiser API's admin token (None: generated once into `data_dir` and printed).
     pub admin_token: Option<String>,
     /// A media session that has not connected this long after its offer is dropped.
     pub connect_timeout: std::time::Duration,
-    /// Mix mode Opus encoder: complexity 0–10 and bitrate (bit/s).
+    /// Mix mode Opus encoder: complexity, 0–10.
     pub mix_complexity: i32,
+    /// Mix mode Opus encoder: bitrate in bit/s (6,000 to 510,000).
     pub mix_bitrate: i32,
     /// What this node takes at once (see `capacity.rs`).
     pub capacity: crate::capacity::Capacity,
+    /// How far past its expected listeners an event admits listeners (1.25: 25 % more), 1 to 10.
     pub headroom: f64,
     /// The BigBlueButton server for BBB floors, if any.
     pub bbb: Option<crate::bbb::BbbConfig>,
+    /// Where `/metrics` is served (None: nowhere). Never on the public address.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Whether `/metrics` labels listener counts with event ids.
+    pub metrics_per_event: bool,
 }
 
 impl Settings {
+    /// Resolve the settings: flags and environment variables first, then the TOML file, then
+    /// the defaults; checks what cannot work (an unusable public URL or IP, BBB half configured…).
     pub fn resolve(args: &ConfigArgs) -> Result<Self, ConfigError> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
@@ -162,6 +201,7 @@ impl Settings {
                 "public_ip {public_ip} cannot be put in an ICE candidate: give the address clients reach"
             )));
         }
+        let metrics_listen = metrics_listen(args.metrics_listen.as_ref().or(file.metrics_listen.as_ref()))?;
         Ok(Self {
             listen,
             public_url,
@@ -187,6 +227,8 @@ impl Settings {
             },
             headroom: headroom(args.headroom.or(file.headroom))?,
             bbb,
+            metrics_listen,
+            metrics_per_event: args.metrics_per_event.or(file.metrics_per_event).unwrap_or(false),
         })
     }
 
@@ -199,6 +241,21 @@ impl Settings {
 /// Listeners a media shard (a core) is reserved for by default: the fan-out costs about 8 µs per
 /// listener-packet (bench/), so a core carries ~2,500 listeners at 50 packets/s; 80 % of that.
 const LISTENERS_PER_SHARD: u32 = 3_000;
+
+/// Where `/metrics` is served by default: loopback only, for a Prometheus on the same machine.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
+
+fn metrics_listen(value: Option<&String>) -> Result<Option<SocketAddr>, ConfigError> {
+    match value.map(|v| v.trim()) {
+        None | Some("") => Ok(Some(DEFAULT_METRICS_LISTEN)),
+        Some("off") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "metrics_listen must be an address like 127.0.0.1:9464, or off; not '{v}'"
+            ))
+        }),
+    }
+}
 
 fn headroom(value: Option<f64>) -> Result<f64, ConfigError> {
     match value {
@@ -255,6 +312,23 @@ mod tests {
         assert_eq!(s.media_port, 40_000);
         assert!(s.media_shards >= 1);
         assert_eq!(s.data_dir, PathBuf::from("data"));
+        assert_eq!(s.metrics_listen, Some(DEFAULT_METRICS_LISTEN));
+        assert!(s.metrics_listen.is_some_and(|a| a.ip().is_loopback()), "metrics stay on this machine");
+        assert!(!s.metrics_per_event);
+        Ok(())
+    }
+
+    #[test]
+    fn metrics_listen_takes_an_address_or_off() -> Result<(), ConfigError> {
+        let with =
+            |v: &str| Settings::resolve(&ConfigArgs { metrics_listen: Some(v.into()), ..Default::default() });
+        assert_eq!(with("off")?.metrics_listen, None);
+        assert_eq!(
+            with("0.0.0.0:9100")?.metrics_listen,
+            Some("0.0.0.0:9100".parse().unwrap_or(DEFAULT_METRICS_LISTEN))
+        );
+        let err = with("everywhere").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("metrics_listen"), "{err}");
         Ok(())
     }
 

@@ -27,7 +27,7 @@ pub enum FloorError {
 }
 
 /// The running floors of a node.
-pub struct Floors {
+pub(crate) struct Floors {
     media: Arc<Media>,
     /// The node's BBB server (None: BBB floors are refused).
     bbb: Option<Arc<BbbApi>>,
@@ -37,7 +37,7 @@ pub struct Floors {
 
 impl Floors {
     /// Floors on `media`, with the node's BBB server if it has one.
-    pub fn new(media: Arc<Media>, bbb: Option<BbbConfig>) -> Result<Self, FloorError> {
+    pub(crate) fn new(media: Arc<Media>, bbb: Option<BbbConfig>) -> Result<Self, FloorError> {
         let bbb = match bbb {
             Some(config) => Some(Arc::new(BbbApi::new(config)?)),
             None => None,
@@ -46,7 +46,7 @@ impl Floors {
     }
 
     /// Whether this node can take a BBB floor.
-    pub fn check_bbb(&self) -> Result<(), FloorError> {
+    pub(crate) fn check_bbb(&self) -> Result<(), FloorError> {
         match self.bbb {
             Some(_) => Ok(()),
             None => Err(BbbError::NotConfigured.into()),
@@ -55,7 +55,11 @@ impl Floors {
 
     /// Start what an event's floor needs: an RTP floor's port (the stored one, else any free
     /// one; returned), a BBB floor's task. Nothing for a WHIP floor.
-    pub async fn start(&self, event: &Event, layout: Arc<EventLayout>) -> Result<Option<u16>, FloorError> {
+    pub(crate) async fn start(
+        &self,
+        event: &Event,
+        layout: Arc<EventLayout>,
+    ) -> Result<Option<u16>, FloorError> {
         match event.floor_kind {
             FloorKind::Whip => Ok(None),
             FloorKind::Rtp => {
@@ -70,7 +74,7 @@ impl Floors {
     }
 
     /// After a restart: start the floors of stored events (BBB floors only while they last).
-    pub async fn resume(&self, event: &Event, layout: Arc<EventLayout>) {
+    pub(crate) async fn resume(&self, event: &Event, layout: Arc<EventLayout>) {
         if event.floor_kind == FloorKind::Bbb && event.ends_at <= Utc::now() {
             return;
         }
@@ -92,24 +96,24 @@ impl Floors {
     }
 
     /// The event's window changed: a BBB floor leaves its meeting at the new end.
-    pub fn set_ends_at(&self, id: &EventId, ends_at: DateTime<Utc>) {
+    pub(crate) fn set_ends_at(&self, id: &EventId, ends_at: DateTime<Utc>) {
         if let Some(floor) = self.bbb_floors.get(id) {
             floor.set_ends_at(ends_at);
         }
     }
 
     /// The event was cancelled: a BBB floor leaves its meeting (the shards close RTP floors).
-    pub fn stop(&self, id: &EventId) {
+    pub(crate) fn stop(&self, id: &EventId) {
         self.bbb_floors.remove(id);
     }
 
     /// Where a BBB floor is (None: not a running BBB floor).
-    pub fn status(&self, id: &EventId) -> Option<FloorStatus> {
+    pub(crate) fn status(&self, id: &EventId) -> Option<FloorStatus> {
         self.bbb_floors.get(id).map(|f| f.status())
     }
 
     /// The state of an event's BBB floor, to wait on (None: not a running BBB floor).
-    pub fn watch(&self, id: &EventId) -> Option<watch::Receiver<FloorStatus>> {
+    pub(crate) fn watch(&self, id: &EventId) -> Option<watch::Receiver<FloorStatus>> {
         self.bbb_floors.get(id).map(|f| f.watch())
     }
 }

@@ -11,10 +11,13 @@ use serde::{Deserialize, Serialize};
 /// Why a string is not a valid id.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdError {
+    /// Not an event id (1 to 64 letters, digits, '-' or '_'); holds the first 40 characters given.
     #[error("'{0}' is not a valid event id: use 1 to 64 letters, digits, '-' or '_'")]
     Event(String),
+    /// Not a BCP 47 language tag; holds the first 40 characters given.
     #[error("'{0}' is not a language code: use a BCP 47 tag such as 'fr', 'pt-BR' or 'zh-Hant'")]
     Language(String),
+    /// Not a session id (32 hex digits); holds the first 40 characters given.
     #[error("'{0}' is not a valid session id")]
     Session(String),
 }
@@ -41,6 +44,7 @@ impl EventId {
         Self(random_hex(16))
     }
 
+    /// An event id from a URL or a body: 1 to 64 letters, digits, '-' or '_'.
     pub fn parse(s: &str) -> Result<Self, IdError> {
         if s.is_empty() || s.len() > 64 || !s.chars().all(is_id_char) {
             return Err(IdError::Event(truncate(s)));
@@ -48,6 +52,7 @@ impl EventId {
         Ok(Self(s.to_owned()))
     }
 
+    /// The id as it appears in URLs.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -60,6 +65,7 @@ impl EventId {
 pub struct Language(String);
 
 impl Language {
+    /// A language from a BCP 47 tag in any case (`PT-br`), put in canonical case (`pt-BR`).
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let err = || IdError::Language(truncate(s));
         let mut parts = s.split('-');
@@ -91,6 +97,7 @@ impl Language {
         Ok(Self(canonical))
     }
 
+    /// The tag in canonical case (`pt-BR`), as in URLs and JSON.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -103,10 +110,12 @@ impl Language {
 pub struct SessionId(String);
 
 impl SessionId {
+    /// A fresh unguessable id (128 random bits, 32 hex digits).
     pub fn generate() -> Self {
         Self(random_hex(16))
     }
 
+    /// A session id from a session URL: 32 hex digits, in any case.
     pub fn parse(s: &str) -> Result<Self, IdError> {
         if s.len() != 32 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(IdError::Session(truncate(s)));
@@ -114,6 +123,7 @@ impl SessionId {
         Ok(Self(s.to_ascii_lowercase()))
     }
 
+    /// The id in lower-case hex, as in session URLs.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -141,10 +151,12 @@ impl Token {
         Self(random_hex(32))
     }
 
+    /// The token a caller presents, to hash and compare with the stored hash.
     pub fn from_secret(s: &str) -> Self {
         Self(s.to_owned())
     }
 
+    /// The secret itself, to hand out once (never logged: `Debug` hides it).
     pub fn secret(&self) -> &str {
         &self.0
     }

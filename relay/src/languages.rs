@@ -51,13 +51,13 @@ const NAMES: &[(&str, &str)] = &[
 ];
 
 /// Every language the table names: (code, name).
-pub fn all() -> impl Iterator<Item = (&'static str, &'static str)> {
+pub(crate) fn all() -> impl Iterator<Item = (&'static str, &'static str)> {
     NAMES.iter().copied()
 }
 
 /// The table as an ES module for the pages (served as `/static/languages.js`), so that it exists
 /// only here: `export const LANGUAGES = [{ code: "ar", label: "العربية" }, …];`.
-pub fn es_module() -> String {
+pub(crate) fn es_module() -> String {
     let mut js = String::from(
         "// The languages Tolk names, made by the relay from its own table (relay/src/languages.rs).\n\
          export const LANGUAGES = [\n",
@@ -72,7 +72,7 @@ pub fn es_module() -> String {
 }
 
 /// "Français", "Português (BR)", or the tag itself when the language is not in the table.
-pub fn label(language: &Language) -> String {
+pub(crate) fn label(language: &Language) -> String {
     let tag = language.as_str();
     let (primary, rest) = tag.split_once('-').unwrap_or((tag, ""));
     match NAMES.binary_search_by(|(code, _)| code.cmp(&primary)) {

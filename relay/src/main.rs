@@ -91,7 +91,7 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
     let mut server = Server::start(settings).await?;
     let stop_demo = Arc::new(AtomicBool::new(false));
     if demo {
-        let event = server.app.ensure_demo().await.context("could not create the demo event")?;
+        let event = server.ensure_demo().await.context("could not create the demo event")?;
         let port = event
             .floor
             .rtp_url
@@ -99,7 +99,7 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
             .and_then(|u| u.rsplit(':').next())
             .and_then(|p| p.parse::<u16>().ok())
             .context("the demo event has no RTP floor port")?;
-        let to = std::net::SocketAddr::new(server.app.settings.media_bind_ip(), port);
+        let to = std::net::SocketAddr::new(server.settings().media_bind_ip(), port);
         let to =
             if to.ip().is_unspecified() { std::net::SocketAddr::from(([127, 0, 0, 1], port)) } else { to };
         tolk_relay::demo::spawn_floor(to, stop_demo.clone()).context("could not start the demo floor")?;
@@ -108,7 +108,6 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
             event.listener_url
         );
     }
-    let app = server.app.clone();
     tokio::select! {
         _ = server.wait() => {}
         _ = shutdown_signal() => {
@@ -116,7 +115,6 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
         }
     }
     stop_demo.store(true, std::sync::atomic::Ordering::Relaxed);
-    drop(app);
     Ok(())
 }
 

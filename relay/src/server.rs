@@ -4,29 +4,51 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tracing::info;
 
+use crate::api::{EventView, FloorStatus};
 use crate::app::{App, AppError};
 use crate::config::Settings;
+use crate::ids::EventId;
+use crate::store::Store;
 
+/// Why a relay did not start, or a request to it failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The HTTP address could not be bound.
     #[error("could not listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The store, the media shards or a service did not start, or refused the request.
     #[error(transparent)]
-    App(#[from] AppError),
+    App(Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl From<AppError> for ServerError {
+    fn from(e: AppError) -> Self {
+        Self::App(Box::new(e))
+    }
+}
+
+/// A running relay.
 pub struct Server {
-    pub app: Arc<App>,
+    app: Arc<App>,
     /// The bound HTTP address (the real port when 0 was asked for).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, if anywhere (the real port when 0 was asked for).
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
+    /// Bind the HTTP address, open the store, start the media shards and the services.
     pub async fn start(mut settings: Settings) -> Result<Self, ServerError> {
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
@@ -36,6 +58,15 @@ impl Server {
         if settings.public_url_from_listen {
             settings.public_url = format!("http://{addr}");
         }
+        let metrics_listener = match settings.metrics_listen {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .map_err(|source| ServerError::Listen { addr: at, source })?,
+            ),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let app = App::start(settings).await?;
         let (shutdown, stopped) = oneshot::channel::<()>();
         let router = crate::http::router(app.clone());
@@ -47,8 +78,16 @@ impl Server {
                 tracing::error!(error = %e, "HTTP server stopped with an error");
             }
         });
-        info!(%addr, public_url = %app.settings.public_url, "Tolk is listening");
-        Ok(Self { app, addr, shutdown: Some(shutdown), task })
+        let metrics_task = metrics_listener.map(|listener| {
+            let router = crate::http::metrics_router(app.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "metrics server stopped with an error");
+                }
+            })
+        });
+        info!(%addr, public_url = %app.settings.public_url, metrics = ?metrics_addr, "Tolk is listening");
+        Ok(Self { app, addr, metrics_addr, shutdown: Some(shutdown), task, metrics_task })
     }
 
     /// Stop accepting requests and wait for the HTTP side to finish.
@@ -56,7 +95,30 @@ impl Server {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+        if let Some(metrics) = self.metrics_task.take() {
+            metrics.abort();
+        }
         let _ = (&mut self.task).await;
+    }
+
+    /// The settings it runs with (the public URL filled in).
+    pub fn settings(&self) -> &Settings {
+        &self.app.settings
+    }
+
+    /// Its store (operator tools and tests read it).
+    pub fn store(&self) -> &Store {
+        self.app.store()
+    }
+
+    /// The demo event (created on first use): floor English as plain RTP, two languages.
+    pub async fn ensure_demo(&self) -> Result<EventView, ServerError> {
+        Ok(self.app.ensure_demo().await?)
+    }
+
+    /// Where an event's BBB floor is, as it changes; None when the event has no BBB floor running.
+    pub fn watch_floor(&self, event: &EventId) -> Option<watch::Receiver<FloorStatus>> {
+        self.app.floors.watch(event)
     }
 
     /// Wait until the HTTP server ends.

@@ -11,35 +11,55 @@ use crate::ids::{EventId, InterpreterId, Language};
 use crate::store::usage::Interval;
 use crate::store::{Event, Store, StoreError};
 
+/// One channel in the usage report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChannelUsage {
+    /// The channel's language (the floor language for the floor channel).
     pub language: Language,
+    /// The most listeners this channel had at once.
     pub peak_listeners: u32,
+    /// Minutes listened to this channel, summed over its listeners, rounded to 0.01.
     pub listener_minutes: f64,
 }
 
+/// One interpreter's time on air in one language, in the usage report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InterpreterUsage {
+    /// The booth link's id (in URLs of the organiser API).
     pub id: InterpreterId,
+    /// The interpreter's name (their booth link may since have been revoked).
     pub name: String,
+    /// The language they interpreted into.
     pub language: Language,
+    /// Minutes on air in this language, muted (cough) time included, rounded to 0.01.
     pub on_air_minutes: f64,
 }
 
+/// `GET /api/v1/events/{id}/usage`: an event's usage up to now (also as CSV with `?format=csv`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UsageReport {
+    /// The event: title and window.
     pub event: UsageEvent,
+    /// Every channel of the event, the floor first, then the interpretation languages.
     pub channels: Vec<ChannelUsage>,
+    /// Time on air per interpreter and language, ordered by booth link id, then language.
     pub interpreters: Vec<InterpreterUsage>,
+    /// How many handovers between interpreters the event had.
     pub handovers: i64,
+    /// How many times an interpreter asked the floor to slow down.
     pub slow_downs: i64,
 }
 
+/// The event a usage report is about.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UsageEvent {
+    /// The event's id (in the URLs of the organiser API and the listener page).
     pub id: EventId,
+    /// The event's title.
     pub title: String,
+    /// When the event starts.
     pub starts_at: chrono::DateTime<chrono::Utc>,
+    /// When the event ends.
     pub ends_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -48,7 +68,7 @@ fn minutes(ms: i64) -> f64 {
 }
 
 /// The most intervals open at once.
-pub fn peak(intervals: &[&Interval]) -> u32 {
+pub(crate) fn peak(intervals: &[&Interval]) -> u32 {
     let mut edges: Vec<(i64, i32)> = intervals.iter().flat_map(|i| [(i.from, 1), (i.to, -1)]).collect();
     // At equal times, leaving comes before joining (half-open intervals).
     edges.sort();
@@ -61,7 +81,7 @@ pub fn peak(intervals: &[&Interval]) -> u32 {
 }
 
 /// The usage report of `event`, up to now.
-pub async fn report(store: &Store, event: Event) -> Result<UsageReport, StoreError> {
+pub(crate) async fn report(store: &Store, event: Event) -> Result<UsageReport, StoreError> {
     let id: &EventId = &event.id;
     let now = crate::store::now_ms();
     let listening = store.listening_intervals(id, now).await?;
@@ -110,7 +130,7 @@ pub async fn report(store: &Store, event: Event) -> Result<UsageReport, StoreErr
 }
 
 /// The report as CSV: one row per channel and per interpreter and language, then the counts.
-pub fn to_csv(report: &UsageReport) -> String {
+pub(crate) fn to_csv(report: &UsageReport) -> String {
     let mut out = String::from(
         "row,language,interpreter_id,interpreter,peak_listeners,listener_minutes,on_air_minutes,count\n",
     );

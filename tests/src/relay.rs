@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tolk_relay::api::{EventView, InterpreterView};
 use tolk_relay::config::{ConfigArgs, Settings};
 use tolk_relay::server::Server;
 
@@ -62,6 +64,7 @@ impl TestRelay {
             media_shards: Some(shards),
             data_dir: Some(data_dir.clone()),
             admin_token: Some(ADMIN.into()),
+            metrics_listen: Some("127.0.0.1:0".into()),
             ..Default::default()
         };
         let mut settings = Settings::resolve(&args)?;
@@ -77,8 +80,21 @@ impl TestRelay {
         format!("{}{path}", self.base)
     }
 
+    /// `/metrics` on the relay's metrics address (not the public one).
+    pub fn metrics_url(&self) -> String {
+        match self.server.metrics_addr {
+            Some(addr) => format!("http://{addr}/metrics"),
+            None => self.url("/metrics"),
+        }
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics_text(&self) -> anyhow::Result<String> {
+        Ok(self.http.get(self.metrics_url()).send().await?.error_for_status()?.text().await?)
+    }
+
     /// Create an event; returns the 201 body.
-    pub async fn create_event(&self, body: Value) -> anyhow::Result<Value> {
+    pub async fn create_event(&self, body: Value) -> anyhow::Result<EventView> {
         let response =
             self.http.post(self.url("/api/v1/events")).bearer_auth(ADMIN).json(&body).send().await?;
         let status = response.status();
@@ -86,11 +102,11 @@ impl TestRelay {
         if status.as_u16() != 201 {
             bail!("create event answered {status}: {body}");
         }
-        Ok(body)
+        Ok(serde_json::from_value(body)?)
     }
 
     /// An event happening now with floor English and the given interpretation languages.
-    pub async fn event_now(&self, languages: &[&str], floor_kind: &str) -> anyhow::Result<Value> {
+    pub async fn event_now(&self, languages: &[&str], floor_kind: &str) -> anyhow::Result<EventView> {
         let now = chrono_now();
         self.create_event(json!({
             "title": "Test event",
@@ -105,7 +121,12 @@ impl TestRelay {
     }
 
     /// Issue a booth link (organiser API) for `languages` of an event; the 201 body.
-    pub async fn booth_link(&self, event: &str, name: &str, languages: &[&str]) -> anyhow::Result<Value> {
+    pub async fn booth_link(
+        &self,
+        event: &str,
+        name: &str,
+        languages: &[&str],
+    ) -> anyhow::Result<InterpreterView> {
         let response = self
             .http
             .post(self.url(&format!("/api/v1/events/{event}/interpreters")))
@@ -118,11 +139,11 @@ impl TestRelay {
         if status.as_u16() != 201 {
             bail!("issuing a booth link answered {status}: {body}");
         }
-        Ok(body)
+        Ok(serde_json::from_value(body)?)
     }
 
-    /// GET an organiser API path with the admin token; the JSON body of a success.
-    pub async fn admin_get(&self, path: &str) -> anyhow::Result<Value> {
+    /// GET an organiser API path with the admin token; the body of a success, as `T`.
+    pub async fn admin_get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self.http.get(self.url(path)).bearer_auth(ADMIN).send().await?;
         let status = response.status();
         if !status.is_success() {
@@ -135,16 +156,16 @@ impl TestRelay {
     /// with floor kind "rtp").
     pub async fn tone_floor(
         &self,
-        event: &Value,
+        event: &EventView,
         frequency: f64,
     ) -> anyhow::Result<crate::client::RtpSender> {
-        let to = field(event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?;
+        let to = rtp_url(event)?.trim_start_matches("rtp://").parse()?;
         crate::client::RtpSender::start(to, frequency)
     }
 
     /// The sum of a metric's samples in `/metrics` (every label set), 0 when it has none.
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let text = self.http.get(self.url("/metrics")).send().await?.text().await?;
+        let text = self.metrics_text().await?;
         Ok(text
             .lines()
             .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
@@ -184,9 +205,31 @@ fn chrono_now() -> (String, String) {
     ((now - hour).to_rfc3339(), (now + hour).to_rfc3339())
 }
 
-/// A string field of a JSON value, or an error naming it.
-pub fn field<'a>(value: &'a Value, pointer: &str) -> anyhow::Result<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str).with_context(|| format!("no {pointer} in {value}"))
+/// The sentence of a problem+json answer.
+pub fn problem_detail(body: &Value) -> anyhow::Result<String> {
+    let problem: tolk_relay::api::Problem =
+        serde_json::from_value(body.clone()).with_context(|| format!("not a problem: {body}"))?;
+    Ok(problem.detail)
+}
+
+/// The floor token of an event as created (shown only in that answer).
+pub fn floor_token(event: &EventView) -> anyhow::Result<&str> {
+    event.floor.token.as_deref().with_context(|| format!("no floor token in {event:?}"))
+}
+
+/// Where an RTP floor is sent.
+pub fn rtp_url(event: &EventView) -> anyhow::Result<&str> {
+    event.floor.rtp_url.as_deref().with_context(|| format!("no rtp_url in {event:?}"))
+}
+
+/// The token of a booth link as issued (shown only in that answer).
+pub fn booth_token(link: &InterpreterView) -> anyhow::Result<&str> {
+    link.token.as_deref().with_context(|| format!("no token in {link:?}"))
+}
+
+/// The page of a booth link as issued.
+pub fn booth_url(link: &InterpreterView) -> anyhow::Result<&str> {
+    link.booth_url.as_deref().with_context(|| format!("no booth_url in {link:?}"))
 }
 
 /// With `TOLK_TEST_DATABASE_URL` (a PostgreSQL server's URL), each test relay gets its own

@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use tolk_tests::client;
-use tolk_tests::relay::{TestRelay, field};
+use tolk_tests::relay::TestRelay;
 
 /// Live sessions as `/metrics` counts them.
 async fn sessions(relay: &TestRelay) -> anyhow::Result<u64> {
-    let text = relay.http.get(relay.url("/metrics")).send().await?.text().await?;
+    let text = relay.metrics_text().await?;
     Ok(text.lines().find_map(|l| l.strip_prefix("tolk_sessions ")?.parse().ok()).unwrap_or(u64::MAX))
 }
 
@@ -28,7 +28,7 @@ async fn wait_sessions(relay: &TestRelay, expected: u64, within: Duration) -> an
 async fn vanished_clients_are_cleaned_up() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "whip").await?;
-    let url = relay.url(&format!("/whep/{}/fr", field(&event, "/id")?));
+    let url = relay.url(&format!("/whep/{}/fr", event.id.as_str()));
 
     // Never connects: gone at the connect deadline (2 s in tests, 30 s by default).
     let session = client::offer_and_vanish(&relay.http, &url).await?;

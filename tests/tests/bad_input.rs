@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tolk_relay::api::{EventView, Problem};
 use tolk_tests::client::{self, RtpSender};
-use tolk_tests::relay::{ADMIN, TestRelay, field};
+use tolk_tests::relay::{ADMIN, TestRelay, floor_token, rtp_url};
 
 /// The response is problem+json with this status and a sentence in `detail`.
 async fn expect_problem(response: reqwest::Response, status: StatusCode) -> anyhow::Result<String> {
@@ -15,11 +16,10 @@ async fn expect_problem(response: reqwest::Response, status: StatusCode) -> anyh
     let content_type =
         response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert_eq!(content_type, "application/problem+json");
-    let body: Value = response.json().await?;
-    let detail = body["detail"].as_str().unwrap_or("").to_owned();
-    assert!(detail.len() > 10 && detail.contains(' '), "detail is a sentence: {body}");
-    assert_eq!(body["status"], status.as_u16());
-    Ok(detail)
+    let body: Problem = response.json().await?;
+    assert!(body.detail.len() > 10 && body.detail.contains(' '), "detail is a sentence: {body:?}");
+    assert_eq!(body.status, status.as_u16());
+    Ok(body.detail)
 }
 
 const OFFER_VIDEO_ONLY: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
@@ -31,7 +31,7 @@ a=setup:actpass\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n";
 async fn media_endpoints_reject_bad_input_clearly() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "whip").await?;
-    let id = field(&event, "/id")?;
+    let id = event.id.as_str();
     let http = &relay.http;
     let sdp =
         |url: String, body: &'static str| http.post(url).header("content-type", "application/sdp").body(body);
@@ -72,7 +72,7 @@ async fn media_endpoints_reject_bad_input_clearly() -> anyhow::Result<()> {
     expect_problem(sdp(relay.url(&format!("/whep/{id}/x!")), "v=0").send().await?, StatusCode::NOT_FOUND)
         .await?;
     // Floor publish without or with a wrong token → 401; with the admin token → 401 too.
-    let whip = field(&event, "/floor/whip_url")?.to_owned();
+    let whip = event.floor.whip_url.as_str().to_owned();
     let response = sdp(whip.clone(), "v=0").send().await?;
     assert_eq!(response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
     expect_problem(response, StatusCode::UNAUTHORIZED).await?;
@@ -144,12 +144,12 @@ async fn the_organiser_api_rejects_bad_requests_and_keeps_events_across_a_restar
 
     // A good one: 201 with ids, links and a floor token; 128-bit id.
     let created = relay.create_event(good.clone()).await?;
-    let id = field(&created, "/id")?.to_owned();
+    let id = created.id.as_str().to_owned();
     assert_eq!(id.len(), 32);
-    assert!(field(&created, "/listener_url")?.ends_with(&format!("/e/{id}")));
-    assert!(field(&created, "/floor/token")?.len() >= 32);
+    assert!(created.listener_url.ends_with(&format!("/e/{id}")));
+    assert!(floor_token(&created)?.len() >= 32);
     assert_eq!(
-        created["channels"],
+        serde_json::to_value(&created.channels)?,
         json!([
             {"language": "en", "kind": "floor"}, {"language": "fr", "kind": "interpretation"}, {"language": "de", "kind": "interpretation"}
         ])
@@ -158,19 +158,19 @@ async fn the_organiser_api_rejects_bad_requests_and_keeps_events_across_a_restar
     let mut rtp = good.clone();
     rtp["floor"] = json!({"kind": "rtp"});
     let rtp_event = relay.create_event(rtp).await?;
-    let rtp_id = field(&rtp_event, "/id")?.to_owned();
-    let rtp_url = field(&rtp_event, "/floor/rtp_url")?.to_owned();
+    let rtp_id = rtp_event.id.as_str().to_owned();
+    let rtp_url = rtp_url(&rtp_event)?.to_owned();
 
     // Restart on the same data directory: both events are still there, the RTP floor port too.
     let data_dir = relay.data_dir.clone();
     relay.stop().await;
     let relay = TestRelay::start_in(data_dir, 1).await?;
-    let read: Value = relay.admin_get(&format!("/api/v1/events/{id}")).await?;
-    assert_eq!(read["title"], "Plenary");
-    assert_eq!(read["languages"], json!(["fr", "de"]));
-    assert!(read["floor"].get("token").is_none(), "the floor token is shown only once");
-    let read: Value = relay.admin_get(&format!("/api/v1/events/{rtp_id}")).await?;
-    assert_eq!(read["floor"]["rtp_url"], rtp_url.as_str());
+    let read: EventView = relay.admin_get(&format!("/api/v1/events/{id}")).await?;
+    assert_eq!(read.title, "Plenary");
+    assert_eq!(read.languages.iter().map(|l| l.as_str()).collect::<Vec<_>>(), ["fr", "de"]);
+    assert!(read.floor.token.is_none(), "the floor token is shown only once");
+    let read: EventView = relay.admin_get(&format!("/api/v1/events/{rtp_id}")).await?;
+    assert_eq!(read.floor.rtp_url.as_deref(), Some(rtp_url.as_str()));
 
     // Garbage on the RTP floor port changes nothing: a real floor after it is heard.
     let port_addr: std::net::SocketAddr = rtp_url.trim_start_matches("rtp://").parse()?;

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use tolk_tests::audio::dominant_frequency;
 use tolk_tests::client::{self, RtpSender};
-use tolk_tests::relay::{ADMIN, TestRelay, field};
+use tolk_tests::relay::{ADMIN, TestRelay, booth_token, rtp_url};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -106,6 +106,9 @@ async fn tolk_works_under_the_tolk_prefix_of_bbbs_nginx() -> anyhow::Result<()> 
         .await?;
     assert_eq!(redirect.status().as_u16(), 301);
     assert_eq!(redirect.headers().get("location").and_then(|v| v.to_str().ok()), Some("/tolk/"));
+    // Metrics are not for the public, through nginx or not.
+    let metrics = http.get(nginx.url("/tolk/metrics")).send().await?;
+    assert_eq!(metrics.status().as_u16(), 404, "/tolk/metrics");
     let home = http.get(nginx.url("/tolk/")).send().await?;
     assert!(home.status().is_success());
     assert!(home.text().await?.contains("static/organiser.js"), "the page's assets are not relative");
@@ -128,16 +131,16 @@ async fn tolk_works_under_the_tolk_prefix_of_bbbs_nginx() -> anyhow::Result<()> 
         .send()
         .await?;
     assert_eq!(created.status().as_u16(), 201);
-    let event: serde_json::Value = created.json().await?;
-    let id = field(&event, "/id")?;
-    let listener_url = field(&event, "/listener_url")?;
+    let event: tolk_relay::api::EventView = created.json().await?;
+    let id = event.id.as_str();
+    let listener_url = event.listener_url.as_str();
     assert_eq!(listener_url, format!("{base}/e/{id}"));
     let page = http.get(listener_url).send().await?;
     assert!(page.status().is_success());
     assert!(page.text().await?.contains("../static/listener.js"));
 
     // WHEP through nginx: the answer, a Location under the prefix, and the floor's tone.
-    let rtp = field(&event, "/floor/rtp_url")?.trim_start_matches("rtp://").parse()?;
+    let rtp = rtp_url(&event)?.trim_start_matches("rtp://").parse()?;
     let floor = RtpSender::start(rtp, 440.0)?;
     let listener = client::listen(http, &nginx.url(&format!("/tolk/whep/{id}/en")), 1).await?;
     assert!(listener.session_url.starts_with(&format!("{base}/whep/sessions/")), "{}", listener.session_url);
@@ -149,7 +152,7 @@ async fn tolk_works_under_the_tolk_prefix_of_bbbs_nginx() -> anyhow::Result<()> 
 
     // The booth websocket upgrades through the prefix and pushes the booth's state.
     let booth = relay.booth_link(id, "Ana", &["fr"]).await?;
-    let token = field(&booth, "/token")?;
+    let token = booth_token(&booth)?;
     let ws_url = format!("ws://127.0.0.1:{}/tolk/api/v1/booth/ws?token={token}", nginx.port);
     let (mut socket, response) = tokio_tungstenite::connect_async(&ws_url).await?;
     assert_eq!(response.status().as_u16(), 101);

@@ -6,20 +6,20 @@ use std::time::Duration;
 
 use tolk_tests::audio::tone_wav;
 use tolk_tests::browser::Browser;
-use tolk_tests::relay::{TestRelay, field};
+use tolk_tests::relay::{TestRelay, booth_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interpreter_on_the_booth_page_is_heard_on_the_listener_page() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "rtp").await?;
-    let id = field(&event, "/id")?;
+    let id = event.id.as_str();
     let floor = relay.tone_floor(&event, 440.0).await?;
-    let ana: serde_json::Value = relay.booth_link(id, "Ana", &["fr"]).await?;
+    let ana = relay.booth_link(id, "Ana", &["fr"]).await?;
     let microphone = relay.data_dir.join("ana.wav");
     std::fs::write(&microphone, tone_wav(880.0, 0.5, 30))?;
 
     let booth = Browser::start(Some(&microphone)).await?;
-    booth.goto(&format!("{}?autoplay=1", field(&ana, "/booth_url")?)).await?;
+    booth.goto(&format!("{}?autoplay=1", booth_url(&ana)?)).await?;
     booth
         .wait_for("window.tolkBooth && window.tolkBooth.connection === 'connected'", Duration::from_secs(20))
         .await?;

@@ -7,11 +7,12 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tolk_tests::relay::{ADMIN, TestRelay, field};
+use tolk_relay::api::InterpreterView;
+use tolk_tests::relay::{ADMIN, TestRelay, booth_token};
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn issue(relay: &TestRelay, id: &str, name: &str, language: &str) -> anyhow::Result<Value> {
+async fn issue(relay: &TestRelay, id: &str, name: &str, language: &str) -> anyhow::Result<InterpreterView> {
     relay.booth_link(id, name, &[language]).await
 }
 
@@ -67,15 +68,12 @@ async fn next_of_any(socket: &mut Socket) -> anyhow::Result<Value> {
 async fn the_booth_socket_pushes_state_chat_and_handover_requests() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr", "de"], "whip").await?;
-    let id = field(&event, "/id")?.to_owned();
+    let id = event.id.as_str().to_owned();
     let ana = issue(&relay, &id, "Ana", "fr").await?;
     let ben = issue(&relay, &id, "Ben", "fr").await?;
     let cleo = issue(&relay, &id, "Cleo", "de").await?;
-    let (ana_token, ben_token, cleo_token) = (
-        field(&ana, "/token")?.to_owned(),
-        field(&ben, "/token")?.to_owned(),
-        field(&cleo, "/token")?.to_owned(),
-    );
+    let (ana_token, ben_token, cleo_token) =
+        (booth_token(&ana)?.to_owned(), booth_token(&ben)?.to_owned(), booth_token(&cleo)?.to_owned());
 
     // A wrong token gets no socket.
     assert!(connect(&relay, "not-a-token").await.is_err());
@@ -122,7 +120,7 @@ async fn the_booth_socket_pushes_state_chat_and_handover_requests() -> anyhow::R
     // Revoking Ben closes his socket with a sentence.
     let response = relay
         .http
-        .delete(relay.url(&format!("/api/v1/events/{id}/interpreters/{}", ben["id"])))
+        .delete(relay.url(&format!("/api/v1/events/{id}/interpreters/{}", ben.id)))
         .bearer_auth(ADMIN)
         .send()
         .await?;

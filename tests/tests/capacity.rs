@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tolk_relay::api::{CapacityView, EventView};
 use tolk_relay::capacity::Capacity;
 use tolk_tests::client;
-use tolk_tests::relay::{ADMIN, TestRelay, field};
+use tolk_tests::relay::{ADMIN, TestRelay, floor_token, problem_detail};
 
 const DAY: &str = "2031-03-10";
 
@@ -32,13 +33,14 @@ async fn reservations_fit_at_every_instant_or_get_a_clear_409() -> anyhow::Resul
 
     let (status, first) = post(&relay, &body("09:00", "12:00", 600, &["fr"])).await?;
     assert_eq!(status, StatusCode::CREATED, "{first}");
+    let first: EventView = serde_json::from_value(first)?;
     // Touching windows do not overlap ([09:00, 12:00) then [12:00, 14:00)).
     assert_eq!(post(&relay, &body("12:00", "14:00", 1000, &["fr"])).await?.0, StatusCode::CREATED);
     // Exact fit, then one too many.
     assert_eq!(post(&relay, &body("10:00", "11:00", 400, &["fr"])).await?.0, StatusCode::CREATED);
     let (status, problem) = post(&relay, &body("08:00", "10:30", 1, &["fr"])).await?;
     assert_eq!(status, StatusCode::CONFLICT);
-    let detail = problem["detail"].as_str().unwrap_or("");
+    let detail = problem_detail(&problem)?;
     assert!(detail.contains(&format!("{DAY}T10:00:00+00:00")), "names the short window: {detail}");
     assert!(
         detail.contains("short by 1") && detail.contains("largest expected_listeners that fits is 0"),
@@ -47,30 +49,19 @@ async fn reservations_fit_at_every_instant_or_get_a_clear_409() -> anyhow::Resul
     // Before the crowded hour, 400 still fit: the 409 says so.
     let (status, problem) = post(&relay, &body("08:00", "09:30", 401, &["fr"])).await?;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert!(problem["detail"].as_str().unwrap_or("").contains("fits is 400"), "{problem}");
+    assert!(problem_detail(&problem)?.contains("fits is 400"), "{problem}");
     // Channel units: a mixed channel counts 10.
     let mut mixed = body("15:00", "16:00", 10, &["fr", "de"]);
     mixed["floor_under_interpretation_db"] = json!(-18);
     let (status, problem) = post(&relay, &mixed).await?;
     assert_eq!(status, StatusCode::CONFLICT, "1 + 2 × 10 units > 20: {problem}");
-    assert!(problem["detail"].as_str().unwrap_or("").contains("channel"), "{problem}");
+    assert!(problem_detail(&problem)?.contains("channel"), "{problem}");
 
     // Free capacity over time.
-    let free: Value =
+    let free: CapacityView =
         relay.admin_get(&format!("/api/v1/capacity?from={DAY}T08:00:00Z&to={DAY}T15:00:00Z")).await?;
-    let shape: Vec<(String, i64)> = free["segments"]
-        .as_array()
-        .map(|s| {
-            s.iter()
-                .map(|s| {
-                    (
-                        s["from"].as_str().unwrap_or("")[11..16].to_owned(),
-                        s["free_listeners"].as_i64().unwrap_or(-1),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let shape: Vec<(String, i64)> =
+        free.segments.iter().map(|s| (s.from.format("%H:%M").to_string(), s.free_listeners)).collect();
     assert_eq!(
         shape,
         vec![
@@ -84,14 +75,14 @@ async fn reservations_fit_at_every_instant_or_get_a_clear_409() -> anyhow::Resul
     );
 
     // A change that no longer fits is refused and changes nothing; cancelling frees capacity.
-    let id = field(&first, "/id")?.to_owned();
+    let id = first.id.as_str().to_owned();
     let patch = |b: Value| {
         relay.http.patch(relay.url(&format!("/api/v1/events/{id}"))).bearer_auth(ADMIN).json(&b).send()
     };
     let response = patch(json!({"expected_listeners": 601})).await?;
     assert_eq!(response.status(), StatusCode::CONFLICT);
-    let read: Value = relay.admin_get(&format!("/api/v1/events/{id}")).await?;
-    assert_eq!(read["expected_listeners"], 600, "the refused change changed nothing");
+    let read: EventView = relay.admin_get(&format!("/api/v1/events/{id}")).await?;
+    assert_eq!(read.expected_listeners, 600, "the refused change changed nothing");
     let response = patch(json!({"title": "Plenary", "ends_at": format!("{DAY}T11:00:00Z")})).await?;
     assert_eq!(response.status(), StatusCode::OK);
     // The shortened event left 11:00–12:00 free.
@@ -148,7 +139,7 @@ async fn a_full_event_turns_new_listeners_away_and_keeps_those_in() -> anyhow::R
             "expected_listeners": 2, "floor": {"kind": "rtp"}
         }))
         .await?;
-    let id = field(&event, "/id")?.to_owned();
+    let id = event.id.as_str().to_owned();
     let floor = relay.tone_floor(&event, 440.0).await?;
     let url = relay.url(&format!("/whep/{id}/fr"));
     // ceil(2 × 1.25) = 3 listeners are admitted.
@@ -205,7 +196,7 @@ async fn media_endpoints_open_an_hour_before_and_close_an_hour_after() -> anyhow
             "expected_listeners": 20
         }))
         .await?;
-    let id = field(&later, "/id")?;
+    let id = later.id.as_str();
     let response = relay
         .http
         .post(relay.url(&format!("/whep/{id}/fr")))
@@ -215,11 +206,11 @@ async fn media_endpoints_open_an_hour_before_and_close_an_hour_after() -> anyhow
         .await?;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let problem: Value = response.json().await?;
-    assert!(problem["detail"].as_str().unwrap_or("").contains("open from"), "{problem}");
+    assert!(problem_detail(&problem)?.contains("open from"), "{problem}");
     let response = relay
         .http
-        .post(field(&later, "/floor/whip_url")?)
-        .bearer_auth(field(&later, "/floor/token")?)
+        .post(later.floor.whip_url.as_str())
+        .bearer_auth(floor_token(&later)?)
         .header("content-type", "application/sdp")
         .body("v=0\r\n")
         .send()

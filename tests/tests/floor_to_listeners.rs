@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tolk_tests::audio::dominant_frequency;
 use tolk_tests::client::{self, Client, RtpSender};
-use tolk_tests::relay::{TestRelay, field};
+use tolk_tests::relay::{TestRelay, floor_token, rtp_url};
 
 const LISTENERS: usize = 50;
 const TONE: f64 = 440.0;
@@ -43,10 +43,9 @@ fn median(mut values: Vec<Duration>) -> Duration {
 async fn a_whip_floor_reaches_fifty_listeners_on_every_channel() -> anyhow::Result<()> {
     let relay = TestRelay::start(2).await?;
     let event = relay.event_now(&["fr", "de"], "whip").await?;
-    let id = field(&event, "/id")?;
+    let id = event.id.as_str();
     let publisher =
-        client::publish(&relay.http, field(&event, "/floor/whip_url")?, field(&event, "/floor/token")?, TONE)
-            .await?;
+        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, TONE).await?;
 
     let languages = ["en", "fr", "de"];
     let mut listeners = Vec::new();
@@ -72,13 +71,18 @@ async fn a_whip_floor_reaches_fifty_listeners_on_every_channel() -> anyhow::Resu
     );
     assert!(matched > LISTENERS * 100, "payloads are forwarded byte for byte ({matched} matched)");
 
-    let metrics = relay.http.get(relay.url("/metrics")).send().await?.text().await?;
+    // Metrics count every listener once, on the metrics address only, and name no event.
+    let metrics = relay.metrics_text().await?;
     let listed: usize = metrics
         .lines()
-        .filter(|l| l.starts_with("tolk_listeners{") && l.contains(id))
+        .filter(|l| l.starts_with("tolk_listeners{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
         .sum();
     assert_eq!(listed, LISTENERS, "metrics count every listener once:\n{metrics}");
+    assert!(!metrics.contains(id), "an event id is all it takes to listen: none in /metrics:\n{metrics}");
+    let public = relay.http.get(relay.url("/metrics")).send().await?;
+    assert_eq!(public.status().as_u16(), 404, "no /metrics on the public address");
+    assert_ne!(relay.server.metrics_addr.map(|a| a.port()), Some(relay.server.addr.port()));
 
     for listener in listeners {
         listener.stop()?;
@@ -92,8 +96,8 @@ async fn a_whip_floor_reaches_fifty_listeners_on_every_channel() -> anyhow::Resu
 async fn an_rtp_floor_reaches_listeners() -> anyhow::Result<()> {
     let relay = TestRelay::start(2).await?;
     let event = relay.event_now(&["fr"], "rtp").await?;
-    let id = field(&event, "/id")?;
-    let rtp_url = field(&event, "/floor/rtp_url")?;
+    let id = event.id.as_str();
+    let rtp_url = rtp_url(&event)?;
     let to = rtp_url.trim_start_matches("rtp://").parse()?;
     let sender = RtpSender::start(to, TONE)?;
     let mut listeners = Vec::new();
@@ -114,8 +118,8 @@ async fn an_rtp_floor_reaches_listeners() -> anyhow::Result<()> {
 async fn a_reconnecting_floor_publisher_keeps_the_listeners_stream_continuous() -> anyhow::Result<()> {
     let relay = TestRelay::start(2).await?;
     let event = relay.event_now(&["fr"], "whip").await?;
-    let id = field(&event, "/id")?;
-    let (whip, token) = (field(&event, "/floor/whip_url")?, field(&event, "/floor/token")?);
+    let id = event.id.as_str();
+    let (whip, token) = (event.floor.whip_url.as_str(), floor_token(&event)?);
     let first = client::publish(&relay.http, whip, token, TONE).await?;
     let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
     let before = listener.wait_packets(0, 50, Duration::from_secs(15)).await?;
@@ -143,7 +147,7 @@ async fn a_reconnecting_floor_publisher_keeps_the_listeners_stream_continuous() 
 async fn ffmpeg_is_an_rtp_floor() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "rtp").await?;
-    let id = field(&event, "/id")?;
+    let id = event.id.as_str();
     let wav = relay.data_dir.join("talk.wav");
     std::fs::write(&wav, tolk_tests::audio::tone_wav(TONE, 0.5, 8))?;
     let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
@@ -151,7 +155,7 @@ async fn ffmpeg_is_an_rtp_floor() -> anyhow::Result<()> {
         .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
         .arg(&wav)
         .args(["-c:a", "libopus", "-f", "rtp"])
-        .arg(field(&event, "/floor/rtp_url")?)
+        .arg(rtp_url(&event)?)
         .stdout(std::process::Stdio::null())
         .spawn()
         .map_err(|e| anyhow::anyhow!("ffmpeg is needed for this test (./scripts/test installs it): {e}"))?;
@@ -171,9 +175,9 @@ async fn ffmpeg_is_an_rtp_floor() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_event_speaks() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
-    let demo = relay.server.app.ensure_demo().await?;
+    let demo = relay.server.ensure_demo().await?;
     assert_eq!(demo.id.as_str(), "demo");
-    let again = relay.server.app.ensure_demo().await?;
+    let again = relay.server.ensure_demo().await?;
     assert_eq!(again.floor.rtp_url, demo.floor.rtp_url, "the demo event is reused, not created twice");
     let to = demo.floor.rtp_url.as_deref().unwrap_or("").trim_start_matches("rtp://").parse()?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -184,6 +188,24 @@ async fn the_demo_event_speaks() -> anyhow::Result<()> {
     assert!(level > -40.0, "the demo voice is audible: {level:.1} dBFS");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = voice.join();
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+/// Per-event labels in `/metrics` only when the operator asks for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_name_events_only_when_asked() -> anyhow::Result<()> {
+    let relay = TestRelay::start_with(1, |s| s.metrics_per_event = true).await?;
+    let event = relay.event_now(&["fr"], "rtp").await?;
+    let id = event.id.as_str();
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    relay.wait_metric("tolk_listeners", 1.0, Duration::from_secs(10)).await?;
+    let metrics = relay.metrics_text().await?;
+    assert!(
+        metrics.contains(&format!("tolk_listeners{{event=\"{id}\",language=\"fr\"}} 1")),
+        "per-event labels:\n{metrics}"
+    );
     listener.stop()?;
     relay.stop().await;
     Ok(())

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tolk_relay::api::{BoothState, InterpreterView};
 use tolk_tests::audio::{dominant_frequency, level_db};
 use tolk_tests::client::{self, Client};
-use tolk_tests::relay::{ADMIN, TestRelay, field};
+use tolk_tests::relay::{ADMIN, TestRelay, booth_token, booth_url, floor_token};
 
 const FLOOR: f64 = 440.0;
 const A: f64 = 880.0;
@@ -60,32 +61,27 @@ async fn booth(
         .await?)
 }
 
-async fn booth_ok(relay: &TestRelay, token: &str, action: &str, body: Value) -> anyhow::Result<Value> {
+async fn booth_ok(relay: &TestRelay, token: &str, action: &str, body: Value) -> anyhow::Result<BoothState> {
     let response = booth(relay, token, action, body).await?;
     let status = response.status();
     let body: Value = response.json().await?;
     anyhow::ensure!(status == StatusCode::OK, "{action} answered {status}: {body}");
-    Ok(body)
+    Ok(serde_json::from_value(body)?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> anyhow::Result<()> {
     let relay = TestRelay::start(2).await?;
     let event = relay.event_now(&["fr", "de"], "whip").await?;
-    let id = field(&event, "/id")?.to_owned();
+    let id = event.id.as_str().to_owned();
     let ana = relay.booth_link(&id, "Ana", &["fr"]).await?;
     let ben = relay.booth_link(&id, "Ben", &["fr"]).await?;
-    let (ana_token, ben_token) = (field(&ana, "/token")?.to_owned(), field(&ben, "/token")?.to_owned());
-    assert!(field(&ana, "/booth_url")?.ends_with(&format!("/booth/{ana_token}")));
+    let (ana_token, ben_token) = (booth_token(&ana)?.to_owned(), booth_token(&ben)?.to_owned());
+    assert!(booth_url(&ana)?.ends_with(&format!("/booth/{ana_token}")));
     assert!(ana_token.len() >= 32, "128 random bits or more");
 
-    let floor = client::publish(
-        &relay.http,
-        field(&event, "/floor/whip_url")?,
-        field(&event, "/floor/token")?,
-        FLOOR,
-    )
-    .await?;
+    let floor =
+        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
     let whip_booth = relay.url("/whip/booth");
     let a = client::booth(&relay.http, &whip_booth, &ana_token, A).await?;
     let b = client::booth(&relay.http, &whip_booth, &ben_token, B).await?;
@@ -107,7 +103,7 @@ async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> any
 
     // Ana takes the air in fr.
     let state = booth_ok(&relay, &ana_token, "on-air", json!({"language": "fr"})).await?;
-    assert_eq!(state["on_air"], "fr");
+    assert_eq!(state.on_air.as_ref().map(|l| l.as_str()), Some("fr"));
     assert_hears(&fr, 0, A, "fr with Ana on air").await?;
     assert_hears(&de, 0, FLOOR, "de is untouched").await?;
     // Ben hears his partner on his partner track.
@@ -115,9 +111,9 @@ async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> any
 
     // Handover: Ben asks, Ana accepts. No gap, no double voice.
     booth_ok(&relay, &ben_token, "handover-request", json!({})).await?;
-    let seen: Value =
+    let seen: BoothState =
         relay.http.get(relay.url("/api/v1/booth/state")).bearer_auth(&ana_token).send().await?.json().await?;
-    assert_eq!(seen["handover_request"]["from"]["name"], "Ben");
+    assert_eq!(seen.handover_request.map(|r| r.from.name), Some("Ben".to_owned()));
     let before = fr.track(0);
     let handover_at = Instant::now();
     booth_ok(&relay, &ana_token, "handover-accept", json!({})).await?;
@@ -187,7 +183,7 @@ async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> any
     let revoke_at = Instant::now();
     let response = relay
         .http
-        .delete(relay.url(&format!("/api/v1/events/{id}/interpreters/{}", ben["id"])))
+        .delete(relay.url(&format!("/api/v1/events/{id}/interpreters/{}", ben.id)))
         .bearer_auth(ADMIN)
         .send()
         .await?;
@@ -202,7 +198,7 @@ async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> any
 
     // Usage facts were recorded as it happened.
     let event_id = tolk_relay::ids::EventId::parse(&id)?;
-    let counts = relay.server.app.store().usage_counts(&event_id).await?;
+    let counts = relay.server.store().usage_counts(&event_id).await?;
     assert!(counts.on_air >= 2, "on-air intervals: {}", counts.on_air);
     assert!(counts.listening >= 3, "listening rows (2 joins and a switch): {}", counts.listening);
     assert_eq!(counts.handovers, 1);
@@ -228,17 +224,12 @@ async fn mix_mode_puts_the_floor_under_the_voice_at_the_configured_level() -> an
             "expected_listeners": 10, "floor_under_interpretation_db": -18
         }))
         .await?;
-    assert_eq!(event["floor_under_interpretation_db"], -18.0);
-    let id = field(&event, "/id")?.to_owned();
-    let ana: Value = relay.booth_link(&id, "Ana", &["fr"]).await?;
-    let token = field(&ana, "/token")?.to_owned();
-    let floor = client::publish(
-        &relay.http,
-        field(&event, "/floor/whip_url")?,
-        field(&event, "/floor/token")?,
-        FLOOR,
-    )
-    .await?;
+    assert_eq!(event.floor_under_interpretation_db, Some(-18.0));
+    let id = event.id.as_str().to_owned();
+    let ana = relay.booth_link(&id, "Ana", &["fr"]).await?;
+    let token = booth_token(&ana)?.to_owned();
+    let floor =
+        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
     let a = client::booth(&relay.http, &relay.url("/whip/booth"), &token, A).await?;
     let fr = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
     fr.wait_packets(0, 25, Duration::from_secs(15)).await?;
@@ -274,7 +265,7 @@ async fn mix_mode_puts_the_floor_under_the_voice_at_the_configured_level() -> an
 async fn an_ab_booth_moves_between_its_two_languages() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr", "de"], "whip").await?;
-    let id = field(&event, "/id")?.to_owned();
+    let id = event.id.as_str().to_owned();
     let response = relay
         .http
         .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
@@ -283,8 +274,8 @@ async fn an_ab_booth_moves_between_its_two_languages() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let ana: Value = response.json().await?;
-    let token = field(&ana, "/token")?.to_owned();
+    let ana: InterpreterView = response.json().await?;
+    let token = booth_token(&ana)?.to_owned();
     // A language the event does not have is refused with a sentence.
     let bad = relay
         .http
@@ -295,13 +286,8 @@ async fn an_ab_booth_moves_between_its_two_languages() -> anyhow::Result<()> {
         .await?;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
-    let floor = client::publish(
-        &relay.http,
-        field(&event, "/floor/whip_url")?,
-        field(&event, "/floor/token")?,
-        FLOOR,
-    )
-    .await?;
+    let floor =
+        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
     let a = client::booth(&relay.http, &relay.url("/whip/booth"), &token, A).await?;
     let fr = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
     let de = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/de")), 1).await?;
@@ -312,7 +298,7 @@ async fn an_ab_booth_moves_between_its_two_languages() -> anyhow::Result<()> {
     assert_hears(&fr, 0, A, "A/B booth on fr").await?;
     assert_hears(&de, 0, FLOOR, "de meanwhile").await?;
     let state = booth_ok(&relay, &token, "on-air", json!({"language": "de"})).await?;
-    assert_eq!(state["on_air"], "de");
+    assert_eq!(state.on_air.as_ref().map(|l| l.as_str()), Some("de"));
     assert_hears(&de, 0, A, "A/B booth moved to de").await?;
     assert_hears(&fr, 0, FLOOR, "fr falls back to the floor").await?;
     // Off air: both channels carry the floor; handover-accept with nobody asking is a 409.

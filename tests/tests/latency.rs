@@ -6,14 +6,15 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
+use tolk_relay::api::EventView;
 use tolk_tests::audio::OpusTone;
 use tolk_tests::client::{self, onset_delays, percentiles};
-use tolk_tests::relay::{TestRelay, field};
+use tolk_tests::relay::{TestRelay, booth_token, floor_token};
 
 const GATE: u64 = 5;
 
-async fn event(relay: &TestRelay, mix_db: Option<f32>) -> anyhow::Result<Value> {
+async fn event(relay: &TestRelay, mix_db: Option<f32>) -> anyhow::Result<EventView> {
     let now = chrono::Utc::now();
     relay
         .create_event(json!({
@@ -26,8 +27,8 @@ async fn event(relay: &TestRelay, mix_db: Option<f32>) -> anyhow::Result<Value> 
 }
 
 async fn interpreter(relay: &TestRelay, id: &str) -> anyhow::Result<String> {
-    let ana: Value = relay.booth_link(id, "Ana", &["fr"]).await?;
-    Ok(field(&ana, "/token")?.to_owned())
+    let ana = relay.booth_link(id, "Ana", &["fr"]).await?;
+    Ok(booth_token(&ana)?.to_owned())
 }
 
 fn report(what: &str, delays: Vec<Duration>) -> Duration {
@@ -44,16 +45,11 @@ async fn floor_to_ear_latency_in_pass_through_and_mix_mode() -> anyhow::Result<(
 
     // Pass-through.
     let plain = event(&relay, None).await?;
-    let id = field(&plain, "/id")?.to_owned();
+    let id = plain.id.as_str().to_owned();
     let token = interpreter(&relay, &id).await?;
     let tone = OpusTone::new(440.0, 0.5)?.gated(GATE);
-    let floor = client::publish_tone(
-        &relay.http,
-        field(&plain, "/floor/whip_url")?,
-        field(&plain, "/floor/token")?,
-        tone,
-    )
-    .await?;
+    let floor =
+        client::publish_tone(&relay.http, plain.floor.whip_url.as_str(), floor_token(&plain)?, tone).await?;
     let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
     let booth = client::booth(&relay.http, &relay.url("/whip/booth"), &token, 880.0).await?;
     listener.wait_packets(0, 150, Duration::from_secs(20)).await?;
@@ -67,16 +63,11 @@ async fn floor_to_ear_latency_in_pass_through_and_mix_mode() -> anyhow::Result<(
 
     // Mix mode: Ana on air but coughing, so the channel carries the floor bed (-12 dB) alone.
     let mixed = event(&relay, Some(-12.0)).await?;
-    let id = field(&mixed, "/id")?.to_owned();
+    let id = mixed.id.as_str().to_owned();
     let token = interpreter(&relay, &id).await?;
     let tone = OpusTone::new(440.0, 0.5)?.gated(GATE);
-    let floor = client::publish_tone(
-        &relay.http,
-        field(&mixed, "/floor/whip_url")?,
-        field(&mixed, "/floor/token")?,
-        tone,
-    )
-    .await?;
+    let floor =
+        client::publish_tone(&relay.http, mixed.floor.whip_url.as_str(), floor_token(&mixed)?, tone).await?;
     let booth = client::booth(&relay.http, &relay.url("/whip/booth"), &token, 880.0).await?;
     for (action, body) in [("on-air", json!({"language": "fr"})), ("mute", json!({"muted": true}))] {
         let response = relay

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use tolk_tests::browser::Browser;
 use tolk_tests::client::RtpSender;
-use tolk_tests::relay::{TestRelay, field};
+use tolk_tests::relay::TestRelay;
 
 /// A relay with an event whose RTP floor carries a 440 Hz tone, and Chromium on its listener page
 /// in French, listening.
 async fn listening_page() -> anyhow::Result<(TestRelay, RtpSender, Browser)> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "rtp").await?;
-    let id = field(&event, "/id")?;
+    let id = event.id.as_str();
     let sender = relay.tone_floor(&event, 440.0).await?;
     let browser = Browser::start(None).await?;
     browser.goto(&relay.url(&format!("/e/{id}?lang=fr&autoplay=1"))).await?;

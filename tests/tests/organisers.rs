@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tolk_relay::api::{EventView, Live, UsageReport};
 use tolk_relay::ids::Token;
 use tolk_tests::client;
-use tolk_tests::relay::{ADMIN, TestRelay, field};
+use tolk_tests::relay::{ADMIN, TestRelay, booth_token, floor_token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn organisers_see_only_their_own_events() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
-    let store = relay.server.app.store();
+    let store = relay.server.store();
     let (alpha, beta) = (Token::generate(), Token::generate());
     store.insert_organiser("Alpha Conferences", &alpha).await?;
     let b = store.insert_organiser("Beta Events", &beta).await?;
@@ -26,20 +27,16 @@ async fn organisers_see_only_their_own_events() -> anyhow::Result<()> {
     let response =
         relay.http.post(relay.url("/api/v1/events")).bearer_auth(alpha.secret()).json(&body).send().await?;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let event: Value = response.json().await?;
-    let id = field(&event, "/id")?.to_owned();
+    let event: EventView = response.json().await?;
+    let id = event.id.as_str().to_owned();
 
     let list = |token: String| {
         let (http, url) = (relay.http.clone(), relay.url("/api/v1/events"));
-        async move { http.get(url).bearer_auth(token).send().await?.json::<Value>().await }
+        async move { http.get(url).bearer_auth(token).send().await?.json::<Vec<EventView>>().await }
     };
-    assert_eq!(list(alpha.secret().into()).await?.as_array().map(Vec::len), Some(1));
-    assert_eq!(
-        list(beta.secret().into()).await?.as_array().map(Vec::len),
-        Some(0),
-        "Beta sees nothing of Alpha's"
-    );
-    assert_eq!(list(ADMIN.into()).await?.as_array().map(Vec::len), Some(1), "the admin sees all");
+    assert_eq!(list(alpha.secret().into()).await?.len(), 1);
+    assert_eq!(list(beta.secret().into()).await?.len(), 0, "Beta sees nothing of Alpha's");
+    assert_eq!(list(ADMIN.into()).await?.len(), 1, "the admin sees all");
     for (method, path) in [
         ("GET", format!("/api/v1/events/{id}")),
         ("PATCH", format!("/api/v1/events/{id}")),
@@ -74,7 +71,7 @@ async fn organisers_see_only_their_own_events() -> anyhow::Result<()> {
         .await?;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await?["fits"], true);
-    assert_eq!(list(alpha.secret().into()).await?.as_array().map(Vec::len), Some(1));
+    assert_eq!(list(alpha.secret().into()).await?.len(), 1);
     relay.stop().await;
     Ok(())
 }
@@ -83,16 +80,11 @@ async fn organisers_see_only_their_own_events() -> anyhow::Result<()> {
 async fn the_usage_report_counts_listeners_and_on_air_time() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "whip").await?;
-    let id = field(&event, "/id")?.to_owned();
-    let ana: Value = relay.booth_link(&id, "Ana, senior", &["fr"]).await?;
-    let token = field(&ana, "/token")?.to_owned();
-    let floor = client::publish(
-        &relay.http,
-        field(&event, "/floor/whip_url")?,
-        field(&event, "/floor/token")?,
-        440.0,
-    )
-    .await?;
+    let id = event.id.as_str().to_owned();
+    let ana = relay.booth_link(&id, "Ana, senior", &["fr"]).await?;
+    let token = booth_token(&ana)?.to_owned();
+    let floor =
+        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, 440.0).await?;
     let booth = client::booth(&relay.http, &relay.url("/whip/booth"), &token, 880.0).await?;
     let on_air = relay
         .http
@@ -112,22 +104,22 @@ async fn the_usage_report_counts_listeners_and_on_air_time() -> anyhow::Result<(
     for l in &listeners {
         l.wait_packets(0, 50, Duration::from_secs(15)).await?;
     }
-    let live: Value = relay.admin_get(&format!("/api/v1/events/{id}/live")).await?;
-    assert_eq!(live["listeners"], 3);
-    assert_eq!(live["floor"]["connected"], true);
-    assert_eq!(live["channels"][1]["on_air"]["name"], "Ana, senior");
-    assert_eq!(live["slow_downs"][0]["name"], "Ana, senior");
+    let live: Live = relay.admin_get(&format!("/api/v1/events/{id}/live")).await?;
+    assert_eq!(live.listeners, 3);
+    assert_eq!(live.floor.connected, Some(true));
+    assert_eq!(live.channels[1].on_air.as_ref().map(|o| o.name.as_str()), Some("Ana, senior"));
+    assert_eq!(live.slow_downs.first().map(|s| s.name.as_str()), Some("Ana, senior"));
 
-    let report: Value = relay.admin_get(&format!("/api/v1/events/{id}/usage")).await?;
-    let fr = &report["channels"][1];
-    assert_eq!(fr["language"], "fr");
-    assert_eq!(fr["peak_listeners"], 2);
-    assert!(fr["listener_minutes"].as_f64().unwrap_or(0.0) > 0.0, "{report}");
-    assert_eq!(report["channels"][0]["peak_listeners"], 1);
-    assert_eq!(report["interpreters"][0]["name"], "Ana, senior");
-    assert!(report["interpreters"][0]["on_air_minutes"].as_f64().unwrap_or(0.0) > 0.0, "{report}");
-    assert_eq!(report["slow_downs"], 1);
-    assert_eq!(report["handovers"], 0);
+    let report: UsageReport = relay.admin_get(&format!("/api/v1/events/{id}/usage")).await?;
+    let fr = &report.channels[1];
+    assert_eq!(fr.language.as_str(), "fr");
+    assert_eq!(fr.peak_listeners, 2);
+    assert!(fr.listener_minutes > 0.0, "{report:?}");
+    assert_eq!(report.channels[0].peak_listeners, 1);
+    assert_eq!(report.interpreters.first().map(|i| i.name.as_str()), Some("Ana, senior"));
+    assert!(report.interpreters[0].on_air_minutes > 0.0, "{report:?}");
+    assert_eq!(report.slow_downs, 1);
+    assert_eq!(report.handovers, 0);
 
     let csv = relay
         .http

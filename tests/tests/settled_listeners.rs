@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use tolk_relay::net::settled::{CONSENT_TIMEOUT, SETTLE_AFTER};
 use tolk_tests::audio::dominant_frequency;
 use tolk_tests::client;
-use tolk_tests::relay::{TestRelay, field};
+use tolk_tests::relay::TestRelay;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settled_listener_keeps_hearing_past_the_consent_timeout() -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "rtp").await?;
-    let id = field(&event, "/id")?;
+    let id = event.id.as_str();
     let sender = relay.tone_floor(&event, 440.0).await?;
     let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 2).await?;
     listener.wait_packets(0, 10, Duration::from_secs(10)).await?;

@@ -330,6 +330,24 @@ impl SendBatch {
                 }
             }
         }
+        self.recycle();
+    }
+
+    /// Send everything queued to `to` instead of where it was addressed (benchmarks that compare
+    /// with a sink at one address).
+    pub fn retarget(&mut self, to: SocketAddr) {
+        for (addr, _) in &mut self.queue {
+            *addr = to;
+        }
+    }
+
+    /// Drop everything queued unsent, keeping the buffers (benchmarks that measure without
+    /// the socket).
+    pub fn discard(&mut self) {
+        self.recycle();
+    }
+
+    fn recycle(&mut self) {
         for (_, mut datagram) in self.queue.drain(..) {
             if self.spare.len() < SPARE_BUFFERS && datagram.capacity() <= SPARE_CAPACITY {
                 datagram.clear();

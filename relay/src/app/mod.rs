@@ -7,7 +7,7 @@
 //! [`Admission`] (who may listen now), [`Floors`] (RTP and BBB floors), [`Booths`] (booth links and
 //! the booth desk). HTTP handlers call these, never the store or the media directly.
 
-mod views;
+pub(crate) mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use tracing::warn;
 
-pub use views::{
+pub(crate) use views::{
     Channels, Live, LiveChannel, LiveFloor, LiveOnAir, LiveSlowDown, PublicChannel, PublicEvent,
 };
 
@@ -60,7 +60,7 @@ pub enum AppError {
 }
 
 /// The relay's services.
-pub struct App {
+pub(crate) struct App {
     pub settings: Settings,
     pub auth: Auth,
     pub events: Events,
@@ -73,7 +73,7 @@ pub struct App {
 
 impl App {
     /// Open the store, start the media shards and the services, resume stored floors.
-    pub async fn start(settings: Settings) -> Result<Arc<Self>, AppError> {
+    pub(crate) async fn start(settings: Settings) -> Result<Arc<Self>, AppError> {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|source| AppError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let store = match &settings.database_url {
@@ -112,12 +112,12 @@ impl App {
     }
 
     /// The store (for tools and tests; handlers go through the services).
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.store
     }
 
     /// A WHEP listener joins: window, channel, admission, media, then the usage fact.
-    pub async fn listen(
+    pub(crate) async fn listen(
         &self,
         event: &EventId,
         language: Language,
@@ -136,7 +136,11 @@ impl App {
     }
 
     /// A listener switches channel without renegotiating.
-    pub async fn switch_channel(&self, session: &SessionId, language: Language) -> Result<(), AppError> {
+    pub(crate) async fn switch_channel(
+        &self,
+        session: &SessionId,
+        language: Language,
+    ) -> Result<(), AppError> {
         let event = self
             .media
             .sessions()
@@ -153,12 +157,12 @@ impl App {
     }
 
     /// End a media session by its URL.
-    pub async fn end_session(&self, session: &SessionId) -> Result<(), AppError> {
+    pub(crate) async fn end_session(&self, session: &SessionId) -> Result<(), AppError> {
         Ok(self.media.end(session).await?)
     }
 
     /// Publish an event's floor over WHIP with its floor token.
-    pub async fn publish_floor(
+    pub(crate) async fn publish_floor(
         &self,
         event: &EventId,
         token: Option<&str>,
@@ -172,7 +176,7 @@ impl App {
     }
 
     /// An interpreter's booth session (WHIP).
-    pub async fn publish_booth(
+    pub(crate) async fn publish_booth(
         &self,
         me: &Interpreter,
         offer: String,
@@ -183,13 +187,13 @@ impl App {
     }
 
     /// One booth action of `me`.
-    pub async fn booth_action(&self, me: &Interpreter, action: BoothAction) -> Result<(), AppError> {
+    pub(crate) async fn booth_action(&self, me: &Interpreter, action: BoothAction) -> Result<(), AppError> {
         let live = self.events.live(&me.event).await?;
         Ok(self.booths.act(me, &live, action).await?)
     }
 
     /// An interpreter's view of the booth.
-    pub async fn booth_state(&self, me: &Interpreter) -> Result<BoothState, AppError> {
+    pub(crate) async fn booth_state(&self, me: &Interpreter) -> Result<BoothState, AppError> {
         let event = self.events.event(&me.event).await?;
         let live = self.events.live(&me.event).await?;
         let listeners = self.media.listeners(&me.event).await;
@@ -197,7 +201,7 @@ impl App {
     }
 
     /// The organiser's live view of an event.
-    pub async fn live_view(&self, event: &crate::store::Event) -> Result<Live, AppError> {
+    pub(crate) async fn live_view(&self, event: &crate::store::Event) -> Result<Live, AppError> {
         let listeners = self.media.listeners(&event.id).await;
         let on_air = self.booths.on_air_now(&event.id);
         let names: HashMap<_, _> =
@@ -248,7 +252,7 @@ impl App {
     }
 
     /// What a listener may know: title, window and channels, who speaks on each. No secrets.
-    pub async fn public_channels(&self, id: &EventId) -> Result<Channels, AppError> {
+    pub(crate) async fn public_channels(&self, id: &EventId) -> Result<Channels, AppError> {
         let event = self.events.event(id).await?;
         let on_air = self.booths.on_air_now(&event.id);
         let names: HashMap<_, _> =
@@ -277,23 +281,23 @@ impl App {
     }
 
     /// The usage report of an event.
-    pub async fn usage(&self, event: crate::store::Event) -> Result<UsageReport, AppError> {
+    pub(crate) async fn usage(&self, event: crate::store::Event) -> Result<UsageReport, AppError> {
         Ok(crate::usage::report(&self.store, event).await?)
     }
 
     /// Counters of every media shard.
-    pub async fn media_stats(&self) -> Vec<ShardStats> {
+    pub(crate) async fn media_stats(&self) -> Vec<ShardStats> {
         self.media.stats().await
     }
 
     /// Live media sessions on the node.
-    pub fn media_sessions(&self) -> usize {
+    pub(crate) fn media_sessions(&self) -> usize {
         self.media.sessions().len()
     }
 
     /// The demo event `demo`: English floor from the built-in voice (an RTP floor), French and
     /// German channels. Created on first use, reused afterwards.
-    pub async fn ensure_demo(&self) -> Result<EventView, AppError> {
+    pub(crate) async fn ensure_demo(&self) -> Result<EventView, AppError> {
         let id = EventId::parse("demo")?;
         if let Some(event) = self.store.event(&id).await? {
             return Ok(self.events.view(&event, None));

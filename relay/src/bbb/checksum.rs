@@ -11,17 +11,23 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 /// A checksum algorithm BBB accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
+    /// SHA-1: 40 hex digits.
     Sha1,
+    /// SHA-256: 64 hex digits (the default).
     #[default]
     Sha256,
+    /// SHA-384: 96 hex digits.
     Sha384,
+    /// SHA-512: 128 hex digits.
     Sha512,
 }
 
 impl Algorithm {
+    /// The four algorithms, weakest first.
     pub const ALL: [Algorithm; 4] =
         [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha384, Algorithm::Sha512];
 
+    /// The name in settings (`TOLK_BBB_CHECKSUM`) and messages: `sha1`, `sha256`, `sha384`, `sha512`.
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::Sha1 => "sha1",

@@ -38,10 +38,12 @@ pub enum FloorState {
 /// The floor's state as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct FloorStatus {
+    /// Where the floor is: waiting, joining, live, error or ended.
     pub state: FloorState,
     /// Why, in a sentence (the error's reason, or what it waits for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// When the floor came to this state (or its detail or connection count last changed).
     pub since: DateTime<Utc>,
     /// Connections made to the meeting's audio so far.
     pub connections: u32,
@@ -91,6 +93,7 @@ impl BbbFloor {
         Self { status, ends_at: ends_tx, _stop: stop }
     }
 
+    /// The floor's state now.
     pub fn status(&self) -> FloorStatus {
         self.status.borrow().clone()
     }

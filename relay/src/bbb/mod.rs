@@ -4,11 +4,11 @@
 //! it to the media shards as the event's floor; `floor.rs` keeps that going for the event's life
 //! (waits for the meeting, reconnects, leaves). Tolk never sends audio into the meeting.
 
-pub mod api;
-pub mod checksum;
-pub mod floor;
-pub mod peer;
-pub mod sfu;
+pub(crate) mod api;
+pub(crate) mod checksum;
+pub(crate) mod floor;
+mod peer;
+mod sfu;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -44,10 +44,13 @@ impl std::str::FromStr for OfferFlow {
 pub struct BbbConfig {
     /// The API base, e.g. `https://bbb.example.org/bigbluebutton/` (always ends with '/').
     pub url: url::Url,
+    /// BBB's shared secret (`bbb-conf --secret`): it signs every API call.
     pub secret: String,
+    /// The checksum algorithm that signs API calls (default: SHA-256).
     pub checksum: Algorithm,
     /// The bot's name in the meeting.
     pub bot_name: String,
+    /// Who puts the SDP offer on bbb-webrtc-sfu's websocket (default: the server, BBB 3.x).
     pub offer: OfferFlow,
     /// How often a meeting that is not running is asked about again; also the first retry delay.
     pub poll: Duration,
@@ -89,22 +92,59 @@ impl BbbConfig {
 /// What can go wrong talking to BBB.
 #[derive(Debug, thiserror::Error)]
 pub enum BbbError {
+    /// A BBB setting (URL, secret, offer flow) is missing or malformed; the sentence says which.
     #[error("BigBlueButton configuration: {0}")]
     Config(String),
+    /// An event asks for a BBB floor, but this node has no BBB server configured.
     #[error("this node has no BigBlueButton server: set TOLK_BBB_URL and TOLK_BBB_SECRET")]
     NotConfigured,
+    /// The HTTP client for BBB could not be built (its TLS setup failed).
     #[error("could not build the HTTP client: {0}")]
     Client(String),
+    /// BBB could not be reached, or its answer could not be read.
     #[error("BBB at {url} is unreachable ({call}): {detail}")]
-    Unreachable { call: String, url: String, detail: String },
+    Unreachable {
+        /// The API call (`isMeetingRunning`, `join`, `stuns`, …).
+        call: String,
+        /// The configured API base.
+        url: String,
+        /// The transport error and its causes.
+        detail: String,
+    },
+    /// BBB answered an API call with an HTTP error status.
     #[error("BBB answered {call} with HTTP {status}: {body}")]
-    Http { call: String, status: u16, body: String },
+    Http {
+        /// The API call (`isMeetingRunning`, `join`, `stuns`, …).
+        call: String,
+        /// The HTTP status code of the answer.
+        status: u16,
+        /// The start of the answer's body (at most 200 characters).
+        body: String,
+    },
+    /// BBB's answer is not the XML (or, for `stuns`, the JSON) its API documents.
     #[error("BBB's answer to {call} is not what its API documents: {detail}")]
-    Xml { call: String, detail: String },
+    Xml {
+        /// The API call (`isMeetingRunning`, `join`, `stuns`, …).
+        call: String,
+        /// What is missing or malformed in the answer.
+        detail: String,
+    },
+    /// BBB refused an API call (`<returncode>FAILED</returncode>`).
     #[error("{}", failed(call, key, message, *algorithm))]
-    Failed { call: String, key: String, message: String, algorithm: Algorithm },
+    Failed {
+        /// The API call (`isMeetingRunning`, `join`, …).
+        call: String,
+        /// BBB's `messageKey`, e.g. `checksumError` or `notFound`.
+        key: String,
+        /// BBB's `message`, in its words.
+        message: String,
+        /// The checksum algorithm the call was signed with (named when BBB refuses the checksum).
+        algorithm: Algorithm,
+    },
+    /// bbb-webrtc-sfu's websocket failed, refused listen-only audio, or sent an unusable SDP.
     #[error("bbb-webrtc-sfu: {0}")]
     Signalling(String),
+    /// The WebRTC media from BBB failed (sockets, candidates, the connection itself).
     #[error("media from BBB: {0}")]
     Media(String),
 }

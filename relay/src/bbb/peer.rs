@@ -17,7 +17,7 @@ use super::BbbError;
 
 /// What the peer reports to the floor runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerNote {
+pub(super) enum PeerNote {
     Connected,
     /// The first RTP packet from the meeting (sent on to the floor).
     FirstAudio,
@@ -25,7 +25,7 @@ pub enum PeerNote {
     Lost,
 }
 
-pub struct FloorPeer {
+pub(super) struct FloorPeer {
     rtc: Rtc,
     socket: tokio::net::UdpSocket,
     local: SocketAddr,
@@ -40,7 +40,7 @@ pub struct FloorPeer {
 
 impl FloorPeer {
     /// A peer on a UDP port of the local address that routes toward `remote` (BBB's media).
-    pub async fn new(remote: IpAddr, forward_to: SocketAddr) -> Result<Self, BbbError> {
+    pub(super) async fn new(remote: IpAddr, forward_to: SocketAddr) -> Result<Self, BbbError> {
         let io = |what: &str, e: std::io::Error| BbbError::Media(format!("{what}: {e}"));
         let local_ip = route_source(remote).map_err(|e| io("no route to BBB's media address", e))?;
         let socket = tokio::net::UdpSocket::bind(SocketAddr::new(local_ip, 0))
@@ -70,7 +70,7 @@ impl FloorPeer {
     }
 
     /// Answer the server's offer (BBB 3.x).
-    pub fn answer(&mut self, offer: &str) -> Result<String, BbbError> {
+    pub(super) fn answer(&mut self, offer: &str) -> Result<String, BbbError> {
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| BbbError::Signalling(format!("the server's SDP offer is malformed: {e}")))?;
         let answer = self
@@ -82,7 +82,7 @@ impl FloorPeer {
     }
 
     /// Our offer: one receive-only audio section (older BBB servers).
-    pub fn offer(&mut self) -> Result<String, BbbError> {
+    pub(super) fn offer(&mut self) -> Result<String, BbbError> {
         let mut change = self.rtc.sdp_api();
         change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let (offer, pending) = change.apply().ok_or_else(|| BbbError::Media("str0m made no offer".into()))?;
@@ -91,7 +91,7 @@ impl FloorPeer {
     }
 
     /// The server's answer to our offer.
-    pub fn accept_answer(&mut self, answer: &str) -> Result<(), BbbError> {
+    pub(super) fn accept_answer(&mut self, answer: &str) -> Result<(), BbbError> {
         let pending =
             self.pending.take().ok_or_else(|| BbbError::Signalling("an answer without our offer".into()))?;
         let answer = SdpAnswer::from_sdp_string(answer)
@@ -103,7 +103,7 @@ impl FloorPeer {
     }
 
     /// A trickled remote candidate (`candidate:…` or `a=candidate:…`); a bad one is ignored.
-    pub fn add_remote_candidate(&mut self, candidate: &str) {
+    pub(super) fn add_remote_candidate(&mut self, candidate: &str) {
         let line = candidate.trim().trim_start_matches("a=");
         match Candidate::from_sdp_string(line) {
             Ok(c) => self.rtc.add_remote_candidate(c),
@@ -112,7 +112,7 @@ impl FloorPeer {
     }
 
     /// Drive the peer until it has something to report. Cancel-safe: all state is in `self`.
-    pub async fn next(&mut self) -> Result<PeerNote, BbbError> {
+    pub(super) async fn next(&mut self) -> Result<PeerNote, BbbError> {
         loop {
             let deadline = loop {
                 match self.rtc.poll_output().map_err(|e| BbbError::Media(e.to_string()))? {
@@ -160,7 +160,7 @@ impl FloorPeer {
     }
 
     /// Packets forwarded to the floor so far.
-    pub fn packets(&self) -> u64 {
+    pub(super) fn packets(&self) -> u64 {
         self.packets
     }
 
@@ -190,7 +190,7 @@ fn route_source(remote: IpAddr) -> std::io::Result<IpAddr> {
 }
 
 /// The address of the first UDP candidate in an SDP (where BBB's media is).
-pub fn first_candidate_ip(sdp: &str) -> Option<IpAddr> {
+pub(super) fn first_candidate_ip(sdp: &str) -> Option<IpAddr> {
     sdp.lines().filter_map(|l| l.trim().strip_prefix("a=candidate:")).find_map(|c| {
         let fields: Vec<&str> = c.split_whitespace().collect();
         match fields.as_slice() {

@@ -15,7 +15,7 @@ use super::api::BotSession;
 
 /// A message from bbb-webrtc-sfu that matters to a listen-only session.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ServerMessage {
+pub(super) enum ServerMessage {
     Pong,
     /// `startResponse`: accepted with an SDP (the server's offer or its answer), or rejected.
     Started {
@@ -39,7 +39,7 @@ pub enum ServerMessage {
 }
 
 /// Read one text message.
-pub fn parse(text: &str) -> Result<ServerMessage, BbbError> {
+pub(super) fn parse(text: &str) -> Result<ServerMessage, BbbError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| BbbError::Signalling(format!("a message that is not JSON ({e}): {text:.120}")))?;
     let id = value.get("id").and_then(Value::as_str).unwrap_or("");
@@ -77,7 +77,7 @@ pub fn parse(text: &str) -> Result<ServerMessage, BbbError> {
 }
 
 /// `start` for the meeting's listen-only audio; with our offer in the client-offers flow.
-pub fn start(offer: Option<&str>) -> Value {
+pub(super) fn start(offer: Option<&str>) -> Value {
     let mut start = json!({
         "id": "start",
         "type": "audio",
@@ -92,22 +92,22 @@ pub fn start(offer: Option<&str>) -> Value {
 }
 
 /// `subscriberAnswer` carrying our answer to the server's offer.
-pub fn subscriber_answer(answer: &str) -> Value {
+pub(super) fn subscriber_answer(answer: &str) -> Value {
     json!({ "id": "subscriberAnswer", "type": "audio", "role": "recv", "sdpOffer": answer })
 }
 
-pub fn ping() -> Value {
+pub(super) fn ping() -> Value {
     json!({ "id": "ping" })
 }
 
 /// The open websocket.
-pub struct SfuSocket {
+pub(super) struct SfuSocket {
     socket: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
 }
 
 impl SfuSocket {
     /// Open `url` with the session's cookie.
-    pub async fn connect(url: &url::Url, bot: &BotSession) -> Result<Self, BbbError> {
+    pub(super) async fn connect(url: &url::Url, bot: &BotSession) -> Result<Self, BbbError> {
         let mut request = url
             .as_str()
             .into_client_request()
@@ -142,7 +142,7 @@ impl SfuSocket {
         Ok(Self { socket })
     }
 
-    pub async fn send(&mut self, message: &Value) -> Result<(), BbbError> {
+    pub(super) async fn send(&mut self, message: &Value) -> Result<(), BbbError> {
         self.socket
             .send(Message::text(message.to_string()))
             .await
@@ -150,7 +150,7 @@ impl SfuSocket {
     }
 
     /// The next message; `Ok(None)` when the server closed the websocket.
-    pub async fn next(&mut self) -> Result<Option<ServerMessage>, BbbError> {
+    pub(super) async fn next(&mut self) -> Result<Option<ServerMessage>, BbbError> {
         loop {
             match self.socket.next().await {
                 None | Some(Ok(Message::Close(_))) => return Ok(None),
@@ -162,7 +162,7 @@ impl SfuSocket {
     }
 
     /// Close politely (leaving the meeting's audio).
-    pub async fn close(mut self) {
+    pub(super) async fn close(mut self) {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.socket.close(None)).await;
     }
 }

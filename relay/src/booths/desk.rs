@@ -21,19 +21,31 @@ use crate::store::interpreters::Interpreter;
 #[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum BoothAction {
     /// Take the air in one of my languages (from a partner: a handover without asking).
-    OnAir { language: Language },
+    OnAir {
+        /// The language to go on air in: one of my booth link's languages.
+        language: Language,
+    },
     /// Leave the air: the channel carries the floor.
     OffAir {},
     /// Cough: on air and muted gives silence, never the floor.
-    Mute { muted: bool },
+    Mute {
+        /// True to mute, false to speak again; while off air it changes nothing.
+        muted: bool,
+    },
     /// What I listen to: `"floor"`, or a language channel of the event (relay).
-    Input { source: String },
+    Input {
+        /// `"floor"`, or the language of one of the event's channels, e.g. `"de"`.
+        source: String,
+    },
     /// Ask my partner on air to hand over.
     HandoverRequest {},
     /// Hand the air to the partner who asked.
     HandoverAccept {},
     /// A message to my booth (interpreters sharing a language).
-    Chat { text: String },
+    Chat {
+        /// The message, 1 to 500 characters once trimmed.
+        text: String,
+    },
     /// Ask the floor to slow down (shown to the organiser).
     SlowDown {},
 }
@@ -41,7 +53,9 @@ pub enum BoothAction {
 /// Who, as the booth page shows them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Who {
+    /// The interpreter's booth link id.
     pub id: InterpreterId,
+    /// The interpreter's name, as on their booth link.
     pub name: String,
 }
 
@@ -54,7 +68,7 @@ impl Who {
 /// What the booth pushes to connected pages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
-pub enum BoothPush {
+pub(crate) enum BoothPush {
     /// Something changed: each page fetches its own view of the state.
     State,
     /// A chat message to the interpreters of `languages`.
@@ -67,7 +81,7 @@ pub enum BoothPush {
 
 impl BoothPush {
     /// Whether this push concerns `me` (chat and handover requests go to the booth, not the event).
-    pub fn is_for(&self, me: &Interpreter) -> bool {
+    pub(crate) fn is_for(&self, me: &Interpreter) -> bool {
         match self {
             BoothPush::State => true,
             BoothPush::Chat { languages, .. } => shares_language(languages, &me.languages),
@@ -105,14 +119,14 @@ pub enum DeskError {
 
 /// A seat on air.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seat {
+pub(crate) struct Seat {
     pub interpreter: InterpreterId,
     pub muted: bool,
 }
 
 /// A handover: in `language`, `from` left the air to `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handover {
+pub(crate) struct Handover {
     pub language: Language,
     pub from: InterpreterId,
     pub to: InterpreterId,
@@ -120,7 +134,7 @@ pub struct Handover {
 
 /// What an action asks of the world, in the order [`super::Booths`] carries it out.
 #[derive(Debug, Default, PartialEq)]
-pub struct Effects {
+pub(crate) struct Effects {
     /// Media: who is on air per channel now (None: nobody, the floor).
     pub on_air: Vec<(Language, Option<OnAir>)>,
     /// Media: an interpreter's session now listens to this channel.
@@ -136,7 +150,7 @@ pub struct Effects {
 
 /// The booth state of one event.
 #[derive(Debug)]
-pub struct BoothDesk {
+pub(crate) struct BoothDesk {
     /// The event's channels (an input must be one of them).
     layout: Arc<EventLayout>,
     on_air: HashMap<Language, Seat>,
@@ -154,7 +168,7 @@ fn shares_language(a: &[Language], b: &[Language]) -> bool {
 
 impl BoothDesk {
     /// An empty desk for an event with these channels.
-    pub fn new(layout: Arc<EventLayout>) -> Self {
+    pub(crate) fn new(layout: Arc<EventLayout>) -> Self {
         Self {
             layout,
             on_air: HashMap::new(),
@@ -165,14 +179,14 @@ impl BoothDesk {
     }
 
     /// The event's channels changed (only while nobody is connected to it).
-    pub fn set_layout(&mut self, layout: &Arc<EventLayout>) {
+    pub(crate) fn set_layout(&mut self, layout: &Arc<EventLayout>) {
         if !Arc::ptr_eq(&self.layout, layout) {
             self.layout = layout.clone();
         }
     }
 
     /// Carry out one action of `me` at `now`.
-    pub fn act(
+    pub(crate) fn act(
         &mut self,
         me: &Interpreter,
         action: BoothAction,
@@ -239,14 +253,14 @@ impl BoothDesk {
     }
 
     /// An interpreter's media session started (a newer one replaces an older one).
-    pub fn connected(&mut self, who: InterpreterId, session: SessionId) -> Effects {
+    pub(crate) fn connected(&mut self, who: InterpreterId, session: SessionId) -> Effects {
         self.sessions.insert(who, session);
         Effects { pushes: vec![BoothPush::State], ..Effects::default() }
     }
 
     /// A media session ended: an interpreter who drops leaves the air, so the channel falls back
     /// to the floor. A session already replaced by a newer one changes nothing.
-    pub fn session_ended(&mut self, who: InterpreterId, session: &SessionId) -> Effects {
+    pub(crate) fn session_ended(&mut self, who: InterpreterId, session: &SessionId) -> Effects {
         if self.sessions.get(&who) != Some(session) {
             return Effects::default();
         }
@@ -258,7 +272,7 @@ impl BoothDesk {
     }
 
     /// A booth link was revoked: off the air, no session, no pending handover.
-    pub fn revoke(&mut self, who: InterpreterId) -> Effects {
+    pub(crate) fn revoke(&mut self, who: InterpreterId) -> Effects {
         let mut effects = Effects::default();
         self.leave_air(&mut effects, who);
         self.sessions.remove(&who);
@@ -269,32 +283,32 @@ impl BoothDesk {
     }
 
     /// What `who` listens to: the floor unless they chose a relay language.
-    pub fn input_of(&self, who: InterpreterId) -> Language {
+    pub(crate) fn input_of(&self, who: InterpreterId) -> Language {
         self.inputs.get(&who).cloned().unwrap_or_else(|| self.layout.floor.clone())
     }
 
     /// Where `who` is on air, and whether muted.
-    pub fn seat_of(&self, who: InterpreterId) -> Option<(Language, bool)> {
+    pub(crate) fn seat_of(&self, who: InterpreterId) -> Option<(Language, bool)> {
         self.on_air.iter().find(|(_, s)| s.interpreter == who).map(|(l, s)| (l.clone(), s.muted))
     }
 
     /// Who is on air in `language`.
-    pub fn on_air_in(&self, language: &Language) -> Option<Seat> {
+    pub(crate) fn on_air_in(&self, language: &Language) -> Option<Seat> {
         self.on_air.get(language).copied()
     }
 
     /// Who is on air, per language.
-    pub fn on_air(&self) -> impl Iterator<Item = (&Language, &Seat)> {
+    pub(crate) fn on_air(&self) -> impl Iterator<Item = (&Language, &Seat)> {
         self.on_air.iter()
     }
 
     /// Who asked `who` for a handover.
-    pub fn request_for(&self, who: InterpreterId) -> Option<InterpreterId> {
+    pub(crate) fn request_for(&self, who: InterpreterId) -> Option<InterpreterId> {
         self.requests.get(&who).copied()
     }
 
     /// Whether `who` has a media session.
-    pub fn is_present(&self, who: InterpreterId) -> bool {
+    pub(crate) fn is_present(&self, who: InterpreterId) -> bool {
         self.sessions.contains_key(&who)
     }
 

@@ -3,8 +3,8 @@
 //! event's lock; its [`Effects`](desk::Effects) are then carried out in order: media first (so
 //! the switch happens now), then usage facts, then pushes to the booth pages.
 
-pub mod desk;
-mod views;
+pub(crate) mod desk;
+pub(crate) mod views;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-pub use views::{
+pub(crate) use views::{
     BoothEvent, BoothState, ChannelState, HandoverAsk, InterpreterView, Member, NewInterpreter, Partner,
     Speaker,
 };
@@ -62,7 +62,7 @@ fn lock(desk: &Mutex<Desk>) -> MutexGuard<'_, Desk> {
 }
 
 /// The booths of a node.
-pub struct Booths {
+pub(crate) struct Booths {
     store: Store,
     media: Arc<Media>,
     public_url: String,
@@ -71,7 +71,7 @@ pub struct Booths {
 
 impl Booths {
     /// Booths over `store` and `media`; booth links start with `public_url`.
-    pub fn new(store: Store, media: Arc<Media>, public_url: String) -> Self {
+    pub(crate) fn new(store: Store, media: Arc<Media>, public_url: String) -> Self {
         Self { store, media, public_url, desks: DashMap::new() }
     }
 
@@ -94,7 +94,11 @@ impl Booths {
 
     /// Issue a booth link for one language, or two (an A/B booth), of the event's interpretation
     /// languages.
-    pub async fn issue(&self, event: &Event, request: NewInterpreter) -> Result<InterpreterView, BoothError> {
+    pub(crate) async fn issue(
+        &self,
+        event: &Event,
+        request: NewInterpreter,
+    ) -> Result<InterpreterView, BoothError> {
         let name = request.name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(BoothError::NameLength);
@@ -122,7 +126,7 @@ impl Booths {
     }
 
     /// The live booth links of an event (without their tokens).
-    pub async fn list(&self, event: &EventId) -> Result<Vec<InterpreterView>, BoothError> {
+    pub(crate) async fn list(&self, event: &EventId) -> Result<Vec<InterpreterView>, BoothError> {
         Ok(self
             .store
             .interpreters(event)
@@ -140,7 +144,7 @@ impl Booths {
 
     /// Revoke a booth link: the token stops working (store), the session ends and a channel the
     /// interpreter voiced falls back to the floor.
-    pub async fn revoke(&self, event: &EventId, id: InterpreterId) -> Result<(), BoothError> {
+    pub(crate) async fn revoke(&self, event: &EventId, id: InterpreterId) -> Result<(), BoothError> {
         if !self.store.revoke_interpreter(event, id).await? {
             return Err(BoothError::NoBoothLink { event: event.clone(), id });
         }
@@ -154,7 +158,7 @@ impl Booths {
     }
 
     /// Start an interpreter's media session (WHIP) with the input they chose last.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         me: &Interpreter,
         live: &LiveEvent,
@@ -172,14 +176,19 @@ impl Booths {
     }
 
     /// A media session ended (noted by a shard): an interpreter who drops leaves the air.
-    pub async fn session_ended(&self, event: &EventId, interpreter: InterpreterId, session: &SessionId) {
+    pub(crate) async fn session_ended(
+        &self,
+        event: &EventId,
+        interpreter: InterpreterId,
+        session: &SessionId,
+    ) {
         let Some(desk) = self.desks.get(event).map(|d| d.clone()) else { return };
         let effects = lock(&desk).desk.session_ended(interpreter, session);
         self.apply(event, &desk, effects).await;
     }
 
     /// Carry out one booth action for `me`.
-    pub async fn act(
+    pub(crate) async fn act(
         &self,
         me: &Interpreter,
         live: &LiveEvent,
@@ -219,7 +228,7 @@ impl Booths {
     }
 
     /// An interpreter's view of the booth; `listeners` per language from the media.
-    pub async fn state(
+    pub(crate) async fn state(
         &self,
         me: &Interpreter,
         event: &Event,
@@ -271,14 +280,14 @@ impl Booths {
     }
 
     /// Who is on air per language (interpreter id and whether muted).
-    pub fn on_air_now(&self, event: &EventId) -> HashMap<Language, (InterpreterId, bool)> {
+    pub(crate) fn on_air_now(&self, event: &EventId) -> HashMap<Language, (InterpreterId, bool)> {
         let Some(desk) = self.desks.get(event).map(|d| d.clone()) else { return HashMap::new() };
         let desk = lock(&desk);
         desk.desk.on_air().map(|(l, s)| (l.clone(), (s.interpreter, s.muted))).collect()
     }
 
     /// Pushes of an event's booths, for a websocket.
-    pub fn subscribe(&self, live: &LiveEvent) -> broadcast::Receiver<BoothPush> {
+    pub(crate) fn subscribe(&self, live: &LiveEvent) -> broadcast::Receiver<BoothPush> {
         lock(&self.desk(live)).pushes.subscribe()
     }
 }

@@ -2,8 +2,8 @@
 //! (two requests racing for the last capacity: exactly one wins); and the live events the media
 //! side reads on every join (layout, window, size), cached.
 
-mod request;
-mod views;
+pub(crate) mod request;
+pub(crate) mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use tracing::info;
 
-pub use request::{EventChange, FloorRequest, NewEvent, validate};
-pub use views::{ChannelView, EventView, FloorView, channels};
+pub(crate) use request::{EventChange, FloorRequest, NewEvent, validate};
+pub(crate) use views::{ChannelView, EventView, FloorView, channels};
 
 use crate::admission::Window;
 use crate::auth::Caller;
@@ -68,7 +68,7 @@ pub enum EventError {
 
 /// A live event as the media side sees it: its layout, window and size.
 #[derive(Debug)]
-pub struct LiveEvent {
+pub(crate) struct LiveEvent {
     pub layout: Arc<EventLayout>,
     pub window: Window,
     pub expected_listeners: u32,
@@ -76,7 +76,7 @@ pub struct LiveEvent {
 
 impl LiveEvent {
     /// The channel of `language`, or a sentence naming the ones the event has.
-    pub fn check_channel(&self, language: &Language) -> Result<(), EventError> {
+    pub(crate) fn check_channel(&self, language: &Language) -> Result<(), EventError> {
         let layout = &self.layout;
         if layout.has_channel(language) {
             return Ok(());
@@ -97,7 +97,7 @@ struct EventSettings {
 }
 
 /// The events of a node.
-pub struct Events {
+pub(crate) struct Events {
     settings: EventSettings,
     store: Store,
     media: Arc<Media>,
@@ -108,7 +108,7 @@ pub struct Events {
 
 impl Events {
     /// The events service over `store`, preparing `media` and starting `floors`.
-    pub fn new(settings: &Settings, store: Store, media: Arc<Media>, floors: Arc<Floors>) -> Self {
+    pub(crate) fn new(settings: &Settings, store: Store, media: Arc<Media>, floors: Arc<Floors>) -> Self {
         Self {
             settings: EventSettings {
                 capacity: settings.capacity,
@@ -126,7 +126,7 @@ impl Events {
     }
 
     /// After a restart: every stored event's floor is started again.
-    pub async fn resume_floors(&self) -> Result<(), EventError> {
+    pub(crate) async fn resume_floors(&self) -> Result<(), EventError> {
         for event in self.store.events().await? {
             let layout = self.remember(&event).layout.clone();
             self.floors.resume(&event, layout).await;
@@ -136,7 +136,7 @@ impl Events {
 
     /// Create an event after validating the request; its secrets are in the returned view only.
     /// `dry_run`: only check (validation and capacity), store nothing.
-    pub async fn create(
+    pub(crate) async fn create(
         &self,
         caller: Caller,
         request: NewEvent,
@@ -208,12 +208,12 @@ impl Events {
     }
 
     /// The node's capacity.
-    pub fn capacity(&self) -> Capacity {
+    pub(crate) fn capacity(&self) -> Capacity {
         self.settings.capacity
     }
 
     /// Free capacity over a time range.
-    pub async fn free_capacity(
+    pub(crate) async fn free_capacity(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -230,7 +230,7 @@ impl Events {
     }
 
     /// Change an event; capacity is checked again as for a new one.
-    pub async fn change(&self, id: &EventId, change: EventChange) -> Result<EventView, EventError> {
+    pub(crate) async fn change(&self, id: &EventId, change: EventChange) -> Result<EventView, EventError> {
         let _reserving = self.reserving.lock().await;
         let mut event = self.event(id).await?;
         if let Some(languages) = change.languages
@@ -270,7 +270,7 @@ impl Events {
     }
 
     /// Cancel an event: its capacity is free, its sessions end, its floor stops.
-    pub async fn cancel(&self, id: &EventId) -> Result<(), EventError> {
+    pub(crate) async fn cancel(&self, id: &EventId) -> Result<(), EventError> {
         if !self.store.cancel_event(id).await? {
             return Err(EventError::NoEvent(id.clone()));
         }
@@ -282,23 +282,23 @@ impl Events {
     }
 
     /// A stored event.
-    pub async fn event(&self, id: &EventId) -> Result<Event, EventError> {
+    pub(crate) async fn event(&self, id: &EventId) -> Result<Event, EventError> {
         self.store.event(id).await?.ok_or_else(|| EventError::NoEvent(id.clone()))
     }
 
     /// An event the caller may manage (others' events are "not found", not "forbidden").
-    pub async fn owned(&self, caller: Caller, id: &EventId) -> Result<Event, EventError> {
+    pub(crate) async fn owned(&self, caller: Caller, id: &EventId) -> Result<Event, EventError> {
         let event = self.event(id).await?;
         if caller.owns(&event) { Ok(event) } else { Err(EventError::NoEvent(id.clone())) }
     }
 
     /// The events the caller may see.
-    pub async fn visible_to(&self, caller: Caller) -> Result<Vec<Event>, EventError> {
+    pub(crate) async fn visible_to(&self, caller: Caller) -> Result<Vec<Event>, EventError> {
         Ok(self.store.events().await?.into_iter().filter(|e| caller.owns(e)).collect())
     }
 
     /// A live event (cached: read on every join).
-    pub async fn live(&self, id: &EventId) -> Result<Arc<LiveEvent>, EventError> {
+    pub(crate) async fn live(&self, id: &EventId) -> Result<Arc<LiveEvent>, EventError> {
         if let Some(live) = self.live.get(id) {
             return Ok(live.clone());
         }
@@ -307,7 +307,7 @@ impl Events {
     }
 
     /// The live form of a stored event, cached; the shards get ready for its media.
-    pub fn remember(&self, event: &Event) -> Arc<LiveEvent> {
+    pub(crate) fn remember(&self, event: &Event) -> Arc<LiveEvent> {
         let layout = Arc::new(EventLayout {
             id: event.id.clone(),
             floor: event.floor_language.clone(),
@@ -330,7 +330,7 @@ impl Events {
     }
 
     /// The organiser's view of an event; `token` is shown only when just created.
-    pub fn view(&self, event: &Event, token: Option<&Token>) -> EventView {
+    pub(crate) fn view(&self, event: &Event, token: Option<&Token>) -> EventView {
         let base = &self.settings.public_url;
         let host = self.settings.public_ip;
         EventView {
@@ -358,7 +358,7 @@ impl Events {
     }
 
     /// Where listeners open an event.
-    pub fn listener_url(&self, id: &EventId) -> String {
+    pub(crate) fn listener_url(&self, id: &EventId) -> String {
         format!("{}/e/{id}", self.settings.public_url)
     }
 }

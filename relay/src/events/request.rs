@@ -26,14 +26,21 @@ pub enum FloorRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
+    /// The event's title, as listeners see it: 1 to 200 characters.
     pub title: String,
+    /// The language of the floor (the original speech).
     pub floor_language: Language,
     /// Interpretation languages (the floor language is not repeated here).
     #[serde(default)]
     pub languages: Vec<Language>,
+    /// When the event starts (its media opens an hour before).
     pub starts_at: DateTime<Utc>,
+    /// When the event ends, after `starts_at` (its media closes an hour after).
     pub ends_at: DateTime<Utc>,
+    /// How many listeners to reserve capacity for (1 to 1,000,000); the event admits
+    /// this many plus the node's headroom.
     pub expected_listeners: u32,
+    /// How the floor arrives; absent: a WHIP publisher.
     #[serde(default = "default_floor")]
     pub floor: FloorRequest,
     /// Mix mode: the floor under the interpretation at this level in dB (e.g. -18); null or
@@ -50,15 +57,20 @@ fn default_floor() -> FloorRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventChange {
+    /// A new title, 1 to 200 characters; absent: unchanged.
     pub title: Option<String>,
+    /// New interpretation languages; refused while the event has live sessions.
     pub languages: Option<Vec<Language>>,
+    /// A new start; capacity is checked again over the new window.
     pub starts_at: Option<DateTime<Utc>>,
+    /// A new end, after the start; capacity is checked again over the new window.
     pub ends_at: Option<DateTime<Utc>>,
+    /// A new number of listeners to reserve capacity for (1 to 1,000,000).
     pub expected_listeners: Option<u32>,
 }
 
 /// Check a request; returns its interpretation languages in order.
-pub fn validate(request: &NewEvent) -> Result<Vec<Language>, EventError> {
+pub(crate) fn validate(request: &NewEvent) -> Result<Vec<Language>, EventError> {
     let title = request.title.trim();
     if title.is_empty() || title.chars().count() > 200 {
         return Err(EventError::Title);

@@ -6,22 +6,22 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use crate::api::CapacityView;
 use crate::app::{App, Channels};
-use crate::capacity::{Capacity, FreeSegment};
 use crate::events::{EventChange, EventView, NewEvent};
 use crate::http::ApiError;
 use crate::http::extract::{JsonBody, Organiser, OwnedEvent};
 use crate::ids::EventId;
 
 #[derive(Deserialize)]
-pub struct CreateQuery {
+pub(super) struct CreateQuery {
     dry_run: Option<bool>,
 }
 
 /// `POST /api/v1/events` (`?dry_run=true`: only check, `200 {"fits": true}` or the 409).
-pub async fn create_event(
+pub(super) async fn create_event(
     State(app): State<Arc<App>>,
     Organiser(caller): Organiser,
     Query(query): Query<CreateQuery>,
@@ -36,7 +36,7 @@ pub async fn create_event(
     })
 }
 
-pub async fn list_events(
+pub(super) async fn list_events(
     State(app): State<Arc<App>>,
     Organiser(caller): Organiser,
 ) -> Result<Json<Vec<EventView>>, ApiError> {
@@ -44,11 +44,11 @@ pub async fn list_events(
     Ok(Json(events.iter().map(|e| app.events.view(e, None)).collect()))
 }
 
-pub async fn get_event(State(app): State<Arc<App>>, owned: OwnedEvent) -> Json<EventView> {
+pub(super) async fn get_event(State(app): State<Arc<App>>, owned: OwnedEvent) -> Json<EventView> {
     Json(app.events.view(&owned.event, None))
 }
 
-pub async fn change_event(
+pub(super) async fn change_event(
     State(app): State<Arc<App>>,
     owned: OwnedEvent,
     JsonBody(change): JsonBody<EventChange>,
@@ -56,22 +56,18 @@ pub async fn change_event(
     Ok(Json(app.events.change(&owned.event.id, change).await?))
 }
 
-pub async fn cancel_event(State(app): State<Arc<App>>, owned: OwnedEvent) -> Result<StatusCode, ApiError> {
+pub(super) async fn cancel_event(
+    State(app): State<Arc<App>>,
+    owned: OwnedEvent,
+) -> Result<StatusCode, ApiError> {
     app.events.cancel(&owned.event.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
-pub struct CapacityQuery {
+pub(super) struct CapacityQuery {
     from: Option<String>,
     to: Option<String>,
-}
-
-/// The node's capacity and what is free over a window.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CapacityView {
-    pub capacity: Capacity,
-    pub segments: Vec<FreeSegment>,
 }
 
 /// An RFC 3339 time from a query, or `default` when absent.
@@ -93,7 +89,7 @@ fn time_param(
 }
 
 /// `GET /api/v1/capacity?from=&to=` (RFC 3339; default: the next 7 days).
-pub async fn capacity(
+pub(super) async fn capacity(
     State(app): State<Arc<App>>,
     _caller: Organiser,
     Query(query): Query<CapacityQuery>,
@@ -105,7 +101,7 @@ pub async fn capacity(
 }
 
 /// What a listener may know: title, window and channels. No secrets.
-pub async fn channels(
+pub(super) async fn channels(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Result<Json<Channels>, ApiError> {

@@ -22,7 +22,7 @@ use crate::ids::InterpreterId;
 use crate::store::interpreters::Interpreter;
 
 /// `POST /api/v1/events/{id}/interpreters`: issue a booth link.
-pub async fn issue(
+pub(super) async fn issue(
     State(app): State<Arc<App>>,
     owned: OwnedEvent,
     JsonBody(request): JsonBody<NewInterpreter>,
@@ -31,7 +31,7 @@ pub async fn issue(
 }
 
 /// `GET /api/v1/events/{id}/interpreters`: the live booth links (without tokens).
-pub async fn list(
+pub(super) async fn list(
     State(app): State<Arc<App>>,
     owned: OwnedEvent,
 ) -> Result<Json<Vec<InterpreterView>>, ApiError> {
@@ -39,7 +39,7 @@ pub async fn list(
 }
 
 /// `DELETE /api/v1/events/{id}/interpreters/{interpreter}`: revoke a booth link.
-pub async fn revoke(
+pub(super) async fn revoke(
     State(app): State<Arc<App>>,
     owned: OwnedEvent,
     Path((_, interpreter)): Path<(String, String)>,
@@ -53,7 +53,7 @@ pub async fn revoke(
 }
 
 /// `POST /whip/booth`: the interpreter's microphone up, their input and partner down.
-pub async fn publish(
+pub(super) async fn publish(
     State(app): State<Arc<App>>,
     Booth(me): Booth,
     SdpOffer(offer): SdpOffer,
@@ -63,7 +63,10 @@ pub async fn publish(
 }
 
 /// `GET /api/v1/booth/state`.
-pub async fn state(State(app): State<Arc<App>>, Booth(me): Booth) -> Result<Json<BoothState>, ApiError> {
+pub(super) async fn state(
+    State(app): State<Arc<App>>,
+    Booth(me): Booth,
+) -> Result<Json<BoothState>, ApiError> {
     Ok(Json(app.booth_state(&me).await?))
 }
 
@@ -83,7 +86,7 @@ fn parse_action(action: &str, headers: &HeaderMap, body: &Bytes) -> Result<Booth
 }
 
 /// `POST /api/v1/booth/{action}`: one booth action; answers the new state.
-pub async fn action(
+pub(super) async fn action(
     State(app): State<Arc<App>>,
     Booth(me): Booth,
     headers: HeaderMap,
@@ -96,12 +99,12 @@ pub async fn action(
 }
 
 #[derive(Deserialize)]
-pub struct TokenQuery {
+pub(super) struct TokenQuery {
     token: Option<String>,
 }
 
 /// `GET /api/v1/booth/ws?token=…` (browsers cannot set headers on a websocket).
-pub async fn socket(
+pub(super) async fn socket(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Query(query): Query<TokenQuery>,

@@ -25,7 +25,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The caller of an organiser call: the admin token or an organiser's token (401 otherwise).
-pub struct Organiser(pub Caller);
+pub(super) struct Organiser(pub Caller);
 
 impl FromRequestParts<Arc<App>> for Organiser {
     type Rejection = ApiError;
@@ -36,7 +36,7 @@ impl FromRequestParts<Arc<App>> for Organiser {
 }
 
 /// The event `{id}` of the path, which the caller may manage (404 for others' events).
-pub struct OwnedEvent {
+pub(super) struct OwnedEvent {
     pub event: Event,
 }
 
@@ -59,7 +59,7 @@ impl FromRequestParts<Arc<App>> for OwnedEvent {
 }
 
 /// The interpreter whose booth token the request carries (401 when unknown or revoked).
-pub struct Booth(pub Interpreter);
+pub(super) struct Booth(pub Interpreter);
 
 impl FromRequestParts<Arc<App>> for Booth {
     type Rejection = ApiError;
@@ -70,7 +70,7 @@ impl FromRequestParts<Arc<App>> for Booth {
 }
 
 /// A JSON body, with an error that names the problem.
-pub struct JsonBody<T>(pub T);
+pub(super) struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -98,7 +98,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes)
 }
 
 /// The SDP offer of a request: `Content-Type: application/sdp`, UTF-8, looks like SDP.
-pub struct SdpOffer(pub String);
+pub(super) struct SdpOffer(pub String);
 
 impl<S: Send + Sync> FromRequest<S> for SdpOffer {
     type Rejection = ApiError;

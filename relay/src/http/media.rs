@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
+use crate::api::SwitchRequest;
 use crate::app::App;
 use crate::http::ApiError;
 use crate::http::extract::{JsonBody, SdpOffer, bearer};
@@ -26,7 +26,7 @@ pub(crate) fn created(app: &App, kind: &str, session: &SessionId, answer: String
 }
 
 /// `POST /whip/{event}/floor` with the floor token.
-pub async fn publish_floor(
+pub(super) async fn publish_floor(
     State(app): State<Arc<App>>,
     Path(event): Path<String>,
     headers: HeaderMap,
@@ -38,7 +38,7 @@ pub async fn publish_floor(
 }
 
 /// `POST /whep/{event}/{language}`: a listener joins.
-pub async fn listen(
+pub(super) async fn listen(
     State(app): State<Arc<App>>,
     Path((event, language)): Path<(String, String)>,
     SdpOffer(offer): SdpOffer,
@@ -50,7 +50,7 @@ pub async fn listen(
 }
 
 /// `DELETE {session}`: leave.
-pub async fn end_session(
+pub(super) async fn end_session(
     State(app): State<Arc<App>>,
     Path(session): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -58,15 +58,8 @@ pub async fn end_session(
     Ok(StatusCode::OK)
 }
 
-/// `POST {session}/channel`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SwitchRequest {
-    pub language: Language,
-}
-
 /// `POST {session}/channel {"language"}`: switch a live WHEP session at the next packet.
-pub async fn switch_channel(
+pub(super) async fn switch_channel(
     State(app): State<Arc<App>>,
     Path(session): Path<String>,
     JsonBody(request): JsonBody<SwitchRequest>,

@@ -1,4 +1,6 @@
-//! `/healthz` and `/metrics` (Prometheus text exposition format).
+//! `/healthz` and `/metrics` (Prometheus text exposition format). Metrics are served on their own
+//! address (`metrics_listen`), and carry no event id unless the operator asks for per-event
+//! labels (`metrics_per_event`): an event id is all it takes to listen.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -11,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::App;
 use crate::net::ShardStats;
 
-pub async fn healthz() -> &'static str {
+pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
@@ -52,18 +54,24 @@ const SHARD_COUNTERS: [(&str, &str, Field); 8] = [
     }),
 ];
 
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     let shards = app.media_stats().await;
-    let mut per_channel: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let per_event = app.settings.metrics_per_event;
+    let mut per_channel: BTreeMap<String, usize> = BTreeMap::new();
     for c in shards.iter().flat_map(|s| &s.channels) {
-        *per_channel.entry((c.event.to_string(), c.language.to_string())).or_default() += c.listeners;
+        let labels = if per_event {
+            format!("{{event=\"{}\",language=\"{}\"}}", c.event, c.language)
+        } else {
+            format!("{{language=\"{}\"}}", c.language)
+        };
+        *per_channel.entry(labels).or_default() += c.listeners;
     }
     let mut out = Exposition(String::with_capacity(4096));
     out.family(
         "tolk_listeners",
         "gauge",
-        "Listeners per channel.",
-        per_channel.into_iter().map(|((e, l), n)| (format!("{{event=\"{e}\",language=\"{l}\"}}"), n as f64)),
+        if per_event { "Listeners per channel." } else { "Listeners per language, over every event." },
+        per_channel.into_iter().map(|(labels, n)| (labels, n as f64)),
     );
     out.family(
         "tolk_sessions",

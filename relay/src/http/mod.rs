@@ -19,15 +19,24 @@ use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::app::App;
-pub use error::ApiError;
+pub(crate) use error::ApiError;
 
 /// Largest request body: an SDP offer or an event request is a few kilobytes.
 const BODY_LIMIT: usize = 64 * 1024;
 
-pub fn router(app: Arc<App>) -> Router {
+/// The metrics listener's routes: `/metrics` and `/healthz`, for the operator's Prometheus, on
+/// an address of their own (loopback by default), never the public one.
+pub(crate) fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(metrics::healthz))
+        .with_state(app)
+}
+
+/// The public routes.
+pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(metrics::healthz))
-        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", post(api::create_event).get(api::list_events))
         .route("/api/v1/events/{id}", get(api::get_event).delete(api::cancel_event).patch(api::change_event))
         .route("/api/v1/capacity", get(api::capacity))

@@ -15,12 +15,12 @@ use crate::http::extract::OwnedEvent;
 use crate::ids::EventId;
 
 #[derive(Deserialize)]
-pub struct UsageQuery {
+pub(super) struct UsageQuery {
     format: Option<String>,
 }
 
 /// `GET /api/v1/events/{id}/usage` (`?format=csv`).
-pub async fn usage(
+pub(super) async fn usage(
     State(app): State<Arc<App>>,
     owned: OwnedEvent,
     Query(query): Query<UsageQuery>,
@@ -43,18 +43,18 @@ pub async fn usage(
 }
 
 /// `GET /api/v1/events/{id}/live`: listeners per channel, who is on air, floor state, slow-downs.
-pub async fn live(State(app): State<Arc<App>>, owned: OwnedEvent) -> Result<Json<Live>, ApiError> {
+pub(super) async fn live(State(app): State<Arc<App>>, owned: OwnedEvent) -> Result<Json<Live>, ApiError> {
     Ok(Json(app.live_view(&owned.event).await?))
 }
 
 #[derive(Serialize)]
-pub struct LanguageName {
+pub(super) struct LanguageName {
     code: String,
     label: String,
 }
 
 /// `GET /api/v1/languages`: the languages the pages offer by name.
-pub async fn languages() -> Json<Vec<LanguageName>> {
+pub(super) async fn languages() -> Json<Vec<LanguageName>> {
     Json(
         crate::languages::all()
             .map(|(code, label)| LanguageName { code: code.into(), label: label.into() })
@@ -63,7 +63,7 @@ pub async fn languages() -> Json<Vec<LanguageName>> {
 }
 
 /// `GET /e/{event}/qr.svg`: the listener link as a QR code, for the room.
-pub async fn qr(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn qr(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let event = app.events.event(&EventId::parse(&id)?).await?;
     let link = app.events.listener_url(&event.id);
     let code = qrcode::QrCode::with_error_correction_level(link.as_bytes(), qrcode::EcLevel::M)

@@ -31,11 +31,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const LANGUAGES_JS: &str = "languages.js";
 
 /// The organiser page (sign in with the admin token or an organiser's token).
-pub async fn home() -> Html<&'static str> {
+pub(super) async fn home() -> Html<&'static str> {
     Html(ORGANISER_HTML)
 }
 
-pub async fn listener(Path(event): Path<String>) -> Result<Html<String>, ApiError> {
+pub(super) async fn listener(Path(event): Path<String>) -> Result<Html<String>, ApiError> {
     let event = EventId::parse(&event)?;
     // Event ids are [A-Za-z0-9_-]: nothing to escape, but keep the page safe if that ever changes.
     let escaped = html_escape(event.as_str());
@@ -44,14 +44,14 @@ pub async fn listener(Path(event): Path<String>) -> Result<Html<String>, ApiErro
 
 /// The booth page; the token in the path is the interpreter's personal link. The page checks it
 /// with the API and shows the sentence of a 401 when it is not valid.
-pub async fn booth(Path(token): Path<String>) -> Result<Html<String>, ApiError> {
+pub(super) async fn booth(Path(token): Path<String>) -> Result<Html<String>, ApiError> {
     if token.is_empty() || token.len() > 128 || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ApiError::not_found("this is not a booth link"));
     }
     Ok(Html(BOOTH_HTML.replace("{{TOKEN}}", &html_escape(&token))))
 }
 
-pub async fn asset(Path(file): Path<String>) -> Response {
+pub(super) async fn asset(Path(file): Path<String>) -> Response {
     if file == LANGUAGES_JS {
         return static_file(JAVASCRIPT, crate::languages::es_module());
     }
@@ -69,7 +69,7 @@ fn static_file(content_type: &'static str, body: impl IntoResponse) -> Response 
     response
 }
 
-pub async fn not_found() -> Response {
+pub(super) async fn not_found() -> Response {
     ApiError::new(StatusCode::NOT_FOUND, "there is nothing at this address").into_response()
 }
 

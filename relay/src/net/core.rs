@@ -5,7 +5,7 @@
 //! and [`ShardCore::on_timeout`], with `now` as an argument, and leaves what the driver must do in its [`Outbox`]: datagrams to send,
 //! source packets for the other shards, notes for the control plane.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +32,8 @@ use crate::net::{ChannelListeners, EventLayout, Join, NetError, SessionKind, Sha
 /// A subscriber: a peer slot and which of its tracks.
 type TrackRef = (u32, u8);
 
-/// The send batch is handed to the socket once it holds this many datagrams, even mid-turn.
+/// A fan-out pauses once the send batch holds this many datagrams: the driver sends them and
+/// calls [`ShardCore::resume`], so that a packet for 10,000 listeners never sits in memory whole.
 pub const FLUSH_AT: usize = udp::BATCH * 4;
 
 /// How a shard's core is set up.
@@ -48,6 +49,8 @@ pub struct CoreConfig {
     /// Whether Tolk protects and sends connected peers' packets itself (true in the relay);
     /// false keeps them on str0m's send path (diagnosis, benchmarks).
     pub direct_srtp: bool,
+    /// A fan-out pauses when the send batch holds this many datagrams ([`FLUSH_AT`]).
+    pub flush_at: usize,
 }
 
 /// What the driver must carry out after a call into the core.
@@ -122,6 +125,22 @@ struct RtpFloor {
     extender: SeqExtender,
 }
 
+/// Source packets still to fan out here, and where the current one paused (the send batch was
+/// full): a packet reaches its listeners in stretches of [`FLUSH_AT`] datagrams.
+#[derive(Default)]
+struct Fanout {
+    queue: VecDeque<Arc<SourcePacket>>,
+    /// The packet being fanned out: its event and its copies per channel.
+    event: Option<EventId>,
+    routed: Vec<(ChannelIndex, ChannelPacket)>,
+    /// Next copy in `routed`, next subscriber of its channel.
+    channel: usize,
+    next: usize,
+    /// Peers whose engine died on this packet: removed once it is done (removal reorders the
+    /// subscriber lists the cursor walks).
+    dead: Vec<(PeerKey, &'static str)>,
+}
+
 /// The state and rules of one media shard.
 pub struct ShardCore {
     config: CoreConfig,
@@ -133,9 +152,11 @@ pub struct ShardCore {
     timers: Timers,
     /// What this turn's inputs produced and must still be routed.
     sources: Vec<Arc<SourcePacket>>,
-    routed: Vec<(ChannelIndex, ChannelPacket)>,
+    fanout: Fanout,
     outbox: Outbox,
     counters: CoreCounters,
+    /// Listeners in `Stage::Settled` (kept as they change, so stats never walk the peers).
+    settled: usize,
 }
 
 impl ShardCore {
@@ -149,9 +170,10 @@ impl ShardCore {
             rtp_floors: HashMap::new(),
             timers: Timers::default(),
             sources: Vec::new(),
-            routed: Vec::new(),
+            fanout: Fanout::default(),
             outbox: Outbox::default(),
             counters: CoreCounters::default(),
+            settled: 0,
         }
     }
 
@@ -412,7 +434,7 @@ impl ShardCore {
         ShardStats {
             index: self.config.index,
             peers: self.peers.len(),
-            settled: self.peers.iter().filter(|p| matches!(p.stage, Stage::Settled { .. })).count(),
+            settled: self.settled,
             channels,
             packets_in: self.counters.packets_in,
             bytes_in: self.counters.bytes_in,
@@ -459,6 +481,9 @@ impl ShardCore {
 
     fn remove_peer(&mut self, slot: u32, why: &'static str) {
         let Some(peer) = self.peers.remove(slot) else { return };
+        if matches!(peer.stage, Stage::Settled { .. }) {
+            self.settled -= 1;
+        }
         peer.span.in_scope(|| info!(why, "session ended"));
         if let Some(media) = self.events.get_mut(&peer.event) {
             for (i, track) in peer.role.tracks().iter().enumerate() {
@@ -493,6 +518,7 @@ impl ShardCore {
                 Wake::Engine => self.wake_engine(now, at, key),
                 Wake::Settle => {
                     if peer.settle(now) {
+                        self.settled += 1;
                         self.timers.schedule(now + CONSENT_TIMEOUT, key, Wake::Consent);
                     }
                 }
@@ -531,30 +557,91 @@ impl ShardCore {
 
     /// Route what publishers, RTP floors and mixers produced: locally, and to every other shard.
     fn route_sources(&mut self, now: Instant) {
-        let sources = std::mem::take(&mut self.sources);
-        for packet in &sources {
+        self.queue_sources();
+        self.fan_out(now);
+    }
+
+    fn queue_sources(&mut self) {
+        for packet in self.sources.drain(..) {
             if self.config.shards > 1 {
                 self.outbox.forward.push(packet.clone());
             }
-            self.deliver(packet, now);
+            self.fanout.queue.push_back(packet);
         }
-        self.sources = sources;
-        self.sources.clear();
     }
 
-    /// Fan one source packet out to this shard's listeners of every channel it is heard on.
-    pub fn deliver(&mut self, packet: &SourcePacket, now: Instant) {
+    /// Fan one source packet out to this shard's listeners of every channel it is heard on (a
+    /// packet another shard forwarded, or one a benchmark makes). Pauses like every fan-out
+    /// when the send batch is full: see [`ShardCore::fanout_paused`].
+    pub fn deliver(&mut self, packet: Arc<SourcePacket>, now: Instant) {
+        self.fanout.queue.push_back(packet);
+        self.fan_out(now);
+    }
+
+    /// Whether a fan-out paused on a full send batch: the driver sends the batch, then calls
+    /// [`ShardCore::resume`] (until this is false) before it feeds the core anything else.
+    pub fn fanout_paused(&self) -> bool {
+        self.fanout.event.is_some() || !self.fanout.queue.is_empty()
+    }
+
+    /// Go on with a paused fan-out.
+    pub fn resume(&mut self, now: Instant) {
+        self.fan_out(now);
+    }
+
+    /// Fan out queued packets until none is left or the send batch is full.
+    fn fan_out(&mut self, now: Instant) {
+        while self.outbox.send.len() < self.config.flush_at {
+            if self.fanout.event.is_none() {
+                let Some(packet) = self.fanout.queue.pop_front() else {
+                    if self.sources.is_empty() {
+                        return;
+                    }
+                    self.queue_sources(); // what a booth's engine gave while it was written to
+                    continue;
+                };
+                self.start_fanout(&packet, now);
+                continue;
+            }
+            if self.write_subscribers(now) {
+                self.fanout.event = None;
+                for (key, why) in std::mem::take(&mut self.fanout.dead) {
+                    if self.peers.by_key(key).is_some() {
+                        self.remove_peer(key.slot, why);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Mix and route one packet; its copies wait in `fanout.routed`.
+    fn start_fanout(&mut self, packet: &SourcePacket, now: Instant) {
         let Some(media) = self.events.get_mut(&packet.event) else { return };
         if let Some(mixer) = media.mixer.as_mut()
             && let Err(e) = mixer.push(packet, now)
         {
             warn!(event = %packet.event, error = %e, "mixer input failed");
         }
-        let mut dead = Vec::new();
-        self.routed.clear();
-        media.router.route(packet, now, &mut self.routed);
-        for (channel, out) in &self.routed {
-            for &(slot, track) in media.subscribers.of(*channel) {
+        let fanout = &mut self.fanout;
+        fanout.routed.clear();
+        media.router.route(packet, now, &mut fanout.routed);
+        fanout.event = Some(packet.event.clone());
+        fanout.channel = 0;
+        fanout.next = 0;
+    }
+
+    /// Write the current packet's copies to their subscribers from the cursor on; false when it
+    /// paused on a full send batch.
+    fn write_subscribers(&mut self, now: Instant) -> bool {
+        let fanout = &mut self.fanout;
+        let Some(media) = fanout.event.as_ref().and_then(|e| self.events.get_mut(e)) else { return true };
+        while let Some((channel, out)) = fanout.routed.get(fanout.channel) {
+            let subscribers = media.subscribers.of(*channel);
+            while let Some(&(slot, track)) = subscribers.get(fanout.next) {
+                if self.outbox.send.len() >= self.config.flush_at {
+                    return false;
+                }
+                fanout.next += 1;
                 let Some(peer) = self.peers.get_mut(slot) else { continue };
                 if let Some(me) = peer.role.tracks().get(usize::from(track)).and_then(|t| t.partner_of)
                     && media.router.on_air(*channel).is_none_or(|o| o.interpreter == me)
@@ -568,15 +655,15 @@ impl ShardCore {
                         if let Some(why) =
                             peer.drain(now, &mut self.outbox.send, &mut self.timers, &mut self.sources)
                         {
-                            dead.push((slot, why));
+                            fanout.dead.push((peer.key, why));
                         }
                     }
                 }
             }
+            fanout.channel += 1;
+            fanout.next = 0;
         }
-        for (slot, why) in dead {
-            self.remove_peer(slot, why);
-        }
+        true
     }
 }
 
@@ -657,6 +744,7 @@ mod tests {
                 candidate: RELAY,
                 connect_timeout: Duration::from_secs(10),
                 direct_srtp: true,
+                flush_at: FLUSH_AT,
             },
             Arc::new(AtomicU64::new(1)),
         )
@@ -794,7 +882,7 @@ mod tests {
         // A floor packet reaches the listener (its channel carries the floor: nobody on air),
         // protected by Tolk's SRTP once the keys are known, and is forwarded to the other shard.
         for seq in 1..=5 {
-            core.deliver(&floor_packet(seq, now), now);
+            core.deliver(Arc::new(floor_packet(seq, now)), now);
             deliver(&mut core, now, &mut client);
             client.poll();
         }
@@ -806,7 +894,7 @@ mod tests {
         assert_eq!(stage_of(&core, &session), Some("settled"));
         assert_eq!(core.stats().settled, 1);
         let heard = client.media;
-        core.deliver(&floor_packet(6, now), now);
+        core.deliver(Arc::new(floor_packet(6, now)), now);
         deliver(&mut core, now, &mut client);
         client.poll();
         assert_eq!(client.media, heard + 1, "a settled listener still hears the floor");
@@ -974,5 +1062,49 @@ mod tests {
         core.end_event(&layout.id);
         core.on_rtp_datagram(now, &layout.id, client_addr(9), &packet);
         assert!(core.outbox().forward.is_empty(), "an ended event's floor is closed");
+    }
+
+    #[test]
+    fn a_fanout_pauses_on_a_full_batch_and_resumes_where_it_stopped() {
+        let mut core = core();
+        core.config.flush_at = 2;
+        let mut now = Instant::now();
+        let mut clients = Vec::new();
+        for i in 0..5 {
+            let (mut client, _) = join_listener(&mut core, now, client_addr(40 + i));
+            let until = now + Duration::from_secs(5);
+            run(&mut core, &mut client, &mut now, until, |_, c| c.connected);
+            assert!(client.connected);
+            clients.push(client);
+        }
+        core.outbox().send.drain().for_each(drop);
+        for seq in 1..=4 {
+            core.deliver(Arc::new(floor_packet(seq, now)), now);
+            let mut stretches = 0;
+            let mut heard: Vec<SocketAddr> = Vec::new();
+            loop {
+                let batch: Vec<_> = core.outbox().send.drain().collect();
+                assert!(batch.len() <= 4, "a stretch of {} datagrams", batch.len());
+                for (to, data) in batch {
+                    let client = clients.iter_mut().find(|c| c.addr == to).unwrap();
+                    let receive = Receive::new(Protocol::Udp, RELAY, to, &data).unwrap();
+                    client.rtc.handle_input(Input::Receive(now, receive)).unwrap();
+                    heard.push(to);
+                }
+                stretches += 1;
+                if !core.fanout_paused() {
+                    break;
+                }
+                core.resume(now);
+            }
+            for client in &mut clients {
+                client.poll();
+                assert_eq!(client.media, seq as usize, "each listener heard each packet once");
+            }
+            assert!(stretches >= 3, "five listeners in stretches of two: {stretches}");
+            heard.sort();
+            heard.dedup();
+            assert_eq!(heard.len(), 5, "every listener got the packet once it was done");
+        }
     }
 }

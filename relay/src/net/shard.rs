@@ -90,6 +90,7 @@ impl Shard {
                 candidate: SocketAddr::new(config.public_ip, local.port()),
                 connect_timeout: config.connect_timeout,
                 direct_srtp: true,
+                flush_at: FLUSH_AT,
             },
             inputs,
         );
@@ -183,9 +184,14 @@ impl Shard {
         self.counters.dropped += dropped;
     }
 
-    /// What the core left besides datagrams: source packets for the other shards, ended
-    /// sessions for the control plane; and a flush when the batch is large.
+    /// What the core left: a paused fan-out (send its batch, let it go on until done), source
+    /// packets for the other shards, ended sessions for the control plane; and a flush when the
+    /// batch is large.
     fn carry_out(&mut self) {
+        while self.core.fanout_paused() {
+            self.flush();
+            self.core.resume(Instant::now());
+        }
         let outbox = self.core.outbox();
         for packet in outbox.forward.drain(..) {
             for other in &self.others {
@@ -232,7 +238,7 @@ impl Shard {
                 Command::OpenRtpFloor { event, socket, reply } => {
                     let _ = reply.send(self.open_rtp_floor(&event, socket));
                 }
-                Command::Source(packet) => self.core.deliver(&packet, now),
+                Command::Source(packet) => self.core.deliver(packet, now),
                 Command::PrepareEvent(layout) => self.core.prepare_event(&layout),
                 Command::Stats { reply } => {
                     let _ = reply.send(self.stats());

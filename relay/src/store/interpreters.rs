@@ -10,13 +10,18 @@ use crate::store::{Store, StoreError};
 /// An interpreter as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interpreter {
+    /// The booth link's id (in URLs of the organiser API).
     pub id: InterpreterId,
+    /// The event the booth link is for.
     pub event: EventId,
+    /// The interpreter's name, as their partners and the organiser see it.
     pub name: String,
+    /// The languages they interpret into: one, or two for an A/B booth.
     pub languages: Vec<Language>,
 }
 
 impl Store {
+    /// Issue a booth link: store the interpreter with the hash of `token`, which is theirs alone.
     pub async fn insert_interpreter(
         &self,
         event: &EventId,

@@ -19,23 +19,40 @@ use crate::ids::{EventId, Language};
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database could not be opened (or its URL is neither `sqlite://` nor `postgres://`).
     #[error("could not open the database {url}: {source}")]
-    Open { url: String, source: sqlx::Error },
+    Open {
+        /// The database URL, its password hidden.
+        url: String,
+        /// Why it could not be opened.
+        source: sqlx::Error,
+    },
+    /// A migration of the schema failed.
     #[error("could not bring the database schema up to date: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An event with this id is stored already (cancelled ones included).
     #[error("an event with id {0} exists already")]
     Duplicate(EventId),
+    /// A stored event row cannot be read back (bad languages, time or floor kind).
     #[error("stored event {id} is unreadable: {why}")]
-    Corrupt { id: String, why: String },
+    Corrupt {
+        /// The event's id as stored.
+        id: String,
+        /// What in the row is wrong.
+        why: String,
+    },
 }
 
 /// How an event's floor arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FloorKind {
+    /// A WebRTC publisher (WHIP) with the floor token, at the event's `whip_url`.
     Whip,
+    /// Plain Opus RTP sent to a UDP port of the event's own (its `rtp_url`).
     Rtp,
     /// A BigBlueButton meeting (see `bbb_meeting_id`).
     Bbb,
@@ -54,16 +71,25 @@ impl FloorKind {
 /// A stored event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The event's id (in the URLs of the organiser API and the listener page).
     pub id: EventId,
+    /// The event's title, as listeners see it.
     pub title: String,
+    /// The language of the floor (the original speech).
     pub floor_language: Language,
     /// Interpretation languages (the floor language is not repeated here).
     pub languages: Vec<Language>,
+    /// When the event starts (stored to the second).
     pub starts_at: DateTime<Utc>,
+    /// When the event ends (stored to the second).
     pub ends_at: DateTime<Utc>,
+    /// The listeners the event reserved capacity for.
     pub expected_listeners: u32,
+    /// How the floor arrives.
     pub floor_kind: FloorKind,
+    /// The UDP port of an RTP floor, kept across restarts (None: not an RTP floor, or no port yet).
     pub rtp_port: Option<u16>,
+    /// The SHA-256 of the floor token, in hex (the token itself is never stored).
     pub floor_token_hash: String,
     /// Mix mode: the floor under the interpretation at this level (dB); None: pass-through.
     pub floor_under_db: Option<f32>,
@@ -73,6 +99,7 @@ pub struct Event {
     pub bbb_meeting_id: Option<String>,
 }
 
+/// The database (SQLite or PostgreSQL) behind a connection pool; clones share the pool.
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: AnyPool,
@@ -147,6 +174,7 @@ impl Store {
         Ok(Self { pool, postgres })
     }
 
+    /// Store a new event without a capacity booking; [`StoreError::Duplicate`] if its id is taken.
     pub async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {
         insert_event(&mut *self.pool.acquire().await?, event).await
     }
@@ -212,6 +240,7 @@ impl Store {
 }
 
 impl Booking {
+    /// Live events whose window overlaps `[from, to)`, except `except`, seen inside the booking.
     pub async fn overlapping(
         &mut self,
         from: DateTime<Utc>,
@@ -221,14 +250,18 @@ impl Booking {
         events_overlapping(&mut self.tx, from, to, except).await
     }
 
+    /// Write a new event in the booking; [`StoreError::Duplicate`] if its id is taken.
     pub async fn insert(&mut self, event: &Event) -> Result<(), StoreError> {
         insert_event(&mut self.tx, event).await
     }
 
+    /// Replace an event's title, window, listeners and languages in the booking; false when
+    /// there is no such live event.
     pub async fn update(&mut self, event: &Event) -> Result<bool, StoreError> {
         update_event(&mut self.tx, event).await
     }
 
+    /// Commit the booking, releasing its lock; dropped without it, nothing is written.
     pub async fn commit(self) -> Result<(), StoreError> {
         Ok(self.tx.commit().await?)
     }

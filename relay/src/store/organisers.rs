@@ -8,12 +8,16 @@ use crate::store::{Store, StoreError};
 /// An organiser account.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Organiser {
+    /// The account's id (what `tolk organiser revoke` takes).
     pub id: i64,
+    /// The account's name.
     pub name: String,
+    /// The account was revoked: its token no longer works.
     pub revoked: bool,
 }
 
 impl Store {
+    /// Create an organiser account with the hash of `token`.
     pub async fn insert_organiser(&self, name: &str, token: &Token) -> Result<Organiser, StoreError> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO organisers (name, token_hash, created_at) VALUES ($1, $2, $3) RETURNING id",
@@ -36,6 +40,7 @@ impl Store {
         Ok(row.map(|(id, name)| Organiser { id, name, revoked: false }))
     }
 
+    /// Every organiser account, revoked ones too, oldest first.
     pub async fn organisers(&self) -> Result<Vec<Organiser>, StoreError> {
         let rows: Vec<(i64, String, Option<i64>)> =
             sqlx::query_as("SELECT id, name, revoked_at FROM organisers ORDER BY id")
@@ -47,6 +52,7 @@ impl Store {
             .collect())
     }
 
+    /// Revoke an organiser account; false when there was no such live account.
     pub async fn revoke_organiser(&self, id: i64) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE organisers SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(Utc::now().timestamp())

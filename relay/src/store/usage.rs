@@ -67,6 +67,7 @@ impl Store {
         Ok(())
     }
 
+    /// Record a handover now: in `language`, `from` left the air to `to`.
     pub async fn record_handover(
         &self,
         event: &EventId,
@@ -88,6 +89,7 @@ impl Store {
         Ok(())
     }
 
+    /// Record now that `interpreter` asked the floor to slow down.
     pub async fn record_slow_down(
         &self,
         event: &EventId,
@@ -131,23 +133,31 @@ pub struct UsageCounts {
     pub on_air: i64,
     /// Listening rows (a join or a switch each).
     pub listening: i64,
+    /// Handovers between interpreters.
     pub handovers: i64,
+    /// Slow-down signals sent to the floor.
     pub slow_downs: i64,
 }
 
 /// One listening interval or on-air interval, in Unix milliseconds (an open one runs to `until`).
 #[derive(Debug, Clone)]
 pub struct Interval {
+    /// The channel listened to, or the language interpreted into on air.
     pub language: Language,
+    /// Who was on air (None for a listening interval).
     pub interpreter: Option<InterpreterId>,
+    /// When the interval began (Unix milliseconds).
     pub from: i64,
+    /// When it ended (Unix milliseconds), never before `from`.
     pub to: i64,
 }
 
 /// A slow-down signal: who, when (Unix milliseconds).
 #[derive(Debug, Clone)]
 pub struct SlowDown {
+    /// The interpreter who asked the floor to slow down.
     pub interpreter: InterpreterId,
+    /// When (Unix milliseconds).
     pub at: i64,
 }
 
@@ -201,6 +211,7 @@ impl Store {
         Ok(out)
     }
 
+    /// The slow-down signals of an event, oldest first.
     pub async fn slow_downs(&self, event: &EventId) -> Result<Vec<SlowDown>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT interpreter_id, at FROM booth_signals WHERE event_id = $1 AND kind = 'slow-down' ORDER BY at",
