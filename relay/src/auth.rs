@@ -32,6 +32,13 @@ pub enum AuthError {
     /// Not the floor token of this event.
     #[error("that is not the floor token of event {0}")]
     NotTheFloorToken(EventId),
+    /// An organiser asked for a BBB meeting its allowances do not cover. Says nothing of whether
+    /// the meeting exists.
+    #[error(
+        "this organiser account may not take BBB meeting '{0}' as a floor; the operator allows \
+         meetings per account (tolk organiser allow ID PATTERN)"
+    )]
+    MeetingNotAllowed(String),
     /// The admin token file could not be read or written.
     #[error("could not prepare the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
@@ -93,6 +100,19 @@ impl Auth {
         match self.store.organiser_by_token(&Token::from_secret(token)).await? {
             Some(o) => Ok(Caller::Organiser(o.id)),
             None => Err(AuthError::NotAnOrganiser),
+        }
+    }
+
+    /// Whether `caller` may take BBB meeting `meeting` as an event's floor: the admin any meeting;
+    /// an organiser only those its allowances cover (a BBB server is shared by many organisers,
+    /// and the bot joins with the server's secret).
+    pub(crate) async fn may_take_meeting(&self, caller: Caller, meeting: &str) -> Result<(), AuthError> {
+        let Caller::Organiser(id) = caller else { return Ok(()) };
+        let meeting = meeting.trim();
+        if self.store.meeting_allowances(id).await?.iter().any(|p| p.allows(meeting)) {
+            Ok(())
+        } else {
+            Err(AuthError::MeetingNotAllowed(meeting.chars().take(256).collect()))
         }
     }
 

@@ -20,6 +20,50 @@ pub enum IdError {
     /// Not a session id (32 hex digits); holds the first 40 characters given.
     #[error("'{0}' is not a valid session id")]
     Session(String),
+    /// Not a meeting pattern; holds the first 40 characters given.
+    #[error(
+        "'{0}' is not a meeting pattern: give a BBB meetingID (1 to 256 characters, no control \
+         characters), or a prefix of meeting ids followed by '*' (such as 'coop-a-*')"
+    )]
+    MeetingPattern(String),
+}
+
+/// The BigBlueButton meetings an organiser may take as an event's floor: one meetingID exactly,
+/// or, written with a trailing `*`, every meeting whose id starts with what comes before it
+/// (`coop-a-*`). A bare `*` is refused: every meeting on the server is the admin's alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MeetingPattern(String);
+
+impl MeetingPattern {
+    /// Check a pattern as the admin typed it (surrounding spaces are dropped).
+    pub fn parse(pattern: &str) -> Result<Self, IdError> {
+        let p = pattern.trim();
+        let stem = p.strip_suffix('*').unwrap_or(p);
+        let ok = !stem.is_empty()
+            && p.chars().count() <= 256
+            && !stem.contains('*')
+            && !p.chars().any(char::is_control);
+        if ok { Ok(Self(p.to_owned())) } else { Err(IdError::MeetingPattern(p.chars().take(40).collect())) }
+    }
+
+    /// Whether the pattern covers the meeting with id `meeting`.
+    pub fn allows(&self, meeting: &str) -> bool {
+        match self.0.strip_suffix('*') {
+            Some(prefix) => meeting.starts_with(prefix),
+            None => meeting == self.0,
+        }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MeetingPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// `len` random bytes, as lower-case hex.
@@ -205,6 +249,19 @@ string_id!(SessionId);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meeting_patterns_are_exact_ids_or_prefixes() {
+        let exact = MeetingPattern::parse(" plenary-1 ").unwrap();
+        assert!(exact.allows("plenary-1"));
+        assert!(!exact.allows("plenary-10"), "an exact id is not a prefix");
+        let prefix = MeetingPattern::parse("coop-a-*").unwrap();
+        assert!(prefix.allows("coop-a-") && prefix.allows("coop-a-plenary"));
+        assert!(!prefix.allows("coop-b-plenary") && !prefix.allows("coop-a"));
+        for bad in ["", "*", "  *", "a*b", "a**", "a\nb*", &"x".repeat(257)] {
+            assert!(MeetingPattern::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn languages_are_canonical() {

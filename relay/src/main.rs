@@ -44,6 +44,11 @@ enum OrganiserAction {
     List,
     /// Revoke an organiser account: its token stops working.
     Revoke { id: i64 },
+    /// Let an organiser take BBB meetings as floors: a meetingID, or a prefix ending in '*'
+    /// (`coop-a-*`). Without an allowance an organiser can take no meeting; the admin token any.
+    Allow { id: i64, pattern: String },
+    /// Take an allowance back (events already created keep their floor).
+    Disallow { id: i64, pattern: String },
 }
 
 #[derive(clap::Args)]
@@ -170,7 +175,25 @@ async fn organiser(args: OrganiserArgs) -> anyhow::Result<()> {
         OrganiserAction::List => {
             for o in store.organisers().await? {
                 println!("{:>4}  {}{}", o.id, o.name, if o.revoked { "  (revoked)" } else { "" });
+                let meetings = store.meeting_allowances(o.id).await?;
+                if !meetings.is_empty() {
+                    let meetings: Vec<&str> = meetings.iter().map(|m| m.as_str()).collect();
+                    println!("      BBB meetings: {}", meetings.join(", "));
+                }
             }
+        }
+        OrganiserAction::Allow { id, pattern } => {
+            let pattern = tolk_relay::ids::MeetingPattern::parse(&pattern)?;
+            anyhow::ensure!(store.allow_meetings(id, &pattern).await?, "no live organiser {id}");
+            println!("Organiser {id} may take BBB meetings matching '{pattern}' as floors.");
+        }
+        OrganiserAction::Disallow { id, pattern } => {
+            let pattern = tolk_relay::ids::MeetingPattern::parse(&pattern)?;
+            anyhow::ensure!(
+                store.disallow_meetings(id, &pattern).await?,
+                "organiser {id} has no allowance '{pattern}'"
+            );
+            println!("Organiser {id} may no longer take BBB meetings matching '{pattern}'.");
         }
         OrganiserAction::Revoke { id } => {
             anyhow::ensure!(store.revoke_organiser(id).await?, "no live organiser {id}");

@@ -1,14 +1,14 @@
 //! An event whose floor is a BigBlueButton meeting, against the BBB stand-in (`tolk_tests::bbb`)
 //! over the network: both offer flows end to end (a listener hears the meeting's tone through
 //! Tolk), a wrong secret, a meeting that is not running yet, a dropped websocket, a meeting that
-//! ends and an event that ends.
+//! ends and an event that ends; which meetings an organiser may take.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tolk_relay::api::{EventView, FloorKind, FloorState, FloorStatus, Live};
+use tolk_relay::api::{EventView, FloorKind, FloorState, FloorStatus, Live, Problem};
 use tolk_relay::bbb::BbbConfig;
-use tolk_relay::ids::EventId;
+use tolk_relay::ids::{EventId, MeetingPattern};
 use tolk_tests::audio::dominant_frequency;
 use tolk_tests::bbb::{BbbStandIn, OfferFlow, StandInConfig};
 use tolk_tests::client;
@@ -261,6 +261,62 @@ async fn bbb_floors_need_a_bbb_server_and_a_meeting_id() -> anyhow::Result<()> {
     }
     let events: Vec<EventView> = relay.admin_get("/api/v1/events").await?;
     assert_eq!(events.len(), 0, "{events:?}");
+    relay.stop().await;
+    Ok(())
+}
+
+/// A BBB server is shared by many organisers and Tolk's bot joins with the server's secret: an
+/// organiser takes only the meetings the operator allowed it; the admin any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organiser_takes_only_the_meetings_it_is_allowed() -> anyhow::Result<()> {
+    let bbb = BbbStandIn::start(StandInConfig::default()).await?;
+    let relay = relay_for(&bbb, bbb.secret(), tolk_relay::bbb::OfferFlow::Server).await?;
+    let store = relay.server.store();
+    let token = tolk_relay::ids::Token::generate();
+    let alpha = store.insert_organiser("Alpha co-op", &token).await?;
+    let now = chrono::Utc::now();
+    let create = |meeting: &str| {
+        let body = json!({
+            "title": "Plenary", "floor_language": "en", "languages": ["fr"],
+            "starts_at": (now + chrono::Duration::days(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::days(1) + chrono::Duration::hours(1)).to_rfc3339(),
+            "expected_listeners": 10, "floor": {"kind": "bbb", "meeting_id": meeting},
+        });
+        relay.http.post(relay.url("/api/v1/events")).bearer_auth(token.secret()).json(&body).send()
+    };
+    let count = || async {
+        let events: Vec<EventView> = relay.admin_get("/api/v1/events").await?;
+        anyhow::Ok(events.len())
+    };
+
+    // No allowance: 403 with a sentence, nothing stored.
+    let refused = create("other-coop-board").await?;
+    assert_eq!(refused.status().as_u16(), 403);
+    let problem: Problem = refused.json().await?;
+    assert!(problem.detail.contains("may not take BBB meeting 'other-coop-board'"), "{problem:?}");
+    assert_eq!(count().await?, 0);
+
+    // An exact id and a prefix.
+    let exact = MeetingPattern::parse("alpha-plenary")?;
+    let prefix = MeetingPattern::parse("alpha-ws-*")?;
+    assert!(store.allow_meetings(alpha.id, &exact).await?);
+    assert!(store.allow_meetings(alpha.id, &prefix).await?);
+    assert!(store.allow_meetings(alpha.id, &prefix).await?, "allowing twice changes nothing");
+    assert_eq!(store.meeting_allowances(alpha.id).await?, vec![exact.clone(), prefix.clone()]);
+    assert_eq!(create("alpha-plenary").await?.status().as_u16(), 201);
+    assert_eq!(create("alpha-ws-3").await?.status().as_u16(), 201);
+    for other in ["alpha-plenary-2", "alpha-w", "other-coop-board"] {
+        assert_eq!(create(other).await?.status().as_u16(), 403, "{other}");
+    }
+    // A malformed meeting id is still a 400 (the request is checked before the allowance).
+    assert_eq!(create("a\nb").await?.status().as_u16(), 400);
+    assert_eq!(count().await?, 2);
+
+    // Taken back: refused again. The admin takes any meeting.
+    assert!(store.disallow_meetings(alpha.id, &prefix).await?);
+    assert_eq!(create("alpha-ws-4").await?.status().as_u16(), 403);
+    let admin = bbb_event(&relay, "other-coop-board", chrono::Duration::hours(1)).await?;
+    assert_eq!(admin.floor.meeting_id.as_deref(), Some("other-coop-board"));
     relay.stop().await;
     Ok(())
 }

@@ -20,7 +20,7 @@ pub(crate) use views::{
 };
 
 use crate::admission::{Admission, AdmissionError};
-use crate::auth::{Auth, AuthError};
+use crate::auth::{Auth, AuthError, Caller};
 use crate::bbb::floor::FloorState;
 use crate::booths::desk::BoothAction;
 use crate::booths::{BoothError, BoothState, Booths};
@@ -297,6 +297,21 @@ impl App {
 
     /// The demo event `demo`: English floor from the built-in voice (an RTP floor), French and
     /// German channels. Created on first use, reused afterwards.
+    /// Create an event for `caller` (or only check it, `dry_run`). A BBB floor must be a meeting
+    /// the caller may take: checked after the request itself, before capacity.
+    pub(crate) async fn create_event(
+        &self,
+        caller: Caller,
+        request: NewEvent,
+        dry_run: bool,
+    ) -> Result<EventView, AppError> {
+        if let FloorRequest::Bbb { meeting_id } = &request.floor {
+            crate::events::validate(&request)?;
+            self.auth.may_take_meeting(caller, meeting_id).await?;
+        }
+        Ok(self.events.create(caller, request, dry_run).await?)
+    }
+
     pub(crate) async fn ensure_demo(&self) -> Result<EventView, AppError> {
         let id = EventId::parse("demo")?;
         if let Some(event) = self.store.event(&id).await? {

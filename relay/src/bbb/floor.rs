@@ -84,6 +84,7 @@ impl BbbFloor {
             api,
             meeting,
             forward_to,
+            forward: None,
             status: status_tx,
             ends_at: ends_rx,
             stop: stop_rx,
@@ -121,6 +122,9 @@ struct Runner {
     api: Arc<BbbApi>,
     meeting: String,
     forward_to: SocketAddr,
+    /// The socket packets are forwarded from: one for the floor's whole life, so that the RTP
+    /// floor's lock on its sender (address and port) holds across reconnections.
+    forward: Option<Arc<std::net::UdpSocket>>,
     status: watch::Sender<FloorStatus>,
     ends_at: watch::Receiver<DateTime<Utc>>,
     stop: watch::Receiver<()>,
@@ -226,6 +230,16 @@ impl Runner {
 
     /// Join, connect the audio and forward it until it drops or Tolk leaves; says whether the
     /// audio was live.
+    /// The forwarding socket, bound on first use.
+    fn forward_socket(&mut self) -> Result<Arc<std::net::UdpSocket>, BbbError> {
+        if let Some(socket) = &self.forward {
+            return Ok(socket.clone());
+        }
+        let socket = Arc::new(crate::bbb::peer::forward_socket(self.forward_to)?);
+        self.forward = Some(socket.clone());
+        Ok(socket)
+    }
+
     async fn session(&mut self) -> Result<(Outcome, bool), BbbError> {
         let config = self.api.config().clone();
         let bot = self.api.join_bot(&self.meeting).await?;
@@ -245,12 +259,13 @@ impl Runner {
                 socket.send(&sfu::start(None)).await?;
                 let offer = started(&mut socket).await?;
                 let remote = first_candidate_ip(&offer).or(bbb_host).ok_or_else(no_address)?;
-                peer = FloorPeer::new(remote, self.forward_to).await?;
+                peer = FloorPeer::new(remote, self.forward_socket()?, self.forward_to).await?;
                 let answer = peer.answer(&offer)?;
                 socket.send(&sfu::subscriber_answer(&answer)).await?;
             }
             OfferFlow::Client => {
-                peer = FloorPeer::new(bbb_host.ok_or_else(no_address)?, self.forward_to).await?;
+                let forward = self.forward_socket()?;
+                peer = FloorPeer::new(bbb_host.ok_or_else(no_address)?, forward, self.forward_to).await?;
                 let offer = peer.offer()?;
                 socket.send(&sfu::start(Some(&offer))).await?;
                 let answer = started(&mut socket).await?;

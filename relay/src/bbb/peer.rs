@@ -5,6 +5,7 @@
 //! SSRC, which the shards treat as a new input on the same continuity line.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -25,12 +26,21 @@ pub(super) enum PeerNote {
     Lost,
 }
 
+/// The non-blocking socket a floor forwards the meeting's packets from, to `forward_to`.
+pub(super) fn forward_socket(forward_to: SocketAddr) -> Result<std::net::UdpSocket, BbbError> {
+    let io = |what: &str, e: std::io::Error| BbbError::Media(format!("{what}: {e}"));
+    let forward = std::net::UdpSocket::bind(SocketAddr::new(forward_to.ip(), 0))
+        .map_err(|e| io("could not bind the floor forwarding socket", e))?;
+    forward.set_nonblocking(true).map_err(|e| io("floor forwarding socket", e))?;
+    Ok(forward)
+}
+
 pub(super) struct FloorPeer {
     rtc: Rtc,
     socket: tokio::net::UdpSocket,
     local: SocketAddr,
     pending: Option<SdpPendingOffer>,
-    forward: std::net::UdpSocket,
+    forward: Arc<std::net::UdpSocket>,
     forward_to: SocketAddr,
     ssrc: u32,
     packets: u64,
@@ -40,16 +50,17 @@ pub(super) struct FloorPeer {
 
 impl FloorPeer {
     /// A peer on a UDP port of the local address that routes toward `remote` (BBB's media).
-    pub(super) async fn new(remote: IpAddr, forward_to: SocketAddr) -> Result<Self, BbbError> {
+    pub(super) async fn new(
+        remote: IpAddr,
+        forward: Arc<std::net::UdpSocket>,
+        forward_to: SocketAddr,
+    ) -> Result<Self, BbbError> {
         let io = |what: &str, e: std::io::Error| BbbError::Media(format!("{what}: {e}"));
         let local_ip = route_source(remote).map_err(|e| io("no route to BBB's media address", e))?;
         let socket = tokio::net::UdpSocket::bind(SocketAddr::new(local_ip, 0))
             .await
             .map_err(|e| io("could not bind a UDP socket for BBB's media", e))?;
         let local = socket.local_addr().map_err(|e| io("UDP socket", e))?;
-        let forward = std::net::UdpSocket::bind(SocketAddr::new(forward_to.ip(), 0))
-            .map_err(|e| io("could not bind the floor forwarding socket", e))?;
-        forward.set_nonblocking(true).map_err(|e| io("floor forwarding socket", e))?;
         let mut rtc =
             Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).build(Instant::now());
         let candidate = Candidate::host(local, "udp")

@@ -28,7 +28,7 @@ pub(super) async fn create_event(
     JsonBody(request): JsonBody<NewEvent>,
 ) -> Result<Response, ApiError> {
     let dry_run = query.dry_run.unwrap_or(false);
-    let view = app.events.create(caller, request, dry_run).await?;
+    let view = app.create_event(caller, request, dry_run).await?;
     Ok(if dry_run {
         Json(serde_json::json!({"fits": true})).into_response()
     } else {

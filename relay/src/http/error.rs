@@ -62,6 +62,7 @@ impl From<IdError> for ApiError {
         match e {
             IdError::Event(_) | IdError::Session(_) => Self::not_found(e.to_string()),
             IdError::Language(_) => Self::not_found(e.to_string()),
+            IdError::MeetingPattern(_) => Self::bad_request(e.to_string()),
         }
     }
 }
@@ -99,6 +100,7 @@ impl From<crate::auth::AuthError> for ApiError {
     fn from(e: crate::auth::AuthError) -> Self {
         use crate::auth::AuthError;
         match e {
+            AuthError::MeetingNotAllowed(_) => Self::new(StatusCode::FORBIDDEN, e.to_string()),
             AuthError::Store(e) => e.into(),
             AuthError::DataDir { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             _ => Self::unauthorized(e.to_string()),

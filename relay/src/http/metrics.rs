@@ -37,7 +37,7 @@ impl Exposition {
 
 type Field = fn(&ShardStats) -> f64;
 
-const SHARD_COUNTERS: [(&str, &str, Field); 8] = [
+const SHARD_COUNTERS: [(&str, &str, Field); 10] = [
     ("tolk_packets_in_total", "Datagrams received by the media shards.", |s| s.packets_in as f64),
     ("tolk_bytes_in_total", "Bytes received by the media shards.", |s| s.bytes_in as f64),
     ("tolk_packets_out_total", "Datagrams sent by the media shards.", |s| s.packets_out as f64),
@@ -49,6 +49,16 @@ const SHARD_COUNTERS: [(&str, &str, Field); 8] = [
         s.busy_seconds
     }),
     ("tolk_shard_loops_total", "Turns of each shard loop.", |s| s.loops as f64),
+    (
+        "tolk_unknown_datagrams_total",
+        "Datagrams from unknown addresses without a valid ICE check (dropped).",
+        |s| s.unknown_dropped as f64,
+    ),
+    (
+        "tolk_rtp_floor_rejected_total",
+        "RTP floor datagrams not taken: another source while locked, another payload type, too fast, or not RTP.",
+        |s| s.rtp_floor_rejected as f64,
+    ),
     ("tolk_packets_direct_total", "RTP packets sent with Tolk's own SRTP (not through str0m).", |s| {
         s.packets_direct as f64
     }),

@@ -23,7 +23,8 @@ use crate::media::router::{ChannelIndex, EventRouter, OnAir};
 use crate::media::rtp::{self as plain_rtp, SeqExtender};
 use crate::media::{ChannelPacket, Source, SourcePacket};
 use crate::net::peer::{self, Peer, PeerRole, Stage, Written};
-use crate::net::settled::{CONSENT_TIMEOUT, SettledInput};
+use crate::net::rtp_floor::{RtpFloor, Verdict};
+use crate::net::settled::{self, CONSENT_TIMEOUT, SettledInput};
 use crate::net::table::PeerTable;
 use crate::net::timers::{PeerKey, Timers, Wake};
 use crate::net::udp::{self, SendBatch};
@@ -89,6 +90,8 @@ pub struct CoreCounters {
     pub direct: u64,
     /// Peers whose `write` queued nothing (not connected, stale packet, no such track).
     pub not_written: u64,
+    /// Datagrams from an address no peer has, without a valid check to open it (dropped).
+    pub unknown: u64,
 }
 
 struct EventMedia {
@@ -116,13 +119,6 @@ fn mixing_shard(event: &EventId, shards: usize) -> usize {
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     (hash % shards.max(1) as u64) as usize
-}
-
-/// An RTP floor's input line: who sends it now.
-struct RtpFloor {
-    ssrc: Option<u32>,
-    input: u64,
-    extender: SeqExtender,
 }
 
 /// Source packets still to fan out here, and where the current one paused (the send batch was
@@ -157,6 +153,8 @@ pub struct ShardCore {
     counters: CoreCounters,
     /// Listeners in `Stage::Settled` (kept as they change, so stats never walk the peers).
     settled: usize,
+    /// Rejections counted by RTP floors since closed (the metric is a counter).
+    closed_rejected: u64,
 }
 
 impl ShardCore {
@@ -174,6 +172,7 @@ impl ShardCore {
             outbox: Outbox::default(),
             counters: CoreCounters::default(),
             settled: 0,
+            closed_rejected: 0,
         }
     }
 
@@ -220,12 +219,17 @@ impl ShardCore {
         let slot = match self.peers.slot_of_addr(&source) {
             Some(slot) => slot,
             None => {
-                // A new address: only a STUN binding request naming one of our peers opens it.
+                // A new address: only a STUN binding request naming one of our peers, signed
+                // with that peer's ICE password, opens it (checked before anything is stored).
                 let Some(slot) = StunMessage::parse(data)
                     .ok()
                     .and_then(|m| m.split_username().map(|(local, _)| local.to_owned()))
                     .and_then(|ufrag| self.peers.slot_of_ufrag(&ufrag))
+                    .filter(|slot| {
+                        self.peers.get(*slot).is_some_and(|p| settled::is_check_for(data, p.ice_password()))
+                    })
                 else {
+                    self.counters.unknown += 1;
                     debug!(%source, "datagram from an unknown address dropped");
                     return;
                 };
@@ -261,19 +265,19 @@ impl ShardCore {
         self.counters.packets_in += 1;
         self.counters.bytes_in += data.len() as u64;
         let Some(floor) = self.rtp_floors.get_mut(event) else { return };
-        let packet = match plain_rtp::parse(data) {
-            Ok(p) => p,
-            Err(e) => {
-                debug!(%source, error = %e, "RTP floor datagram dropped");
-                return;
-            }
+        let Ok(packet) = plain_rtp::parse(data) else {
+            floor.reject();
+            return;
         };
-        if floor.ssrc != Some(packet.ssrc) {
-            // A new sender (or a restarted one): a new input line.
-            floor.ssrc = Some(packet.ssrc);
-            floor.input = self.inputs.fetch_add(1, Ordering::Relaxed);
-            floor.extender = SeqExtender::default();
-            info!(%event, ssrc = packet.ssrc, %source, "RTP floor sender");
+        match floor.admit(now, source, packet.payload_type, packet.ssrc) {
+            Verdict::Reject => return,
+            Verdict::Take { new_input: false } => {}
+            Verdict::Take { new_input: true } => {
+                // A new sender, or a new stream of it: a new input line.
+                floor.input = self.inputs.fetch_add(1, Ordering::Relaxed);
+                floor.extender = SeqExtender::default();
+                info!(%event, ssrc = packet.ssrc, %source, pt = packet.payload_type, "RTP floor sender");
+            }
         }
         self.sources.push(Arc::new(SourcePacket {
             event: event.clone(),
@@ -324,8 +328,7 @@ impl ShardCore {
     /// The RTP floor of an event starts taking datagrams (the driver owns its socket).
     pub fn open_rtp_floor(&mut self, layout: &Arc<EventLayout>) {
         self.event_media(layout);
-        self.rtp_floors
-            .insert(layout.id.clone(), RtpFloor { ssrc: None, input: 0, extender: SeqExtender::default() });
+        self.rtp_floors.insert(layout.id.clone(), RtpFloor::default());
     }
 
     /// Accept an offer: a publisher (floor or booth) or a listener joins. Nothing is kept on error.
@@ -413,7 +416,9 @@ impl ShardCore {
         for slot in slots {
             self.remove_peer(slot, "event ended");
         }
-        self.rtp_floors.remove(event);
+        if let Some(floor) = self.rtp_floors.remove(event) {
+            self.closed_rejected += floor.rejected;
+        }
         self.events.remove(event);
     }
 
@@ -439,6 +444,9 @@ impl ShardCore {
             packets_in: self.counters.packets_in,
             bytes_in: self.counters.bytes_in,
             packets_direct: self.counters.direct,
+            unknown_dropped: self.counters.unknown,
+            rtp_floor_rejected: self.rtp_floors.values().map(|f| f.rejected).sum::<u64>()
+                + self.closed_rejected,
             ..ShardStats::default()
         }
     }
@@ -1106,5 +1114,62 @@ mod tests {
             heard.dedup();
             assert_eq!(heard.len(), 5, "every listener got the packet once it was done");
         }
+    }
+
+    #[test]
+    fn a_new_address_needs_a_signed_check_and_a_peer_keeps_at_most_four() {
+        use crate::net::table::MAX_REMOTES;
+        let mut core = core();
+        let now = Instant::now();
+        let (_client, session) = join_listener(&mut core, now, client_addr(50));
+        let slot = core.peers().slot_of_session(&session).unwrap();
+        let peer = core.peers().get(slot).unwrap();
+        let (username, password) = (format!("{}:client", peer.ufrag), peer.ice_password().to_owned());
+        // Our ufrag with a wrong password, from many addresses: nothing is mapped or answered.
+        core.outbox().send.drain().for_each(drop);
+        for i in 0..20 {
+            let forged = settled::binding_request(&username, "not-the-password");
+            core.on_datagram(now, client_addr(100 + i), &forged);
+        }
+        assert!(core.peers().get(slot).unwrap().remotes.is_empty());
+        assert_eq!(core.peers().slot_of_addr(&client_addr(100)), None);
+        assert!(core.outbox().send.is_empty(), "a forged check is not answered");
+        assert_eq!(core.counters().unknown, 20);
+        // Signed checks from six addresses: the peer keeps the last four.
+        for i in 0..6 {
+            core.on_datagram(now, client_addr(130 + i), &settled::binding_request(&username, &password));
+        }
+        assert_eq!(core.peers().get(slot).unwrap().remotes.len(), MAX_REMOTES);
+        for i in 0..6 {
+            let mapped = core.peers().slot_of_addr(&client_addr(130 + i));
+            assert_eq!(mapped, (i >= 2).then_some(slot), "address {i}");
+        }
+        assert_eq!(stage_of(&core, &session), Some("connecting"));
+    }
+
+    #[test]
+    fn the_rtp_floor_takes_one_sender_and_counts_the_rest() {
+        let mut core = core();
+        let t = Instant::now();
+        core.open_rtp_floor(&layout());
+        let event = layout().id.clone();
+        let rtp = |seq: u16, ssrc: u32, pt: u8| {
+            let mut p = vec![0x80, pt, (seq >> 8) as u8, seq as u8, 0, 0, 0, 0];
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p.extend_from_slice(&[0xfc, 1, 2, 3]);
+            p
+        };
+        let (floor, intruder) = (client_addr(60), client_addr(61));
+        for seq in 0..10u16 {
+            let at = t + Duration::from_millis(20 * u64::from(seq));
+            core.on_rtp_datagram(at, &event, floor, &rtp(seq, 7, 111));
+            core.on_rtp_datagram(at, &event, intruder, &rtp(seq, 8, 111));
+            core.on_rtp_datagram(at, &event, floor, &rtp(seq, 7, 0));
+            core.on_rtp_datagram(at, &event, floor, b"junk");
+        }
+        let forwarded: Vec<_> = core.outbox().forward.drain(..).collect();
+        assert_eq!(forwarded.len(), 10, "only the locked sender's Opus packets are routed");
+        assert!(forwarded.iter().all(|p| p.input == forwarded[0].input), "one input line");
+        assert_eq!(core.stats().rtp_floor_rejected, 30);
     }
 }

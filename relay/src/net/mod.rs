@@ -7,6 +7,7 @@
 pub mod core;
 pub mod key_tap;
 pub mod peer;
+pub mod rtp_floor;
 pub mod settled;
 mod shard;
 pub mod table;
@@ -123,6 +124,10 @@ pub struct ShardStats {
     pub packets_dropped: u64,
     /// Packets protected and sent by Tolk itself ([`key_tap`]).
     pub packets_direct: u64,
+    /// Datagrams from addresses no peer has, without a valid STUN check to open one.
+    pub unknown_dropped: u64,
+    /// Datagrams the RTP floors did not take (another source, payload type, too fast, not RTP).
+    pub rtp_floor_rejected: u64,
     pub busy_seconds: f64,
     pub loops: u64,
 }

@@ -278,6 +278,11 @@ impl Accepted {
 }
 
 impl Peer {
+    /// Our ICE password: the key of every STUN check meant for this peer.
+    pub fn ice_password(&self) -> &str {
+        &self.ice_password
+    }
+
     /// A peer in the `Connecting` stage, from an accepted offer.
     pub fn new(
         key: PeerKey,
@@ -484,7 +489,7 @@ impl Peer {
             self.stage = Stage::Direct(engine, srtp);
             return false;
         };
-        let consent = Settled::new(std::mem::take(&mut self.ice_password), now);
+        let consent = Settled::new(self.ice_password.clone(), now);
         self.stage = Stage::Settled { consent, srtp, destination };
         self.span.in_scope(|| tracing::debug!("settled: engine dropped, consent answered by Tolk"));
         true

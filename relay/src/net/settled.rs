@@ -34,6 +34,30 @@ pub enum SettledInput {
     Ignore,
 }
 
+/// Whether `data` is a STUN binding request carrying a valid MESSAGE-INTEGRITY for `password`
+/// (our ICE password): only such a check may point a new address at a peer.
+pub fn is_check_for(data: &[u8], password: &str) -> bool {
+    StunMessage::parse(data).is_ok_and(|m| m.is_binding_request() && m.verify(password.as_bytes(), hmac_sha1))
+}
+
+/// A STUN binding request as a client's ICE agent sends it: `username` is
+/// `<our ufrag>:<theirs>`, signed with our `password`.
+#[cfg(test)]
+pub(crate) fn binding_request(username: &str, password: &str) -> Vec<u8> {
+    use str0m::ice::{StunMessageBuilder, TransId};
+    let message = StunMessageBuilder::new()
+        .binding()
+        .request()
+        .username(username)
+        .prio(1)
+        .ice_controlling(7)
+        .build(TransId::new());
+    let mut buf = vec![0u8; 256];
+    let len = message.to_bytes(Some(password.as_bytes()), &mut buf, hmac_sha1).unwrap_or(0);
+    buf.truncate(len);
+    buf
+}
+
 fn hmac_sha1(key: &[u8], chunks: &[&[u8]]) -> [u8; 20] {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key);
     let mut context = hmac::Context::with_key(&key);

@@ -11,6 +11,10 @@ use crate::ids::SessionId;
 use crate::net::peer::Peer;
 use crate::net::timers::PeerKey;
 
+/// Addresses one peer may be reached from at once (its ICE candidates' pairs, a NAT rebinding):
+/// enough for real clients, and a bound on what valid checks from new addresses can add.
+pub const MAX_REMOTES: usize = 4;
+
 /// The peers of one shard and their indices.
 #[derive(Default)]
 pub struct PeerTable {
@@ -57,10 +61,15 @@ impl PeerTable {
         Some(peer)
     }
 
-    /// Datagrams from `addr` now go to the peer in `slot` (no-op for an empty slot).
+    /// Datagrams from `addr` now go to the peer in `slot` (no-op for an empty slot). A peer keeps
+    /// at most [`MAX_REMOTES`] addresses: the oldest goes when a new one comes.
     pub fn add_remote(&mut self, slot: u32, addr: SocketAddr) {
-        if self.get(slot).is_none() {
-            return;
+        let Some(peer) = self.get_mut(slot) else { return };
+        if !peer.remotes.contains(&addr) && peer.remotes.len() >= MAX_REMOTES {
+            let oldest = peer.remotes.remove(0);
+            if self.by_addr.get(&oldest) == Some(&slot) {
+                self.by_addr.remove(&oldest);
+            }
         }
         if let Some(previous) = self.by_addr.insert(addr, slot)
             && previous != slot

@@ -1,8 +1,9 @@
-//! Organiser accounts: a name and a token (stored hashed). An organiser owns the events it creates.
+//! Organiser accounts: a name and a token (stored hashed). An organiser owns the events it creates,
+//! and may take as a floor only the BigBlueButton meetings its allowances name.
 
 use chrono::Utc;
 
-use crate::ids::Token;
+use crate::ids::{MeetingPattern, Token};
 use crate::store::{Store, StoreError};
 
 /// An organiser account.
@@ -50,6 +51,51 @@ impl Store {
             .into_iter()
             .map(|(id, name, revoked)| Organiser { id, name, revoked: revoked.is_some() })
             .collect())
+    }
+
+    /// Let organiser `id` take the BBB meetings `pattern` covers as floors; false when there is no
+    /// such live organiser. Allowing twice changes nothing.
+    pub async fn allow_meetings(&self, id: i64, pattern: &MeetingPattern) -> Result<bool, StoreError> {
+        let live: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM organisers WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if live.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO meeting_allowances (organiser_id, pattern, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (organiser_id, pattern) DO NOTHING",
+        )
+        .bind(id)
+        .bind(pattern.as_str())
+        .bind(Utc::now().timestamp())
+        .execute(&self.pool)
+        .await?;
+        Ok(true)
+    }
+
+    /// Take an allowance back; false when organiser `id` did not have it.
+    pub async fn disallow_meetings(&self, id: i64, pattern: &MeetingPattern) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM meeting_allowances WHERE organiser_id = $1 AND pattern = $2")
+            .bind(id)
+            .bind(pattern.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The meeting patterns organiser `id` is allowed, in the order they were given.
+    pub async fn meeting_allowances(&self, id: i64) -> Result<Vec<MeetingPattern>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT pattern FROM meeting_allowances WHERE organiser_id = $1 ORDER BY created_at, pattern",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        // Stored patterns were checked when allowed; one that no longer parses allows nothing.
+        Ok(rows.iter().filter_map(|p| MeetingPattern::parse(p).ok()).collect())
     }
 
     /// Revoke an organiser account; false when there was no such live account.
