@@ -42,4 +42,5 @@ mod events;
 mod floors;
 mod http;
 mod languages;
+mod limits;
 mod usage;

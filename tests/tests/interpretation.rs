@@ -196,6 +196,31 @@ async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> any
         "fr falls back to the floor within 1 s of the revoke: {heard:.0} Hz"
     );
 
+    // Switching is limited per session: a person's few switches pass, a script flipping channels
+    // gets 429 with Retry-After and a sentence.
+    let mut limited = None;
+    for i in 0..40 {
+        let language = if i % 2 == 0 { "de" } else { "fr" };
+        let response = relay
+            .http
+            .post(format!("{}/channel", de.session_url))
+            .json(&json!({"language": language}))
+            .send()
+            .await?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((i, response));
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "switch {i}");
+    }
+    let (taken, response) = limited.context("40 switches at once were all taken")?;
+    assert!(taken >= 5, "limited after {taken} switches");
+    let retry: u32 =
+        response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+    assert!(retry >= 1, "Retry-After: {retry}");
+    let problem: tolk_relay::api::Problem = response.json().await?;
+    assert!(problem.detail.contains("too many channel switches"), "{problem:?}");
+
     // Usage facts were recorded as it happened.
     let event_id = tolk_relay::ids::EventId::parse(&id)?;
     let counts = relay.server.store().usage_counts(&event_id).await?;

@@ -10,7 +10,8 @@
 pub(crate) mod views;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::Utc;
 use tracing::warn;
@@ -28,6 +29,7 @@ use crate::config::Settings;
 use crate::events::{EventError, EventView, Events, FloorRequest, NewEvent, channels};
 use crate::floors::{FloorError, Floors};
 use crate::ids::{EventId, Language, SessionId};
+use crate::limits::{Limiter, Rate};
 use crate::net::{Media, MediaConfig, MediaNote, NetError, SessionKind, ShardStats};
 use crate::store::interpreters::Interpreter;
 use crate::store::{FloorKind, Store, StoreError};
@@ -53,6 +55,9 @@ pub enum AppError {
     /// A channel switch for a session that is not a live listener.
     #[error("no listening session {0}")]
     NoListeningSession(SessionId),
+    /// Too many channel switches from one session.
+    #[error("too many channel switches; try again in {0} s")]
+    TooManySwitches(u32),
     #[error(transparent)]
     Id(#[from] crate::ids::IdError),
     #[error("could not prepare the data directory {path}: {source}")]
@@ -69,7 +74,12 @@ pub(crate) struct App {
     pub booths: Booths,
     media: Arc<Media>,
     store: Store,
+    /// Channel switches per listening session: a page's language picker, not a script.
+    switches: Mutex<Limiter<SessionId>>,
 }
+
+/// Channel switches a session may make at once, and per second after that.
+const SWITCH_RATE: Rate = Rate { burst: 10.0, per_second: 1.0 };
 
 impl App {
     /// Open the store, start the media shards and the services, resume stored floors.
@@ -105,6 +115,7 @@ impl App {
             booths,
             media,
             store,
+            switches: Mutex::new(Limiter::new(SWITCH_RATE, 10_000)),
         });
         tokio::spawn(follow_notes(Arc::downgrade(&app), notes));
         app.events.resume_floors().await?;
@@ -149,6 +160,10 @@ impl App {
             .map(|e| e.event.clone())
             .ok_or_else(|| AppError::NoListeningSession(session.clone()))?;
         self.events.live(&event).await?.check_channel(&language)?;
+        let allowed = self.switches.lock().map_or(Ok(()), |mut s| s.check(session, Instant::now()));
+        if let Err(wait) = allowed {
+            return Err(AppError::TooManySwitches(wait.as_secs_f64().ceil().max(1.0) as u32));
+        }
         self.media.switch(session, 0, language.clone()).await?;
         if let Err(e) = self.store.record_listening(&event, session, Some(&language)).await {
             warn!(error = %e, "could not record a channel switch");
@@ -340,6 +355,9 @@ async fn follow_notes(app: std::sync::Weak<App>, mut notes: tokio::sync::mpsc::U
         match note {
             MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Listener) } => {
                 app.admission.release(&event);
+                if let Ok(mut switches) = app.switches.lock() {
+                    switches.forget(&session);
+                }
                 if let Err(e) = app.store.record_listening(&event, &session, None).await {
                     warn!(error = %e, "could not record a listener leaving");
                 }
