@@ -77,6 +77,13 @@ pub struct Offer {
     pub sdp: String,
 }
 
+impl Offer {
+    /// The address the peer's media comes from (its host candidate).
+    pub fn local_ip(&self) -> IpAddr {
+        self.local.ip()
+    }
+}
+
 /// A new peer at `at` (its one host candidate).
 fn peer_on(at: Endpoint) -> anyhow::Result<(Rtc, Option<std::net::UdpSocket>, SocketAddr)> {
     let (socket, local) = match at {
@@ -880,7 +887,23 @@ pub async fn post_offer(
     token: Option<&str>,
     offer: &str,
 ) -> anyhow::Result<(String, String)> {
+    post_offer_as(http, url, token, offer, None).await
+}
+
+/// [`post_offer`] on behalf of a client at `client` (X-Forwarded-For, which a relay on this
+/// machine believes from loopback): each generated listener is a client of its own, as
+/// listeners on a real network are, rather than thousands of joins from one address.
+pub async fn post_offer_as(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    offer: &str,
+    client: Option<IpAddr>,
+) -> anyhow::Result<(String, String)> {
     let mut request = http.post(url).header("content-type", "application/sdp").body(offer.to_owned());
+    if let Some(client) = client {
+        request = request.header("x-forwarded-for", client.to_string());
+    }
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }

@@ -678,7 +678,9 @@ impl Joiner {
         let (session, mut ready) = match self.relay {
             RelayTarget::Tolk { .. } => {
                 let offer = engine::offer(command.endpoint(self.local_ip), false, 1)?;
-                let (session, answer) = engine::post_offer(&self.http, url, None, &offer.sdp).await?;
+                let client = Some(offer.local_ip());
+                let (session, answer) =
+                    engine::post_offer_as(&self.http, url, None, &offer.sdp, client).await?;
                 (session, offer.accept(&answer, None, decode)?)
             }
             RelayTarget::Janus { mountpoint, listener_ip, .. } => {

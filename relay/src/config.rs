@@ -99,6 +99,10 @@ pub struct ConfigArgs {
     /// serves none [default: 127.0.0.1:9464].
     #[arg(long, env = "TOLK_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Addresses of reverse proxies (BBB's nginx) whose X-Forwarded-For names the real client,
+    /// comma-separated [default: 127.0.0.1,::1].
+    #[arg(long, env = "TOLK_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<IpAddr>>,
     /// Label listener counts with event ids in `/metrics` (anyone who reads an event id can
     /// listen to it) [default: false: totals per language only].
     #[arg(long, env = "TOLK_METRICS_PER_EVENT")]
@@ -128,6 +132,7 @@ struct FileConfig {
     bbb_offer: Option<String>,
     metrics_listen: Option<String>,
     metrics_per_event: Option<bool>,
+    trusted_proxies: Option<Vec<IpAddr>>,
 }
 
 /// The resolved configuration.
@@ -167,6 +172,13 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Whether `/metrics` labels listener counts with event ids.
     pub metrics_per_event: bool,
+    /// Reverse proxies whose X-Forwarded-For is believed (the client address of a request).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Listener joins one client address may make at once: a conference hall behind one NAT
+    /// address gets hundreds in.
+    pub joins_burst: f64,
+    /// Listener joins per second one client address may make after its burst.
+    pub joins_per_second: f64,
 }
 
 impl Settings {
@@ -212,7 +224,7 @@ impl Settings {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data")),
             database_url: args.database_url.clone().or(file.database_url),
             admin_token: args.admin_token.clone().or(file.admin_token).filter(|t| !t.is_empty()),
-            connect_timeout: std::time::Duration::from_secs(30),
+            connect_timeout: std::time::Duration::from_secs(10),
             mix_complexity: args.mix_complexity.or(file.mix_complexity).unwrap_or(5).clamp(0, 10),
             mix_bitrate: args.mix_bitrate.or(file.mix_bitrate).unwrap_or(32_000).clamp(6_000, 510_000),
             capacity: crate::capacity::Capacity {
@@ -229,6 +241,11 @@ impl Settings {
             bbb,
             metrics_listen,
             metrics_per_event: args.metrics_per_event.or(file.metrics_per_event).unwrap_or(false),
+            trusted_proxies: args.trusted_proxies.clone().or(file.trusted_proxies).unwrap_or_else(|| {
+                vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)]
+            }),
+            joins_burst: 200.0,
+            joins_per_second: 20.0,
         })
     }
 

@@ -71,7 +71,8 @@ impl Server {
         let (shutdown, stopped) = oneshot::channel::<()>();
         let router = crate::http::router(app.clone());
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let serve = axum::serve(listener, service).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });
             if let Err(e) = serve.await {

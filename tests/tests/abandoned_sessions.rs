@@ -49,3 +49,39 @@ async fn vanished_clients_are_cleaned_up() -> anyhow::Result<()> {
     relay.stop().await;
     Ok(())
 }
+
+/// Joins are limited per client address (the one behind a trusted proxy's X-Forwarded-For), so
+/// that one client cannot fill an event with offers; 429 with Retry-After and a sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_are_limited_per_client_address() -> anyhow::Result<()> {
+    let relay = TestRelay::start_with(1, |s| {
+        s.joins_burst = 3.0;
+        s.joins_per_second = 0.2;
+    })
+    .await?;
+    let event = relay.event_now(&["fr"], "whip").await?;
+    let url = relay.url(&format!("/whep/{}/fr", event.id));
+    let post = |from: Option<&'static str>| {
+        let mut request = relay.http.post(&url).header("content-type", "application/sdp").body("v=0\r\n");
+        if let Some(from) = from {
+            request = request.header("x-forwarded-for", from);
+        }
+        request.send()
+    };
+    // Each join counts, a bad offer too (it cost the relay a parse).
+    for _ in 0..3 {
+        assert_eq!(post(None).await?.status().as_u16(), 400);
+    }
+    let limited = post(None).await?;
+    assert_eq!(limited.status().as_u16(), 429);
+    let retry: u32 =
+        limited.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+    assert!(retry >= 1, "Retry-After {retry}");
+    let problem: tolk_relay::api::Problem = limited.json().await?;
+    assert!(problem.detail.contains("too many listeners joined from your address"), "{problem:?}");
+    // Another client behind the proxy (the relay trusts loopback's X-Forwarded-For) is apart.
+    assert_eq!(post(Some("198.51.100.7")).await?.status().as_u16(), 400);
+    assert_eq!(post(Some("198.51.100.8, 127.0.0.1")).await?.status().as_u16(), 400);
+    relay.stop().await;
+    Ok(())
+}

@@ -10,6 +10,7 @@
 pub(crate) mod views;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -55,6 +56,9 @@ pub enum AppError {
     /// A channel switch for a session that is not a live listener.
     #[error("no listening session {0}")]
     NoListeningSession(SessionId),
+    /// Too many listener joins from one client address.
+    #[error("too many listeners joined from your address just now; try again in {0} s")]
+    TooManyJoins(u32),
     /// Too many channel switches from one session.
     #[error("too many channel switches; try again in {0} s")]
     TooManySwitches(u32),
@@ -76,6 +80,8 @@ pub(crate) struct App {
     store: Store,
     /// Channel switches per listening session: a page's language picker, not a script.
     switches: Mutex<Limiter<SessionId>>,
+    /// Listener joins per client address.
+    joins: Mutex<Limiter<IpAddr>>,
 }
 
 /// Channel switches a session may make at once, and per second after that.
@@ -106,6 +112,7 @@ impl App {
         let floors = Arc::new(Floors::new(media.clone(), settings.bbb.clone())?);
         let events = Events::new(&settings, store.clone(), media.clone(), floors.clone());
         let booths = Booths::new(store.clone(), media.clone(), settings.public_url.clone());
+        let join_rate = Rate { burst: settings.joins_burst, per_second: settings.joins_per_second };
         let app = Arc::new(Self {
             admission: Admission::new(settings.headroom, settings.capacity.listeners),
             settings,
@@ -116,6 +123,7 @@ impl App {
             media,
             store,
             switches: Mutex::new(Limiter::new(SWITCH_RATE, 10_000)),
+            joins: Mutex::new(Limiter::new(join_rate, 10_000)),
         });
         tokio::spawn(follow_notes(Arc::downgrade(&app), notes));
         app.events.resume_floors().await?;
@@ -132,8 +140,13 @@ impl App {
         &self,
         event: &EventId,
         language: Language,
+        client: IpAddr,
         offer: String,
     ) -> Result<(SessionId, String), AppError> {
+        let allowed = self.joins.lock().map_or(Ok(()), |mut j| j.check(&client, Instant::now()));
+        if let Err(wait) = allowed {
+            return Err(AppError::TooManyJoins(wait.as_secs_f64().ceil().max(1.0) as u32));
+        }
         let live = self.events.live(event).await?;
         live.check_channel(&language)?;
         live.window.check(Utc::now())?;

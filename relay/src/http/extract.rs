@@ -24,6 +24,38 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
+/// The address of the client behind a request: the TCP peer, or, when that peer is a trusted
+/// reverse proxy, the last address in X-Forwarded-For that is not one of those proxies.
+pub(super) struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<Arc<App>> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        Ok(Self(client_addr(peer, &parts.headers, &app.settings.trusted_proxies)))
+    }
+}
+
+/// The client address: see [`ClientAddr`].
+fn client_addr(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let hops: Vec<std::net::IpAddr> =
+        forwarded.flat_map(|v| v.split(',')).filter_map(|h| h.trim().parse().ok()).collect();
+    hops.into_iter().rev().find(|hop| !trusted.contains(hop)).unwrap_or(peer)
+}
+
 /// The caller of an organiser call: the admin token or an organiser's token (401 otherwise).
 pub(super) struct Organiser(pub Caller);
 
@@ -125,5 +157,34 @@ impl<S: Send + Sync> FromRequest<S> for SdpOffer {
             return Err(ApiError::bad_request("the body is not an SDP offer (it must start with 'v=0')"));
         }
         Ok(SdpOffer(text.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+
+    #[test]
+    fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+        let trusted = [ip("127.0.0.1")];
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "198.51.100.7, 203.0.113.5".parse().unwrap());
+        // From nginx on loopback: the last hop nginx saw.
+        assert_eq!(client_addr(ip("127.0.0.1"), &headers, &trusted), ip("203.0.113.5"));
+        // From anyone else, the header is theirs to forge: the TCP peer counts.
+        assert_eq!(client_addr(ip("192.0.2.1"), &headers, &trusted), ip("192.0.2.1"));
+        // A proxy chain: trusted hops are skipped from the right.
+        let trusted = [ip("127.0.0.1"), ip("203.0.113.5")];
+        assert_eq!(client_addr(ip("127.0.0.1"), &headers, &trusted), ip("198.51.100.7"));
+        // No header, or garbage: the peer.
+        assert_eq!(client_addr(ip("127.0.0.1"), &HeaderMap::new(), &trusted), ip("127.0.0.1"));
+        headers.insert("x-forwarded-for", "not-an-address".parse().unwrap());
+        assert_eq!(client_addr(ip("127.0.0.1"), &headers, &trusted), ip("127.0.0.1"));
     }
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use crate::api::SwitchRequest;
 use crate::app::App;
 use crate::http::ApiError;
-use crate::http::extract::{JsonBody, SdpOffer, bearer};
+use crate::http::extract::{ClientAddr, JsonBody, SdpOffer, bearer};
 use crate::ids::{EventId, Language, SessionId};
 
 /// `201 Created` with the SDP answer and the session's URL.
@@ -41,11 +41,12 @@ pub(super) async fn publish_floor(
 pub(super) async fn listen(
     State(app): State<Arc<App>>,
     Path((event, language)): Path<(String, String)>,
+    ClientAddr(client): ClientAddr,
     SdpOffer(offer): SdpOffer,
 ) -> Result<Response, ApiError> {
     let event = EventId::parse(&event)?;
     let language = Language::parse(&language)?;
-    let (session, answer) = app.listen(&event, language, offer).await?;
+    let (session, answer) = app.listen(&event, language, client, offer).await?;
     Ok(created(&app, "whep", &session, answer))
 }
 
