@@ -61,7 +61,9 @@ pub(crate) struct Window {
 impl Window {
     /// Whether media may flow at `now` (from [`MEDIA_MARGIN`] before to [`MEDIA_MARGIN`] after).
     pub(crate) fn check(&self, now: DateTime<Utc>) -> Result<(), AdmissionError> {
-        let (opens, closes) = (self.starts_at - MEDIA_MARGIN, self.ends_at + MEDIA_MARGIN);
+        // Checked: an event stored before dates were bounded must not panic here.
+        let opens = self.starts_at.checked_sub_signed(MEDIA_MARGIN).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let closes = self.ends_at.checked_add_signed(MEDIA_MARGIN).unwrap_or(DateTime::<Utc>::MAX_UTC);
         if now < opens || now >= closes {
             return Err(AdmissionError::Closed {
                 opens,

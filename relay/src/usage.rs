@@ -154,8 +154,8 @@ pub(crate) fn to_csv(report: &UsageReport) -> String {
 
 /// A CSV field, quoted when needed (and defused against spreadsheet formulas).
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r', '|']) { format!("'{s}") } else { s.to_owned() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
 #[cfg(test)]
@@ -183,5 +183,8 @@ mod tests {
         assert_eq!(csv_field("Ana"), "Ana");
         assert_eq!(csv_field("Smith, Ana"), "\"Smith, Ana\"");
         assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("\tcmd"), "'\tcmd");
+        assert_eq!(csv_field("|cmd"), "'|cmd");
+        assert_eq!(csv_field("\rx"), "\"'\rx\"");
     }
 }

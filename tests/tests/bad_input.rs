@@ -138,6 +138,19 @@ async fn the_organiser_api_rejects_bad_requests_and_keeps_events_across_a_restar
     let mut bad = good.clone();
     bad["expected_listeners"] = json!(0);
     expect_problem(post(bad.to_string()).send().await?, StatusCode::BAD_REQUEST).await?;
+    // Dates at chrono's limits are a 400, not a panic (the window's arithmetic would overflow).
+    for (starts, ends) in [
+        ("+262142-12-31T00:00:00Z", "+262142-12-31T23:00:00Z"),
+        ("-262143-01-01T00:00:00Z", "-262143-01-01T02:00:00Z"),
+        ("1999-12-31T22:00:00Z", "2000-01-01T01:00:00Z"),
+    ] {
+        let mut bad = good.clone();
+        bad["starts_at"] = json!(starts);
+        bad["ends_at"] = json!(ends);
+        let response = post(bad.to_string()).send().await?;
+        let detail = expect_problem(response, StatusCode::BAD_REQUEST).await?;
+        assert!(detail.contains("years 2000 and 9999") || detail.contains("starts_at"), "{starts}: {detail}");
+    }
     // Nothing of that was stored.
     let listed: Value = http.get(&events).bearer_auth(ADMIN).send().await?.json().await?;
     assert_eq!(listed.as_array().map(Vec::len), Some(0));

@@ -32,6 +32,8 @@ pub enum EventError {
     Title,
     #[error("ends_at ({ends_at}) must be after starts_at ({starts_at})")]
     EndsBeforeStart { starts_at: DateTime<Utc>, ends_at: DateTime<Utc> },
+    #[error("starts_at ({starts_at}) and ends_at ({ends_at}) must be between the years 2000 and 9999")]
+    DateOutOfRange { starts_at: DateTime<Utc>, ends_at: DateTime<Utc> },
     #[error("expected_listeners must be 1 to 1,000,000")]
     ExpectedListeners,
     #[error("floor_under_interpretation_db must be between -60 and 0 dB (or null for pass-through), not {0}")]

@@ -1,7 +1,7 @@
 //! What organisers send to create or change an event, and the rules a request must meet before
 //! capacity is even looked at.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::events::EventError;
@@ -69,11 +69,19 @@ pub struct EventChange {
     pub expected_listeners: Option<u32>,
 }
 
+/// Events happen between these years (far from chrono's limits, where date arithmetic panics).
+const FIRST_YEAR: i32 = 2000;
+const LAST_YEAR: i32 = 9999;
+
 /// Check a request; returns its interpretation languages in order.
 pub(crate) fn validate(request: &NewEvent) -> Result<Vec<Language>, EventError> {
     let title = request.title.trim();
     if title.is_empty() || title.chars().count() > 200 {
         return Err(EventError::Title);
+    }
+    let sane = |t: &DateTime<Utc>| (FIRST_YEAR..=LAST_YEAR).contains(&t.year());
+    if !sane(&request.starts_at) || !sane(&request.ends_at) {
+        return Err(EventError::DateOutOfRange { starts_at: request.starts_at, ends_at: request.ends_at });
     }
     if request.ends_at <= request.starts_at {
         return Err(EventError::EndsBeforeStart { starts_at: request.starts_at, ends_at: request.ends_at });
@@ -132,6 +140,15 @@ mod tests {
         let broken: Vec<(NewEvent, &str)> = vec![
             (NewEvent { title: " ".into(), ..request() }, "title"),
             (NewEvent { ends_at: request().starts_at, ..request() }, "ends_at"),
+            (NewEvent { ends_at: DateTime::<Utc>::MAX_UTC, ..request() }, "between the years"),
+            (
+                NewEvent {
+                    starts_at: DateTime::<Utc>::MIN_UTC,
+                    ends_at: DateTime::<Utc>::MIN_UTC,
+                    ..request()
+                },
+                "between the years",
+            ),
             (NewEvent { expected_listeners: 0, ..request() }, "expected_listeners"),
             (
                 NewEvent { floor_under_interpretation_db: Some(3.0), ..request() },
