@@ -99,6 +99,10 @@ pub struct ConfigArgs {
     /// serves none [default: 127.0.0.1:9464].
     #[arg(long, env = "TOLK_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Origins that may embed Tolk's pages in a frame (a conference website showing the listener
+    /// page), comma-separated, e.g. https://conf.example.org [default: none but Tolk's own].
+    #[arg(long, env = "TOLK_FRAME_ANCESTORS", value_delimiter = ',')]
+    pub frame_ancestors: Option<Vec<String>>,
     /// Addresses of reverse proxies (BBB's nginx) whose X-Forwarded-For names the real client,
     /// comma-separated [default: 127.0.0.1,::1].
     #[arg(long, env = "TOLK_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -133,6 +137,7 @@ struct FileConfig {
     metrics_listen: Option<String>,
     metrics_per_event: Option<bool>,
     trusted_proxies: Option<Vec<IpAddr>>,
+    frame_ancestors: Option<Vec<String>>,
 }
 
 /// The resolved configuration.
@@ -179,6 +184,8 @@ pub struct Settings {
     pub joins_burst: f64,
     /// Listener joins per second one client address may make after its burst.
     pub joins_per_second: f64,
+    /// Origins besides Tolk's own that may embed its pages in a frame.
+    pub frame_ancestors: Vec<String>,
 }
 
 impl Settings {
@@ -244,6 +251,7 @@ impl Settings {
             trusted_proxies: args.trusted_proxies.clone().or(file.trusted_proxies).unwrap_or_else(|| {
                 vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)]
             }),
+            frame_ancestors: frame_ancestors(args.frame_ancestors.clone().or(file.frame_ancestors))?,
             joins_burst: 200.0,
             joins_per_second: 20.0,
         })
@@ -272,6 +280,22 @@ fn metrics_listen(value: Option<&String>) -> Result<Option<SocketAddr>, ConfigEr
             ))
         }),
     }
+}
+
+fn frame_ancestors(origins: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    let origins: Vec<String> =
+        origins.unwrap_or_default().iter().map(|o| o.trim().trim_end_matches('/').to_owned()).collect();
+    for origin in origins.iter().filter(|o| !o.is_empty()) {
+        let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
+            && !origin.contains([' ', ';', ',', '\'', '"'])
+            && origin.split("://").nth(1).is_some_and(|host| !host.is_empty() && !host.contains('/'));
+        if !ok {
+            return Err(ConfigError::Invalid(format!(
+                "frame_ancestors: '{origin}' is not an origin like https://conf.example.org"
+            )));
+        }
+    }
+    Ok(origins.into_iter().filter(|o| !o.is_empty()).collect())
 }
 
 fn headroom(value: Option<f64>) -> Result<f64, ConfigError> {

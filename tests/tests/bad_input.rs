@@ -209,6 +209,22 @@ async fn the_organiser_api_rejects_bad_requests_and_keeps_events_across_a_restar
     )
     .await?;
 
+    // Security headers: pages carry a Content-Security-Policy (no inline script or style, framing
+    // only by Tolk itself), every answer nosniff and no-referrer.
+    let page = relay.http.get(relay.url(&format!("/e/{rtp_id}"))).send().await?;
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    };
+    let csp = header(&page, "content-security-policy");
+    for part in ["script-src 'self'", "style-src 'self'", "object-src 'none'", "frame-ancestors 'self'"] {
+        assert!(csp.contains(part), "CSP lacks {part}: {csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(header(&page, "referrer-policy"), "no-referrer");
+    let api = relay.http.get(relay.url("/api/v1/languages")).send().await?;
+    assert_eq!(header(&api, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&api, "content-security-policy"), "", "only pages carry a policy");
+
     listener.stop()?;
     sender.stop()?;
     relay.stop().await;

@@ -6,6 +6,7 @@ mod api;
 mod booth;
 mod error;
 mod extract;
+mod headers;
 mod media;
 mod metrics;
 mod organiser;
@@ -35,6 +36,7 @@ pub(crate) fn metrics_router(app: Arc<App>) -> Router {
 
 /// The public routes.
 pub(crate) fn router(app: Arc<App>) -> Router {
+    let csp = headers::content_security_policy(&app.settings);
     Router::new()
         .route("/healthz", get(metrics::healthz))
         .route("/api/v1/events", post(api::create_event).get(api::list_events))
@@ -62,6 +64,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/static/{file}", get(pages::asset))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(move |response| {
+            let csp = csp.clone();
+            async move { headers::secure(response, &csp) }
+        }))
         // Refusals (a full event's 503) are answers, not failures: log them quietly.
         .layer(
             TraceLayer::new_for_http()
