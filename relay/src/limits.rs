@@ -33,18 +33,22 @@ impl Bucket {
 pub(crate) struct Limiter<K> {
     rate: Rate,
     buckets: HashMap<K, Bucket>,
-    /// Above this many keys, full (idle) buckets are forgotten.
+    /// Above this many keys, full (idle) buckets are forgotten, at most once a second (a sweep
+    /// walks every key: many active keys must not make every check pay for it).
     prune_above: usize,
+    pruned_at: Option<Instant>,
 }
 
 impl<K: Eq + Hash + Clone> Limiter<K> {
     pub(crate) fn new(rate: Rate, prune_above: usize) -> Self {
-        Self { rate, buckets: HashMap::new(), prune_above }
+        Self { rate, buckets: HashMap::new(), prune_above, pruned_at: None }
     }
 
     /// Take one action for `key` at `now`; Err(how long until one is allowed) when over the rate.
     pub(crate) fn check(&mut self, key: &K, now: Instant) -> Result<(), Duration> {
-        if self.buckets.len() > self.prune_above {
+        let due = self.pruned_at.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if self.buckets.len() > self.prune_above && due {
+            self.pruned_at = Some(now);
             let rate = self.rate;
             self.buckets.retain(|_, b| b.refilled(rate, now) < rate.burst);
         }

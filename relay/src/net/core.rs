@@ -126,8 +126,8 @@ fn mixing_shard(event: &EventId, shards: usize) -> usize {
 #[derive(Default)]
 struct Fanout {
     queue: VecDeque<Arc<SourcePacket>>,
-    /// The packet being fanned out: its event and its copies per channel.
-    event: Option<EventId>,
+    /// The packet being fanned out (its event names the subscribers), and its copies per channel.
+    current: Option<Arc<SourcePacket>>,
     routed: Vec<(ChannelIndex, ChannelPacket)>,
     /// Next copy in `routed`, next subscriber of its channel.
     channel: usize,
@@ -589,7 +589,7 @@ impl ShardCore {
     /// Whether a fan-out paused on a full send batch: the driver sends the batch, then calls
     /// [`ShardCore::resume`] (until this is false) before it feeds the core anything else.
     pub fn fanout_paused(&self) -> bool {
-        self.fanout.event.is_some() || !self.fanout.queue.is_empty()
+        self.fanout.current.is_some() || !self.fanout.queue.is_empty()
     }
 
     /// Go on with a paused fan-out.
@@ -600,7 +600,7 @@ impl ShardCore {
     /// Fan out queued packets until none is left or the send batch is full.
     fn fan_out(&mut self, now: Instant) {
         while self.outbox.send.len() < self.config.flush_at {
-            if self.fanout.event.is_none() {
+            if self.fanout.current.is_none() {
                 let Some(packet) = self.fanout.queue.pop_front() else {
                     if self.sources.is_empty() {
                         return;
@@ -608,11 +608,11 @@ impl ShardCore {
                     self.queue_sources(); // what a booth's engine gave while it was written to
                     continue;
                 };
-                self.start_fanout(&packet, now);
+                self.start_fanout(packet, now);
                 continue;
             }
             if self.write_subscribers(now) {
-                self.fanout.event = None;
+                self.fanout.current = None;
                 for (key, why) in std::mem::take(&mut self.fanout.dead) {
                     if self.peers.by_key(key).is_some() {
                         self.remove_peer(key.slot, why);
@@ -623,17 +623,17 @@ impl ShardCore {
     }
 
     /// Mix and route one packet; its copies wait in `fanout.routed`.
-    fn start_fanout(&mut self, packet: &SourcePacket, now: Instant) {
+    fn start_fanout(&mut self, packet: Arc<SourcePacket>, now: Instant) {
         let Some(media) = self.events.get_mut(&packet.event) else { return };
         if let Some(mixer) = media.mixer.as_mut()
-            && let Err(e) = mixer.push(packet, now)
+            && let Err(e) = mixer.push(&packet, now)
         {
             warn!(event = %packet.event, error = %e, "mixer input failed");
         }
         let fanout = &mut self.fanout;
         fanout.routed.clear();
-        media.router.route(packet, now, &mut fanout.routed);
-        fanout.event = Some(packet.event.clone());
+        media.router.route(&packet, now, &mut fanout.routed);
+        fanout.current = Some(packet);
         fanout.channel = 0;
         fanout.next = 0;
     }
@@ -642,7 +642,9 @@ impl ShardCore {
     /// paused on a full send batch.
     fn write_subscribers(&mut self, now: Instant) -> bool {
         let fanout = &mut self.fanout;
-        let Some(media) = fanout.event.as_ref().and_then(|e| self.events.get_mut(e)) else { return true };
+        let Some(media) = fanout.current.as_ref().and_then(|p| self.events.get_mut(&p.event)) else {
+            return true;
+        };
         while let Some((channel, out)) = fanout.routed.get(fanout.channel) {
             let subscribers = media.subscribers.of(*channel);
             while let Some(&(slot, track)) = subscribers.get(fanout.next) {
