@@ -186,6 +186,10 @@ pub struct Settings {
     pub joins_per_second: f64,
     /// Origins besides Tolk's own that may embed its pages in a frame.
     pub frame_ancestors: Vec<String>,
+    /// Listeners that may be connecting (offer answered, ICE and DTLS not done) on the node.
+    pub connecting_per_node: u32,
+    /// Listeners that may be connecting from one client address.
+    pub connecting_per_client: u32,
 }
 
 impl Settings {
@@ -254,6 +258,8 @@ impl Settings {
             frame_ancestors: frame_ancestors(args.frame_ancestors.clone().or(file.frame_ancestors))?,
             joins_burst: 200.0,
             joins_per_second: 20.0,
+            connecting_per_node: 1000,
+            connecting_per_client: 100,
         })
     }
 

@@ -38,6 +38,7 @@ mod admission;
 mod app;
 mod auth;
 mod booths;
+mod connecting;
 mod events;
 mod floors;
 mod http;

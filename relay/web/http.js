@@ -83,6 +83,11 @@ export function backoffSeconds(attempt) {
 }
 
 // Successive waits of one thing that retries; reset() once it works again.
+// Seconds stretched by up to a quarter, at random: retries from many clients spread out.
+export function jittered(seconds) {
+  return seconds * (1 + Math.random() / 4);
+}
+
 export class Backoff {
   constructor() {
     this.attempt = 0;

@@ -10,7 +10,7 @@
  * attempt with backoff. What a session carries, what the status line says
  * and whether a failure is retried stay with the page, through the hooks.
  */
-import { Backoff, HttpError, request } from "./http.js";
+import { Backoff, HttpError, jittered, request } from "./http.js";
 
 const ICE_GATHER_MAX_MS = 1000;
 const CONNECT_TIMEOUT_MS = 15000;
@@ -124,7 +124,8 @@ export class SessionLink {
   // Counts down to the next attempt, from the server's Retry-After or else
   // the next backoff step; text(n) is the status line with n seconds left.
   retry(err, text) {
-    const seconds = (err && err.retryAfter) || this.backoff.next();
+    // Spread out: a hall of listeners refused at once must not come back at once.
+    const seconds = jittered((err && err.retryAfter) || this.backoff.next());
     this.clearRetry();
     let left = Math.max(1, Math.ceil(seconds));
     const tick = (first) => {

@@ -179,11 +179,16 @@ pub fn onset_delays(sender: &Client, receiver: &Client, track: usize, gate: u64)
 
 /// Post a WHEP offer and never connect (a client that vanished at once); returns the session URL.
 pub async fn offer_and_vanish(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    Ok(post_offer(http, url, None, vanishing_offer()?).await?.0)
+}
+
+/// A listener's offer from a peer that is dropped at once: it will never connect.
+pub fn vanishing_offer() -> anyhow::Result<String> {
     let (mut rtc, _socket, _local) = new_rtc(true)?;
     let mut change = rtc.sdp_api();
     change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     let (offer, _pending) = change.apply().context("no offer")?;
-    Ok(post_offer(http, url, None, offer.to_sdp_string()).await?.0)
+    Ok(offer.to_sdp_string())
 }
 
 /// A WHIP publisher sending a tone of `frequency` Hz.

@@ -85,3 +85,61 @@ async fn joins_are_limited_per_client_address() -> anyhow::Result<()> {
     relay.stop().await;
     Ok(())
 }
+
+/// An offer that never connects holds a connecting place, not a listener's: one client address
+/// may have only so many connecting at once (others are apart), and gets in again as soon as
+/// they drop at the connect deadline or connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconnected_offers_are_capped_per_client_address() -> anyhow::Result<()> {
+    let relay = TestRelay::start_with(1, |s| s.connecting_per_client = 2).await?;
+    let event = relay.event_now(&["fr"], "whip").await?;
+    let url = relay.url(&format!("/whep/{}/fr", event.id));
+    let post = |from: &'static str| -> anyhow::Result<_> {
+        Ok(relay
+            .http
+            .post(&url)
+            .header("content-type", "application/sdp")
+            .header("x-forwarded-for", from)
+            .body(client::vanishing_offer()?)
+            .send())
+    };
+    for _ in 0..2 {
+        assert_eq!(post("198.51.100.1")?.await?.status().as_u16(), 201);
+    }
+    let refused = post("198.51.100.1")?.await?;
+    assert_eq!(refused.status().as_u16(), 429);
+    assert!(refused.headers().get("retry-after").is_some());
+    let problem: tolk_relay::api::Problem = refused.json().await?;
+    assert!(problem.detail.contains("still connecting"), "{problem:?}");
+    assert_eq!(post("198.51.100.2")?.await?.status().as_u16(), 201, "another address is apart");
+    assert_eq!(connecting(&relay).await?, 3);
+    // The deadline drops them (2 s in tests) and gives their places back.
+    wait_sessions(&relay, 0, Duration::from_secs(10)).await?;
+    assert_eq!(connecting(&relay).await?, 0);
+    for _ in 0..2 {
+        assert_eq!(post("198.51.100.1")?.await?.status().as_u16(), 201);
+    }
+    // A listener that connects stops counting as connecting.
+    wait_sessions(&relay, 0, Duration::from_secs(10)).await?;
+    let listener = client::listen(&relay.http, &url, 1).await?;
+    while !listener.connected.load(std::sync::atomic::Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let start = Instant::now();
+    while connecting(&relay).await? != 0 {
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(5), "a connected listener still counts");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+/// Listeners connecting, as `/metrics` counts them.
+async fn connecting(relay: &TestRelay) -> anyhow::Result<u64> {
+    let text = relay.metrics_text().await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("tolk_listeners_connecting ")?.parse().ok())
+        .unwrap_or(u64::MAX))
+}

@@ -154,7 +154,18 @@ async fn a_full_event_turns_new_listeners_away_and_keeps_those_in() -> anyhow::R
     assert!(refused.contains("503") && refused.contains("full"), "the fourth is turned away: {refused}");
     let raw = relay.http.post(&url).header("content-type", "application/sdp").body("v=0\r\n").send().await?;
     assert_eq!(raw.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(raw.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("60"));
+    let retry_after = |raw: &reqwest::Response| -> u32 {
+        raw.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0)
+    };
+    // A minute, stretched at random by up to a quarter so a refused hall does not come back at once.
+    let mut waits = vec![retry_after(&raw)];
+    for _ in 0..7 {
+        let again =
+            relay.http.post(&url).header("content-type", "application/sdp").body("v=0\r\n").send().await?;
+        waits.push(retry_after(&again));
+    }
+    assert!(waits.iter().all(|w| (60..=75).contains(w)), "Retry-After {waits:?}");
+    assert!(waits.iter().any(|w| *w != waits[0]), "Retry-After varies: {waits:?}");
     // Those in keep hearing.
     let before: Vec<u64> = listeners.iter().map(|l| l.track(0).packets).collect();
     for (l, n) in listeners.iter().zip(&before) {

@@ -27,6 +27,7 @@ use crate::bbb::floor::FloorState;
 use crate::booths::desk::BoothAction;
 use crate::booths::{BoothError, BoothState, Booths};
 use crate::config::Settings;
+use crate::connecting::{Connecting, ConnectingError, ConnectingLimits};
 use crate::events::{EventError, EventView, Events, FloorRequest, NewEvent, channels};
 use crate::floors::{FloorError, Floors};
 use crate::ids::{EventId, Language, SessionId};
@@ -45,6 +46,8 @@ pub enum AppError {
     Event(#[from] EventError),
     #[error(transparent)]
     Admission(#[from] AdmissionError),
+    #[error(transparent)]
+    Connecting(#[from] ConnectingError),
     #[error(transparent)]
     Booth(#[from] BoothError),
     #[error(transparent)]
@@ -74,6 +77,8 @@ pub(crate) struct App {
     pub auth: Auth,
     pub events: Events,
     pub admission: Admission,
+    /// Listeners whose peer has not connected yet.
+    pub connecting: Connecting,
     pub floors: Arc<Floors>,
     pub booths: Booths,
     media: Arc<Media>,
@@ -115,6 +120,10 @@ impl App {
         let join_rate = Rate { burst: settings.joins_burst, per_second: settings.joins_per_second };
         let app = Arc::new(Self {
             admission: Admission::new(settings.headroom, settings.capacity.listeners),
+            connecting: Connecting::new(ConnectingLimits {
+                per_node: settings.connecting_per_node,
+                per_client: settings.connecting_per_client,
+            }),
             settings,
             auth,
             events,
@@ -151,8 +160,10 @@ impl App {
         live.check_channel(&language)?;
         live.window.check(Utc::now())?;
         let admitted = self.admission.admit(event, live.expected_listeners)?;
+        let connecting = self.connecting.hold(client)?;
         let (session, answer) = self.media.listen(live.layout.clone(), language.clone(), offer).await?;
         admitted.keep();
+        connecting.attach(session.clone());
         if let Err(e) = self.store.record_listening(event, &session, Some(&language)).await {
             warn!(error = %e, "could not record a listener joining");
         }
@@ -366,7 +377,9 @@ async fn follow_notes(app: std::sync::Weak<App>, mut notes: tokio::sync::mpsc::U
     while let Some(note) = notes.recv().await {
         let Some(app) = app.upgrade() else { return };
         match note {
+            MediaNote::Connected { session } => app.connecting.done(&session),
             MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Listener) } => {
+                app.connecting.done(&session);
                 app.admission.release(&event);
                 if let Ok(mut switches) = app.switches.lock() {
                     switches.forget(&session);

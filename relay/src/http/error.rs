@@ -9,6 +9,9 @@ use crate::ids::IdError;
 use crate::net::NetError;
 use crate::store::StoreError;
 
+/// What a listener refused while too many are connecting is told to wait, in seconds.
+const CONNECTING_RETRY_SECS: u32 = 4;
+
 #[derive(Debug)]
 pub(crate) struct ApiError {
     pub status: StatusCode,
@@ -51,10 +54,15 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(secs) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(jittered(secs)));
         }
         response
     }
+}
+
+/// `secs` plus up to a quarter more, at random: clients refused together come back spread out.
+fn jittered(secs: u32) -> u32 {
+    secs + rand::random_range(0..=secs / 4)
 }
 
 impl From<IdError> for ApiError {
@@ -186,6 +194,11 @@ impl From<crate::app::AppError> for ApiError {
             AppError::Net(e) => e.into(),
             AppError::Id(e) => e.into(),
             AppError::NoListeningSession(_) => Self::not_found(e.to_string()),
+            AppError::Connecting(_) => Self {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                detail: e.to_string(),
+                retry_after: Some(CONNECTING_RETRY_SECS),
+            },
             AppError::TooManyJoins(secs) | AppError::TooManySwitches(secs) => {
                 Self { status: StatusCode::TOO_MANY_REQUESTS, detail: e.to_string(), retry_after: Some(secs) }
             }

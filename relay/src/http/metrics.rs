@@ -90,6 +90,12 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
         [(String::new(), app.media_sessions() as f64)],
     );
     out.family(
+        "tolk_listeners_connecting",
+        "gauge",
+        "Listeners whose offer was answered and whose peer has not connected yet.",
+        [(String::new(), f64::from(app.connecting.total()))],
+    );
+    out.family(
         "tolk_shard_peers",
         "gauge",
         "WebRTC peers per media shard.",

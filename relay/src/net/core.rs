@@ -63,6 +63,9 @@ pub struct Outbox {
     pub forward: Vec<Arc<SourcePacket>>,
     /// Sessions that ended (the driver tells the control plane).
     pub ended: Vec<Ended>,
+    /// Sessions whose peer finished ICE and DTLS just now (the control plane stops counting them
+    /// as connecting).
+    pub connected: Vec<SessionId>,
 }
 
 /// A session that ended on this shard.
@@ -509,8 +512,11 @@ impl ShardCore {
     /// Drain a peer's engine after a mutation; removes the peer when it has died.
     fn drain(&mut self, slot: u32, now: Instant) {
         let Some(peer) = self.peers.get_mut(slot) else { return };
+        let was_connecting = matches!(peer.stage, Stage::Connecting(_));
         if let Some(why) = peer.drain(now, &mut self.outbox.send, &mut self.timers, &mut self.sources) {
             self.remove_peer(slot, why);
+        } else if was_connecting && peer.stage.is_connected() {
+            self.outbox.connected.push(peer.session.clone());
         }
     }
 
@@ -889,6 +895,8 @@ mod tests {
         let until = now + Duration::from_secs(5);
         run(&mut core, &mut client, &mut now, until, |_, c| c.connected);
         assert!(client.connected, "the client connected through the core");
+        let connected = std::mem::take(&mut core.outbox().connected);
+        assert_eq!(connected, vec![session.clone()], "the control plane hears it connected, once");
         // A floor packet reaches the listener (its channel carries the floor: nobody on air),
         // protected by Tolk's SRTP once the keys are known, and is forwarded to the other shard.
         for seq in 1..=5 {

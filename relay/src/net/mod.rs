@@ -90,7 +90,15 @@ pub enum Join {
 /// What shards tell the app as it happens (the app records usage facts and booth presence).
 #[derive(Debug, Clone)]
 pub enum MediaNote {
-    SessionEnded { session: SessionId, event: EventId, kind: Option<SessionKind> },
+    SessionEnded {
+        session: SessionId,
+        event: EventId,
+        kind: Option<SessionKind>,
+    },
+    /// The session's peer finished ICE and DTLS.
+    Connected {
+        session: SessionId,
+    },
 }
 
 /// A live session as the HTTP side sees it. Shards remove the entry when the peer goes away.

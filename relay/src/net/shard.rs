@@ -205,6 +205,11 @@ impl Shard {
                     notes.send(MediaNote::SessionEnded { session: ended.session, event: ended.event, kind });
             }
         }
+        for session in outbox.connected.drain(..) {
+            if let Some(notes) = &self.notes {
+                let _ = notes.send(MediaNote::Connected { session });
+            }
+        }
         if outbox.send.len() >= FLUSH_AT {
             self.flush();
         }
