@@ -186,7 +186,9 @@ impl From<crate::app::AppError> for ApiError {
             AppError::Net(e) => e.into(),
             AppError::Id(e) => e.into(),
             AppError::NoListeningSession(_) => Self::not_found(e.to_string()),
-            AppError::TooManyJoins(secs) | AppError::TooManySwitches(secs) => {
+            AppError::TooManyJoins(secs)
+            | AppError::TooManySwitches(secs)
+            | AppError::TooManyBoothActions(secs) => {
                 Self { status: StatusCode::TOO_MANY_REQUESTS, detail: e.to_string(), retry_after: Some(secs) }
             }
             AppError::DataDir { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
