@@ -122,11 +122,6 @@ impl Auth {
         self.store.interpreter_by_token(&Token::from_secret(token)).await?.ok_or(AuthError::NotABoothLink)
     }
 
-    /// Whether a booth link still works (None: the store could not say).
-    pub(crate) async fn still_valid(&self, me: &Interpreter) -> Option<bool> {
-        self.store.interpreters(&me.event).await.ok().map(|all| all.iter().any(|i| i.id == me.id))
-    }
-
     /// Check a floor token against the event's.
     pub(crate) fn check_floor_token(&self, event: &Event, token: Option<&str>) -> Result<(), AuthError> {
         let token = token.ok_or(AuthError::NoFloorToken)?;

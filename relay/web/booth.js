@@ -1,5 +1,5 @@
 /*
- * Tolk interpreter booth page (served as booth.html at /booth/{token}).
+ * Tolk interpreter booth page (served as booth.html at /booth#token={token}).
  *
  * This file owns: the booth state (GET state, websocket pushes, polling
  * fallback), the actions (on air / off air / cough / input / handover / chat /
@@ -12,7 +12,12 @@
  * session.js, WebAudio parts in audio.js, the tone measurement in measure.js.
  *
  * Every URL is resolved relative to the page, so the server may be mounted
- * behind a path prefix (https://host/prefix/booth/{token}).
+ * behind a path prefix (https://host/prefix/booth#token={token}).
+ *
+ * The booth token never goes into a URL the browser requests (logs and
+ * proxies keep those): it comes from the address's fragment and goes out in
+ * an Authorization header (state, actions, WHIP) and as the websocket's
+ * first message.
  */
 import { Backoff, HttpError, isPermanent, problemFrom, request, sentence as toSentence } from "./http.js";
 import { SessionLink } from "./session.js";
@@ -21,7 +26,7 @@ import {
   rampGain, timeDomain, toDb,
 } from "./audio.js";
 import { measureTone, reportDb } from "./measure.js";
-import { $, pageRoot, templated } from "./page.js";
+import { $, fragment, pageRoot } from "./page.js";
 
 const INPUT_VOLUME_KEY = "tolk.booth.inputVolume";
 const PARTNER_VOLUME_KEY = "tolk.booth.partnerVolume";
@@ -48,6 +53,8 @@ const ui = {
   reconnect: $("reconnect"),
   fatal: $("fatal"),
   fatalText: $("fatal-text"),
+  elsewhere: $("elsewhere"),
+  useHere: $("use-here"),
   handover: $("handover"),
   handoverText: $("handover-text"),
   handoverAccept: $("handover-accept"),
@@ -92,16 +99,20 @@ const ui = {
 };
 
 const params = new URLSearchParams(location.search);
-// The page lives at {root}/booth/{token}; everything else hangs off {root}.
-const ROOT = pageRoot();
-const token = templated("token", "TOKEN", "booth");
+// The page lives at {root}/booth#token={token}; everything else hangs off {root}.
+const ROOT = pageRoot(1);
+const token = fragment("token");
+
+// The websocket's close codes (http/booth_socket.rs).
+const WS_REPLACED = 4000; // the booth was opened in another window
+const WS_NOT_A_BOOTH_LINK = 4001; // revoked, unknown, or its event cancelled
 
 const st = {
   state: null, // latest booth state from the server
   connection: "idle", // "idle" | "connecting" | "connected" | "reconnecting" | "error"
   connMessage: "",
   announced: "",
-  fatal: null, // sentence shown when the booth link is revoked/unknown (401)
+  fatal: null, // sentence shown when the booth link is revoked/unknown (401) or open elsewhere
   stateError: null, // last failure loading the state (not fatal)
   ws: null,
   wsOpen: false,
@@ -183,7 +194,6 @@ const whipUrl = () => new URL("whip/booth", ROOT).href;
 
 function wsUrl() {
   const url = new URL("api/v1/booth/ws", ROOT);
-  url.searchParams.set("token", token);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   return url.href;
 }
@@ -280,6 +290,7 @@ function connectWs() {
   st.ws = ws;
   ws.onopen = () => {
     if (st.ws !== ws) return;
+    ws.send(JSON.stringify({ token })); // the socket's first message: who I am
     st.wsOpen = true;
     st.wsBackoff.reset();
     stopPolling();
@@ -289,10 +300,12 @@ function connectWs() {
   ws.onmessage = (e) => {
     if (st.ws === ws) onWsMessage(e.data);
   };
-  ws.onclose = () => {
+  ws.onclose = (e) => {
     if (st.ws !== ws) return;
     st.ws = null;
     st.wsOpen = false;
+    if (e.code === WS_REPLACED) fatal(e.reason || "This booth was opened in another window", ui.elsewhere);
+    if (e.code === WS_NOT_A_BOOTH_LINK) fatal(e.reason);
     if (st.fatal || st.leaving) return;
     renderStatus();
     startPolling();
@@ -369,9 +382,11 @@ function onStateError(err) {
   renderStatus();
 }
 
-/* --------------------------------------------------------- fatal (401) */
+/* ------------------------------------------- fatal (401, or open elsewhere) */
 
-function fatal(detail) {
+// Stop everything and show why: the link does not work (panel ui.fatal), or
+// the booth was opened in another window (panel ui.elsewhere).
+function fatal(detail, panel = ui.fatal) {
   if (st.fatal) return;
   st.fatal = sentence(detail || "This booth link is not valid");
   link.stop();
@@ -380,16 +395,16 @@ function fatal(detail) {
   stopMic();
   setCoughInputs(false, false);
   ui.fatalText.textContent = st.fatal;
-  ui.fatal.hidden = false;
+  panel.hidden = false;
   ui.handover.hidden = true;
   ui.soundHint.hidden = true;
   ui.console.inert = true;
   ui.console.setAttribute("aria-disabled", "true");
   document.body.dataset.fatal = "true";
-  document.title = "Booth link not valid · Tolk";
+  document.title = panel === ui.fatal ? "Booth link not valid · Tolk" : "Booth open elsewhere · Tolk";
   renderAir();
   setConnection("error", st.fatal);
-  try { ui.fatal.focus(); } catch (_) { /* not focusable */ }
+  try { panel.focus(); } catch (_) { /* not focusable */ }
 }
 
 /* ------------------------------------------------------------- status line */
@@ -1389,6 +1404,7 @@ function init() {
   ui.chatForm.addEventListener("submit", sendChat);
   ui.micRetry.addEventListener("click", retryMic);
   ui.soundUnlock.addEventListener("click", unlockAudio);
+  ui.useHere.addEventListener("click", () => location.reload()); // takes the booth back
   ui.reconnect.addEventListener("click", () => {
     link.backoff.reset();
     startSession(false);
@@ -1428,6 +1444,7 @@ function init() {
  * Test hook for the automated browser test (and handy in the console).
  *   state            latest booth state JSON (a copy) or null
  *   connection       "idle" | "connecting" | "connected" | "reconnecting" | "error"
+ *   socketOpen       the booth websocket is open (pushes arrive)
  *   message          the status line's sentence
  *   micLevelDb       microphone RMS level now, dBFS (-200 when silent / no microphone)
  *   quality          {grade, rtt_ms, loss_pct, jitter_ms} or null
@@ -1437,6 +1454,7 @@ function init() {
 window.tolkBooth = {
   get state() { return copy(st.state); },
   get connection() { return st.connection; },
+  get socketOpen() { return st.wsOpen; },
   get message() { return ui.statusText.textContent; },
   get micLevelDb() {
     return reportDb(micLevel().rms);

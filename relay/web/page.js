@@ -3,16 +3,24 @@
  * shared by the listener, booth and organiser pages.
  *
  * This file owns: looking elements up by id ($), the root URL the server is
- * mounted at (so every URL works behind a path prefix such as /tolk/), and
- * the value the server templated into a page (the event id, the booth
- * token), with the page's path as the fallback.
+ * mounted at (so every URL works behind a path prefix such as /tolk/), the
+ * value the server templated into a page (the event id), with the page's path
+ * as the fallback, and a secret the address carries in its fragment (the
+ * booth token: browsers never send the fragment to a server).
  */
 
 export const $ = (id) => document.getElementById(id);
 
-// For a page at {root}/{kind}/{value}: {root}, which everything else hangs off.
-export function pageRoot() {
-  return new URL(location.pathname.endsWith("/") ? "../../" : "../", location.href);
+// For a page at {root}/{kind}/{value} (depth 2) or {root}/{kind} (depth 1):
+// {root}, which everything else hangs off.
+export function pageRoot(depth = 2) {
+  const up = location.pathname.endsWith("/") ? depth : depth - 1;
+  return new URL(up > 0 ? "../".repeat(up) : "./", location.href);
+}
+
+// The value of key in the address's fragment (#key=value&…), "" if absent.
+export function fragment(key) {
+  return new URLSearchParams(location.hash.replace(/^#/, "")).get(key) || "";
 }
 
 // The value the server put into <body data-{key}> in place of {{NAME}}; a

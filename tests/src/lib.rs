@@ -5,4 +5,5 @@ pub mod audio;
 pub mod bbb;
 pub mod browser;
 pub mod client;
+pub mod log;
 pub mod relay;

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tolk_tests::audio::dominant_frequency;
 use tolk_tests::client::{self, RtpSender};
 use tolk_tests::relay::{ADMIN, TestRelay, booth_token, rtp_url};
@@ -153,9 +153,11 @@ async fn tolk_works_under_the_tolk_prefix_of_bbbs_nginx() -> anyhow::Result<()> 
     // The booth websocket upgrades through the prefix and pushes the booth's state.
     let booth = relay.booth_link(id, "Ana", &["fr"]).await?;
     let token = booth_token(&booth)?;
-    let ws_url = format!("ws://127.0.0.1:{}/tolk/api/v1/booth/ws?token={token}", nginx.port);
+    let ws_url = format!("ws://127.0.0.1:{}/tolk/api/v1/booth/ws", nginx.port);
     let (mut socket, response) = tokio_tungstenite::connect_async(&ws_url).await?;
     assert_eq!(response.status().as_u16(), 101);
+    let hello = serde_json::json!({ "token": token }).to_string();
+    socket.send(tokio_tungstenite::tungstenite::Message::Text(hello.into())).await?;
     let first = tokio::time::timeout(Duration::from_secs(5), socket.next())
         .await
         .context("no push through the proxy")?

@@ -30,7 +30,7 @@ use crate::config::Settings;
 use crate::connecting::{Connecting, ConnectingError, ConnectingLimits};
 use crate::events::{EventError, EventView, Events, FloorRequest, NewEvent, channels};
 use crate::floors::{FloorError, Floors};
-use crate::ids::{EventId, Language, SessionId};
+use crate::ids::{EventId, InterpreterId, Language, SessionId};
 use crate::limits::{Limiter, Rate};
 use crate::net::{Media, MediaConfig, MediaNote, NetError, SessionKind, ShardStats};
 use crate::store::interpreters::Interpreter;
@@ -65,6 +65,9 @@ pub enum AppError {
     /// Too many channel switches from one session.
     #[error("too many channel switches; try again in {0} s")]
     TooManySwitches(u32),
+    /// Too many booth actions from one booth link.
+    #[error("too many booth actions at once; nothing was changed, try again in {0} s")]
+    TooManyBoothActions(u32),
     #[error(transparent)]
     Id(#[from] crate::ids::IdError),
     #[error("could not prepare the data directory {path}: {source}")]
@@ -87,10 +90,15 @@ pub(crate) struct App {
     switches: Mutex<Limiter<SessionId>>,
     /// Listener joins per client address.
     joins: Mutex<Limiter<IpAddr>>,
+    /// Booth actions per booth link: a person at a console, not a script.
+    booth_actions: Mutex<Limiter<InterpreterId>>,
 }
 
 /// Channel switches a session may make at once, and per second after that.
 const SWITCH_RATE: Rate = Rate { burst: 10.0, per_second: 1.0 };
+
+/// Booth actions a booth link may make at once, and per second after that (a cough is two).
+pub(crate) const BOOTH_ACTION_RATE: Rate = Rate { burst: 20.0, per_second: 5.0 };
 
 impl App {
     /// Open the store, start the media shards and the services, resume stored floors.
@@ -133,6 +141,7 @@ impl App {
             store,
             switches: Mutex::new(Limiter::new(SWITCH_RATE, 10_000)),
             joins: Mutex::new(Limiter::new(join_rate, 10_000)),
+            booth_actions: Mutex::new(Limiter::new(BOOTH_ACTION_RATE, 10_000)),
         });
         tokio::spawn(follow_notes(Arc::downgrade(&app), notes));
         app.events.resume_floors().await?;
@@ -225,7 +234,14 @@ impl App {
         Ok(self.booths.publish(me, &live, offer).await?)
     }
 
-    /// One booth action of `me`.
+    /// Count one booth action (or attempt) of a booth link against its rate: call before
+    /// [`Self::booth_action`], and before even reading what was asked.
+    pub(crate) fn booth_rate(&self, me: InterpreterId) -> Result<(), AppError> {
+        let allowed = self.booth_actions.lock().map_or(Ok(()), |mut l| l.check(&me, Instant::now()));
+        allowed.map_err(|wait| AppError::TooManyBoothActions(wait.as_secs_f64().ceil().max(1.0) as u32))
+    }
+
+    /// One booth action of `me` (its rate counted by [`Self::booth_rate`]).
     pub(crate) async fn booth_action(&self, me: &Interpreter, action: BoothAction) -> Result<(), AppError> {
         let live = self.events.live(&me.event).await?;
         Ok(self.booths.act(me, &live, action).await?)

@@ -4,6 +4,7 @@
 //! the switch happens now), then usage facts, then pushes to the booth pages.
 
 pub(crate) mod desk;
+pub(crate) mod sockets;
 pub(crate) mod views;
 
 use std::collections::HashMap;
@@ -61,18 +62,26 @@ fn lock(desk: &Mutex<Desk>) -> MutexGuard<'_, Desk> {
     desk.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The booth page of a token: the token in the fragment, which browsers never send to a server
+/// (so no access log, proxy or referrer ever sees it).
+pub(crate) fn booth_url(public_url: &str, token: &Token) -> String {
+    format!("{public_url}/booth#token={}", token.secret())
+}
+
 /// The booths of a node.
 pub(crate) struct Booths {
     store: Store,
     media: Arc<Media>,
     public_url: String,
     desks: DashMap<EventId, Arc<Mutex<Desk>>>,
+    /// The booth sockets open now, one per interpreter.
+    pub(crate) sockets: sockets::OpenSockets,
 }
 
 impl Booths {
     /// Booths over `store` and `media`; booth links start with `public_url`.
     pub(crate) fn new(store: Store, media: Arc<Media>, public_url: String) -> Self {
-        Self { store, media, public_url, desks: DashMap::new() }
+        Self { store, media, public_url, desks: DashMap::new(), sockets: sockets::OpenSockets::default() }
     }
 
     /// The desk of a live event, made on first use; it follows the event's channels.
@@ -120,7 +129,7 @@ impl Booths {
             id: interpreter.id,
             name: interpreter.name,
             languages: interpreter.languages,
-            booth_url: Some(format!("{}/booth/{}", self.public_url, token.secret())),
+            booth_url: Some(booth_url(&self.public_url, &token)),
             token: Some(token.secret().to_owned()),
         })
     }

@@ -1,25 +1,22 @@
-//! The booth API: booth links (organiser), the interpreter's WHIP publish, booth actions as JSON,
-//! the booth state, and a websocket that pushes state, chat and handover requests to the page.
+//! The booth API: booth links (organiser), the interpreter's WHIP publish, booth actions as JSON
+//! and the booth state. The booth's websocket is [`super::booth_socket`].
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::booths::desk::{BoothAction, BoothPush};
+use crate::booths::desk::BoothAction;
 use crate::booths::{BoothState, InterpreterView, NewInterpreter};
 use crate::http::ApiError;
-use crate::http::extract::{Booth, JsonBody, OwnedEvent, SdpOffer, bearer, parse_json};
+use crate::http::extract::{Booth, JsonBody, OwnedEvent, SdpOffer, parse_json};
 use crate::http::media::created;
 use crate::ids::InterpreterId;
-use crate::store::interpreters::Interpreter;
 
 /// `POST /api/v1/events/{id}/interpreters`: issue a booth link.
 pub(super) async fn issue(
@@ -70,6 +67,26 @@ pub(super) async fn state(
     Ok(Json(app.booth_state(&me).await?))
 }
 
+/// What a booth message may ask, for the sentence of a refusal.
+const ACTIONS: &str = "actions: on-air {language}, off-air, mute {muted}, input {source}, \
+     handover-request, handover-accept, chat {text}, slow-down";
+
+/// A booth action from its JSON fields (`"action"` and the action's own), or a sentence that
+/// names what is wrong and that nothing changed. Shared by the JSON calls and the websocket.
+pub(super) fn action_from(fields: Value) -> Result<BoothAction, String> {
+    let name = match fields.get("action") {
+        Some(Value::String(name)) => name.chars().take(40).collect::<String>(),
+        _ => {
+            return Err(format!(
+                "a booth message needs \"action\" (a string); nothing was changed; {ACTIONS}"
+            ));
+        }
+    };
+    serde_json::from_value(fields).map_err(|e| {
+        format!("'{name}' is not a booth action with these fields ({e}); nothing was changed; {ACTIONS}")
+    })
+}
+
 /// The action of a request: the path names it, the JSON body (may be empty) carries its fields.
 fn parse_action(action: &str, headers: &HeaderMap, body: &Bytes) -> Result<BoothAction, ApiError> {
     let mut fields: Value =
@@ -78,11 +95,7 @@ fn parse_action(action: &str, headers: &HeaderMap, body: &Bytes) -> Result<Booth
         return Err(ApiError::bad_request("the body must be a JSON object"));
     };
     object.insert("action".into(), Value::String(action.to_owned()));
-    serde_json::from_value(fields).map_err(|e| {
-        ApiError::bad_request(format!(
-            "'{action}' is not a booth action with these fields ({e}); actions: on-air, off-air, mute, input, handover-request, handover-accept, chat, slow-down"
-        ))
-    })
+    action_from(fields).map_err(ApiError::bad_request)
 }
 
 /// `POST /api/v1/booth/{action}`: one booth action; answers the new state.
@@ -93,97 +106,8 @@ pub(super) async fn action(
     Path(action): Path<String>,
     body: Bytes,
 ) -> Result<Json<BoothState>, ApiError> {
+    app.booth_rate(me.id)?;
     let action = parse_action(&action, &headers, &body)?;
     app.booth_action(&me, action).await?;
     Ok(Json(app.booth_state(&me).await?))
-}
-
-#[derive(Deserialize)]
-pub(super) struct TokenQuery {
-    token: Option<String>,
-}
-
-/// `GET /api/v1/booth/ws?token=…` (browsers cannot set headers on a websocket).
-pub(super) async fn socket(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Query(query): Query<TokenQuery>,
-    upgrade: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    let token = query.token.as_deref().or_else(|| bearer(&headers));
-    let me = app.auth.interpreter(token).await?;
-    Ok(upgrade.on_upgrade(move |socket| serve_socket(app, me, socket)).into_response())
-}
-
-async fn send_json(socket: &mut WebSocket, value: &impl serde::Serialize) -> bool {
-    match serde_json::to_string(value) {
-        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
-        Err(_) => true,
-    }
-}
-
-async fn send_state(app: &App, me: &Interpreter, socket: &mut WebSocket) -> bool {
-    match app.booth_state(me).await {
-        Ok(state) => send_json(socket, &json!({"type": "state", "state": state})).await,
-        Err(e) => send_json(socket, &json!({"type": "error", "detail": e.to_string()})).await,
-    }
-}
-
-async fn serve_socket(app: Arc<App>, me: Interpreter, mut socket: WebSocket) {
-    let mut pushes = match app.events.live(&me.event).await {
-        Ok(live) => app.booths.subscribe(&live),
-        Err(e) => {
-            let _ = send_json(&mut socket, &json!({"type": "error", "detail": e.to_string()})).await;
-            return;
-        }
-    };
-    if !send_state(&app, &me, &mut socket).await {
-        return;
-    }
-    // Listener counts change without a booth action: refresh them every few seconds.
-    let mut refresh = tokio::time::interval(std::time::Duration::from_secs(5));
-    refresh.tick().await;
-    loop {
-        tokio::select! {
-            _ = refresh.tick() => {
-                if !send_state(&app, &me, &mut socket).await {
-                    return;
-                }
-            }
-            push = pushes.recv() => match push {
-                Ok(BoothPush::State) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    // A revoked link stops receiving anything but its 401.
-                    if app.auth.still_valid(&me).await == Some(false) {
-                        let _ = send_json(&mut socket, &json!({"type": "error", "detail": "this booth link was revoked"})).await;
-                        return;
-                    }
-                    if !send_state(&app, &me, &mut socket).await {
-                        return;
-                    }
-                }
-                Ok(push) if push.is_for(&me) => {
-                    if !send_json(&mut socket, &push).await {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            },
-            message = socket.recv() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    let result = match serde_json::from_str::<BoothAction>(&text) {
-                        Ok(action) => app.booth_action(&me, action).await.map_err(|e| e.to_string()),
-                        Err(e) => Err(format!("not a booth action: {e}")),
-                    };
-                    if let Err(detail) = result
-                        && !send_json(&mut socket, &json!({"type": "error", "detail": detail})).await
-                    {
-                        return;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
 }

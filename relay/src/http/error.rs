@@ -199,7 +199,9 @@ impl From<crate::app::AppError> for ApiError {
                 detail: e.to_string(),
                 retry_after: Some(CONNECTING_RETRY_SECS),
             },
-            AppError::TooManyJoins(secs) | AppError::TooManySwitches(secs) => {
+            AppError::TooManyJoins(secs)
+            | AppError::TooManySwitches(secs)
+            | AppError::TooManyBoothActions(secs) => {
                 Self { status: StatusCode::TOO_MANY_REQUESTS, detail: e.to_string(), retry_after: Some(secs) }
             }
             AppError::DataDir { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -4,6 +4,7 @@
 
 mod api;
 mod booth;
+mod booth_socket;
 mod error;
 mod extract;
 mod headers;
@@ -50,7 +51,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/api/v1/events/{id}/interpreters", post(booth::issue).get(booth::list))
         .route("/api/v1/events/{id}/interpreters/{interpreter}", delete(booth::revoke))
         .route("/api/v1/booth/state", get(booth::state))
-        .route("/api/v1/booth/ws", get(booth::socket))
+        .route("/api/v1/booth/ws", get(booth_socket::socket))
         .route("/api/v1/booth/{action}", post(booth::action))
         .route("/whip/booth", post(booth::publish))
         .route("/whip/{event}/floor", post(media::publish_floor))
@@ -60,7 +61,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/whep/sessions/{session}/channel", post(media::switch_channel))
         .route("/", get(pages::home))
         .route("/e/{event}", get(pages::listener))
-        .route("/booth/{token}", get(pages::booth))
+        .route("/booth", get(pages::booth))
+        .route("/booth/{token}", get(pages::old_booth_link))
         .route("/static/{file}", get(pages::asset))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

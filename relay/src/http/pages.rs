@@ -3,7 +3,7 @@
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use crate::http::ApiError;
 use crate::ids::EventId;
@@ -42,13 +42,19 @@ pub(super) async fn listener(Path(event): Path<String>) -> Result<Html<String>, 
     Ok(Html(LISTENER_HTML.replace("{{EVENT_ID}}", &escaped)))
 }
 
-/// The booth page; the token in the path is the interpreter's personal link. The page checks it
-/// with the API and shows the sentence of a 401 when it is not valid.
-pub(super) async fn booth(Path(token): Path<String>) -> Result<Html<String>, ApiError> {
+/// The booth page, `/booth#token=…`: the token stays in the fragment, which the browser keeps to
+/// itself; the page sends it in an `Authorization` header and as the websocket's first message.
+pub(super) async fn booth() -> Html<&'static str> {
+    Html(BOOTH_HTML)
+}
+
+/// A booth link of the old form, `/booth/{token}` (issued before links kept their token in the
+/// fragment): sent on to `/booth#token=…`, so the page and every later request leave the token out.
+pub(super) async fn old_booth_link(Path(token): Path<String>) -> Result<Response, ApiError> {
     if token.is_empty() || token.len() > 128 || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ApiError::not_found("this is not a booth link"));
     }
-    Ok(Html(BOOTH_HTML.replace("{{TOKEN}}", &html_escape(&token))))
+    Ok(Redirect::to(&format!("../booth#token={token}")).into_response())
 }
 
 pub(super) async fn asset(Path(file): Path<String>) -> Response {
