@@ -394,4 +394,94 @@ mod tests {
         }
         Ok(())
     }
+
+    mod properties {
+        use std::collections::HashSet;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// What the guard must do, written the plain way: every index ever taken in a set.
+        #[derive(Default)]
+        struct Reference {
+            taken: HashSet<u64>,
+            highest: Option<u64>,
+        }
+
+        impl Reference {
+            fn index(&mut self, seq: u64) -> Result<u64, IndexError> {
+                if seq >= 1 << 48 {
+                    return Err(IndexError::Exhausted(seq));
+                }
+                if let Some(highest) = self.highest
+                    && seq <= highest
+                {
+                    if seq / 65_536 < highest / 65_536 {
+                        return Err(IndexError::BackAcrossWrap {
+                            index: seq,
+                            roc: (highest / 65_536) as u32,
+                        });
+                    }
+                    if highest - seq >= WINDOW || self.taken.contains(&seq) {
+                        return Err(IndexError::Used(seq));
+                    }
+                }
+                self.taken.insert(seq);
+                self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+                Ok(seq)
+            }
+        }
+
+        /// Extended sequence numbers as a line produces them, and worse: mostly one ahead, gaps,
+        /// late and repeated ones, wild jumps, now and then one past 48 bits; starting just before
+        /// a rollover so that the walk crosses several.
+        fn walk() -> impl Strategy<Value = Vec<u64>> {
+            let step = prop_oneof![
+                8 => Just(1i64),
+                2 => 2i64..40,
+                3 => -80i64..=0,
+                1 => -70_000i64..70_000,
+            ];
+            let start = (1u64..4, 0u64..300).prop_map(|(roc, lead)| (roc << 16) - lead);
+            (start, proptest::collection::vec((step, 0u32..100), 1..600)).prop_map(|(start, steps)| {
+                let mut cursor = start;
+                steps
+                    .into_iter()
+                    .map(|(step, wild)| {
+                        let seq = cursor.saturating_add_signed(step);
+                        cursor = cursor.max(seq);
+                        if wild == 0 { (1 << 48) + (seq & 0xff) } else { seq }
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// The guard agrees with the reference on every packet, so every index it hands out
+            /// is the extended sequence number, below 2⁴⁸, and unique; and the rollover count of
+            /// what it hands out never steps back.
+            #[test]
+            fn the_rollover_counter_agrees_with_the_reference(walk in walk()) {
+                let mut guard = RolloverCounter::default();
+                let mut reference = Reference::default();
+                let mut taken = HashSet::new();
+                let mut roc = 0;
+                for seq in walk {
+                    let got = guard.index(seq);
+                    prop_assert_eq!(got, reference.index(seq), "seq {:#x}", seq);
+                    if let Ok(index) = got {
+                        prop_assert_eq!(index, seq);
+                        prop_assert!(index < 1 << 48);
+                        prop_assert!(taken.insert(index), "index {:#x} twice", index);
+                        prop_assert!(index >> 16 >= roc, "the rollover count stepped back");
+                        roc = index >> 16;
+                        prop_assert_eq!(u64::from(guard.roc()), roc);
+                    }
+                }
+            }
+        }
+    }
 }
