@@ -624,4 +624,144 @@ mod tests {
             assert!(matches!(send(&mut track, seq), Ok(Some(_))));
         }
     }
+
+    mod properties {
+        use std::collections::HashSet;
+        use std::time::Duration;
+
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::ids::Language;
+        use crate::media::router::{EventRouter, OnAir};
+        use crate::media::rtp::SeqExtender;
+
+        /// What happens next in an event with a floor and two interpreters.
+        #[derive(Debug, Clone)]
+        enum Step {
+            /// Source 0 (the floor), 1 or 2 (the interpreters) sends a packet `delta` away from
+            /// its newest (ahead with a gap; 0 a duplicate; behind: late).
+            Send {
+                source: usize,
+                delta: i32,
+            },
+            /// Who is on air in the interpretation channel (0: nobody), muted or not.
+            OnAir {
+                who: usize,
+                muted: bool,
+            },
+            /// A publisher reconnects: a new input line, a new numbering.
+            Reconnect {
+                source: usize,
+                seq: u16,
+            },
+            /// The listener switches its track to channel 0 (the floor) or 1.
+            Switch {
+                channel: ChannelIndex,
+            },
+            Wait {
+                ms: u64,
+            },
+        }
+
+        fn steps() -> impl Strategy<Value = Vec<Step>> {
+            let delta = prop_oneof![10 => Just(1i32), 2 => 2i32..30, 4 => -70i32..=0];
+            let step = prop_oneof![
+                30 => (0usize..3, delta).prop_map(|(source, delta)| Step::Send { source, delta }),
+                2 => (0usize..3, any::<bool>()).prop_map(|(who, muted)| Step::OnAir { who, muted }),
+                1 => (0usize..3, any::<u16>()).prop_map(|(source, seq)| Step::Reconnect { source, seq }),
+                2 => (0usize..2).prop_map(|channel| Step::Switch { channel }),
+                3 => (0u64..500).prop_map(|ms| Step::Wait { ms }),
+            ];
+            proptest::collection::vec(step, 1..800)
+        }
+
+        struct Sender {
+            input: u64,
+            newest: u16,
+            extender: SeqExtender,
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// The whole path of a listener's packets: 16-bit source numbers (extended), the
+            /// channel lines, the listener's track line, the track's SRTP index. However the
+            /// sources reorder, repeat, skip, wrap and change, and the listener switches: every
+            /// index the track's SSRC protects with is unique, is the line's extended sequence
+            /// number (its low 16 bits in the header), its rollover count never steps back, and
+            /// the only packets refused are late ones across a wrap of the track's line.
+            #[test]
+            fn every_srtp_index_of_a_track_is_used_once(
+                (roc, lead) in (1u64..4, 0u64..150),
+                starts in proptest::collection::vec(any::<u16>(), 3),
+                steps in steps(),
+            ) {
+                let lang = |s: &str| Language::parse(s).map_err(|e| TestCaseError::fail(e.to_string()));
+                let mut router = EventRouter::new(&lang("en")?, &[lang("fr")?]);
+                let mut track = track((roc << 16) - lead);
+                let mut senders: Vec<Sender> = starts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, seq)| Sender { input: i as u64, newest: *seq, extender: SeqExtender::default() })
+                    .collect();
+                let mut inputs = senders.len() as u64;
+                let mut listening: ChannelIndex = 1;
+                let mut now = Instant::now();
+                let mut routed = Vec::new();
+                let mut used = HashSet::new();
+                let mut highest_roc = 0;
+                for step in steps {
+                    match step {
+                        Step::Send { source, delta } => {
+                            let sender = &mut senders[source];
+                            let seq = sender.newest.wrapping_add_signed(delta as i16);
+                            if delta > 0 {
+                                sender.newest = seq;
+                            }
+                            let packet = SourcePacket {
+                                event: crate::ids::EventId::parse("e").map_err(|e| TestCaseError::fail(e.to_string()))?,
+                                source: if source == 0 { Source::Floor } else { Source::Booth(InterpreterId(source as i64)) },
+                                input: sender.input,
+                                seq: sender.extender.extend(seq),
+                                ts: u32::from(seq).wrapping_mul(960).wrapping_sub(1 << 20),
+                                marker: false,
+                                payload: Arc::from(&b"opus"[..]),
+                                received_at: now,
+                            };
+                            routed.clear();
+                            router.route(&packet, now, &mut routed);
+                            for (channel, packet) in routed.iter().filter(|(c, _)| *c == listening) {
+                                match track.place(*channel, packet, now) {
+                                    Ok(None) => {}
+                                    Ok(Some(placed)) => {
+                                        prop_assert_eq!(placed.index, placed.mapped.seq);
+                                        prop_assert!(used.insert(placed.index), "index {:#x} twice", placed.index);
+                                        prop_assert!(placed.index >> 16 >= highest_roc, "the rollover count stepped back");
+                                        highest_roc = placed.index >> 16;
+                                    }
+                                    Err(IndexError::BackAcrossWrap { index, roc }) => {
+                                        prop_assert!(index >> 16 < u64::from(roc));
+                                        prop_assert!(!used.contains(&index), "a refused index had not been used");
+                                    }
+                                    Err(e) => prop_assert!(false, "refused for another reason: {}", e),
+                                }
+                            }
+                        }
+                        Step::OnAir { who, muted } => {
+                            let on_air = (who > 0).then_some(OnAir { interpreter: InterpreterId(who as i64), muted });
+                            router.set_on_air(1, on_air);
+                        }
+                        Step::Reconnect { source, seq } => {
+                            senders[source] = Sender { input: inputs, newest: seq, extender: SeqExtender::default() };
+                            inputs += 1;
+                        }
+                        Step::Switch { channel } => listening = channel,
+                        Step::Wait { ms } => now += Duration::from_millis(ms),
+                    }
+                    now += Duration::from_millis(1);
+                }
+            }
+        }
+    }
 }
