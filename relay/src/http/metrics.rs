@@ -37,7 +37,7 @@ impl Exposition {
 
 type Field = fn(&ShardStats) -> f64;
 
-const SHARD_COUNTERS: [(&str, &str, Field); 10] = [
+const SHARD_COUNTERS: [(&str, &str, Field); 11] = [
     ("tolk_packets_in_total", "Datagrams received by the media shards.", |s| s.packets_in as f64),
     ("tolk_bytes_in_total", "Bytes received by the media shards.", |s| s.bytes_in as f64),
     ("tolk_packets_out_total", "Datagrams sent by the media shards.", |s| s.packets_out as f64),
@@ -62,6 +62,11 @@ const SHARD_COUNTERS: [(&str, &str, Field); 10] = [
     ("tolk_packets_direct_total", "RTP packets sent with Tolk's own SRTP (not through str0m).", |s| {
         s.packets_direct as f64
     }),
+    (
+        "tolk_srtp_refused_total",
+        "Packets to listeners dropped because their SRTP index may not be used (late across a sequence-number wrap).",
+        |s| s.srtp_refused as f64,
+    ),
 ];
 
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {

@@ -198,4 +198,93 @@ mod tests {
         // A packet older than the start of the current segment is stale.
         assert_eq!(c.map(1, 8, 0, t0), None);
     }
+
+    mod properties {
+        use std::collections::HashSet;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// One packet offered to a line: which input, how its number moves from that input's
+        /// highest (ahead with a gap, or late/duplicate: 0 or behind), and the wall time that passed.
+        #[derive(Debug, Clone)]
+        struct Offer {
+            input: InputKey,
+            step: i64,
+            after_ms: u64,
+        }
+
+        fn offers() -> impl Strategy<Value = Vec<Offer>> {
+            let step = prop_oneof![8 => Just(1i64), 2 => 2i64..50, 3 => -80i64..=0];
+            let input = prop_oneof![10 => Just(0u64), 1 => 1u64..4];
+            proptest::collection::vec(
+                (input, step, prop_oneof![4 => Just(20u64), 1 => 0u64..2_000])
+                    .prop_map(|(input, step, after_ms)| Offer { input, step, after_ms }),
+                1..500,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Several inputs taking turns, each with its own numbering near a wrap of 16 and of
+            /// 32 bits, with gaps, reordering and duplicates:
+            /// - no output sequence number is handed out twice (the line's SRTP indices);
+            /// - within a turn of one input, the output keeps the input's spacing (sequence number
+            ///   and timestamp differ from the input's by a constant), so it is monotone wherever
+            ///   the input is; nothing newer than what the turn sent is dropped;
+            /// - a turn starts right after the highest number sent, at least one frame later.
+            #[test]
+            fn the_line_is_unique_and_keeps_each_turn_in_step(
+                start in (0u64..1 << 14, any::<u32>()),
+                bases in proptest::collection::vec(((1u64..4, 0u64..200), 0u32..100_000), 4),
+                offers in offers(),
+            ) {
+                let t0 = Instant::now();
+                let mut now = t0;
+                let mut line = Continuity::new(Mapped { seq: start.0, ts: start.1 });
+                // Per input: its highest number so far (extended, as a SeqExtender gives them).
+                let mut highest_in: Vec<u64> =
+                    bases.iter().map(|((roc, lead), _)| (roc << 16) - lead).collect();
+                let ts_base: Vec<u32> = bases.iter().map(|(_, back)| u32::MAX - back).collect();
+                let mut sent = HashSet::new();
+                // The highest output so far and its timestamp; the current turn's offsets.
+                let mut top: Option<(u64, u32)> = None;
+                let mut turn: Option<(InputKey, u64, u32)> = None;
+                for offer in offers {
+                    now += Duration::from_millis(offer.after_ms);
+                    let i = offer.input as usize;
+                    let seq = highest_in[i].saturating_add_signed(offer.step);
+                    highest_in[i] = highest_in[i].max(seq);
+                    let ts = ts_base[i].wrapping_add((seq as u32).wrapping_mul(FRAME_TICKS));
+                    let new_turn = turn.is_none_or(|(input, _, _)| input != offer.input);
+                    let fresh = offer.step > 0;
+                    let out = line.map(offer.input, seq, ts, now);
+                    if new_turn {
+                        let out = out.ok_or_else(|| TestCaseError::fail("a turn's first packet is sent"))?;
+                        match top {
+                            None => prop_assert_eq!(out, Mapped { seq: start.0, ts: start.1 }),
+                            Some((top_seq, top_ts)) => {
+                                prop_assert_eq!(out.seq, top_seq + 1);
+                                prop_assert!(out.ts.wrapping_sub(top_ts) >= FRAME_TICKS);
+                            }
+                        }
+                        turn = Some((offer.input, out.seq.wrapping_sub(seq), out.ts.wrapping_sub(ts)));
+                    } else if fresh {
+                        prop_assert!(out.is_some(), "a packet newer than the turn's is sent");
+                    }
+                    if let Some(out) = out {
+                        let (_, seq_offset, ts_offset) = turn.unwrap_or_default();
+                        prop_assert_eq!(out.seq, seq.wrapping_add(seq_offset), "the turn keeps its spacing");
+                        prop_assert_eq!(out.ts, ts.wrapping_add(ts_offset), "and its timestamps");
+                        prop_assert!(sent.insert(out.seq), "output {:#x} twice", out.seq);
+                        if top.is_none_or(|(s, _)| out.seq > s) {
+                            top = Some((out.seq, out.ts));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -212,4 +212,69 @@ mod tests {
         assert_eq!(e.extend(0), a + 2, "reordered packet across the wrap");
         assert_eq!(e.extend(2), a + 4);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// The extension written the plain way: of the numbers that end in `seq`, the one within
+        /// [−2¹⁵, 2¹⁵) of the highest so far; the first starts one cycle up.
+        fn reference(highest: &mut Option<i128>, seq: u16) -> u64 {
+            let seq = i128::from(seq);
+            let ext = match *highest {
+                None => 65_536 + seq,
+                Some(h) => {
+                    let base = h - h.rem_euclid(65_536);
+                    let ext = [base - 65_536 + seq, base + seq, base + 65_536 + seq]
+                        .into_iter()
+                        .find(|v| (-32_768..32_768).contains(&(v - h)));
+                    ext.unwrap_or(i128::MIN)
+                }
+            };
+            *highest = Some(highest.map_or(ext, |h| h.max(ext)));
+            ext as u64
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// Any 16-bit sequence numbers at all: the extender and the reference agree.
+            #[test]
+            fn the_extender_agrees_with_the_reference(seqs in proptest::collection::vec(any::<u16>(), 1..400)) {
+                let mut extender = SeqExtender::default();
+                let mut highest = None;
+                for seq in seqs {
+                    prop_assert_eq!(extender.extend(seq), reference(&mut highest, seq), "seq {}", seq);
+                }
+            }
+
+            /// A sender's numbering walked forward with gaps, late packets and duplicates,
+            /// across several wraps: the extender recovers it exactly (up to where it starts), so
+            /// it is monotone wherever the sender's numbering is.
+            #[test]
+            fn the_extender_recovers_the_senders_numbering(
+                start in any::<u16>(),
+                steps in proptest::collection::vec(prop_oneof![6 => 1u64..3, 1 => 3u64..2_000], 1..400),
+                late in proptest::collection::vec((0usize..400, 0u64..1_000), 0..60),
+            ) {
+                let mut truth = Vec::with_capacity(steps.len());
+                let mut cursor = u64::from(start) + 100_000;
+                for step in steps {
+                    cursor += step;
+                    truth.push(cursor);
+                }
+                // Late copies of earlier packets (reordered, or duplicated when already sent).
+                for (at, back) in late {
+                    let at = at % truth.len();
+                    truth.insert(at, truth[at].saturating_sub(back).max(u64::from(start) + 100_000));
+                }
+                let mut extender = SeqExtender::default();
+                let offset = extender.extend(truth[0] as u16).wrapping_sub(truth[0]);
+                for seq in &truth[1..] {
+                    prop_assert_eq!(extender.extend(*seq as u16), seq.wrapping_add(offset), "seq {}", seq);
+                }
+            }
+        }
+    }
 }

@@ -217,26 +217,76 @@ fn derive(master_key: &[u8], master_salt: &[u8], label: u8, out: &mut [u8]) -> R
     Ok(())
 }
 
-/// The 48-bit SRTP index of each packet of one SSRC, from its 16-bit sequence numbers as they
-/// are sent (RFC 3711 §3.3.1: the sender counts the rollovers).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RolloverCounter {
-    last: Option<u16>,
-    roc: u32,
+/// Why a packet may not be protected with the index its extended sequence number gives: sending
+/// it would repeat a key stream (AES-CM) or a nonce (AES-GCM), or confuse the receiver's rollover
+/// count. The packet is dropped.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+pub enum IndexError {
+    #[error("index {index:#x} is from before rollover {roc}: a late packet across a sequence-number wrap")]
+    BackAcrossWrap { index: u64, roc: u32 },
+    #[error("index {0:#x} was used already, or is too far back to tell")]
+    Used(u64),
+    #[error("index {0:#x} does not fit 48 bits: the SRTP keys must be renewed")]
+    Exhausted(u64),
 }
 
+/// The SRTP packet index of each packet one SSRC sends (RFC 3711 §3.3.1), and the guard that no
+/// index is ever used twice.
+///
+/// The index is the sender's extended sequence number, ROC · 2¹⁶ + SEQ: the caller passes the
+/// 64-bit sequence number of its outgoing line ([`crate::media::Continuity`]), never the 16 bits
+/// of the header, from which a late packet near a wrap cannot tell its rollover. On top of that:
+/// - an index from an earlier rollover than the highest one sent is refused: the ROC a receiver
+///   sees never steps back, so its estimate (RFC 3711 §3.3.1) never has to guess ROC − 1;
+/// - an index sent before, or too far back to know ([`WINDOW`]), is refused;
+/// - an index of 2⁴⁸ or more is refused (the keys would have to be renewed first).
+///
+/// Every index it returns is unique for the SSRC, whatever it is given. Fixed size, no allocation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RolloverCounter {
+    /// Highest index sent.
+    highest: Option<u64>,
+    /// Bit i set: `highest - i` was sent.
+    sent: u64,
+}
+
+/// How far back (in indices) below the highest one a packet may still go out.
+pub const WINDOW: u64 = 64;
+
+/// The first index that does not fit the 48 bits of an SRTP index.
+const INDEX_LIMIT: u64 = 1 << 48;
+
 impl RolloverCounter {
-    pub fn index(&mut self, seq: u16) -> u64 {
-        if let Some(last) = self.last
-            && seq < last
-            && last - seq > 0x8000
-        {
-            self.roc = self.roc.wrapping_add(1);
+    /// The index of the packet with extended sequence number `seq`, now taken: it is `seq`.
+    pub fn index(&mut self, seq: u64) -> Result<u64, IndexError> {
+        if seq >= INDEX_LIMIT {
+            return Err(IndexError::Exhausted(seq));
         }
-        if self.last.is_none_or(|last| seq.wrapping_sub(last) < 0x8000) {
-            self.last = Some(seq);
+        let Some(highest) = self.highest else {
+            self.highest = Some(seq);
+            self.sent = 1;
+            return Ok(seq);
+        };
+        if seq > highest {
+            let ahead = seq - highest;
+            self.sent = if ahead >= WINDOW { 1 } else { (self.sent << ahead) | 1 };
+            self.highest = Some(seq);
+            return Ok(seq);
         }
-        (u64::from(self.roc) << 16) | u64::from(seq)
+        if seq >> 16 != highest >> 16 {
+            return Err(IndexError::BackAcrossWrap { index: seq, roc: (highest >> 16) as u32 });
+        }
+        let back = highest - seq;
+        if back >= WINDOW || self.sent & (1 << back) != 0 {
+            return Err(IndexError::Used(seq));
+        }
+        self.sent |= 1 << back;
+        Ok(seq)
+    }
+
+    /// The rollover count of the highest index sent.
+    pub fn roc(&self) -> u32 {
+        self.highest.map_or(0, |h| (h >> 16) as u32)
     }
 }
 
@@ -267,14 +317,20 @@ mod tests {
     }
 
     #[test]
-    fn the_rollover_counter_counts_wraps_and_tolerates_reordering() {
+    fn the_index_is_the_extended_sequence_number_and_never_steps_back_across_a_wrap() {
         let mut roc = RolloverCounter::default();
-        assert_eq!(roc.index(65_534), 65_534);
-        assert_eq!(roc.index(65_535), 65_535);
-        assert_eq!(roc.index(0), 1 << 16);
-        assert_eq!(roc.index(1), (1 << 16) | 1);
-        // A late packet from before the wrap keeps the counter where it is.
-        assert_eq!(roc.index(2), (1 << 16) | 2);
+        assert_eq!(roc.index(65_534), Ok(65_534));
+        assert_eq!(roc.index(65_536), Ok(1 << 16));
+        // Late from before the wrap: ROC 0 while 1 went out already.
+        assert_eq!(roc.index(65_535), Err(IndexError::BackAcrossWrap { index: 65_535, roc: 1 }));
+        assert_eq!(roc.index(65_538), Ok((1 << 16) | 2));
+        // Reordered within the rollover: goes out once.
+        assert_eq!(roc.index(65_537), Ok((1 << 16) | 1));
+        assert_eq!(roc.index(65_537), Err(IndexError::Used(65_537)));
+        assert_eq!(roc.index(65_536), Err(IndexError::Used(65_536)));
+        assert_eq!(roc.roc(), 1);
+        assert_eq!(roc.index((1 << 48) - 1), Ok((1 << 48) - 1));
+        assert_eq!(roc.index(1 << 48), Err(IndexError::Exhausted(1 << 48)));
     }
 
     #[test]
@@ -323,18 +379,109 @@ mod tests {
             let mut them = rtc_srtp::context::Context::new(key, salt, theirs, None, None, provider.crypto())?;
             let ours = SrtpSender::from_keying_material(profile, &material, false)?;
             let mut roc = RolloverCounter::default();
-            for (n, seq) in [65_533u16, 65_534, 65_535, 0, 1, 2].into_iter().enumerate() {
+            for (n, ext) in (65_533u64..65_539).enumerate() {
+                let seq = ext as u16;
                 let payload: Vec<u8> = (0..40 + n).map(|i| (i * 3 + n) as u8).collect();
                 let mut packet = unhex("80 6f 00 00 00 01 e2 40 12 34 56 78");
                 packet[2..4].copy_from_slice(&seq.to_be_bytes());
                 let header = packet.clone();
                 packet.extend_from_slice(&payload);
-                ours.protect(&mut packet, 12, 0x1234_5678, roc.index(seq))?;
+                ours.protect(&mut packet, 12, 0x1234_5678, roc.index(ext)?)?;
                 let plain = them.decrypt_rtp(&packet)?;
                 assert_eq!(&plain[..12], &header[..], "{profile:?} seq {seq}");
                 assert_eq!(&plain[12..], &payload[..], "{profile:?} seq {seq}");
             }
         }
         Ok(())
+    }
+
+    mod properties {
+        use std::collections::HashSet;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// What the guard must do, written the plain way: every index ever taken in a set.
+        #[derive(Default)]
+        struct Reference {
+            taken: HashSet<u64>,
+            highest: Option<u64>,
+        }
+
+        impl Reference {
+            fn index(&mut self, seq: u64) -> Result<u64, IndexError> {
+                if seq >= 1 << 48 {
+                    return Err(IndexError::Exhausted(seq));
+                }
+                if let Some(highest) = self.highest
+                    && seq <= highest
+                {
+                    if seq / 65_536 < highest / 65_536 {
+                        return Err(IndexError::BackAcrossWrap {
+                            index: seq,
+                            roc: (highest / 65_536) as u32,
+                        });
+                    }
+                    if highest - seq >= WINDOW || self.taken.contains(&seq) {
+                        return Err(IndexError::Used(seq));
+                    }
+                }
+                self.taken.insert(seq);
+                self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+                Ok(seq)
+            }
+        }
+
+        /// Extended sequence numbers as a line produces them, and worse: mostly one ahead, gaps,
+        /// late and repeated ones, wild jumps, now and then one past 48 bits; starting just before
+        /// a rollover so that the walk crosses several.
+        fn walk() -> impl Strategy<Value = Vec<u64>> {
+            let step = prop_oneof![
+                8 => Just(1i64),
+                2 => 2i64..40,
+                3 => -80i64..=0,
+                1 => -70_000i64..70_000,
+            ];
+            let start = (1u64..4, 0u64..300).prop_map(|(roc, lead)| (roc << 16) - lead);
+            (start, proptest::collection::vec((step, 0u32..100), 1..600)).prop_map(|(start, steps)| {
+                let mut cursor = start;
+                steps
+                    .into_iter()
+                    .map(|(step, wild)| {
+                        let seq = cursor.saturating_add_signed(step);
+                        cursor = cursor.max(seq);
+                        if wild == 0 { (1 << 48) + (seq & 0xff) } else { seq }
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// The guard agrees with the reference on every packet, so every index it hands out
+            /// is the extended sequence number, below 2⁴⁸, and unique; and the rollover count of
+            /// what it hands out never steps back.
+            #[test]
+            fn the_rollover_counter_agrees_with_the_reference(walk in walk()) {
+                let mut guard = RolloverCounter::default();
+                let mut reference = Reference::default();
+                let mut taken = HashSet::new();
+                let mut roc = 0;
+                for seq in walk {
+                    let got = guard.index(seq);
+                    prop_assert_eq!(got, reference.index(seq), "seq {:#x}", seq);
+                    if let Ok(index) = got {
+                        prop_assert_eq!(index, seq);
+                        prop_assert!(index < 1 << 48);
+                        prop_assert!(taken.insert(index), "index {:#x} twice", index);
+                        prop_assert!(index >> 16 >= roc, "the rollover count stepped back");
+                        roc = index >> 16;
+                        prop_assert_eq!(u64::from(guard.roc()), roc);
+                    }
+                }
+            }
+        }
     }
 }

@@ -95,6 +95,8 @@ pub struct CoreCounters {
     pub not_written: u64,
     /// Datagrams from an address no peer has, without a valid check to open it (dropped).
     pub unknown: u64,
+    /// Packets dropped because their SRTP index may not be used (late across a rollover).
+    pub srtp_refused: u64,
 }
 
 struct EventMedia {
@@ -448,6 +450,7 @@ impl ShardCore {
             bytes_in: self.counters.bytes_in,
             packets_direct: self.counters.direct,
             unknown_dropped: self.counters.unknown,
+            srtp_refused: self.counters.srtp_refused,
             rtp_floor_rejected: self.rtp_floors.values().map(|f| f.rejected).sum::<u64>()
                 + self.closed_rejected,
             ..ShardStats::default()
@@ -667,6 +670,7 @@ impl ShardCore {
                 match peer.write(usize::from(track), *channel, out, now, &mut self.outbox.send) {
                     Written::Direct => self.counters.direct += 1,
                     Written::Nothing => self.counters.not_written += 1,
+                    Written::Refused => self.counters.srtp_refused += 1,
                     Written::Engine => {
                         if let Some(why) =
                             peer.drain(now, &mut self.outbox.send, &mut self.timers, &mut self.sources)

@@ -134,6 +134,8 @@ pub struct ShardStats {
     pub packets_direct: u64,
     /// Datagrams from addresses no peer has, without a valid STUN check to open one.
     pub unknown_dropped: u64,
+    /// Packets not sent because their SRTP index may not be used ([`crate::media::srtp::IndexError`]).
+    pub srtp_refused: u64,
     /// Datagrams the RTP floors did not take (another source, payload type, too fast, not RTP).
     pub rtp_floor_rejected: u64,
     pub busy_seconds: f64,

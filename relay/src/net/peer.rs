@@ -18,7 +18,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use crate::ids::{EventId, InterpreterId, SessionId};
 use crate::media::router::ChannelIndex;
 use crate::media::rtp::RtpHeader;
-use crate::media::srtp::{RolloverCounter, SrtpSender};
+use crate::media::srtp::{IndexError, RolloverCounter, SrtpSender};
 use crate::media::{ChannelPacket, Continuity, Mapped, Source, SourcePacket};
 use crate::net::NetError;
 use crate::net::key_tap::{self, KeyTap};
@@ -36,9 +36,35 @@ pub struct Track {
     /// A booth partner track: carries its channel only while an interpreter other than this one
     /// is on air there (the partner's voice), never the floor.
     pub partner_of: Option<InterpreterId>,
-    /// The SSRC str0m announced for this section, and the packet index of our own SRTP.
+    /// The SSRC str0m announced for this section, and the guard of its SRTP packet indices.
     pub ssrc: Option<u32>,
     pub roc: RolloverCounter,
+}
+
+/// Where a packet goes on a track: its place on the track's line and its SRTP packet index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    pub mapped: Mapped,
+    pub index: u64,
+}
+
+impl Track {
+    /// Place one packet of `channel` on this track: `Ok(None)` when the line drops it (stale, a
+    /// duplicate), an error when its SRTP index may not be used. The index is the line's extended
+    /// sequence number, whoever protects the packet (Tolk, or str0m, which takes the same 64-bit
+    /// number), so every packet of the track's SSRC has its own.
+    pub fn place(
+        &mut self,
+        channel: ChannelIndex,
+        packet: &ChannelPacket,
+        now: Instant,
+    ) -> Result<Option<Placed>, IndexError> {
+        let Some(mapped) = self.line.map(channel as u64, packet.seq, packet.ts, now) else {
+            return Ok(None);
+        };
+        let index = self.roc.index(mapped.seq)?;
+        Ok(Some(Placed { mapped, index }))
+    }
 }
 
 #[derive(Debug)]
@@ -133,6 +159,8 @@ pub enum Written {
     Direct,
     /// Handed to str0m (before its keys are known, or where they cannot be used): drain it.
     Engine,
+    /// Dropped: its SRTP index may not be used ([`IndexError`]).
+    Refused,
 }
 
 /// An accepted offer: the peer's engine, its answer and the audio sections it negotiated.
@@ -354,15 +382,20 @@ impl Peer {
         self.promote();
         let (PeerRole::Listener { tracks } | PeerRole::Publisher { tracks, .. }) = &mut self.role;
         let Some(track) = tracks.get_mut(track) else { return Written::Nothing };
-        let Some(m) = track.line.map(channel as u64, packet.seq, packet.ts, now) else {
-            return Written::Nothing;
+        let placed = match track.place(channel, packet, now) {
+            Ok(Some(placed)) => placed,
+            Ok(None) => return Written::Nothing,
+            Err(e) => {
+                self.span.in_scope(|| tracing::debug!(error = %e, "packet dropped"));
+                return Written::Refused;
+            }
         };
         let engine = match &mut self.stage {
             Stage::Settled { srtp, destination, .. } => {
                 let Some(ssrc) = track.ssrc else { return Written::Nothing };
                 let direct =
                     DirectWrite { srtp, destination: *destination, ssrc, mid_extension: self.mid_extension };
-                direct.write(track, &m, packet, send, &self.span);
+                direct.write(track, &placed, packet, send, &self.span);
                 return Written::Direct;
             }
             Stage::Direct(engine, srtp) => {
@@ -371,7 +404,7 @@ impl Peer {
                 }
                 if let (Some(ssrc), Some(destination)) = (track.ssrc, engine.destination) {
                     let direct = DirectWrite { srtp, destination, ssrc, mid_extension: self.mid_extension };
-                    direct.write(track, &m, packet, send, &self.span);
+                    direct.write(track, &placed, packet, send, &self.span);
                     return Written::Direct;
                 }
                 engine
@@ -383,8 +416,14 @@ impl Peer {
         let mut direct = rtc.direct_api();
         let Some(stream) = direct.stream_tx_by_mid(track.mid, None) else { return Written::Nothing };
         stream.write_rtp(
-            RtpWrite::new(track.pt, m.seq.into(), m.ts, packet.received_at, packet.payload.clone())
-                .marker(packet.marker),
+            RtpWrite::new(
+                track.pt,
+                placed.index.into(),
+                placed.mapped.ts,
+                packet.received_at,
+                packet.payload.clone(),
+            )
+            .marker(packet.marker),
         );
         // str0m queues the packet and asks for a timeout before it sends; give it now, so the
         // packet leaves in this turn rather than at the next timer.
@@ -507,28 +546,222 @@ struct DirectWrite<'a> {
 impl DirectWrite<'_> {
     fn write(
         self,
-        track: &mut Track,
-        m: &Mapped,
+        track: &Track,
+        placed: &Placed,
         packet: &ChannelPacket,
         send: &mut SendBatch,
         span: &tracing::Span,
     ) {
-        let seq = m.seq as u16;
+        let seq = placed.index as u16;
         let mid_bytes = track.mid.as_bytes();
         let header = RtpHeader {
             payload_type: *track.pt,
             marker: packet.marker,
             seq,
-            timestamp: m.ts,
+            timestamp: placed.mapped.ts,
             ssrc: self.ssrc,
             extension: self.mid_extension.map(|id| (id, mid_bytes)),
         };
         let mut datagram = send.buffer();
         let header_len = header.write(&mut datagram);
         datagram.extend_from_slice(&packet.payload);
-        match self.srtp.protect(&mut datagram, header_len, self.ssrc, track.roc.index(seq)) {
+        match self.srtp.protect(&mut datagram, header_len, self.ssrc, placed.index) {
             Ok(()) => send.push(self.destination, datagram),
             Err(e) => span.in_scope(|| tracing::debug!(error = %e, "SRTP protect failed")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(start: u64) -> Track {
+        Track {
+            mid: Mid::from("0"),
+            pt: Pt::from(111),
+            channel: 0,
+            line: Continuity::new(Mapped { seq: start, ts: 0 }),
+            partner_of: None,
+            ssrc: Some(1),
+            roc: RolloverCounter::default(),
+        }
+    }
+
+    fn packet(seq: u64) -> ChannelPacket {
+        ChannelPacket {
+            seq,
+            ts: (seq as u32).wrapping_mul(960),
+            marker: false,
+            payload: Arc::from(&b"opus"[..]),
+            received_at: Instant::now(),
+        }
+    }
+
+    /// The regression: a packet reordered around 65535 → 0 on the outgoing line took index
+    /// ROC · 2¹⁶ + 65535 from the truncated sequence number (one rollover too many), the index the
+    /// line reaches again 65,536 packets later: a repeated AES-GCM nonce for that SSRC.
+    #[test]
+    fn a_packet_late_across_the_wrap_never_repeats_an_srtp_index() {
+        let mut track = track(65_533);
+        let now = Instant::now();
+        let mut used = std::collections::HashSet::new();
+        let mut send = |track: &mut Track, seq: u64| {
+            let placed = track.place(0, &packet(seq), now);
+            if let Ok(Some(placed)) = placed {
+                assert!(used.insert(placed.index), "index {:#x} used twice", placed.index);
+                assert_eq!(placed.index, placed.mapped.seq, "the index is the extended sequence number");
+            }
+            placed
+        };
+        // Out: 65_533, 65_534, 65_536 (= ROC 1, seq 0), then 65_535 late, across the wrap.
+        for seq in [1, 2, 4] {
+            assert!(matches!(send(&mut track, seq), Ok(Some(_))));
+        }
+        assert_eq!(send(&mut track, 3), Err(IndexError::BackAcrossWrap { index: 65_535, roc: 1 }));
+        // On to the next wrap and past it.
+        for seq in 5..70_000 {
+            assert!(matches!(send(&mut track, seq), Ok(Some(_))));
+        }
+    }
+
+    mod properties {
+        use std::collections::HashSet;
+        use std::time::Duration;
+
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::ids::Language;
+        use crate::media::router::{EventRouter, OnAir};
+        use crate::media::rtp::SeqExtender;
+
+        /// What happens next in an event with a floor and two interpreters.
+        #[derive(Debug, Clone)]
+        enum Step {
+            /// Source 0 (the floor), 1 or 2 (the interpreters) sends a packet `delta` away from
+            /// its newest (ahead with a gap; 0 a duplicate; behind: late).
+            Send {
+                source: usize,
+                delta: i32,
+            },
+            /// Who is on air in the interpretation channel (0: nobody), muted or not.
+            OnAir {
+                who: usize,
+                muted: bool,
+            },
+            /// A publisher reconnects: a new input line, a new numbering.
+            Reconnect {
+                source: usize,
+                seq: u16,
+            },
+            /// The listener switches its track to channel 0 (the floor) or 1.
+            Switch {
+                channel: ChannelIndex,
+            },
+            Wait {
+                ms: u64,
+            },
+        }
+
+        fn steps() -> impl Strategy<Value = Vec<Step>> {
+            let delta = prop_oneof![10 => Just(1i32), 2 => 2i32..30, 4 => -70i32..=0];
+            let step = prop_oneof![
+                30 => (0usize..3, delta).prop_map(|(source, delta)| Step::Send { source, delta }),
+                2 => (0usize..3, any::<bool>()).prop_map(|(who, muted)| Step::OnAir { who, muted }),
+                1 => (0usize..3, any::<u16>()).prop_map(|(source, seq)| Step::Reconnect { source, seq }),
+                2 => (0usize..2).prop_map(|channel| Step::Switch { channel }),
+                3 => (0u64..500).prop_map(|ms| Step::Wait { ms }),
+            ];
+            proptest::collection::vec(step, 1..800)
+        }
+
+        struct Sender {
+            input: u64,
+            newest: u16,
+            extender: SeqExtender,
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// The whole path of a listener's packets: 16-bit source numbers (extended), the
+            /// channel lines, the listener's track line, the track's SRTP index. However the
+            /// sources reorder, repeat, skip, wrap and change, and the listener switches: every
+            /// index the track's SSRC protects with is unique, is the line's extended sequence
+            /// number (its low 16 bits in the header), its rollover count never steps back, and
+            /// the only packets refused are late ones across a wrap of the track's line.
+            #[test]
+            fn every_srtp_index_of_a_track_is_used_once(
+                (roc, lead) in (1u64..4, 0u64..150),
+                starts in proptest::collection::vec(any::<u16>(), 3),
+                steps in steps(),
+            ) {
+                let lang = |s: &str| Language::parse(s).map_err(|e| TestCaseError::fail(e.to_string()));
+                let mut router = EventRouter::new(&lang("en")?, &[lang("fr")?]);
+                let mut track = track((roc << 16) - lead);
+                let mut senders: Vec<Sender> = starts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, seq)| Sender { input: i as u64, newest: *seq, extender: SeqExtender::default() })
+                    .collect();
+                let mut inputs = senders.len() as u64;
+                let mut listening: ChannelIndex = 1;
+                let mut now = Instant::now();
+                let mut routed = Vec::new();
+                let mut used = HashSet::new();
+                let mut highest_roc = 0;
+                for step in steps {
+                    match step {
+                        Step::Send { source, delta } => {
+                            let sender = &mut senders[source];
+                            let seq = sender.newest.wrapping_add_signed(delta as i16);
+                            if delta > 0 {
+                                sender.newest = seq;
+                            }
+                            let packet = SourcePacket {
+                                event: crate::ids::EventId::parse("e").map_err(|e| TestCaseError::fail(e.to_string()))?,
+                                source: if source == 0 { Source::Floor } else { Source::Booth(InterpreterId(source as i64)) },
+                                input: sender.input,
+                                seq: sender.extender.extend(seq),
+                                ts: u32::from(seq).wrapping_mul(960).wrapping_sub(1 << 20),
+                                marker: false,
+                                payload: Arc::from(&b"opus"[..]),
+                                received_at: now,
+                            };
+                            routed.clear();
+                            router.route(&packet, now, &mut routed);
+                            for (channel, packet) in routed.iter().filter(|(c, _)| *c == listening) {
+                                match track.place(*channel, packet, now) {
+                                    Ok(None) => {}
+                                    Ok(Some(placed)) => {
+                                        prop_assert_eq!(placed.index, placed.mapped.seq);
+                                        prop_assert!(used.insert(placed.index), "index {:#x} twice", placed.index);
+                                        prop_assert!(placed.index >> 16 >= highest_roc, "the rollover count stepped back");
+                                        highest_roc = placed.index >> 16;
+                                    }
+                                    Err(IndexError::BackAcrossWrap { index, roc }) => {
+                                        prop_assert!(index >> 16 < u64::from(roc));
+                                        prop_assert!(!used.contains(&index), "a refused index had not been used");
+                                    }
+                                    Err(e) => prop_assert!(false, "refused for another reason: {}", e),
+                                }
+                            }
+                        }
+                        Step::OnAir { who, muted } => {
+                            let on_air = (who > 0).then_some(OnAir { interpreter: InterpreterId(who as i64), muted });
+                            router.set_on_air(1, on_air);
+                        }
+                        Step::Reconnect { source, seq } => {
+                            senders[source] = Sender { input: inputs, newest: seq, extender: SeqExtender::default() };
+                            inputs += 1;
+                        }
+                        Step::Switch { channel } => listening = channel,
+                        Step::Wait { ms } => now += Duration::from_millis(ms),
+                    }
+                    now += Duration::from_millis(1);
+                }
+            }
         }
     }
 }
