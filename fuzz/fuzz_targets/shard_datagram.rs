@@ -1,9 +1,11 @@
 //! The shard's datagram entry: STUN, DTLS, SRTP/SRTCP and junk from many addresses into a shard
 //! core with joined peers, on simulated time.
 //!
-//! Input: a setup byte (bit 0: a floor publisher joins too, bit 1: a booth), then records (see
-//! `tolk_fuzz::records`); `op & 7` is the step, `op >> 3` an address (0..=2 are the peers'
-//! own, the rest strangers):
+//! Input: a setup byte (bit 0: a floor publisher joins too, bit 1: a booth; bit 2: a real str0m
+//! client joins as a listener from address 3 and completes its handshake first, bit 3: and
+//! stays until the core settles it, so datagrams reach a connected and a settled peer), then
+//! records (see `tolk_fuzz::records`); `op & 7` is the step, `op >> 3` an address (0..=2 are the
+//! scripted peers' own, 3 the real client's, the rest strangers):
 //! 0 a datagram from that address; 1 a STUN binding request signed with a peer's ICE password
 //! (payload: `[nominate?, their ufrag…]`), as a browser's first check; 2 time passes
 //! (payload: ms); 3 time jumps to the core's next deadline; 4 a floor packet to fan out
@@ -15,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use tolk_fuzz::{
-    OFFER_RECVONLY, OFFER_SENDONLY, OFFER_SENDRECV, client, core, flush, lang, layout, millis, records,
+    OFFER_RECVONLY, OFFER_SENDONLY, OFFER_SENDRECV, client, connect_listener, core, flush, lang, layout,
+    millis, records,
 };
 use tolk_relay::ids::{InterpreterId, SessionId};
 use tolk_relay::media::router::OnAir;
@@ -48,6 +51,10 @@ fuzz_target!(|data: &[u8]| {
         sessions.push(session);
     }
     flush(&mut core, now);
+    if setup & 4 != 0 {
+        let live = connect_listener(&mut core, &layout, &mut now, client(3), setup & 8 != 0);
+        sessions.push(live.expect("a str0m client connects through the core"));
+    }
     let mut seq = 0u64;
     for (op, payload) in records(data) {
         let address = op >> 3;

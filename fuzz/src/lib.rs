@@ -9,10 +9,16 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use tolk_relay::ids::{EventId, Language};
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tolk_relay::ids::{EventId, Language, SessionId};
 use tolk_relay::media::mixer::MixSettings;
 use tolk_relay::net::EventLayout;
+use tolk_relay::net::Join;
 use tolk_relay::net::core::{CoreConfig, FLUSH_AT, ShardCore};
+use tolk_relay::net::settled::SETTLE_AFTER;
 
 /// A WHEP offer (one receive-only Opus section), as str0m makes it.
 pub const OFFER_RECVONLY: &str = include_str!("../data/offer-recvonly.sdp");
@@ -107,4 +113,62 @@ pub fn flush(core: &mut ShardCore, now: Instant) {
     }
     core.outbox().forward.clear();
     core.outbox().ended.clear();
+}
+
+/// A str0m client (a browser's part) joins the core as a listener at `addr` and runs its whole
+/// handshake with it (ICE, DTLS, SRTP keys) on simulated time, until connected, or with `settle`
+/// until the core has dropped the peer's engine (its consent checks answered by the core
+/// itself). The fuzz input then reaches a connected peer's paths. None if it did not connect.
+pub fn connect_listener(
+    core: &mut ShardCore,
+    layout: &Arc<EventLayout>,
+    now: &mut Instant,
+    addr: SocketAddr,
+    settle: bool,
+) -> Option<SessionId> {
+    let mut rtc = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).build(*now);
+    rtc.add_local_candidate(Candidate::host(addr, "udp").ok()?);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = change.apply()?;
+    let session = SessionId::generate();
+    let join = Join::Listen { language: lang("fr") };
+    let joined = core.join(*now, layout.clone(), session.clone(), join, &offer.to_sdp_string()).ok()?;
+    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&joined.answer).ok()?).ok()?;
+    let until = *now + if settle { SETTLE_AFTER + Duration::from_secs(1) } else { Duration::from_secs(5) };
+    let mut connected = false;
+    while *now < until && !(connected && !settle) {
+        let mut client_next = *now + Duration::from_millis(50);
+        for _ in 0..100 {
+            let mut sent = 0;
+            loop {
+                match rtc.poll_output().ok()? {
+                    Output::Timeout(t) => {
+                        client_next = t;
+                        break;
+                    }
+                    Output::Transmit(t) => {
+                        core.on_datagram(*now, addr, &t.contents);
+                        sent += 1;
+                    }
+                    Output::Event(Event::Connected) => connected = true,
+                    Output::Event(_) => {}
+                }
+            }
+            let datagrams: Vec<_> = core.outbox().send.drain().filter(|(to, _)| *to == addr).collect();
+            for (to, data) in &datagrams {
+                let receive = Receive::new(Protocol::Udp, RELAY, *to, data).ok()?;
+                rtc.handle_input(Input::Receive(*now, receive)).ok()?;
+            }
+            if sent == 0 && datagrams.is_empty() {
+                break;
+            }
+        }
+        let next = core.poll_timeout().map_or(client_next, |t| t.min(client_next));
+        *now = next.clamp(*now + Duration::from_millis(1), *now + Duration::from_millis(50));
+        rtc.handle_input(Input::Timeout(*now)).ok()?;
+        core.on_timeout(*now);
+    }
+    flush(core, *now);
+    connected.then_some(session)
 }
