@@ -30,6 +30,8 @@ pub mod server;
 pub mod store;
 
 #[doc(hidden)]
+pub mod fuzzing;
+#[doc(hidden)]
 pub mod media;
 #[doc(hidden)]
 pub mod net;

@@ -33,7 +33,7 @@ pub struct MeetingInfo {
 
 /// A parsed `<response>`: its fields by element name.
 #[derive(Debug)]
-struct Response {
+pub(crate) struct Response {
     fields: Vec<(String, String)>,
 }
 
@@ -127,11 +127,7 @@ impl BbbApi {
     /// The meeting's name, state and participants; `Ok(None)` if BBB does not know it.
     pub async fn meeting_info(&self, meeting: &str) -> Result<Option<MeetingInfo>, BbbError> {
         match self.call("getMeetingInfo", &[("meetingID", meeting)]).await {
-            Ok((r, _)) => Ok(Some(MeetingInfo {
-                name: r.field("meetingName").unwrap_or("").to_owned(),
-                running: r.field("running") == Some("true"),
-                participants: r.field("participantCount").and_then(|p| p.parse().ok()).unwrap_or(0),
-            })),
+            Ok((r, _)) => Ok(Some(meeting_info(&r))),
             Err(BbbError::Failed { key, .. }) if key == "notFound" => Ok(None),
             Err(e) => Err(e),
         }
@@ -152,35 +148,11 @@ impl BbbApi {
             ("userdata-bbb_auto_join_audio", "true"),
         ];
         let (response, headers) = self.call("join", &params).await?;
-        let session_token = response
-            .field("session_token")
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| BbbError::Xml { call: "join".into(), detail: "no <session_token>".into() })?
-            .to_owned();
-        let cookie = headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.split(';').next())
-            .find(|pair| pair.trim_start().starts_with("JSESSIONID="))
-            .map(|pair| pair.trim().to_owned());
-        Ok(BotSession { session_token, cookie, user_id: response.field("user_id").map(str::to_owned) })
+        bot_session(&response, &headers)
     }
 
     /// The STUN/TURN URLs BBB hands its clients.
     pub async fn stuns(&self, bot: &BotSession) -> Result<Vec<String>, BbbError> {
-        #[derive(serde::Deserialize)]
-        struct Server {
-            url: String,
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Stuns {
-            #[serde(default)]
-            stun_servers: Vec<Server>,
-            #[serde(default)]
-            turn_servers: Vec<Server>,
-        }
         let mut url = self.endpoint("api/stuns")?;
         url.query_pairs_mut().append_pair("sessionToken", &bot.session_token);
         let mut request = self.http.get(url);
@@ -197,11 +169,7 @@ impl BbbApi {
                 body: snippet(&body),
             });
         }
-        let stuns: Stuns = serde_json::from_str(&body).map_err(|e| BbbError::Xml {
-            call: "stuns".into(),
-            detail: format!("not the expected JSON: {e}"),
-        })?;
-        Ok(stuns.stun_servers.into_iter().chain(stuns.turn_servers).map(|s| s.url).collect())
+        stun_urls(&body)
     }
 
     /// `ws(s)://<host>/bbb-webrtc-sfu?sessionToken=…` of this BBB server.
@@ -214,8 +182,53 @@ impl BbbApi {
     }
 }
 
+/// What `getMeetingInfo` says, from its answer.
+pub(crate) fn meeting_info(r: &Response) -> MeetingInfo {
+    MeetingInfo {
+        name: r.field("meetingName").unwrap_or("").to_owned(),
+        running: r.field("running") == Some("true"),
+        participants: r.field("participantCount").and_then(|p| p.parse().ok()).unwrap_or(0),
+    }
+}
+
+/// The bot's session, from `join`'s answer and its `Set-Cookie` headers.
+pub(crate) fn bot_session(response: &Response, headers: &HeaderMap) -> Result<BotSession, BbbError> {
+    let session_token = response
+        .field("session_token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| BbbError::Xml { call: "join".into(), detail: "no <session_token>".into() })?
+        .to_owned();
+    let cookie = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.trim_start().starts_with("JSESSIONID="))
+        .map(|pair| pair.trim().to_owned());
+    Ok(BotSession { session_token, cookie, user_id: response.field("user_id").map(str::to_owned) })
+}
+
+/// The STUN and TURN URLs of `/api/stuns`' JSON answer.
+pub(crate) fn stun_urls(body: &str) -> Result<Vec<String>, BbbError> {
+    #[derive(serde::Deserialize)]
+    struct Server {
+        url: String,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Stuns {
+        #[serde(default)]
+        stun_servers: Vec<Server>,
+        #[serde(default)]
+        turn_servers: Vec<Server>,
+    }
+    let stuns: Stuns = serde_json::from_str(body)
+        .map_err(|e| BbbError::Xml { call: "stuns".into(), detail: format!("not the expected JSON: {e}") })?;
+    Ok(stuns.stun_servers.into_iter().chain(stuns.turn_servers).map(|s| s.url).collect())
+}
+
 /// Read `<response>…</response>` into its top-level fields.
-fn parse(call: &str, body: &str) -> Result<Response, BbbError> {
+pub(crate) fn parse(call: &str, body: &str) -> Result<Response, BbbError> {
     let doc = roxmltree::Document::parse(body).map_err(|e| BbbError::Xml {
         call: call.into(),
         detail: format!("not XML ({e}): {}", snippet(body)),

@@ -7,8 +7,8 @@
 pub(crate) mod api;
 pub(crate) mod checksum;
 pub(crate) mod floor;
-mod peer;
-mod sfu;
+pub(crate) mod peer;
+pub(crate) mod sfu;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -201,7 +201,7 @@ fn route_source(remote: IpAddr) -> std::io::Result<IpAddr> {
 }
 
 /// The address of the first UDP candidate in an SDP (where BBB's media is).
-pub(super) fn first_candidate_ip(sdp: &str) -> Option<IpAddr> {
+pub(crate) fn first_candidate_ip(sdp: &str) -> Option<IpAddr> {
     sdp.lines().filter_map(|l| l.trim().strip_prefix("a=candidate:")).find_map(|c| {
         let fields: Vec<&str> = c.split_whitespace().collect();
         match fields.as_slice() {

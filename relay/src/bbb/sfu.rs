@@ -15,7 +15,7 @@ use super::api::BotSession;
 
 /// A message from bbb-webrtc-sfu that matters to a listen-only session.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum ServerMessage {
+pub(crate) enum ServerMessage {
     Pong,
     /// `startResponse`: accepted with an SDP (the server's offer or its answer), or rejected.
     Started {
@@ -39,7 +39,7 @@ pub(super) enum ServerMessage {
 }
 
 /// Read one text message.
-pub(super) fn parse(text: &str) -> Result<ServerMessage, BbbError> {
+pub(crate) fn parse(text: &str) -> Result<ServerMessage, BbbError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| BbbError::Signalling(format!("a message that is not JSON ({e}): {text:.120}")))?;
     let id = value.get("id").and_then(Value::as_str).unwrap_or("");

@@ -234,31 +234,13 @@ impl Events {
     /// Change an event; capacity is checked again as for a new one.
     pub(crate) async fn change(&self, id: &EventId, change: EventChange) -> Result<EventView, EventError> {
         let _reserving = self.reserving.lock().await;
-        let mut event = self.event(id).await?;
-        if let Some(languages) = change.languages
-            && languages != event.languages
+        let event = self.event(id).await?;
+        if change.languages.as_ref().is_some_and(|l| l != &event.languages)
+            && self.media.sessions().iter().any(|s| &s.event == id)
         {
-            if self.media.sessions().iter().any(|s| &s.event == id) {
-                return Err(EventError::LanguagesLocked);
-            }
-            event.languages = languages;
+            return Err(EventError::LanguagesLocked);
         }
-        if let Some(title) = change.title {
-            event.title = title.trim().to_owned();
-        }
-        event.starts_at = change.starts_at.unwrap_or(event.starts_at);
-        event.ends_at = change.ends_at.unwrap_or(event.ends_at);
-        event.expected_listeners = change.expected_listeners.unwrap_or(event.expected_listeners);
-        validate(&NewEvent {
-            title: event.title.clone(),
-            floor_language: event.floor_language.clone(),
-            languages: event.languages.clone(),
-            starts_at: event.starts_at,
-            ends_at: event.ends_at,
-            expected_listeners: event.expected_listeners,
-            floor: FloorRequest::Whip,
-            floor_under_interpretation_db: event.floor_under_db,
-        })?;
+        let event = changed(event, change)?;
         let mut booking = self.check_capacity(&event).await?;
         if !booking.update(&event).await? {
             return Err(EventError::NoEvent(id.clone()));
@@ -373,4 +355,28 @@ fn reservation(event: &Event) -> Reservation {
         listeners: event.expected_listeners,
         channels: channel_units(event.languages.len(), event.floor_under_db.is_some()),
     }
+}
+
+/// `event` with `change` applied, checked by the rules of a new request.
+pub(crate) fn changed(mut event: Event, change: EventChange) -> Result<Event, EventError> {
+    if let Some(languages) = change.languages {
+        event.languages = languages;
+    }
+    if let Some(title) = change.title {
+        event.title = title.trim().to_owned();
+    }
+    event.starts_at = change.starts_at.unwrap_or(event.starts_at);
+    event.ends_at = change.ends_at.unwrap_or(event.ends_at);
+    event.expected_listeners = change.expected_listeners.unwrap_or(event.expected_listeners);
+    validate(&NewEvent {
+        title: event.title.clone(),
+        floor_language: event.floor_language.clone(),
+        languages: event.languages.clone(),
+        starts_at: event.starts_at,
+        ends_at: event.ends_at,
+        expected_listeners: event.expected_listeners,
+        floor: FloorRequest::Whip,
+        floor_under_interpretation_db: event.floor_under_db,
+    })?;
+    Ok(event)
 }

@@ -88,7 +88,7 @@ pub(super) fn action_from(fields: Value) -> Result<BoothAction, String> {
 }
 
 /// The action of a request: the path names it, the JSON body (may be empty) carries its fields.
-fn parse_action(action: &str, headers: &HeaderMap, body: &Bytes) -> Result<BoothAction, ApiError> {
+pub(crate) fn parse_action(action: &str, headers: &HeaderMap, body: &Bytes) -> Result<BoothAction, ApiError> {
     let mut fields: Value =
         if body.iter().all(u8::is_ascii_whitespace) { json!({}) } else { parse_json(headers, body)? };
     let Some(object) = fields.as_object_mut() else {

@@ -3,10 +3,10 @@
 //! services on [`App`], and errors map to problem+json ([`error`]); media state stays in the shards.
 
 mod api;
-mod booth;
+pub(crate) mod booth;
 mod booth_socket;
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod headers;
 mod media;
 mod metrics;

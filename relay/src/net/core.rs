@@ -1142,7 +1142,7 @@ mod tests {
         // Our ufrag with a wrong password, from many addresses: nothing is mapped or answered.
         core.outbox().send.drain().for_each(drop);
         for i in 0..20 {
-            let forged = settled::binding_request(&username, "not-the-password");
+            let forged = settled::binding_request(&username, "not-the-password", false);
             core.on_datagram(now, client_addr(100 + i), &forged);
         }
         assert!(core.peers().get(slot).unwrap().remotes.is_empty());
@@ -1151,7 +1151,11 @@ mod tests {
         assert_eq!(core.counters().unknown, 20);
         // Signed checks from six addresses: the peer keeps the last four.
         for i in 0..6 {
-            core.on_datagram(now, client_addr(130 + i), &settled::binding_request(&username, &password));
+            core.on_datagram(
+                now,
+                client_addr(130 + i),
+                &settled::binding_request(&username, &password, false),
+            );
         }
         assert_eq!(core.peers().get(slot).unwrap().remotes.len(), MAX_REMOTES);
         for i in 0..6 {
@@ -1185,5 +1189,182 @@ mod tests {
         assert_eq!(forwarded.len(), 10, "only the locked sender's Opus packets are routed");
         assert!(forwarded.iter().all(|p| p.input == forwarded[0].input), "one input line");
         assert_eq!(core.stats().rtp_floor_rejected, 30);
+    }
+
+    /// Writes the fuzz targets' seed inputs (`fuzz/corpus/`, `fuzz/data/`) from real traffic:
+    /// str0m's offers, a client's datagrams through a whole handshake (STUN, DTLS, SRTCP),
+    /// Opus RTP from libopus. Run by hand:
+    /// `cargo test -p tolk-relay --lib write_fuzz_seeds -- --ignored`.
+    #[test]
+    #[ignore = "writes the fuzz seed corpus"]
+    fn write_fuzz_seeds() {
+        let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let write = |dir: &str, name: &str, data: &[u8]| {
+            let dir = fuzz.join(dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(name), data).unwrap();
+        };
+        // The fuzz crate's record format: [op][len u16 BE][payload].
+        let record = |op: u8, payload: &[u8]| {
+            let mut out = vec![op];
+            out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+            out.extend_from_slice(payload);
+            out
+        };
+        let ms = |d: Duration| (d.as_millis().min(u128::from(u16::MAX)) as u16).to_be_bytes();
+
+        // Offers, as str0m makes them (the fuzz targets join peers with these).
+        let now = Instant::now();
+        for (direction, name) in [
+            (Direction::RecvOnly, "offer-recvonly.sdp"),
+            (Direction::SendOnly, "offer-sendonly.sdp"),
+            (Direction::SendRecv, "offer-sendrecv.sdp"),
+        ] {
+            let (_, offer, _) = Client::new(now, client_addr(1), direction);
+            write("data", name, offer.as_bytes());
+            write("corpus/sdp_offer", &format!("str0m-{name}"), offer.as_bytes());
+        }
+
+        // A listener's handshake through the core: every datagram the client sent, with the time
+        // between them. Replayed by the fuzz target from the peer's address after a signed,
+        // nominating check (the core's ICE credentials are new on each run).
+        let mut core = core();
+        let mut now = Instant::now();
+        let (mut client, offer, pending) = Client::new(now, client_addr(1), Direction::RecvOnly);
+        let theirs = offer.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).unwrap().trim().to_owned();
+        let session = SessionId::generate();
+        let joined = core
+            .join(
+                now,
+                layout(),
+                session.clone(),
+                Join::Listen { language: Language::parse("fr").unwrap() },
+                &offer,
+            )
+            .unwrap();
+        let answer = str0m::change::SdpAnswer::from_sdp_string(&joined.answer).unwrap();
+        client.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        let start = now;
+        let mut sent: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut floor_seq = 0;
+        while now < start + SETTLE_AFTER + Duration::from_secs(2) {
+            let (out, client_next) = client.poll();
+            for data in out {
+                core.on_datagram(now, client.addr, &data);
+                sent.push((now - start, data));
+            }
+            deliver(&mut core, now, &mut client);
+            if client.connected && floor_seq < 20 {
+                floor_seq += 1;
+                core.deliver(Arc::new(floor_packet(floor_seq, now)), now);
+                deliver(&mut core, now, &mut client);
+            }
+            let next = core.poll_timeout().map_or(client_next, |t| t.min(client_next));
+            now = next.clamp(now + Duration::from_millis(1), now + Duration::from_millis(50));
+            client.rtc.handle_input(Input::Timeout(now)).unwrap();
+            core.on_timeout(now);
+        }
+        assert!(client.connected && client.media > 0, "the capture saw a whole handshake");
+        let mut check = vec![1u8];
+        check.extend_from_slice(theirs.as_bytes());
+        let mut seed = vec![0u8]; // setup: the listener alone
+        seed.extend(record(1, &check));
+        let mut at = Duration::ZERO;
+        for (when, data) in &sent {
+            if *when > at {
+                seed.extend(record(2, &ms(*when - at)));
+                at = *when;
+            }
+            seed.extend(record(0, data));
+        }
+        write("corpus/shard_datagram", "listener-handshake", &seed);
+        for (i, (_, data)) in sent.iter().enumerate() {
+            let kind = match data.first() {
+                Some(0..=3) => "stun",
+                Some(20..=63) => "dtls",
+                Some(128..=191) => "srtp",
+                _ => "other",
+            };
+            let mut one = vec![3u8];
+            one.extend(record(1, &check));
+            one.extend(record(0, data));
+            one.extend(record(3, &[]));
+            if i < 12 || kind == "srtp" && i % 8 == 0 {
+                write("corpus/shard_datagram", &format!("{kind}-{i:03}"), &one);
+            }
+        }
+        // Floor packets to a joined listener, junk and forged checks from strangers, timeouts.
+        let mut seed = vec![1u8];
+        seed.extend(record(1, &check));
+        for junk in [
+            &b""[..],
+            &[0u8, 1, 0, 0][..],
+            &[0x80, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9][..],
+            &[22, 0xfe, 0xfd][..],
+        ] {
+            seed.extend(record(8 << 3, junk));
+        }
+        let forged = settled::binding_request("nobody:client", "not-the-password", true);
+        seed.extend(record(9 << 3, &forged));
+        for seq in 0..5u8 {
+            seed.extend(record(4, &[0xfc, 0xff, 0xfe, seq]));
+            seed.extend(record(2, &ms(Duration::from_millis(20))));
+        }
+        seed.extend(record(5 | (1 << 3), &[]));
+        seed.extend(record(6 | (2 << 3), &[]));
+        seed.extend(record(3, &[]));
+        seed.extend(record(7, &[]));
+        write("corpus/shard_datagram", "junk-and-floor", &seed);
+
+        // RTP floor: a tone encoded by libopus as a floor sender's RTP, an interpreter's voice,
+        // a handover, an intruder and junk.
+        let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio).unwrap();
+        encoder.set_inband_fec(true).unwrap();
+        let mut frames = Vec::new();
+        for n in 0..25usize {
+            let pcm: Vec<f32> = (0..960)
+                .map(|i| (((n * 960 + i) as f32) * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 0.3)
+                .collect();
+            frames.push(encoder.encode_vec_float(&pcm, 1500).unwrap());
+        }
+        let rtp = |seq: u16, ssrc: u32, payload: &[u8]| {
+            let mut p = vec![0x80, 111];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p.extend_from_slice(payload);
+            p
+        };
+        let mut seed = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            let seq = i as u16;
+            seed.extend(record(0, &rtp(seq, 7, frame)));
+            seed.extend(record(2, &rtp(seq, 9, frame)));
+            if i == 12 {
+                seed.extend(record(3 | (2 << 2), &[])); // handover to interpreter 2
+                seed.extend(record(2 | (1 << 2), &rtp(seq, 10, frame)));
+            }
+            if i == 18 {
+                seed.extend(record(3 | (5 << 2), &[])); // interpreter 2, muted
+            }
+            seed.extend(record(1, &ms(Duration::from_millis(20))));
+        }
+        write("corpus/rtp_floor", "tone-mix-handover", &seed);
+        let mut seed = Vec::new();
+        for (i, frame) in frames.iter().take(8).enumerate() {
+            if i != 3 {
+                seed.extend(record(0, &rtp(i as u16, 7, frame))); // one lost: FEC
+            }
+            seed.extend(record(1 << 2, &rtp(i as u16, 8, frame))); // an intruder (address 1)
+            seed.extend(record(0, b"junk"));
+            seed.extend(record(1, &ms(Duration::from_millis(20))));
+        }
+        seed.extend(record(1, &ms(Duration::from_millis(500)))); // underrun, concealment
+        write("corpus/rtp_floor", "tone-loss-intruder", &seed);
+        let mut one = vec![0x80, 111, 0, 7, 0, 0, 0, 9, 0, 0, 0, 42];
+        one.extend_from_slice(&[0xfc, 1, 2, 3]);
+        let mut seed = record(0, &one);
+        seed.extend(record(1, &ms(Duration::from_millis(100))));
+        write("corpus/rtp_floor", "unit-test-packet", &seed);
     }
 }

@@ -41,17 +41,11 @@ pub fn is_check_for(data: &[u8], password: &str) -> bool {
 }
 
 /// A STUN binding request as a client's ICE agent sends it: `username` is
-/// `<our ufrag>:<theirs>`, signed with our `password`.
-#[cfg(test)]
-pub(crate) fn binding_request(username: &str, password: &str) -> Vec<u8> {
-    use str0m::ice::{StunMessageBuilder, TransId};
-    let message = StunMessageBuilder::new()
-        .binding()
-        .request()
-        .username(username)
-        .prio(1)
-        .ice_controlling(7)
-        .build(TransId::new());
+/// `<our ufrag>:<theirs>`, signed with our `password`; `nominate` adds USE-CANDIDATE (for tests
+/// and the fuzz targets).
+pub fn binding_request(username: &str, password: &str, nominate: bool) -> Vec<u8> {
+    use str0m::ice::{StunMessage, TransId};
+    let message = StunMessage::binding_request(username, TransId::new(), true, 7, 1, nominate);
     let mut buf = vec![0u8; 256];
     let len = message.to_bytes(Some(password.as_bytes()), &mut buf, hmac_sha1).unwrap_or(0);
     buf.truncate(len);
