@@ -222,7 +222,10 @@ impl ShardCore {
         self.counters.packets_in += 1;
         self.counters.bytes_in += data.len() as u64;
         let slot = match self.peers.slot_of_addr(&source) {
-            Some(slot) => slot,
+            Some(slot) => {
+                self.peers.seen(slot, source, now);
+                slot
+            }
             None => {
                 // A new address: only a STUN binding request naming one of our peers, signed
                 // with that peer's ICE password, opens it (checked before anything is stored).
@@ -238,15 +241,21 @@ impl ShardCore {
                     debug!(%source, "datagram from an unknown address dropped");
                     return;
                 };
-                self.peers.add_remote(slot, source);
+                self.peers.add_remote(slot, source, now);
                 slot
             }
         };
         let Some(peer) = self.peers.get_mut(slot) else { return };
         match &mut peer.stage {
             Stage::Settled { consent, .. } => {
-                if let SettledInput::Answer(answer) = consent.input(now, source, data) {
-                    self.outbox.send.push(source, answer);
+                let SettledInput { send, moved } = consent.input(now, source, data);
+                for (to, datagram) in send {
+                    self.outbox.send.push(to, datagram);
+                }
+                if moved {
+                    peer.span.in_scope(
+                        || info!(destination = %source, "media follows the listener to a new address"),
+                    );
                 }
                 return;
             }
@@ -546,6 +555,7 @@ impl ShardCore {
                     Stage::Settled { consent, .. } => {
                         let at = consent.last_consent + CONSENT_TIMEOUT + Duration::from_millis(1);
                         self.timers.schedule(at, key, Wake::Consent);
+                        self.peers.expire_remotes(key.slot, now);
                     }
                     _ => {}
                 },
@@ -770,10 +780,13 @@ mod tests {
         )
     }
 
-    /// A str0m client (a browser's part) and what it received.
+    /// A str0m client (a browser's part) and what it received. `addr` is its own address,
+    /// `seen_as` where its datagrams come from as the relay sees them (behind a NAT that may
+    /// rebind).
     struct Client {
         rtc: Rtc,
         addr: SocketAddr,
+        seen_as: SocketAddr,
         connected: bool,
         media: usize,
     }
@@ -790,7 +803,7 @@ mod tests {
             let mut change = rtc.sdp_api();
             change.add_media(MediaKind::Audio, direction, None, None, None);
             let (offer, pending) = change.apply().unwrap();
-            (Self { rtc, addr, connected: false, media: 0 }, offer.to_sdp_string(), pending)
+            (Self { rtc, addr, seen_as: addr, connected: false, media: 0 }, offer.to_sdp_string(), pending)
         }
 
         /// Poll: the client's datagrams and its next deadline.
@@ -812,8 +825,8 @@ mod tests {
     fn deliver(core: &mut ShardCore, now: Instant, client: &mut Client) -> usize {
         let datagrams: Vec<_> = core.outbox().send.drain().collect();
         let mut n = 0;
-        for (to, data) in datagrams.into_iter().filter(|(to, _)| *to == client.addr) {
-            let receive = Receive::new(Protocol::Udp, RELAY, to, &data).unwrap();
+        for (_, data) in datagrams.into_iter().filter(|(to, _)| *to == client.seen_as) {
+            let receive = Receive::new(Protocol::Udp, RELAY, client.addr, &data).unwrap();
             client.rtc.handle_input(Input::Receive(now, receive)).unwrap();
             n += 1;
         }
@@ -832,7 +845,7 @@ mod tests {
             for _ in 0..100 {
                 let (out, _) = client.poll();
                 for data in &out {
-                    core.on_datagram(*now, client.addr, data);
+                    core.on_datagram(*now, client.seen_as, data);
                 }
                 if deliver(core, *now, client) == 0 && out.is_empty() {
                     break;
@@ -1128,6 +1141,132 @@ mod tests {
             heard.dedup();
             assert_eq!(heard.len(), 5, "every listener got the packet once it was done");
         }
+    }
+
+    /// The relay's view of a settled listener's peer: its ICE credentials, where its media goes.
+    fn settled_peer(core: &ShardCore, session: &SessionId) -> (String, String, Option<SocketAddr>) {
+        let peer = core.peers().get(core.peers().slot_of_session(session).unwrap()).unwrap();
+        (format!("{}:client", peer.ufrag), peer.ice_password().to_owned(), peer.destination())
+    }
+
+    /// Floor packets for `span` of simulated time, client and core running between them; how
+    /// many were played and what the core sent, per destination, that is not STUN.
+    fn play(
+        core: &mut ShardCore,
+        client: &mut Client,
+        now: &mut Instant,
+        span: Duration,
+        seq: &mut u64,
+        mut extra: impl FnMut(&mut ShardCore, Instant),
+    ) -> (usize, HashMap<SocketAddr, usize>) {
+        let mut media = HashMap::new();
+        let until = *now + span;
+        let mut played = 0;
+        while *now < until {
+            *seq += 1;
+            played += 1;
+            core.deliver(Arc::new(floor_packet(*seq, *now)), *now);
+            extra(core, *now);
+            for (to, data) in core.outbox().send.drain().collect::<Vec<_>>() {
+                if data.first().is_some_and(|b| *b >= 128) {
+                    *media.entry(to).or_default() += 1;
+                }
+                if to == client.seen_as {
+                    let receive = Receive::new(Protocol::Udp, RELAY, client.addr, &data).unwrap();
+                    client.rtc.handle_input(Input::Receive(*now, receive)).unwrap();
+                }
+            }
+            let next = *now + Duration::from_millis(20);
+            run(core, client, now, next, |_, _| false);
+        }
+        (played, media)
+    }
+
+    #[test]
+    fn a_listener_behind_a_nat_that_rebinds_keeps_hearing_at_its_new_address() {
+        let mut core = core();
+        let mut now = Instant::now();
+        let (mut client, session) = join_listener(&mut core, now, client_addr(60));
+        let until = now + SETTLE_AFTER + Duration::from_secs(2);
+        run(&mut core, &mut client, &mut now, until, |_, _| false);
+        assert_eq!(stage_of(&core, &session), Some("settled"));
+        let mut seq = 0;
+        let (played, before) =
+            play(&mut core, &mut client, &mut now, Duration::from_secs(1), &mut seq, |_, _| ());
+        assert_eq!(before.get(&client_addr(60)).copied(), Some(played), "media to the first address");
+        // The NAT gives the client a new port: its next nominated check comes from there, the
+        // relay checks that address back and moves the media.
+        let rebound = SocketAddr::new(client_addr(60).ip(), 6000);
+        client.seen_as = rebound;
+        let heard = client.media;
+        let (played, after) =
+            play(&mut core, &mut client, &mut now, Duration::from_secs(30), &mut seq, |_, _| ());
+        assert_eq!(settled_peer(&core, &session).2, Some(rebound));
+        let moved = after.get(&rebound).copied().unwrap_or(0);
+        // Until its next nominated check (str0m checks its pair every few seconds) the media
+        // goes to the old port; after that, all of it to the new one.
+        assert!(moved * 10 >= played * 8, "{moved} of {played} packets to the new address: {after:?}");
+        assert_eq!(client.media - heard, moved, "the client hears what goes to the new address");
+        assert_eq!(stage_of(&core, &session), Some("settled"), "consent holds at the new address");
+        assert!(core.outbox().ended.is_empty());
+        // The old address expired: it no longer reaches the peer.
+        assert_eq!(core.peers().slot_of_addr(&client_addr(60)), None);
+    }
+
+    #[test]
+    fn a_forged_nomination_sends_no_media_and_keeps_no_consent() {
+        let mut core = core();
+        let mut now = Instant::now();
+        let (mut client, session) = join_listener(&mut core, now, client_addr(61));
+        let until = now + Duration::from_secs(5);
+        run(&mut core, &mut client, &mut now, until, |_, c| c.connected);
+        let (username, password, destination) = settled_peer(&core, &session);
+        assert_eq!(destination, Some(client_addr(61)));
+        // The listener (who knows the relay's ICE password) forges checks with the source
+        // address of a victim, nominating it with the highest priority, from the first seconds.
+        let victim = client_addr(99);
+        let forged = move |core: &mut ShardCore, now: Instant| {
+            let request =
+                StunMessage::binding_request(&username, str0m::ice::TransId::new(), true, 7, u32::MAX, true);
+            let mut buf = vec![0u8; 256];
+            let len = request
+                .to_bytes(Some(password.as_bytes()), &mut buf, |key, chunks| {
+                    use aws_lc_rs::hmac;
+                    let mut context =
+                        hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key));
+                    chunks.iter().for_each(|c| context.update(c));
+                    context.sign().as_ref().try_into().unwrap()
+                })
+                .unwrap();
+            core.on_datagram(now, victim, &buf[..len]);
+        };
+        let mut seq = 0;
+        let (played, sent) =
+            play(&mut core, &mut client, &mut now, Duration::from_secs(10), &mut seq, forged.clone());
+        assert_eq!(stage_of(&core, &session), Some("settled"));
+        assert_eq!(sent.get(&victim), None, "no media to the victim: {sent:?}");
+        assert_eq!(sent.get(&client_addr(61)).copied(), Some(played), "all of it to the listener");
+        // The listener vanishes; forged checks keep coming. Consent was the listener's, so the
+        // session ends when it lapses instead of holding a slot forever.
+        let mut sent = HashMap::<SocketAddr, usize>::new();
+        let until = now + Duration::from_secs(20);
+        while now < until {
+            now += Duration::from_millis(20);
+            seq += 1;
+            core.deliver(Arc::new(floor_packet(seq, now)), now);
+            forged(&mut core, now);
+            core.on_timeout(now);
+            for (to, data) in core.outbox().send.drain() {
+                if data.first().is_some_and(|b| *b >= 128) {
+                    *sent.entry(to).or_default() += 1;
+                }
+            }
+        }
+        assert_eq!(sent.get(&victim), None, "still no media to the victim: {sent:?}");
+        assert_eq!(stage_of(&core, &session), None);
+        let ended: Vec<_> = core.outbox().ended.drain(..).collect();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].why, "ICE consent lapsed");
     }
 
     #[test]

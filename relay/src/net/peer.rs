@@ -13,7 +13,7 @@ use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Transmit;
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use crate::ids::{EventId, InterpreterId, SessionId};
 use crate::media::router::ChannelIndex;
@@ -98,7 +98,7 @@ pub enum Stage {
     Direct(Engine, SrtpSender),
     /// A listener whose engine is dropped: Tolk sends its packets and answers its consent
     /// checks ([`crate::net::settled`]).
-    Settled { consent: Settled, srtp: SrtpSender, destination: SocketAddr },
+    Settled { consent: Settled, srtp: SrtpSender },
     /// Dead; about to be removed from its shard.
     Closed,
 }
@@ -109,7 +109,10 @@ pub struct Engine {
     pub rtc: Box<Rtc>,
     /// The keys its DTLS exports (empty until the handshake is done, or when not usable).
     keys: KeyTap,
-    /// Where str0m sends DTLS and RTCP (the nominated pair): our direct packets go there too.
+    /// Where str0m sent DTLS while connecting (the nominated pair, where the handshake
+    /// completed): our direct packets go there. Pinned once connected: a later nomination moves
+    /// str0m's own packets, not media (only a settled listener's proven address does that,
+    /// [`crate::net::settled`]).
     destination: Option<SocketAddr>,
 }
 
@@ -139,9 +142,12 @@ pub struct Peer {
     ice_password: String,
     /// Our ICE username fragment (how a STUN check from a new address names this peer).
     pub ufrag: String,
+    /// The other side's ICE credentials, from its offer (a settled listener's own checks).
+    remote_ice: Option<IceCreds>,
     pub role: PeerRole,
-    /// Remote addresses that reached this peer (for the shard's demultiplexing map).
-    pub remotes: Vec<SocketAddr>,
+    /// Remote addresses that reached this peer (for the shard's demultiplexing map) and when
+    /// each last sent something.
+    pub remotes: Vec<(SocketAddr, Instant)>,
     /// The deadline str0m asked for, and the earliest one in the shard's timers.
     pub timeout: Instant,
     pub scheduled: Option<Instant>,
@@ -169,6 +175,8 @@ pub struct Accepted {
     pub answer: String,
     pub ufrag: String,
     pub ice_password: String,
+    /// The offerer's ICE credentials.
+    pub remote_ice: Option<IceCreds>,
     /// Audio sections in offer order: mid, Opus payload type, and whether we send on it.
     pub audio: Vec<(Mid, Pt, Direction)>,
     pub timeout: Instant,
@@ -180,6 +188,8 @@ pub struct Accepted {
 /// Build a peer from an offer. Nothing is kept on error.
 pub fn accept(now: Instant, candidate: SocketAddr, offer: &str) -> Result<Accepted, NetError> {
     let offer = SdpOffer::from_sdp_string(offer).map_err(|e| NetError::BadSdp(e.to_string()))?;
+    let remote_ice =
+        offer.session.ice_creds().or_else(|| offer.media_lines.iter().find_map(|m| m.ice_creds()));
     let (mut rtc, keys) = key_tap::with_tap(|| {
         let builder = Rtc::builder();
         let builder = match key_tap::certificate() {
@@ -235,6 +245,7 @@ pub fn accept(now: Instant, candidate: SocketAddr, offer: &str) -> Result<Accept
         answer,
         ufrag: credentials.ufrag,
         ice_password: credentials.pass,
+        remote_ice,
         audio,
         timeout,
         transmits,
@@ -306,6 +317,17 @@ impl Accepted {
 }
 
 impl Peer {
+    /// Where this peer's media goes once Tolk sends it: the address that is never expired.
+    pub fn destination(&self) -> Option<SocketAddr> {
+        match &self.stage {
+            Stage::Settled { consent, .. } => Some(consent.destination()),
+            Stage::Engine(engine) | Stage::Direct(engine, _) | Stage::Connecting(engine) => {
+                engine.destination
+            }
+            Stage::Closed => None,
+        }
+    }
+
     /// Our ICE password: the key of every STUN check meant for this peer.
     pub fn ice_password(&self) -> &str {
         &self.ice_password
@@ -328,6 +350,7 @@ impl Peer {
             stage: Stage::Connecting(engine),
             ice_password: accepted.ice_password,
             ufrag: accepted.ufrag,
+            remote_ice: accepted.remote_ice,
             role,
             remotes: Vec::new(),
             timeout: accepted.timeout,
@@ -391,10 +414,10 @@ impl Peer {
             }
         };
         let engine = match &mut self.stage {
-            Stage::Settled { srtp, destination, .. } => {
+            Stage::Settled { srtp, consent } => {
                 let Some(ssrc) = track.ssrc else { return Written::Nothing };
-                let direct =
-                    DirectWrite { srtp, destination: *destination, ssrc, mid_extension: self.mid_extension };
+                let destination = consent.destination();
+                let direct = DirectWrite { srtp, destination, ssrc, mid_extension: self.mid_extension };
                 direct.write(track, &placed, packet, send, &self.span);
                 return Written::Direct;
             }
@@ -445,6 +468,7 @@ impl Peer {
     ) -> Option<&'static str> {
         let listener = matches!(self.role, PeerRole::Listener { .. });
         let mut connected = false;
+        let connecting = matches!(self.stage, Stage::Connecting(_));
         let engine = self.stage.engine_mut()?;
         let rtc = &mut engine.rtc;
         let died = loop {
@@ -460,7 +484,7 @@ impl Peer {
                 Ok(Output::Transmit(t)) => {
                     // DTLS (first byte 20–63) and SRTCP go over the nominated pair; STUN
                     // answers go wherever a check came from.
-                    if t.contents.first().is_some_and(|b| *b >= 20) {
+                    if connecting && t.contents.first().is_some_and(|b| *b >= 20) {
                         engine.destination = Some(t.destination);
                     }
                     send.push(t.destination, t.contents.into());
@@ -524,12 +548,12 @@ impl Peer {
         let Stage::Direct(engine, srtp) = std::mem::replace(&mut self.stage, Stage::Closed) else {
             return false;
         };
-        let Some(destination) = engine.destination else {
+        let (Some(destination), Some(remote)) = (engine.destination, self.remote_ice.clone()) else {
             self.stage = Stage::Direct(engine, srtp);
             return false;
         };
-        let consent = Settled::new(self.ice_password.clone(), now);
-        self.stage = Stage::Settled { consent, srtp, destination };
+        let consent = Settled::new(self.ufrag.clone(), self.ice_password.clone(), remote, destination, now);
+        self.stage = Stage::Settled { consent, srtp };
         self.span.in_scope(|| tracing::debug!("settled: engine dropped, consent answered by Tolk"));
         true
     }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use crate::ids::SessionId;
 use crate::net::peer::Peer;
@@ -14,6 +15,9 @@ use crate::net::timers::PeerKey;
 /// Addresses one peer may be reached from at once (its ICE candidates' pairs, a NAT rebinding):
 /// enough for real clients, and a bound on what valid checks from new addresses can add.
 pub const MAX_REMOTES: usize = 4;
+/// How long an address may send nothing before it no longer reaches its peer (a browser checks
+/// every pair it uses well within this; the same span as ICE consent).
+pub const REMOTE_IDLE: Duration = Duration::from_secs(15);
 
 /// The peers of one shard and their indices.
 #[derive(Default)]
@@ -39,7 +43,7 @@ impl PeerTable {
         let peer = make(key);
         self.by_session.insert(peer.session.clone(), slot);
         self.by_ufrag.insert(peer.ufrag.clone(), slot);
-        for remote in &peer.remotes {
+        for (remote, _) in &peer.remotes {
             self.by_addr.insert(*remote, slot);
         }
         self.slots[slot as usize] = Some(peer);
@@ -53,7 +57,7 @@ impl PeerTable {
         self.free.push(slot);
         self.by_session.remove(&peer.session);
         self.by_ufrag.remove(&peer.ufrag);
-        for addr in &peer.remotes {
+        for (addr, _) in &peer.remotes {
             if self.by_addr.get(addr) == Some(&slot) {
                 self.by_addr.remove(addr);
             }
@@ -61,12 +65,17 @@ impl PeerTable {
         Some(peer)
     }
 
-    /// Datagrams from `addr` now go to the peer in `slot` (no-op for an empty slot). A peer keeps
-    /// at most [`MAX_REMOTES`] addresses: the oldest goes when a new one comes.
-    pub fn add_remote(&mut self, slot: u32, addr: SocketAddr) {
+    /// Datagrams from `addr` now go to the peer in `slot` (no-op for an empty slot). Addresses
+    /// idle for [`REMOTE_IDLE`] go first; then a peer keeps at most [`MAX_REMOTES`]: the oldest
+    /// goes when a new one comes.
+    pub fn add_remote(&mut self, slot: u32, addr: SocketAddr, now: Instant) {
+        self.expire_remotes(slot, now);
         let Some(peer) = self.get_mut(slot) else { return };
-        if !peer.remotes.contains(&addr) && peer.remotes.len() >= MAX_REMOTES {
-            let oldest = peer.remotes.remove(0);
+        let known = peer.remotes.iter().any(|(a, _)| *a == addr);
+        if !known && peer.remotes.len() >= MAX_REMOTES {
+            let keep = peer.destination();
+            let oldest = peer.remotes.iter().position(|(a, _)| Some(*a) != keep).unwrap_or(0);
+            let (oldest, _) = peer.remotes.remove(oldest);
             if self.by_addr.get(&oldest) == Some(&slot) {
                 self.by_addr.remove(&oldest);
             }
@@ -75,12 +84,42 @@ impl PeerTable {
             && previous != slot
             && let Some(other) = self.get_mut(previous)
         {
-            other.remotes.retain(|a| *a != addr);
+            other.remotes.retain(|(a, _)| *a != addr);
         }
+        if let Some(peer) = self.get_mut(slot) {
+            match peer.remotes.iter_mut().find(|(a, _)| *a == addr) {
+                Some((_, seen)) => *seen = now,
+                None => peer.remotes.push((addr, now)),
+            }
+        }
+    }
+
+    /// `addr` of the peer in `slot` sent something at `now`.
+    pub fn seen(&mut self, slot: u32, addr: SocketAddr, now: Instant) {
         if let Some(peer) = self.get_mut(slot)
-            && !peer.remotes.contains(&addr)
+            && let Some((_, seen)) = peer.remotes.iter_mut().find(|(a, _)| *a == addr)
         {
-            peer.remotes.push(addr);
+            *seen = now;
+        }
+    }
+
+    /// Unmap the addresses of the peer in `slot` that sent nothing for [`REMOTE_IDLE`], except
+    /// where its media goes.
+    pub fn expire_remotes(&mut self, slot: u32, now: Instant) {
+        let Some(peer) = self.get_mut(slot) else { return };
+        let keep = peer.destination();
+        let mut expired = Vec::new();
+        peer.remotes.retain(|(addr, seen)| {
+            let idle = Some(*addr) != keep && now.saturating_duration_since(*seen) > REMOTE_IDLE;
+            if idle {
+                expired.push(*addr);
+            }
+            !idle
+        });
+        for addr in expired {
+            if self.by_addr.get(&addr) == Some(&slot) {
+                self.by_addr.remove(&addr);
+            }
         }
     }
 
