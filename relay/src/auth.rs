@@ -1,13 +1,19 @@
 //! Who is calling: the admin token, an organiser's token, a booth link's token or an event's
 //! floor token, each checked against its stored hash in constant time. The admin token is
-//! configured, or generated once into the data directory (readable by its owner only).
+//! configured, or generated once into the data directory (readable by its owner only). Wrong
+//! tokens are throttled per client address ([`Auth::guarded`]): guessing is slow.
 
+use std::future::Future;
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use tracing::info;
 
 use crate::config::Settings;
 use crate::ids::{EventId, Token};
+use crate::limits::{Limiter, Rate};
 use crate::store::interpreters::Interpreter;
 use crate::store::{Event, Store, StoreError};
 
@@ -39,6 +45,9 @@ pub enum AuthError {
          meetings per account (tolk organiser allow ID PATTERN)"
     )]
     MeetingNotAllowed(String),
+    /// This client address sent too many wrong tokens: it may try again in this many seconds.
+    #[error("too many wrong tokens from this address; try again in {0} s")]
+    TooManyFailedChecks(u32),
     /// The admin token file could not be read or written.
     #[error("could not prepare the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
@@ -73,17 +82,47 @@ impl Caller {
     }
 }
 
+/// Wrong tokens a client address may send at once, then one per two seconds.
+const FAILED_CHECKS: Rate = Rate { burst: 20.0, per_second: 0.5 };
+
 /// Token checks.
 pub(crate) struct Auth {
     store: Store,
     admin_hash: String,
+    /// Wrong tokens per client address.
+    failures: Mutex<Limiter<IpAddr>>,
 }
 
 impl Auth {
     /// The admin token from the settings, or the one generated into the data directory.
     pub(crate) fn new(settings: &Settings, store: Store) -> Result<Self, AuthError> {
         let admin = admin_token(settings)?;
-        Ok(Self { store, admin_hash: admin.hash() })
+        Ok(Self {
+            store,
+            admin_hash: admin.hash(),
+            failures: Mutex::new(Limiter::new(FAILED_CHECKS, 10_000)),
+        })
+    }
+
+    /// Run a token check for `client`: refused at once while the address is over its allowance
+    /// of wrong tokens; a wrong token (not a missing one) uses one up.
+    pub(crate) async fn guarded<T>(
+        &self,
+        client: IpAddr,
+        check: impl Future<Output = Result<T, AuthError>>,
+    ) -> Result<T, AuthError> {
+        let blocked = self.failures.lock().map_or(Ok(()), |f| f.peek(&client, Instant::now()));
+        if let Err(wait) = blocked {
+            return Err(AuthError::TooManyFailedChecks(wait.as_secs_f64().ceil().max(1.0) as u32));
+        }
+        let result = check.await;
+        if let Err(AuthError::NotAnOrganiser | AuthError::NotABoothLink | AuthError::NotTheFloorToken(_)) =
+            result
+            && let Ok(mut failures) = self.failures.lock()
+        {
+            let _ = failures.check(&client, Instant::now());
+        }
+        result
     }
 
     /// Whether `token` is the admin token.

@@ -73,6 +73,9 @@ pub struct ConfigArgs {
     /// Listeners admitted per event: expected_listeners × headroom, rounded up [default: 1.25].
     #[arg(long, env = "TOLK_HEADROOM")]
     pub headroom: Option<f64>,
+    /// Open HTTP connections at once; more wait in the kernel's backlog [default: 4096].
+    #[arg(long, env = "TOLK_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Mix mode: Opus encoder complexity 0–10 [default: 5].
     #[arg(long, env = "TOLK_MIX_COMPLEXITY")]
     pub mix_complexity: Option<i32>,
@@ -129,6 +132,7 @@ struct FileConfig {
     capacity_listeners: Option<u32>,
     capacity_channels: Option<u32>,
     headroom: Option<f64>,
+    max_connections: Option<usize>,
     bbb_url: Option<String>,
     bbb_secret: Option<String>,
     bbb_checksum: Option<String>,
@@ -190,6 +194,8 @@ pub struct Settings {
     pub connecting_per_node: u32,
     /// Listeners that may be connecting from one client address.
     pub connecting_per_client: u32,
+    /// What the HTTP edge allows a client: connections, and time to send a request.
+    pub edge: EdgeLimits,
 }
 
 impl Settings {
@@ -260,6 +266,17 @@ impl Settings {
             joins_per_second: 20.0,
             connecting_per_node: 1000,
             connecting_per_client: 100,
+            edge: EdgeLimits {
+                max_connections: match args.max_connections.or(file.max_connections).unwrap_or(4096) {
+                    n @ 1..=1_000_000 => n,
+                    n => {
+                        return Err(ConfigError::Invalid(format!(
+                            "max_connections must be 1 to 1000000, not {n}"
+                        )));
+                    }
+                },
+                ..Default::default()
+            },
         })
     }
 
@@ -345,6 +362,27 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+}
+
+/// What the HTTP edge (`http::edge`) allows a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// Open connections at once.
+    pub max_connections: usize,
+    /// Time to send a request's headers (also how long an idle keep-alive connection stays).
+    pub header_timeout: std::time::Duration,
+    /// Time to send a request's body once its headers are in.
+    pub body_timeout: std::time::Duration,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,18 @@ impl<K: Eq + Hash + Clone> Limiter<K> {
         }
     }
 
+    /// Whether `key` could take an action at `now`, without taking it; Err(how long until it
+    /// could) when not.
+    pub(crate) fn peek(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        let Some(bucket) = self.buckets.get(key) else { return Ok(()) };
+        let tokens = bucket.refilled(self.rate, now);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate.per_second))
+        }
+    }
+
     /// Forget a key (its session ended).
     pub(crate) fn forget(&mut self, key: &K) {
         self.buckets.remove(key);

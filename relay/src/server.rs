@@ -70,15 +70,10 @@ impl Server {
         let app = App::start(settings).await?;
         let (shutdown, stopped) = oneshot::channel::<()>();
         let router = crate::http::router(app.clone());
-        let task = tokio::spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let serve = axum::serve(listener, service).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server stopped with an error");
-            }
-        });
+        let edge = app.settings.edge;
+        let task = tokio::spawn(crate::http::edge::serve(listener, router, edge, async {
+            let _ = stopped.await;
+        }));
         let metrics_task = metrics_listener.map(|listener| {
             let router = crate::http::metrics_router(app.clone());
             tokio::spawn(async move {

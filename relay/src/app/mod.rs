@@ -214,10 +214,11 @@ impl App {
         &self,
         event: &EventId,
         token: Option<&str>,
+        client: IpAddr,
         offer: String,
     ) -> Result<(SessionId, String), AppError> {
         let stored = self.events.event(event).await?;
-        self.auth.check_floor_token(&stored, token)?;
+        self.auth.guarded(client, async { self.auth.check_floor_token(&stored, token) }).await?;
         let live = self.events.remember(&stored);
         live.window.check(Utc::now())?;
         Ok(self.media.publish_floor(live.layout.clone(), offer).await?)

@@ -8,6 +8,7 @@
 //! checked again before every action, so a revoked link is closed at its next step. A refusal
 //! is an `{"type": "error", "detail": …}` message; a closing socket says why in its close frame.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::app::{App, AppError};
 use crate::auth::AuthError;
 use crate::booths::desk::{BoothAction, BoothPush};
 use crate::http::booth::action_from;
+use crate::http::extract::ClientAddr;
 use crate::store::interpreters::Interpreter;
 
 /// Largest message or frame a page may send: a booth action is well under a hundred bytes, a
@@ -62,15 +64,19 @@ enum Refusal {
 
 /// `GET /api/v1/booth/ws`: upgrade anyone; the socket serves only once the first message
 /// brought a valid booth token.
-pub(super) async fn socket(State(app): State<Arc<App>>, upgrade: WebSocketUpgrade) -> Response {
+pub(super) async fn socket(
+    State(app): State<Arc<App>>,
+    ClientAddr(client): ClientAddr,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| serve(app, socket))
+        .on_upgrade(move |socket| serve(app, client, socket))
 }
 
-async fn serve(app: Arc<App>, mut socket: WebSocket) {
-    let Some((token, me)) = authenticate(&app, &mut socket).await else { return };
+async fn serve(app: Arc<App>, client: IpAddr, mut socket: WebSocket) {
+    let Some((token, me)) = authenticate(&app, client, &mut socket).await else { return };
     let mut place = app.booths.sockets.open(me.id);
     let mut pushes = match app.events.live(&me.event).await {
         Ok(live) => app.booths.subscribe(&live),
@@ -136,7 +142,7 @@ async fn serve(app: Arc<App>, mut socket: WebSocket) {
 
 /// The first message, within [`AUTH_WITHIN`]: the booth token and its interpreter; otherwise
 /// the socket is closed with a sentence.
-async fn authenticate(app: &App, socket: &mut WebSocket) -> Option<(String, Interpreter)> {
+async fn authenticate(app: &App, client: IpAddr, socket: &mut WebSocket) -> Option<(String, Interpreter)> {
     const FIRST: &str = "the booth socket's first message must be {\"token\": \"<booth token>\"}";
     let refused = match tokio::time::timeout(AUTH_WITHIN, socket.recv()).await {
         Err(_) => (close::NO_TOKEN, format!("no booth token within {} s; {FIRST}", AUTH_WITHIN.as_secs())),
@@ -144,9 +150,10 @@ async fn authenticate(app: &App, socket: &mut WebSocket) -> Option<(String, Inte
         Ok(Some(Err(e))) => (close_code::SIZE, too_big_or(e)),
         Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<Hello>(&text) {
             Err(_) => (close::NO_TOKEN, FIRST.to_owned()),
-            Ok(Hello { token }) => match app.auth.interpreter(Some(&token)).await {
+            Ok(Hello { token }) => match app.auth.guarded(client, app.auth.interpreter(Some(&token))).await {
                 Ok(me) => return Some((token, me)),
                 Err(e @ AuthError::Store(_)) => (close_code::AGAIN, AppError::from(e).to_string()),
+                Err(e @ AuthError::TooManyFailedChecks(_)) => (close_code::AGAIN, e.to_string()),
                 Err(e) => (close::NOT_A_BOOTH_LINK, e.to_string()),
             },
         },

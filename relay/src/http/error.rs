@@ -109,6 +109,9 @@ impl From<crate::auth::AuthError> for ApiError {
         use crate::auth::AuthError;
         match e {
             AuthError::MeetingNotAllowed(_) => Self::new(StatusCode::FORBIDDEN, e.to_string()),
+            AuthError::TooManyFailedChecks(secs) => {
+                Self { status: StatusCode::TOO_MANY_REQUESTS, detail: e.to_string(), retry_after: Some(secs) }
+            }
             AuthError::Store(e) => e.into(),
             AuthError::DataDir { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             _ => Self::unauthorized(e.to_string()),

@@ -63,7 +63,8 @@ impl FromRequestParts<Arc<App>> for Organiser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        Ok(Organiser(app.auth.caller(bearer(&parts.headers)).await?))
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, app).await?;
+        Ok(Organiser(app.auth.guarded(client, app.auth.caller(bearer(&parts.headers))).await?))
     }
 }
 
@@ -97,7 +98,8 @@ impl FromRequestParts<Arc<App>> for Booth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        Ok(Booth(app.auth.interpreter(bearer(&parts.headers)).await?))
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, app).await?;
+        Ok(Booth(app.auth.guarded(client, app.auth.interpreter(bearer(&parts.headers))).await?))
     }
 }
 

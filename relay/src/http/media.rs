@@ -30,10 +30,11 @@ pub(super) async fn publish_floor(
     State(app): State<Arc<App>>,
     Path(event): Path<String>,
     headers: HeaderMap,
+    ClientAddr(client): ClientAddr,
     SdpOffer(offer): SdpOffer,
 ) -> Result<Response, ApiError> {
     let event = EventId::parse(&event)?;
-    let (session, answer) = app.publish_floor(&event, bearer(&headers), offer).await?;
+    let (session, answer) = app.publish_floor(&event, bearer(&headers), client, offer).await?;
     Ok(created(&app, "whip", &session, answer))
 }
 

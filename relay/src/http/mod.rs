@@ -5,6 +5,7 @@
 mod api;
 pub(crate) mod booth;
 mod booth_socket;
+pub(crate) mod edge;
 mod error;
 pub(crate) mod extract;
 mod headers;
