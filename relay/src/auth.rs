@@ -187,12 +187,37 @@ fn admin_token(settings: &Settings) -> Result<Token, AuthError> {
     }
     let token = Token::generate();
     write_private(&path, token.secret()).map_err(data_err)?;
-    println!(
-        "Generated the organiser API token (kept in {}; set TOLK_ADMIN_TOKEN to choose your own):\n  {}",
-        path.display(),
-        token.secret()
-    );
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
+    match announcement(&token, &path, terminal) {
+        Announcement::Terminal(text) => println!("{text}"),
+        Announcement::Log(text) => info!("{text}"),
+    }
     Ok(token)
+}
+
+/// Where the news of a generated admin token goes, and what it says.
+#[derive(Debug, PartialEq, Eq)]
+enum Announcement {
+    /// To the operator's terminal: the token itself.
+    Terminal(String),
+    /// To the log (a service's stdout ends in the journal): where the token is, never the token.
+    Log(String),
+}
+
+fn announcement(token: &Token, path: &Path, terminal: bool) -> Announcement {
+    if terminal {
+        Announcement::Terminal(format!(
+            "Generated the organiser API token (kept in {}; set TOLK_ADMIN_TOKEN to choose your own):\n  {}",
+            path.display(),
+            token.secret()
+        ))
+    } else {
+        Announcement::Log(format!(
+            "generated the organiser API token into {} (readable by its owner only; not logged)",
+            path.display()
+        ))
+    }
 }
 
 fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
@@ -212,6 +237,17 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_admin_token_is_shown_only_on_a_terminal() {
+        let token = Token::generate();
+        let path = Path::new("/var/lib/tolk/admin-token");
+        let Announcement::Terminal(shown) = announcement(&token, path, true) else { panic!("not shown") };
+        assert!(shown.contains(token.secret()));
+        let Announcement::Log(logged) = announcement(&token, path, false) else { panic!("not logged") };
+        assert!(!logged.contains(token.secret()), "the token went to the journal: {logged}");
+        assert!(logged.contains("/var/lib/tolk/admin-token"), "says where it is: {logged}");
+    }
 
     #[test]
     fn hashes_compare_equal_only_when_equal() {

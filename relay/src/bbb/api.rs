@@ -88,10 +88,10 @@ impl BbbApi {
 
     async fn call(&self, call: &str, params: &[(&str, &str)]) -> Result<(Response, HeaderMap), BbbError> {
         let url = self.call_url(call, params)?;
-        let answer = self.http.get(url).send().await.map_err(|e| self.unreachable(call, &e))?;
+        let answer = self.http.get(url).send().await.map_err(|e| self.unreachable(call, e))?;
         let status = answer.status();
         let headers = answer.headers().clone();
-        let body = answer.text().await.map_err(|e| self.unreachable(call, &e))?;
+        let body = answer.text().await.map_err(|e| self.unreachable(call, e))?;
         if !status.is_success() {
             return Err(BbbError::Http { call: call.into(), status: status.as_u16(), body: snippet(&body) });
         }
@@ -108,8 +108,11 @@ impl BbbApi {
         }
     }
 
-    fn unreachable(&self, call: &str, e: &reqwest::Error) -> BbbError {
+    /// A transport error, without the URL reqwest puts in its text: a signed API URL carries
+    /// its checksum, and this sentence reaches organisers.
+    fn unreachable(&self, call: &str, e: reqwest::Error) -> BbbError {
         use std::error::Error;
+        let e = e.without_url();
         let mut detail = e.to_string();
         let mut source = e.source();
         while let Some(s) = source {
@@ -159,9 +162,9 @@ impl BbbApi {
         if let Some(cookie) = &bot.cookie {
             request = request.header(reqwest::header::COOKIE, cookie);
         }
-        let answer = request.send().await.map_err(|e| self.unreachable("stuns", &e))?;
+        let answer = request.send().await.map_err(|e| self.unreachable("stuns", e))?;
         let status = answer.status();
-        let body = answer.text().await.map_err(|e| self.unreachable("stuns", &e))?;
+        let body = answer.text().await.map_err(|e| self.unreachable("stuns", e))?;
         if !status.is_success() {
             return Err(BbbError::Http {
                 call: "stuns".into(),
@@ -276,6 +279,20 @@ mod tests {
             let (signed, checksum) = query.rsplit_once("&checksum=").unwrap();
             assert_eq!(signed, "fullName=Inter+pretation&meetingID=a%26b");
             assert_eq!(checksum, algorithm.sign("join", signed, "secret"));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_named_without_the_signed_url() {
+        // A port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
+        let api = api(&format!("http://127.0.0.1:{port}/bigbluebutton/"), Algorithm::Sha256);
+        let e = api.is_meeting_running("secret-meeting-id").await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, BbbError::Unreachable { .. }), "{e:?}");
+        assert!(text.contains("isMeetingRunning"), "names the call: {text}");
+        for leak in ["checksum", "secret-meeting-id", "meetingID", "api/isMeetingRunning?"] {
+            assert!(!text.contains(leak), "'{leak}' in an organiser's error: {text}");
         }
     }
 
