@@ -20,6 +20,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod allow;
 pub mod api;
 pub mod bbb;
 pub mod capacity;

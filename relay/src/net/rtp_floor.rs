@@ -1,5 +1,6 @@
 //! An RTP floor's input gate: who may feed an event's plain-RTP floor port. The port is reachable
-//! by anyone who finds it, so the floor locks on its first sender (address and port) and its
+//! by anyone who finds it, so only sources on the event's allow-list count (when it has one,
+//! [`SourceAllow`]), and the floor locks on its first sender (address and port) and its
 //! payload type, ignores every other source until the locked one has been silent for
 //! [`LOCK_HOLD`], and takes at most [`BURST`] packets at once, refilled at [`RATE`] per second
 //! (Opus sends 50 per second). Rejections are counted, never logged one by one. Pure: time is an
@@ -8,6 +9,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::allow::SourceAllow;
 use crate::media::rtp::SeqExtender;
 
 /// How long the locked sender may be silent before another source may take the floor.
@@ -40,6 +42,8 @@ pub struct RtpFloor {
     pub extender: SeqExtender,
     /// Datagrams not taken, since the floor opened.
     pub rejected: u64,
+    /// Sources that may send at all (empty: any).
+    allow: SourceAllow,
 }
 
 impl Default for RtpFloor {
@@ -52,13 +56,22 @@ impl Default for RtpFloor {
             input: 0,
             extender: SeqExtender::default(),
             rejected: 0,
+            allow: SourceAllow::default(),
         }
     }
 }
 
 impl RtpFloor {
+    /// A floor that takes audio only from the sources `allow` names (any, when empty).
+    pub fn allowing(allow: SourceAllow) -> Self {
+        Self { allow, ..Self::default() }
+    }
+
     /// Judge a parsed RTP packet from `source` (payload type `pt`, SSRC `ssrc`) at `now`.
     pub fn admit(&mut self, now: Instant, source: SocketAddr, pt: u8, ssrc: u32) -> Verdict {
+        if !self.allow.allows(source.ip()) {
+            return self.reject();
+        }
         let held = self.last_heard.is_some_and(|t| now.saturating_duration_since(t) < LOCK_HOLD);
         let new_input = match self.locked {
             Some((addr, locked_pt, _)) if held && (addr != source || locked_pt != pt) => {
@@ -157,6 +170,18 @@ mod tests {
             floor.admit(t + Duration::from_millis(40), addr(1), PT, 8),
             Verdict::Take { new_input: true }
         );
+    }
+
+    #[test]
+    fn only_allowed_sources_may_take_the_floor_even_when_it_is_free() {
+        let allow = SourceAllow::parse(&["192.0.2.0/24"]).unwrap();
+        let mut floor = RtpFloor::allowing(allow);
+        let t = Instant::now();
+        let outsider = SocketAddr::from(([198, 51, 100, 1], 5004));
+        assert_eq!(stream(&mut floor, t, 2, outsider, PT), 0, "an outsider never locks the floor");
+        assert_eq!(floor.sender(t + Duration::from_secs(2)), None);
+        assert_eq!(floor.rejected, 100);
+        assert_eq!(stream(&mut floor, t + Duration::from_secs(2), 2, addr(1), PT), 100, "the desk is heard");
     }
 
     #[test]
