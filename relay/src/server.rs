@@ -151,6 +151,11 @@ impl Server {
         self.app.media().inject_fault(shard, fault)
     }
 
+    /// The media shards' ICE candidate addresses (shard k's socket).
+    pub fn media_addresses(&self) -> Vec<SocketAddr> {
+        self.app.media().addresses().to_vec()
+    }
+
     /// The shard a live session is on.
     pub fn shard_of(&self, session: &crate::ids::SessionId) -> Option<usize> {
         self.app.media().shard_of(session)

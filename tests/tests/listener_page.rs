@@ -78,3 +78,38 @@ async fn the_listener_page_keeps_playing_after_its_session_settles() -> anyhow::
     relay.stop().await;
     Ok(())
 }
+
+/// The relay restarts (same ports, same data directory) while the page plays: without a click,
+/// the page is back to `listening` and hears the floor's tone within 3 s of the relay answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_page_comes_back_by_itself_after_a_relay_restart() -> anyhow::Result<()> {
+    let (relay, sender, browser) = listening_page().await?;
+    browser.wait_for("window.tolkListener.firstAudioMs !== null", Duration::from_secs(10)).await?;
+    browser
+        .eval(
+            "(() => { window.tolkStates = []; setInterval(() => { const s = window.tolkListener.state; \
+             if (window.tolkStates[window.tolkStates.length - 1] !== s) window.tolkStates.push(s); }, 50); \
+             return true; })()",
+        )
+        .await?;
+    let relay = relay.restart(1).await?;
+    let answering = std::time::Instant::now();
+    // The new relay holds the page's new session, and the page says it is listening.
+    relay.wait_metric("tolk_sessions", 1.0, Duration::from_secs(3)).await?;
+    browser.wait_for("window.tolkListener.state === 'listening'", Duration::from_secs(3)).await?;
+    let measured = browser.eval_promise("window.tolkListener.measureTone(500)").await?;
+    let back_after = answering.elapsed();
+    let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
+    let level = measured["level_db"].as_f64().unwrap_or(-200.0);
+    let states = browser.eval("window.tolkStates").await?;
+    println!("after the restart: {measured} within {back_after:?}; states {states}");
+    assert!((frequency - 440.0).abs() < 10.0, "the page hears {frequency} Hz, not 440 Hz");
+    assert!(level > -30.0, "the page hears the tone at {level} dBFS");
+    assert!(back_after <= Duration::from_secs(3), "back after {back_after:?}");
+    assert_eq!(states.as_array().and_then(|s| s.last()).and_then(|s| s.as_str()), Some("listening"));
+
+    browser.close().await?;
+    sender.stop()?;
+    relay.stop().await;
+    Ok(())
+}

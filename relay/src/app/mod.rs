@@ -366,6 +366,11 @@ impl App {
         &self.media
     }
 
+    /// Whether the node holds this media session.
+    pub(crate) fn session_live(&self, session: &SessionId) -> bool {
+        self.media.sessions().contains_key(session)
+    }
+
     /// Live media sessions on the node.
     pub(crate) fn media_sessions(&self) -> usize {
         self.media.sessions().len()
