@@ -22,6 +22,18 @@ async fn listening_page() -> anyhow::Result<(TestRelay, RtpSender, Browser)> {
     Ok((relay, sender, browser))
 }
 
+/// From now on, every state the page goes through lands in `window.tolkStates`.
+async fn record_states(browser: &Browser) -> anyhow::Result<()> {
+    browser
+        .eval(
+            "(() => { window.tolkStates = []; setInterval(() => { const s = window.tolkListener.state; \
+             if (window.tolkStates[window.tolkStates.length - 1] !== s) window.tolkStates.push(s); }, 50); \
+             return true; })()",
+        )
+        .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listener_page_plays_the_floor() -> anyhow::Result<()> {
     let (relay, sender, browser) = listening_page().await?;
@@ -54,13 +66,7 @@ async fn the_listener_page_keeps_playing_after_its_session_settles() -> anyhow::
     let (relay, sender, browser) = listening_page().await?;
     relay.wait_metric("tolk_shard_settled_listeners", 1.0, SETTLE_AFTER + Duration::from_secs(5)).await?;
     // Every state the page goes through from here on.
-    browser
-        .eval(
-            "(() => { window.tolkStates = []; setInterval(() => { const s = window.tolkListener.state; \
-             if (window.tolkStates[window.tolkStates.length - 1] !== s) window.tolkStates.push(s); }, 100); \
-             return true; })()",
-        )
-        .await?;
+    record_states(&browser).await?;
     let settled_at = std::time::Instant::now();
     while settled_at.elapsed() < CONSENT_TIMEOUT + Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -85,13 +91,7 @@ async fn the_listener_page_keeps_playing_after_its_session_settles() -> anyhow::
 async fn the_listener_page_comes_back_by_itself_after_a_relay_restart() -> anyhow::Result<()> {
     let (relay, sender, browser) = listening_page().await?;
     browser.wait_for("window.tolkListener.firstAudioMs !== null", Duration::from_secs(10)).await?;
-    browser
-        .eval(
-            "(() => { window.tolkStates = []; setInterval(() => { const s = window.tolkListener.state; \
-             if (window.tolkStates[window.tolkStates.length - 1] !== s) window.tolkStates.push(s); }, 50); \
-             return true; })()",
-        )
-        .await?;
+    record_states(&browser).await?;
     let relay = relay.restart(1).await?;
     let answering = std::time::Instant::now();
     // The new relay holds the page's new session, and the page says it is listening.
