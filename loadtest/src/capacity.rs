@@ -129,6 +129,8 @@ pub fn ramp_profile(max: u32, step: u32, joins_per_s: f64) -> Profile {
                 .map(|k| Burst { at_s: period * f64::from(k), count: step.min(max - k * step), within_s })
                 .collect(),
             switches_per_minute: 0.0,
+            leaves_per_minute: 0.0,
+            warmup_s: 0.0,
             decode_every: 500,
             webrtc_rs_every: 0,
         },

@@ -2,6 +2,7 @@
 //! measures what arrives and reports it.
 
 pub mod capacity;
+pub mod churn;
 pub mod engine;
 pub mod janus;
 pub mod profile;

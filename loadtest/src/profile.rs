@@ -98,6 +98,13 @@ pub struct Listeners {
     /// Channel switches per listener and minute.
     #[serde(default)]
     pub switches_per_minute: f64,
+    /// Listeners leaving per listener and minute; each one that leaves (DELETE) is replaced by a
+    /// new one joining a random channel, so the count stays steady (a soak's churn).
+    #[serde(default)]
+    pub leaves_per_minute: f64,
+    /// Seconds after the ramp before the soak figures start (RSS flatness): warm-up.
+    #[serde(default)]
+    pub warmup_s: f64,
     /// Every n-th listener decodes and checks its audio.
     #[serde(default = "fifty")]
     pub decode_every: u32,

@@ -188,6 +188,7 @@ struct Background {
     handovers: Option<JoinHandle<u32>>,
     joiner: JoinHandle<()>,
     switcher: Option<JoinHandle<u32>>,
+    churn: Option<JoinHandle<u32>>,
 }
 
 /// What the sampling saw.
@@ -273,10 +274,11 @@ impl<'a> Run<'a> {
         let planned = plan.len() as u32;
         let ramp_end_s = plan.last().map_or(0.0, |j| j.at_s);
         let ramp_start = tokio::time::Instant::now();
-        let joiner = self.spawn_joiner(plan, ramp_start);
+        let (joiner, joining) = self.spawn_joiner(plan, ramp_start);
         let switcher = self.spawn_switcher();
+        let churn = self.spawn_churn(joining);
         let sampled = self.sample_until_end(ramp_start, planned).await;
-        self.stop_background(Background { handovers, joiner, switcher }, ramp_end_s);
+        self.stop_background(Background { handovers, joiner, switcher, churn }, ramp_end_s);
         self.collect(sampled, planned, ramp_end_s).await
     }
 
@@ -368,7 +370,11 @@ impl<'a> Run<'a> {
     }
 
     /// The listeners: each joins at its planned time, from `ramp_start`.
-    fn spawn_joiner(&self, plan: Vec<Join>, ramp_start: tokio::time::Instant) -> JoinHandle<()> {
+    fn spawn_joiner(
+        &self,
+        plan: Vec<Join>,
+        ramp_start: tokio::time::Instant,
+    ) -> (JoinHandle<()>, Arc<Joiner>) {
         let profile = self.profile;
         let joiner = Joiner {
             http: self.http.clone(),
@@ -384,7 +390,37 @@ impl<'a> Run<'a> {
             rs: self.rs.clone(),
             rs_latency: self.rs_latency.clone(),
         };
-        tokio::spawn(Arc::new(joiner).run(plan, ramp_start))
+        let joiner = Arc::new(joiner);
+        (tokio::spawn(joiner.clone().run(plan, ramp_start)), joiner)
+    }
+
+    /// Listeners leaving and replaced (Tolk only), at the profile's `leaves_per_minute`.
+    fn spawn_churn(&self, joiner: Arc<Joiner>) -> Option<JoinHandle<u32>> {
+        let tolk = matches!(self.options.relay, RelayTarget::Tolk { .. });
+        let rate = self.profile.listeners.leaves_per_minute / 60.0;
+        (tolk && rate > 0.0).then(|| {
+            let (joined, count) = (self.joined.clone(), self.joined.clone());
+            let listeners = move || count.lock().map_or(0, |j| j.handles.len());
+            let pick = move || {
+                let mut j = joined.lock().ok()?;
+                let ids: Vec<u64> = j.handles.keys().copied().collect();
+                let id = *ids.get(rand::random_range(0..ids.len().max(1)))?;
+                let h = j.handles.remove(&id)?;
+                Some(crate::churn::Leave { id, session: h.session, worker: h.worker })
+            };
+            let next = Arc::new(std::sync::atomic::AtomicUsize::new(1_000_000));
+            let replace = move |leave: crate::churn::Leave| {
+                let (joiner, next) = (joiner.clone(), next.clone());
+                async move {
+                    let _ = joiner.commands[leave.worker].send(Command::Remove { id: leave.id });
+                    let _ = joiner.http.delete(&leave.session).send().await;
+                    let channel = rand::random_range(0..joiner.languages.len());
+                    let url = format!("{}/whep/{}/{}", joiner.base, joiner.id, joiner.languages[channel]);
+                    joiner.join(next.fetch_add(1, Ordering::Relaxed), channel, url).await;
+                }
+            };
+            tokio::spawn(crate::churn::run(self.stop.clone(), rate, listeners, pick, replace))
+        })
     }
 
     /// Channel switches (Tolk only), at the profile's rate per listener. The task ends with the
@@ -489,6 +525,9 @@ impl<'a> Run<'a> {
         if let Some(s) = background.switcher {
             s.abort();
         }
+        if let Some(c) = background.churn {
+            c.abort();
+        }
         if !joins_done {
             self.notes.push(format!(
                 "The run ended before every planned join was made: the join ramp ({ramp_end_s:.0} s) outlasted the run."
@@ -523,7 +562,13 @@ impl<'a> Run<'a> {
         let joins =
             self.joined.lock().map_err(|_| anyhow::anyhow!("join state poisoned"))?.joins(planned, peak);
         let measured = Measured { joins, tallies, latency, timeline, relay, ramp_end_s, ended };
+        let soak = self.profile.listeners.leaves_per_minute > 0.0 || self.profile.listeners.warmup_s > 0.0;
+        let warm_from = ramp_end_s + self.profile.listeners.warmup_s;
         let mut report = build_report(self.profile, self.options, self.started_at, measured, self.notes);
+        if soak {
+            let notes = crate::churn::verdict(&report.timeline, warm_from, &report.loss);
+            report.notes.extend(notes);
+        }
         if rs_count > 0 {
             if let Some(str0m) = report.listener_stacks.first_mut() {
                 str0m.1 = str0m.1.saturating_sub(rs_count);

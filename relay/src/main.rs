@@ -113,11 +113,20 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
             event.listener_url
         );
     }
-    tokio::select! {
-        _ = server.wait() => {}
+    let stopped_shard = server.shard_stopped();
+    let stopped = tokio::select! {
+        _ = server.wait() => None,
+        stopped = stopped_shard => Some(stopped),
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
+            None
         }
+    };
+    if let Some(why) = stopped {
+        // A shard thread died despite the containment: exit non-zero so that systemd
+        // (Restart=always) starts a whole new process; listeners reconnect by themselves.
+        tracing::error!(%why, "exiting so that the service restarts");
+        std::process::exit(70);
     }
     stop_demo.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())

@@ -117,6 +117,45 @@ impl Server {
         self.app.floors.watch(event)
     }
 
+    /// What keeps the node from serving (what `/healthz` reports); empty when healthy.
+    pub async fn health(&self) -> Vec<String> {
+        self.app.health().await
+    }
+
+    /// Resolves with a sentence once a media shard thread has stopped (checked every second from
+    /// the join handles): the binary exits then, so that systemd starts a whole new process.
+    pub fn shard_stopped(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let app = self.app.clone();
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let problems = app.media().health();
+                let stopped =
+                    problems.iter().find(|p| matches!(p, crate::net::health::ShardProblem::Stopped(_)));
+                if let Some(problem) = stopped {
+                    return problem.to_string();
+                }
+            }
+        }
+    }
+
+    /// A test hook: inject a fault into a media shard (never reachable from the network).
+    #[doc(hidden)]
+    pub fn inject_fault(&self, shard: usize, fault: crate::net::Fault) -> Result<(), crate::net::NetError> {
+        self.app.media().inject_fault(shard, fault)
+    }
+
+    /// The media shards' ICE candidate addresses (shard k's socket).
+    pub fn media_addresses(&self) -> Vec<SocketAddr> {
+        self.app.media().addresses().to_vec()
+    }
+
+    /// The shard a live session is on.
+    pub fn shard_of(&self, session: &crate::ids::SessionId) -> Option<usize> {
+        self.app.media().shard_of(session)
+    }
+
     /// Wait until the HTTP server ends.
     pub async fn wait(&mut self) {
         let _ = (&mut self.task).await;

@@ -7,7 +7,11 @@
  * POST of the offer and the SDP answer (201 and a Location), the connect
  * timeout, the grace period of a "disconnected" connection, the DELETE of the
  * server's resource when a session ends, and the countdown to the next
- * attempt with backoff. What a session carries, what the status line says
+ * attempt with backoff. A live session whose media stalls for a second asks
+ * the server whether it still knows it (GET of its resource): a 404 (the relay
+ * restarted, or dropped the session) reconnects at once instead of waiting for
+ * ICE to notice; while the server does not answer at all, the countdown to
+ * the next attempt ends as soon as it answers again. What a session carries, what the status line says
  * and whether a failure is retried stay with the page, through the hooks.
  */
 import { Backoff, HttpError, jittered, request } from "./http.js";
@@ -15,6 +19,9 @@ import { Backoff, HttpError, jittered, request } from "./http.js";
 const ICE_GATHER_MAX_MS = 1000;
 const CONNECT_TIMEOUT_MS = 15000;
 const DISCONNECT_GRACE_MS = 3000;
+const WATCH_EVERY_MS = 250;
+const STALL_MS = 750;
+const PROBE_EVERY_MS = 500;
 
 /*
  * hooks (all functions):
@@ -51,6 +58,8 @@ export class SessionLink {
       released: false,
       connectTimer: 0,
       graceTimer: 0,
+      watchTimer: 0,
+      probing: false,
     }, fields);
     this.current = s;
     return s;
@@ -103,14 +112,57 @@ export class SessionLink {
       clearTimeout(s.graceTimer);
       s.graceTimer = 0;
       this.backoff.reset();
+      this.watch(s);
       this.hooks.connected(s);
     } else if (state === "disconnected") {
+      this.probe(s);
       if (s.graceTimer) return;
       this.hooks.status("reconnecting", "Connection interrupted, waiting for it to recover…");
       s.graceTimer = setTimeout(
         () => this.fail(s, new HttpError("The connection was lost.")), DISCONNECT_GRACE_MS);
     } else if (state === "failed") {
       this.fail(s, new HttpError("The connection was lost."));
+    }
+  }
+
+  // Watches the media arriving; when it stalls, probe() asks the server about s.
+  watch(s) {
+    if (s.watchTimer) return;
+    let last = -1;
+    let still = 0;
+    s.watchTimer = setInterval(async () => {
+      if (s !== this.current || !s.pc) return;
+      let packets = 0;
+      try {
+        (await s.pc.getStats()).forEach((r) => {
+          if (r.type === "inbound-rtp") packets += r.packetsReceived || 0;
+        });
+      } catch (_) { return; }
+      if (packets !== last) {
+        last = packets;
+        still = 0;
+        return;
+      }
+      still += WATCH_EVERY_MS;
+      if (still >= STALL_MS) this.probe(s);
+    }, WATCH_EVERY_MS);
+  }
+
+  // Does the server still know session s? 404: it does not (a restart), so
+  // reconnect now; no answer: ask again later; 2xx: it is only quiet.
+  async probe(s) {
+    if (!s.url || s.probing || s !== this.current) return;
+    s.probing = true;
+    try {
+      const res = await fetch(s.url, { method: "GET", headers: this.hooks.headers({}), cache: "no-store" });
+      if (res.status === 404 && s === this.current) {
+        s.released = true; // nothing left to DELETE
+        this.fail(s, new HttpError("The server restarted."));
+      }
+    } catch (_) {
+      /* the server does not answer: the next stall or ICE decides */
+    } finally {
+      s.probing = false;
     }
   }
 
@@ -128,6 +180,7 @@ export class SessionLink {
     const seconds = jittered((err && err.retryAfter) || this.backoff.next());
     this.clearRetry();
     let left = Math.max(1, Math.ceil(seconds));
+    if (this.lastUrl) this.watchServer(this.lastUrl);
     const tick = (first) => {
       if (left <= 0) {
         this.retryTimer = 0;
@@ -141,8 +194,27 @@ export class SessionLink {
     tick(true);
   }
 
+  // During a countdown: as soon as the server answers anything at the last
+  // session's address, skip the rest of the countdown.
+  watchServer(url) {
+    clearInterval(this.serverTimer);
+    this.serverTimer = setInterval(async () => {
+      if (!this.retryTimer) {
+        clearInterval(this.serverTimer);
+        return;
+      }
+      try {
+        await fetch(url, { method: "GET", headers: this.hooks.headers({}), cache: "no-store" });
+      } catch (_) { return; }
+      if (!this.retryTimer) return;
+      this.clearRetry();
+      this.hooks.restart();
+    }, PROBE_EVERY_MS);
+  }
+
   clearRetry() {
     clearTimeout(this.retryTimer);
+    clearInterval(this.serverTimer);
     this.retryTimer = 0;
   }
 
@@ -157,8 +229,10 @@ export class SessionLink {
     this.current = null;
     if (!s) return;
     s.closed = true;
+    if (s.url) this.lastUrl = s.url;
     clearTimeout(s.connectTimer);
     clearTimeout(s.graceTimer);
+    clearInterval(s.watchTimer);
     if (s.pc) {
       s.pc.ontrack = s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
       try { s.pc.close(); } catch (_) { /* already closed */ }

@@ -193,6 +193,33 @@ impl TestRelay {
         }
     }
 
+    /// Stop this relay and start a new one on the same HTTP address, media port and data
+    /// directory (a process restart; one media shard, whose port is kept).
+    pub async fn restart(self, shards: usize) -> anyhow::Result<Self> {
+        let listen = self.server.addr;
+        let media_port = self.server.media_addresses().first().map_or(0, |a| a.port());
+        let data_dir = self.data_dir.clone();
+        self.stop().await;
+        let mut tries = 0;
+        loop {
+            let started = Self::start_configured(data_dir.clone(), shards, |s| {
+                s.listen = listen;
+                s.media_port = media_port;
+            })
+            .await;
+            match started {
+                Ok(relay) => return Ok(relay),
+                // The old sockets may take a moment to close.
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, "restart: not yet");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub async fn stop(self) {
         self.server.stop().await;
     }

@@ -22,6 +22,18 @@ async fn listening_page() -> anyhow::Result<(TestRelay, RtpSender, Browser)> {
     Ok((relay, sender, browser))
 }
 
+/// From now on, every state the page goes through lands in `window.tolkStates`.
+async fn record_states(browser: &Browser) -> anyhow::Result<()> {
+    browser
+        .eval(
+            "(() => { window.tolkStates = []; setInterval(() => { const s = window.tolkListener.state; \
+             if (window.tolkStates[window.tolkStates.length - 1] !== s) window.tolkStates.push(s); }, 50); \
+             return true; })()",
+        )
+        .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listener_page_plays_the_floor() -> anyhow::Result<()> {
     let (relay, sender, browser) = listening_page().await?;
@@ -54,13 +66,7 @@ async fn the_listener_page_keeps_playing_after_its_session_settles() -> anyhow::
     let (relay, sender, browser) = listening_page().await?;
     relay.wait_metric("tolk_shard_settled_listeners", 1.0, SETTLE_AFTER + Duration::from_secs(5)).await?;
     // Every state the page goes through from here on.
-    browser
-        .eval(
-            "(() => { window.tolkStates = []; setInterval(() => { const s = window.tolkListener.state; \
-             if (window.tolkStates[window.tolkStates.length - 1] !== s) window.tolkStates.push(s); }, 100); \
-             return true; })()",
-        )
-        .await?;
+    record_states(&browser).await?;
     let settled_at = std::time::Instant::now();
     while settled_at.elapsed() < CONSENT_TIMEOUT + Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -72,6 +78,35 @@ async fn the_listener_page_keeps_playing_after_its_session_settles() -> anyhow::
     let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
     assert!((frequency - 440.0).abs() < 10.0, "after settling the page hears {frequency} Hz, not 440 Hz");
     println!("listener page {:?} after settling: {measured}", settled_at.elapsed());
+
+    browser.close().await?;
+    sender.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+/// The relay restarts (same ports, same data directory) while the page plays: without a click,
+/// the page is back to `listening` and hears the floor's tone within 3 s of the relay answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_page_comes_back_by_itself_after_a_relay_restart() -> anyhow::Result<()> {
+    let (relay, sender, browser) = listening_page().await?;
+    browser.wait_for("window.tolkListener.firstAudioMs !== null", Duration::from_secs(10)).await?;
+    record_states(&browser).await?;
+    let relay = relay.restart(1).await?;
+    let answering = std::time::Instant::now();
+    // The new relay holds the page's new session, and the page says it is listening.
+    relay.wait_metric("tolk_sessions", 1.0, Duration::from_secs(3)).await?;
+    browser.wait_for("window.tolkListener.state === 'listening'", Duration::from_secs(3)).await?;
+    let measured = browser.eval_promise("window.tolkListener.measureTone(500)").await?;
+    let back_after = answering.elapsed();
+    let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
+    let level = measured["level_db"].as_f64().unwrap_or(-200.0);
+    let states = browser.eval("window.tolkStates").await?;
+    println!("after the restart: {measured} within {back_after:?}; states {states}");
+    assert!((frequency - 440.0).abs() < 10.0, "the page hears {frequency} Hz, not 440 Hz");
+    assert!(level > -30.0, "the page hears the tone at {level} dBFS");
+    assert!(back_after <= Duration::from_secs(3), "back after {back_after:?}");
+    assert_eq!(states.as_array().and_then(|s| s.last()).and_then(|s| s.as_str()), Some("listening"));
 
     browser.close().await?;
     sender.stop()?;

@@ -94,6 +94,9 @@ pub(crate) struct App {
     booth_actions: Mutex<Limiter<InterpreterId>>,
 }
 
+/// How long `/healthz` waits for the database.
+const STORE_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Channel switches a session may make at once, and per second after that.
 const SWITCH_RATE: Rate = Rate { burst: 10.0, per_second: 1.0 };
 
@@ -344,6 +347,29 @@ impl App {
     /// Counters of every media shard.
     pub(crate) async fn media_stats(&self) -> Vec<ShardStats> {
         self.media.stats().await
+    }
+
+    /// What keeps the node from serving (empty: healthy): a media shard stopped or stuck, or a
+    /// database that does not answer a trivial query within [`STORE_PING_TIMEOUT`].
+    pub(crate) async fn health(&self) -> Vec<String> {
+        let mut problems: Vec<String> = self.media.health().iter().map(ToString::to_string).collect();
+        match tokio::time::timeout(STORE_PING_TIMEOUT, self.store.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => problems.push(format!("the database does not answer ({e})")),
+            Err(_) => problems
+                .push(format!("the database did not answer within {} s", STORE_PING_TIMEOUT.as_secs())),
+        }
+        problems
+    }
+
+    /// The media handle (operator tools and tests inject faults through it).
+    pub(crate) fn media(&self) -> &Media {
+        &self.media
+    }
+
+    /// Whether the node holds this media session.
+    pub(crate) fn session_live(&self, session: &SessionId) -> bool {
+        self.media.sessions().contains_key(session)
     }
 
     /// Live media sessions on the node.

@@ -80,8 +80,16 @@ impl From<NetError> for ApiError {
         let status = match &e {
             NetError::BadSdp(_) | NetError::Unsupported(_) => StatusCode::BAD_REQUEST,
             NetError::UnknownLanguage(_) | NetError::UnknownSession(_) => StatusCode::NOT_FOUND,
-            NetError::ShardGone | NetError::Bind { .. } | NetError::Rtc(_) => StatusCode::SERVICE_UNAVAILABLE,
+            NetError::ShardGone
+            | NetError::Bind { .. }
+            | NetError::Rtc(_)
+            | NetError::Busy
+            | NetError::Dropped => StatusCode::SERVICE_UNAVAILABLE,
         };
+        if matches!(e, NetError::Busy) {
+            // A join storm: the shard's queue is full; the client comes back in a second or two.
+            return Self { status, detail: e.to_string(), retry_after: Some(1) };
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %e, "media error");
         }
@@ -209,5 +217,19 @@ impl From<crate::app::AppError> for ApiError {
             }
             AppError::DataDir { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_shard_queue_is_a_503_with_retry_after() {
+        let response = ApiError::from(NetError::Busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+        let bad = ApiError::from(NetError::BadSdp("it has 9 media sections".into())).into_response();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     }
 }

@@ -51,6 +51,20 @@ pub(super) async fn listen(
     Ok(created(&app, "whep", &session, answer))
 }
 
+/// `GET {session}`: 204 while the relay holds the session, 404 when it does not (a page asks
+/// when its media stalls, to tell a quiet floor from a restarted relay).
+pub(super) async fn session_state(
+    State(app): State<Arc<App>>,
+    Path(session): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session = SessionId::parse(&session)?;
+    if app.session_live(&session) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no media session {session}")))
+    }
+}
+
 /// `DELETE {session}`: leave.
 pub(super) async fn end_session(
     State(app): State<Arc<App>>,

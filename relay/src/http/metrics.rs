@@ -11,10 +11,18 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
+use crate::http::ApiError;
 use crate::net::ShardStats;
 
-pub(super) async fn healthz() -> &'static str {
-    "ok\n"
+/// `200 ok` while every media shard turns and the database answers; else `503` with a sentence
+/// naming what is wrong (problem+json).
+pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let problems = app.health().await;
+    if problems.is_empty() {
+        return "ok\n".into_response();
+    }
+    let detail = format!("Tolk is not healthy: {}.", problems.join("; "));
+    ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, detail).into_response()
 }
 
 /// Writes metric families: a header, then its samples.
@@ -37,7 +45,7 @@ impl Exposition {
 
 type Field = fn(&ShardStats) -> f64;
 
-const SHARD_COUNTERS: [(&str, &str, Field); 11] = [
+const SHARD_COUNTERS: [(&str, &str, Field); 12] = [
     ("tolk_packets_in_total", "Datagrams received by the media shards.", |s| s.packets_in as f64),
     ("tolk_bytes_in_total", "Bytes received by the media shards.", |s| s.bytes_in as f64),
     ("tolk_packets_out_total", "Datagrams sent by the media shards.", |s| s.packets_out as f64),
@@ -49,6 +57,11 @@ const SHARD_COUNTERS: [(&str, &str, Field); 11] = [
         s.busy_seconds
     }),
     ("tolk_shard_loops_total", "Turns of each shard loop.", |s| s.loops as f64),
+    (
+        "tolk_shard_panics_total",
+        "Panics contained on each shard (each dropped the peer it was handling).",
+        |s| s.panics as f64,
+    ),
     (
         "tolk_unknown_datagrams_total",
         "Datagrams from unknown addresses without a valid ICE check (dropped).",

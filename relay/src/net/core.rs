@@ -22,6 +22,7 @@ use crate::media::mixer::Mixer;
 use crate::media::router::{ChannelIndex, EventRouter, OnAir};
 use crate::media::rtp::{self as plain_rtp, SeqExtender};
 use crate::media::{ChannelPacket, Source, SourcePacket};
+use crate::net::offer::Offer;
 use crate::net::peer::{self, Peer, PeerRole, Stage, Written};
 use crate::net::rtp_floor::{RtpFloor, Verdict};
 use crate::net::settled::{self, CONSENT_TIMEOUT, SettledInput};
@@ -97,6 +98,8 @@ pub struct CoreCounters {
     pub unknown: u64,
     /// Packets dropped because their SRTP index may not be used (late across a rollover).
     pub srtp_refused: u64,
+    /// Panics contained while handling a datagram, a command or a timer ([`crate::net::contain`]).
+    pub panics: u64,
 }
 
 struct EventMedia {
@@ -160,6 +163,11 @@ pub struct ShardCore {
     settled: usize,
     /// Rejections counted by RTP floors since closed (the metric is a counter).
     closed_rejected: u64,
+    /// The peer being handled: the one a contained panic drops ([`ShardCore::recover`]).
+    handling: Option<PeerKey>,
+    /// Datagrams from this address make the core panic (tests of the containment).
+    #[cfg(test)]
+    pub(crate) poison: Option<SocketAddr>,
 }
 
 impl ShardCore {
@@ -178,6 +186,9 @@ impl ShardCore {
             counters: CoreCounters::default(),
             settled: 0,
             closed_rejected: 0,
+            handling: None,
+            #[cfg(test)]
+            poison: None,
         }
     }
 
@@ -246,6 +257,11 @@ impl ShardCore {
             }
         };
         let Some(peer) = self.peers.get_mut(slot) else { return };
+        self.handling = Some(peer.key);
+        #[cfg(test)]
+        if self.poison == Some(source) {
+            panic!("poisoned datagram from {source}");
+        }
         match &mut peer.stage {
             Stage::Settled { consent, .. } => {
                 let SettledInput { send, moved } = consent.input(now, source, data);
@@ -354,7 +370,19 @@ impl ShardCore {
         join: Join,
         offer: &str,
     ) -> Result<Joined, NetError> {
-        let mut accepted = peer::accept(now, self.config.candidate, offer)?;
+        self.join_offer(now, layout, session, join, Offer::parse(offer)?)
+    }
+
+    /// [`ShardCore::join`] with an offer the HTTP task already checked and parsed.
+    pub fn join_offer(
+        &mut self,
+        now: Instant,
+        layout: Arc<EventLayout>,
+        session: SessionId,
+        join: Join,
+        offer: Offer,
+    ) -> Result<Joined, NetError> {
+        let mut accepted = peer::accept_offer(now, self.config.candidate, offer)?;
         let span = info_span!(parent: None, "session", session = %session, event = %layout.id);
         let media = self.event_media(&layout);
         let (role, kind) = role_of(&join, &accepted, &media.router)?;
@@ -460,10 +488,43 @@ impl ShardCore {
             packets_direct: self.counters.direct,
             unknown_dropped: self.counters.unknown,
             srtp_refused: self.counters.srtp_refused,
+            panics: self.counters.panics,
             rtp_floor_rejected: self.rtp_floors.values().map(|f| f.rejected).sum::<u64>()
                 + self.closed_rejected,
             ..ShardStats::default()
         }
+    }
+
+    /// After a contained panic: count it, drop the peer that was being handled (or `session`'s
+    /// peer) and the fan-out in progress, so the core's lists stay consistent. Returns the dropped
+    /// session.
+    pub fn recover(&mut self, session: Option<&SessionId>) -> Option<SessionId> {
+        self.counters.panics += 1;
+        self.fanout.current = None;
+        self.fanout.routed.clear();
+        self.fanout.dead.clear();
+        self.sources.clear();
+        let by_session = session.and_then(|s| self.peers.slot_of_session(s));
+        let handling = self.handling.take().and_then(|k| self.peers.by_key(k).map(|_| k.slot));
+        let slot = by_session.or(handling)?;
+        let dropped = self.peers.get(slot).map(|p| p.session.clone());
+        self.remove_peer(slot, "internal error (a contained panic)");
+        dropped
+    }
+
+    /// Forget which peer was handled (the driver calls it before each input).
+    pub fn clear_handling(&mut self) {
+        self.handling = None;
+    }
+
+    /// A test hook: panic while handling `session`'s peer, as a bug in the core would.
+    #[doc(hidden)]
+    #[allow(clippy::panic, reason = "a fault a test injects on purpose")]
+    pub fn panic_on(&mut self, session: &SessionId) {
+        if let Some(peer) = self.peers.slot_of_session(session).and_then(|s| self.peers.get(s)) {
+            self.handling = Some(peer.key);
+        }
+        panic!("fault injected while handling session {session}");
     }
 
     // ---- inside -----------------------------------------------------------------------------
@@ -575,6 +636,7 @@ impl ShardCore {
             self.timers.schedule(peer.timeout, key, Wake::Engine);
             return;
         }
+        self.handling = Some(key);
         let Some(engine) = peer.stage.engine_mut() else { return };
         if let Err(e) = engine.rtc.handle_input(Input::Timeout(now)) {
             peer.span.in_scope(|| debug!(error = %e, "timeout input rejected"));
@@ -672,6 +734,7 @@ impl ShardCore {
                 }
                 fanout.next += 1;
                 let Some(peer) = self.peers.get_mut(slot) else { continue };
+                self.handling = Some(peer.key);
                 if let Some(me) = peer.role.tracks().get(usize::from(track)).and_then(|t| t.partner_of)
                     && media.router.on_air(*channel).is_none_or(|o| o.interpreter == me)
                 {
@@ -1302,6 +1365,34 @@ mod tests {
             assert_eq!(mapped, (i >= 2).then_some(slot), "address {i}");
         }
         assert_eq!(stage_of(&core, &session), Some("connecting"));
+    }
+
+    #[test]
+    fn a_panic_on_a_datagram_drops_that_peer_only_and_is_counted() {
+        use crate::net::contain::contained;
+        let mut core = core();
+        let mut now = Instant::now();
+        let (mut a, session_a) = join_listener(&mut core, now, client_addr(70));
+        let (mut b, session_b) = join_listener(&mut core, now, client_addr(71));
+        for client in [&mut a, &mut b] {
+            let until = now + Duration::from_secs(5);
+            run(&mut core, client, &mut now, until, |_, c| c.connected);
+            assert!(client.connected);
+        }
+        core.outbox().send.drain().for_each(drop);
+        core.poison = Some(a.addr);
+        let (out, _) = a.poll();
+        let datagram = out.into_iter().next().unwrap_or_else(|| vec![0, 1, 0, 0]);
+        let handled = contained(&mut core, None, |core| core.on_datagram(now, a.addr, &datagram));
+        assert!(handled.is_none(), "the poisoned datagram panicked");
+        assert_eq!(core.counters().panics, 1);
+        assert_eq!(stage_of(&core, &session_a), None, "the peer being handled is dropped");
+        let ended: Vec<_> = core.outbox().ended.drain(..).map(|e| e.session).collect();
+        assert_eq!(ended, vec![session_a]);
+        assert!(stage_of(&core, &session_b).is_some(), "the other peer stays");
+        assert_eq!(core.stats().panics, 1);
+        core.deliver(Arc::new(floor_packet(1, now)), now);
+        assert_eq!(deliver(&mut core, now, &mut b), 1, "the other listener still hears the floor");
     }
 
     #[test]

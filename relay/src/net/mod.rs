@@ -4,8 +4,11 @@
 //! through a command channel with a reply; it never touches media state. Shards pass source
 //! packets to each other so a listener on any shard hears a publisher on any other.
 
+pub mod contain;
 pub mod core;
+pub mod health;
 pub mod key_tap;
+pub mod offer;
 pub mod peer;
 pub mod rtp_floor;
 pub mod settled;
@@ -38,6 +41,12 @@ pub enum NetError {
     UnknownSession(SessionId),
     #[error("the media engine is not running")]
     ShardGone,
+    /// A shard's command queue is full (a join storm): the client tries again shortly.
+    #[error("the media engine is busy; try again in a moment")]
+    Busy,
+    /// The shard dropped the request without an answer (it hit an internal error, logged).
+    #[error("the media engine could not handle the request (an internal error); try again")]
+    Dropped,
     #[error("could not open UDP {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("WebRTC engine error: {0}")]
@@ -138,6 +147,8 @@ pub struct ShardStats {
     pub srtp_refused: u64,
     /// Datagrams the RTP floors did not take (another source, payload type, too fast, not RTP).
     pub rtp_floor_rejected: u64,
+    /// Panics contained on the shard (each dropped the peer it was handling).
+    pub panics: u64,
     pub busy_seconds: f64,
     pub loops: u64,
 }
@@ -146,17 +157,58 @@ type Reply<T> = oneshot::Sender<Result<T, NetError>>;
 
 /// Requests to a shard.
 pub(crate) enum Command {
-    Join { event: Arc<EventLayout>, session: SessionId, join: Join, offer: String, reply: Reply<String> },
-    Switch { session: SessionId, track: usize, language: Language, reply: Reply<()> },
-    SetOnAir { event: EventId, language: Language, on_air: Option<OnAir> },
-    End { session: SessionId, reply: Reply<()> },
-    EndEvent { event: EventId },
-    OpenRtpFloor { event: Arc<EventLayout>, socket: std::net::UdpSocket, reply: Reply<()> },
+    Join {
+        event: Arc<EventLayout>,
+        session: SessionId,
+        join: Join,
+        offer: offer::Offer,
+        reply: Reply<String>,
+    },
+    Switch {
+        session: SessionId,
+        track: usize,
+        language: Language,
+        reply: Reply<()>,
+    },
+    SetOnAir {
+        event: EventId,
+        language: Language,
+        on_air: Option<OnAir>,
+    },
+    End {
+        session: SessionId,
+        reply: Reply<()>,
+    },
+    EndEvent {
+        event: EventId,
+    },
+    OpenRtpFloor {
+        event: Arc<EventLayout>,
+        socket: std::net::UdpSocket,
+        reply: Reply<()>,
+    },
     Source(Arc<SourcePacket>),
     PrepareEvent(Arc<EventLayout>),
-    Stats { reply: oneshot::Sender<ShardStats> },
+    Stats {
+        reply: oneshot::Sender<ShardStats>,
+    },
+    /// Test hooks (never sent from the network): see [`Fault`].
+    Fault(Fault),
     Shutdown,
 }
+
+/// Faults a test injects into a shard through [`Media::inject_fault`].
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// The core panics while handling this session (contained: the session is dropped).
+    PanicOn(SessionId),
+    /// The shard thread panics outside any containment and dies.
+    Die,
+}
+
+/// Commands a shard's queue holds; a full queue refuses new requests with [`NetError::Busy`].
+pub const COMMAND_QUEUE: usize = 8192;
 
 /// The HTTP side's way into one shard.
 #[derive(Clone)]
@@ -166,8 +218,12 @@ pub(crate) struct ShardHandle {
 }
 
 impl ShardHandle {
+    /// Queue a command without waiting: `Busy` when the queue is full.
     fn send(&self, command: Command) -> Result<(), NetError> {
-        self.tx.send(command).map_err(|_| NetError::ShardGone)?;
+        self.tx.try_send(command).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => NetError::Busy,
+            crossbeam_channel::TrySendError::Disconnected(_) => NetError::ShardGone,
+        })?;
         self.waker.wake().map_err(|_| NetError::ShardGone)
     }
 }
@@ -190,6 +246,7 @@ pub struct MediaConfig {
 pub struct Media {
     shards: Vec<ShardHandle>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    heartbeats: Vec<Arc<health::Heartbeat>>,
     next: AtomicUsize,
     inputs: Arc<AtomicU64>,
     sessions: Arc<DashMap<SessionId, SessionEntry>>,
@@ -212,6 +269,7 @@ impl Media {
             prepared.push(shard::Shard::bind(index, config, sessions.clone(), inputs.clone())?);
         }
         let handles: Vec<ShardHandle> = prepared.iter().map(|s| s.handle()).collect();
+        let heartbeats = prepared.iter().map(|s| s.heartbeat()).collect();
         let addrs = prepared.iter().map(|s| s.candidate_addr()).collect();
         let mut threads = Vec::with_capacity(count);
         for (index, mut shard) in prepared.into_iter().enumerate() {
@@ -227,6 +285,7 @@ impl Media {
         Ok(Self {
             shards: handles,
             threads,
+            heartbeats,
             next: AtomicUsize::new(0),
             inputs,
             sessions,
@@ -244,6 +303,31 @@ impl Media {
         &self.sessions
     }
 
+    /// What is wrong with the shards (empty: all turning). Reads join handles and heartbeats only.
+    pub fn health(&self) -> Vec<health::ShardProblem> {
+        let now = std::time::Instant::now();
+        let mut problems = Vec::new();
+        for (index, (thread, beat)) in self.threads.iter().zip(&self.heartbeats).enumerate() {
+            if thread.is_finished() {
+                problems.push(health::ShardProblem::Stopped(index));
+            } else if beat.age(now) > health::STUCK_AFTER {
+                problems.push(health::ShardProblem::Stuck { index, age: beat.age(now) });
+            }
+        }
+        problems
+    }
+
+    /// A test hook: inject a fault into a shard (never reachable from the network).
+    #[doc(hidden)]
+    pub fn inject_fault(&self, shard: usize, fault: Fault) -> Result<(), NetError> {
+        self.shards.get(shard).ok_or(NetError::ShardGone)?.send(Command::Fault(fault))
+    }
+
+    /// The shard a session is on.
+    pub fn shard_of(&self, session: &SessionId) -> Option<usize> {
+        self.sessions.get(session).map(|e| e.shard)
+    }
+
     fn pick(&self) -> usize {
         self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len()
     }
@@ -251,7 +335,7 @@ impl Media {
     async fn ask<T>(&self, shard: usize, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, NetError> {
         let (reply, answer) = oneshot::channel();
         self.shards.get(shard).ok_or(NetError::ShardGone)?.send(make(reply))?;
-        answer.await.map_err(|_| NetError::ShardGone)?
+        answer.await.map_err(|_| NetError::Dropped)?
     }
 
     async fn join(
@@ -260,6 +344,9 @@ impl Media {
         join: Join,
         offer: String,
     ) -> Result<(SessionId, String), NetError> {
+        // Checked and parsed here, in the HTTP task: a join storm costs the media threads only
+        // the peers they build.
+        let offer = offer::Offer::parse(&offer)?;
         let session = SessionId::generate();
         let shard = self.pick();
         let sid = session.clone();
@@ -431,7 +518,9 @@ impl Media {
 impl Drop for Media {
     fn drop(&mut self) {
         for shard in &self.shards {
-            let _ = shard.send(Command::Shutdown);
+            // Waits for room in a full queue: the shard is draining it.
+            let _ = shard.tx.send(Command::Shutdown);
+            let _ = shard.waker.wake();
         }
         for thread in self.threads.drain(..) {
             let _ = thread.join();

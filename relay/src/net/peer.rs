@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rand::Rng;
-use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Transmit;
@@ -22,6 +21,7 @@ use crate::media::srtp::{IndexError, RolloverCounter, SrtpSender};
 use crate::media::{ChannelPacket, Continuity, Mapped, Source, SourcePacket};
 use crate::net::NetError;
 use crate::net::key_tap::{self, KeyTap};
+use crate::net::offer::Offer;
 use crate::net::settled::{SETTLE_AFTER, Settled};
 use crate::net::timers::{PeerKey, Timers, Wake};
 use crate::net::udp::SendBatch;
@@ -187,7 +187,12 @@ pub struct Accepted {
 
 /// Build a peer from an offer. Nothing is kept on error.
 pub fn accept(now: Instant, candidate: SocketAddr, offer: &str) -> Result<Accepted, NetError> {
-    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| NetError::BadSdp(e.to_string()))?;
+    accept_offer(now, candidate, Offer::parse(offer)?)
+}
+
+/// Build a peer from an offer already checked and parsed (off the media thread).
+pub fn accept_offer(now: Instant, candidate: SocketAddr, offer: Offer) -> Result<Accepted, NetError> {
+    let offer = offer.0;
     let remote_ice =
         offer.session.ice_creds().or_else(|| offer.media_lines.iter().find_map(|m| m.ice_creds()));
     let (mut rtc, keys) = key_tap::with_tap(|| {

@@ -4,6 +4,7 @@
 
 pub mod interpreters;
 pub mod organisers;
+mod ping;
 pub mod usage;
 
 use std::path::Path;
