@@ -120,6 +120,8 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
         }
     }
     stop_demo.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Writes every usage fact and closes the open intervals before the process exits.
+    server.stop().await;
     Ok(())
 }
 
