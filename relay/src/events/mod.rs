@@ -191,6 +191,7 @@ impl Events {
         dry_run: bool,
         key: Option<IdempotencyKey>,
     ) -> Result<Created, EventError> {
+        self.check_length(request.starts_at, request.ends_at)?;
         let once = key.map(|key| Once {
             owner: caller.organiser().map_or_else(|| "admin".to_owned(), |o| format!("organiser:{o}")),
             key,
@@ -199,7 +200,7 @@ impl Events {
         self.create_with_id(EventId::generate(), request, caller.organiser(), dry_run, once.as_ref()).await
     }
 
-    /// Create an event with a given id. The floor is started (an RTP floor's port bound) while the
+    /// Create an event with a given id (the demo event: no length limit). The floor is started (an RTP floor's port bound) while the
     /// booking holds its lock, and the event is stored with that port, its idempotency key and
     /// the answer in the booking's one transaction: a stored event always has its port.
     pub(crate) async fn create_with_id(
@@ -211,7 +212,6 @@ impl Events {
         once: Option<&Once>,
     ) -> Result<Created, EventError> {
         let languages = validate(&request)?;
-        self.check_length(request.starts_at, request.ends_at)?;
         let token = Token::generate();
         let mut event = Event {
             id,
