@@ -59,11 +59,17 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    /// When media stops: [`MEDIA_MARGIN`] after the end (an event stored before dates were
+    /// bounded closes at the end of time rather than panic).
+    pub(crate) fn closes(&self) -> DateTime<Utc> {
+        self.ends_at.checked_add_signed(MEDIA_MARGIN).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
     /// Whether media may flow at `now` (from [`MEDIA_MARGIN`] before to [`MEDIA_MARGIN`] after).
     pub(crate) fn check(&self, now: DateTime<Utc>) -> Result<(), AdmissionError> {
         // Checked: an event stored before dates were bounded must not panic here.
         let opens = self.starts_at.checked_sub_signed(MEDIA_MARGIN).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let closes = self.ends_at.checked_add_signed(MEDIA_MARGIN).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let closes = self.closes();
         if now < opens || now >= closes {
             return Err(AdmissionError::Closed {
                 opens,
@@ -117,6 +123,8 @@ impl Admission {
             *admitted -= 1;
             self.total.fetch_sub(1, Ordering::SeqCst);
         }
+        // An event with nobody admitted holds no entry.
+        self.admitted.remove_if(event, |_, admitted| *admitted == 0);
     }
 
     /// Listeners admitted to `event`.

@@ -114,6 +114,13 @@ pub struct ConfigArgs {
     /// listen to it) [default: false: totals per language only].
     #[arg(long, env = "TOLK_METRICS_PER_EVENT")]
     pub metrics_per_event: Option<bool>,
+    /// The longest an event may last, in days [default: 7].
+    #[arg(long, env = "TOLK_MAX_EVENT_DAYS")]
+    pub max_event_days: Option<u32>,
+    /// Events an organiser account may have that are not over yet [default: 50]; the admin
+    /// token has no limit.
+    #[arg(long, env = "TOLK_MAX_EVENTS_PER_ORGANISER")]
+    pub max_events_per_organiser: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +149,8 @@ struct FileConfig {
     metrics_per_event: Option<bool>,
     trusted_proxies: Option<Vec<IpAddr>>,
     frame_ancestors: Option<Vec<String>>,
+    max_event_days: Option<u32>,
+    max_events_per_organiser: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -196,6 +205,14 @@ pub struct Settings {
     pub connecting_per_client: u32,
     /// What the HTTP edge allows a client: connections, and time to send a request.
     pub edge: EdgeLimits,
+    /// How usage facts are batched.
+    pub usage: crate::recorder::RecorderSettings,
+    /// This node's name in the usage tables (None: generated once into `data_dir/node-id`).
+    pub node_id: Option<String>,
+    /// The longest an event may last.
+    pub max_event_length: chrono::Duration,
+    /// Events an organiser account may have that are not over yet.
+    pub max_events_per_organiser: u32,
 }
 
 impl Settings {
@@ -277,6 +294,15 @@ impl Settings {
                 },
                 ..Default::default()
             },
+            usage: crate::recorder::RecorderSettings::default(),
+            node_id: None,
+            max_event_length: chrono::Duration::days(i64::from(
+                args.max_event_days.or(file.max_event_days).unwrap_or(7).clamp(1, 3650),
+            )),
+            max_events_per_organiser: args
+                .max_events_per_organiser
+                .or(file.max_events_per_organiser)
+                .unwrap_or(50),
         })
     }
 

@@ -73,11 +73,9 @@ impl Floors {
         }
     }
 
-    /// After a restart: start the floors of stored events (BBB floors only while they last).
+    /// After a restart: start the floor of a stored event whose media window is still open
+    /// (the caller checks), on its stored port.
     pub(crate) async fn resume(&self, event: &Event, layout: Arc<EventLayout>) {
-        if event.floor_kind == FloorKind::Bbb && event.ends_at <= Utc::now() {
-            return;
-        }
         if let Err(e) = self.start(event, layout).await {
             warn!(event = %event.id, error = %e, "could not start the floor");
         }
@@ -105,6 +103,11 @@ impl Floors {
     /// The event was cancelled: a BBB floor leaves its meeting (the shards close RTP floors).
     pub(crate) fn stop(&self, id: &EventId) {
         self.bbb_floors.remove(id);
+    }
+
+    /// Running BBB floors.
+    pub(crate) fn held(&self) -> usize {
+        self.bbb_floors.len()
     }
 
     /// Where a BBB floor is (None: not a running BBB floor).

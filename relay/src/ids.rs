@@ -26,6 +26,29 @@ pub enum IdError {
          characters), or a prefix of meeting ids followed by '*' (such as 'coop-a-*')"
     )]
     MeetingPattern(String),
+    /// Not an `Idempotency-Key` (1 to 255 visible ASCII characters); holds the first 40 given.
+    #[error("'{0}' is not an Idempotency-Key: use 1 to 255 visible ASCII characters, such as a UUID")]
+    IdempotencyKey(String),
+}
+
+/// The `Idempotency-Key` of a request that creates something: a retry with the same key gets the
+/// first answer instead of a second creation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// A key as the header carries it: 1 to 255 visible ASCII characters.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(IdError::IdempotencyKey(truncate(s)));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The key as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The BigBlueButton meetings an organiser may take as an event's floor: one meetingID exactly,

@@ -27,6 +27,7 @@ pub mod capacity;
 pub mod config;
 pub mod demo;
 pub mod ids;
+pub mod recorder;
 pub mod server;
 pub mod store;
 

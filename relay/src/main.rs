@@ -129,6 +129,8 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
         std::process::exit(70);
     }
     stop_demo.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Writes every usage fact and closes the open intervals before the process exits.
+    server.stop().await;
     Ok(())
 }
 

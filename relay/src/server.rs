@@ -86,7 +86,8 @@ impl Server {
         Ok(Self { app, addr, metrics_addr, shutdown: Some(shutdown), task, metrics_task })
     }
 
-    /// Stop accepting requests and wait for the HTTP side to finish.
+    /// Stop accepting requests, wait for the HTTP side to finish, then write every usage fact
+    /// and close the node's open listening and on-air intervals (a graceful stop loses none).
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -95,6 +96,13 @@ impl Server {
             metrics.abort();
         }
         let _ = (&mut self.task).await;
+        self.app.shutdown().await;
+    }
+
+    /// Events the node holds per-event state for (cached live events, booth desks, BBB floors);
+    /// an event whose window closed holds none.
+    pub fn events_held(&self) -> usize {
+        self.app.events_held()
     }
 
     /// The settings it runs with (the public URL filled in).

@@ -142,6 +142,18 @@ impl TestRelay {
         Ok(serde_json::from_value(body)?)
     }
 
+    /// Take the air in `language` with a booth token (`POST /api/v1/booth/on-air`); the status.
+    pub async fn on_air(&self, token: &str, language: &str) -> anyhow::Result<reqwest::StatusCode> {
+        let response = self
+            .http
+            .post(self.url("/api/v1/booth/on-air"))
+            .bearer_auth(token)
+            .json(&json!({"language": language}))
+            .send()
+            .await?;
+        Ok(response.status())
+    }
+
     /// GET an organiser API path with the admin token; the body of a success, as `T`.
     pub async fn admin_get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self.http.get(self.url(path)).bearer_auth(ADMIN).send().await?;
@@ -262,7 +274,7 @@ pub fn booth_url(link: &InterpreterView) -> anyhow::Result<&str> {
 /// With `TOLK_TEST_DATABASE_URL` (a PostgreSQL server's URL), each test relay gets its own
 /// database, named after its data directory so that a restarted relay finds it again; without it,
 /// SQLite in the data directory.
-async fn test_database(data_dir: &std::path::Path) -> anyhow::Result<Option<String>> {
+pub async fn test_database(data_dir: &std::path::Path) -> anyhow::Result<Option<String>> {
     let Ok(server) = std::env::var("TOLK_TEST_DATABASE_URL") else { return Ok(None) };
     let name: String = data_dir
         .file_name()

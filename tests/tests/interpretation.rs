@@ -221,7 +221,8 @@ async fn booths_voice_channels_through_handover_cough_switch_and_revoke() -> any
     let problem: tolk_relay::api::Problem = response.json().await?;
     assert!(problem.detail.contains("too many channel switches"), "{problem:?}");
 
-    // Usage facts were recorded as it happened.
+    // Usage facts were recorded as it happened (reading the report writes what is buffered).
+    let _: serde_json::Value = relay.admin_get(&format!("/api/v1/events/{id}/usage")).await?;
     let event_id = tolk_relay::ids::EventId::parse(&id)?;
     let counts = relay.server.store().usage_counts(&event_id).await?;
     assert!(counts.on_air >= 2, "on-air intervals: {}", counts.on_air);

@@ -86,14 +86,7 @@ async fn the_usage_report_counts_listeners_and_on_air_time() -> anyhow::Result<(
     let floor =
         client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, 440.0).await?;
     let booth = client::booth(&relay.http, &relay.url("/whip/booth"), &token, 880.0).await?;
-    let on_air = relay
-        .http
-        .post(relay.url("/api/v1/booth/on-air"))
-        .bearer_auth(&token)
-        .json(&json!({"language": "fr"}))
-        .send()
-        .await?;
-    assert_eq!(on_air.status(), StatusCode::OK);
+    assert_eq!(relay.on_air(&token, "fr").await?, StatusCode::OK);
     let slow = relay.http.post(relay.url("/api/v1/booth/slow-down")).bearer_auth(&token).send().await?;
     assert_eq!(slow.status(), StatusCode::OK);
     let listeners = vec![

@@ -7,6 +7,7 @@
 //! [`Admission`] (who may listen now), [`Floors`] (RTP and BBB floors), [`Booths`] (booth links and
 //! the booth desk). HTTP handlers call these, never the store or the media directly.
 
+pub(crate) mod lifecycle;
 pub(crate) mod views;
 
 use std::collections::HashMap;
@@ -15,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::Utc;
-use tracing::warn;
 
 pub(crate) use views::{
     Channels, Live, LiveChannel, LiveFloor, LiveOnAir, LiveSlowDown, PublicChannel, PublicEvent,
@@ -28,11 +28,12 @@ use crate::booths::desk::BoothAction;
 use crate::booths::{BoothError, BoothState, Booths};
 use crate::config::Settings;
 use crate::connecting::{Connecting, ConnectingError, ConnectingLimits};
-use crate::events::{EventError, EventView, Events, FloorRequest, NewEvent, channels};
+use crate::events::{Created, EventError, EventView, Events, FloorRequest, NewEvent, channels};
 use crate::floors::{FloorError, Floors};
-use crate::ids::{EventId, InterpreterId, Language, SessionId};
+use crate::ids::{EventId, IdempotencyKey, InterpreterId, Language, SessionId};
 use crate::limits::{Limiter, Rate};
 use crate::net::{Media, MediaConfig, MediaNote, NetError, SessionKind, ShardStats};
+use crate::recorder::Recorder;
 use crate::store::interpreters::Interpreter;
 use crate::store::{FloorKind, Store, StoreError};
 use crate::usage::UsageReport;
@@ -86,6 +87,10 @@ pub(crate) struct App {
     pub booths: Booths,
     media: Arc<Media>,
     store: Store,
+    /// Usage facts, written in batches.
+    recorder: Recorder,
+    /// This node's name in the usage tables.
+    node: String,
     /// Channel switches per listening session: a page's language picker, not a script.
     switches: Mutex<Limiter<SessionId>>,
     /// Listener joins per client address.
@@ -112,6 +117,9 @@ impl App {
             Some(url) => Store::open(url).await?,
             None => Store::open_in(&settings.data_dir).await?,
         };
+        let node = lifecycle::node_id(&settings)?;
+        lifecycle::close_after_crash(&store, &node).await?;
+        let recorder = Recorder::start(store.clone(), node.clone(), settings.usage);
         let auth = Auth::new(&settings, store.clone())?;
         let (notes_tx, notes) = tokio::sync::mpsc::unbounded_channel();
         let media = Arc::new(Media::start(
@@ -126,8 +134,9 @@ impl App {
         )?);
         crate::bbb::install_default_crypto();
         let floors = Arc::new(Floors::new(media.clone(), settings.bbb.clone())?);
-        let events = Events::new(&settings, store.clone(), media.clone(), floors.clone());
-        let booths = Booths::new(store.clone(), media.clone(), settings.public_url.clone());
+        let (closing, closes) = lifecycle::Closing::new();
+        let events = Events::new(&settings, store.clone(), media.clone(), floors.clone(), closing);
+        let booths = Booths::new(store.clone(), recorder.clone(), media.clone(), settings.public_url.clone());
         let join_rate = Rate { burst: settings.joins_burst, per_second: settings.joins_per_second };
         let app = Arc::new(Self {
             admission: Admission::new(settings.headroom, settings.capacity.listeners),
@@ -142,11 +151,14 @@ impl App {
             booths,
             media,
             store,
+            recorder,
+            node,
             switches: Mutex::new(Limiter::new(SWITCH_RATE, 10_000)),
             joins: Mutex::new(Limiter::new(join_rate, 10_000)),
             booth_actions: Mutex::new(Limiter::new(BOOTH_ACTION_RATE, 10_000)),
         });
         tokio::spawn(follow_notes(Arc::downgrade(&app), notes));
+        tokio::spawn(lifecycle::close_windows(Arc::downgrade(&app), closes));
         app.events.resume_floors().await?;
         Ok(app)
     }
@@ -176,9 +188,7 @@ impl App {
         let (session, answer) = self.media.listen(live.layout.clone(), language.clone(), offer).await?;
         admitted.keep();
         connecting.attach(session.clone());
-        if let Err(e) = self.store.record_listening(event, &session, Some(&language)).await {
-            warn!(error = %e, "could not record a listener joining");
-        }
+        self.record_listening(event, &session, Some(language));
         Ok((session, answer))
     }
 
@@ -201,9 +211,7 @@ impl App {
             return Err(AppError::TooManySwitches(wait.as_secs_f64().ceil().max(1.0) as u32));
         }
         self.media.switch(session, 0, language.clone()).await?;
-        if let Err(e) = self.store.record_listening(&event, session, Some(&language)).await {
-            warn!(error = %e, "could not record a channel switch");
-        }
+        self.record_listening(&event, session, Some(language));
         Ok(())
     }
 
@@ -261,6 +269,7 @@ impl App {
 
     /// The organiser's live view of an event.
     pub(crate) async fn live_view(&self, event: &crate::store::Event) -> Result<Live, AppError> {
+        self.recorder.flush().await;
         let listeners = self.media.listeners(&event.id).await;
         let on_air = self.booths.on_air_now(&event.id);
         let names: HashMap<_, _> =
@@ -341,6 +350,7 @@ impl App {
 
     /// The usage report of an event.
     pub(crate) async fn usage(&self, event: crate::store::Event) -> Result<UsageReport, AppError> {
+        self.recorder.flush().await;
         Ok(crate::usage::report(&self.store, event).await?)
     }
 
@@ -386,12 +396,13 @@ impl App {
         caller: Caller,
         request: NewEvent,
         dry_run: bool,
-    ) -> Result<EventView, AppError> {
+        key: Option<IdempotencyKey>,
+    ) -> Result<Created, AppError> {
         if let FloorRequest::Bbb { meeting_id } = &request.floor {
             crate::events::validate(&request)?;
             self.auth.may_take_meeting(caller, meeting_id).await?;
         }
-        Ok(self.events.create(caller, request, dry_run).await?)
+        Ok(self.events.create(caller, request, dry_run, key).await?)
     }
 
     pub(crate) async fn ensure_demo(&self) -> Result<EventView, AppError> {
@@ -411,7 +422,7 @@ impl App {
             floor: FloorRequest::Rtp,
             floor_under_interpretation_db: None,
         };
-        Ok(self.events.create_with_id(id, request, None, false).await?)
+        Ok(self.events.create_with_id(id, request, None, false, None).await?.view)
     }
 }
 
@@ -427,9 +438,7 @@ async fn follow_notes(app: std::sync::Weak<App>, mut notes: tokio::sync::mpsc::U
                 if let Ok(mut switches) = app.switches.lock() {
                     switches.forget(&session);
                 }
-                if let Err(e) = app.store.record_listening(&event, &session, None).await {
-                    warn!(error = %e, "could not record a listener leaving");
-                }
+                app.record_listening(&event, &session, None);
             }
             MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Booth(interpreter)) } => {
                 app.booths.session_ended(&event, interpreter, &session).await;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::Utc;
 use dashmap::DashMap;
 use tokio::sync::broadcast;
-use tracing::{info, warn};
+use tracing::info;
 
 pub(crate) use views::{
     BoothEvent, BoothState, ChannelState, HandoverAsk, InterpreterView, Member, NewInterpreter, Partner,
@@ -24,8 +24,10 @@ use crate::booths::desk::{BoothAction, BoothDesk, BoothPush, DeskError, Effects,
 use crate::events::LiveEvent;
 use crate::ids::{EventId, InterpreterId, Language, SessionId, Token};
 use crate::net::{Media, NetError};
+use crate::recorder::Recorder;
 use crate::store::interpreters::Interpreter;
-use crate::store::{Event, Store, StoreError};
+use crate::store::usage_batch::UsageFact;
+use crate::store::{Event, Store, StoreError, now_ms};
 
 /// What can go wrong with booths.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,7 @@ pub(crate) fn booth_url(public_url: &str, token: &Token) -> String {
 /// The booths of a node.
 pub(crate) struct Booths {
     store: Store,
+    recorder: Recorder,
     media: Arc<Media>,
     public_url: String,
     desks: DashMap<EventId, Arc<Mutex<Desk>>>,
@@ -79,9 +82,23 @@ pub(crate) struct Booths {
 }
 
 impl Booths {
-    /// Booths over `store` and `media`; booth links start with `public_url`.
-    pub(crate) fn new(store: Store, media: Arc<Media>, public_url: String) -> Self {
-        Self { store, media, public_url, desks: DashMap::new(), sockets: sockets::OpenSockets::default() }
+    /// Booths over `store` and `media`, their usage facts to `recorder`; booth links start with
+    /// `public_url`.
+    pub(crate) fn new(store: Store, recorder: Recorder, media: Arc<Media>, public_url: String) -> Self {
+        let sockets = sockets::OpenSockets::default();
+        Self { store, recorder, media, public_url, desks: DashMap::new(), sockets }
+    }
+
+    /// The event's window closed: its desk is dropped; returns who was on air then.
+    pub(crate) fn forget(&self, event: &EventId) -> Vec<InterpreterId> {
+        let Some((_, desk)) = self.desks.remove(event) else { return Vec::new() };
+        let desk = lock(&desk);
+        desk.desk.on_air().map(|(_, seat)| seat.interpreter).collect()
+    }
+
+    /// Events with a desk.
+    pub(crate) fn held(&self) -> usize {
+        self.desks.len()
     }
 
     /// The desk of a live event, made on first use; it follows the event's channels.
@@ -209,7 +226,8 @@ impl Booths {
             self.media.switch(session, 0, language.clone()).await?;
         }
         if let Some(who) = effects.slow_down {
-            self.store.record_slow_down(&me.event, who).await?;
+            let at = now_ms();
+            self.recorder.record(UsageFact::SlowDown { event: me.event.clone(), interpreter: who, at });
         }
         self.apply(&me.event, &desk, effects).await;
         Ok(())
@@ -220,15 +238,14 @@ impl Booths {
         for (language, on_air) in &effects.on_air {
             self.media.set_on_air(event, language, *on_air);
         }
+        let at = now_ms();
         for (interpreter, language) in &effects.on_air_facts {
-            if let Err(e) = self.store.record_on_air(event, *interpreter, language.as_ref()).await {
-                warn!(error = %e, "could not record an on-air interval");
-            }
+            let (event, interpreter, language) = (event.clone(), *interpreter, language.clone());
+            self.recorder.record(UsageFact::OnAir { event, interpreter, language, at });
         }
-        if let Some(h) = &effects.handover
-            && let Err(e) = self.store.record_handover(event, &h.language, h.from, h.to).await
-        {
-            warn!(error = %e, "could not record a handover");
+        if let Some(h) = &effects.handover {
+            let (event, language) = (event.clone(), h.language.clone());
+            self.recorder.record(UsageFact::Handover { event, language, from: h.from, to: h.to, at });
         }
         let desk = lock(desk);
         for push in effects.pushes {

@@ -16,13 +16,15 @@ pub(crate) use request::{EventChange, FloorRequest, NewEvent, validate};
 pub(crate) use views::{ChannelView, EventView, FloorView, channels};
 
 use crate::admission::Window;
+use crate::app::lifecycle::Closing;
 use crate::auth::Caller;
 use crate::capacity::{Capacity, FreeSegment, Reservation, Shortfall, channel_units};
 use crate::config::Settings;
 use crate::floors::{FloorError, Floors};
-use crate::ids::{EventId, Language, Token};
+use crate::ids::{EventId, IdempotencyKey, Language, Token};
 use crate::media::mixer::MixSettings;
 use crate::net::{EventLayout, Media, NetError};
+use crate::store::idempotency::KeptAnswer;
 use crate::store::{Booking, Event, FloorKind, Store, StoreError};
 
 /// What can go wrong with an event.
@@ -57,6 +59,16 @@ pub enum EventError {
     RangeBackwards { from: DateTime<Utc>, to: DateTime<Utc> },
     #[error("ask for at most 400 days at a time")]
     RangeTooLong,
+    #[error(
+        "an event lasts at most {max_days} days on this node; this one lasts {days:.1} days: split it into several events"
+    )]
+    TooLong { max_days: i64, days: f64 },
+    #[error(
+        "an organiser may have at most {limit} events that are not over yet; cancel one, or wait until one ends"
+    )]
+    TooManyEvents { limit: u32 },
+    #[error("this Idempotency-Key was used for a different request; use a new key for a new event")]
+    KeyReused,
     /// The event does not fit the node's capacity.
     #[error(transparent)]
     Capacity(#[from] Shortfall),
@@ -92,6 +104,8 @@ impl LiveEvent {
 #[derive(Debug, Clone)]
 struct EventSettings {
     capacity: Capacity,
+    max_length: chrono::Duration,
+    max_per_organiser: u32,
     public_url: String,
     public_ip: std::net::IpAddr,
     mix_complexity: i32,
@@ -106,14 +120,38 @@ pub(crate) struct Events {
     floors: Arc<Floors>,
     reserving: tokio::sync::Mutex<()>,
     live: DashMap<EventId, Arc<LiveEvent>>,
+    closing: Closing,
+}
+
+/// An event created, or the first answer to the same `Idempotency-Key` again.
+#[derive(Debug)]
+pub(crate) struct Created {
+    pub view: EventView,
+    /// The answer given to an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// A creation that must happen once: whose key, and what the request was.
+pub(crate) struct Once {
+    owner: String,
+    key: IdempotencyKey,
+    request_hash: String,
 }
 
 impl Events {
     /// The events service over `store`, preparing `media` and starting `floors`.
-    pub(crate) fn new(settings: &Settings, store: Store, media: Arc<Media>, floors: Arc<Floors>) -> Self {
+    pub(crate) fn new(
+        settings: &Settings,
+        store: Store,
+        media: Arc<Media>,
+        floors: Arc<Floors>,
+        closing: Closing,
+    ) -> Self {
         Self {
             settings: EventSettings {
                 capacity: settings.capacity,
+                max_length: settings.max_event_length,
+                max_per_organiser: settings.max_events_per_organiser,
                 public_url: settings.public_url.clone(),
                 public_ip: settings.public_ip,
                 mix_complexity: settings.mix_complexity,
@@ -124,12 +162,19 @@ impl Events {
             floors,
             reserving: tokio::sync::Mutex::new(()),
             live: DashMap::new(),
+            closing,
         }
     }
 
-    /// After a restart: every stored event's floor is started again.
+    /// After a restart (or a crash): the floor of every stored event whose media window is still
+    /// open is started again, an RTP floor on its stored port. Past events bind no port, follow
+    /// no BBB meeting and hold no state.
     pub(crate) async fn resume_floors(&self) -> Result<(), EventError> {
+        let now = Utc::now();
         for event in self.store.events().await? {
+            if window(&event).closes() <= now {
+                continue;
+            }
             let layout = self.remember(&event).layout.clone();
             self.floors.resume(&event, layout).await;
         }
@@ -137,23 +182,35 @@ impl Events {
     }
 
     /// Create an event after validating the request; its secrets are in the returned view only.
-    /// `dry_run`: only check (validation and capacity), store nothing.
+    /// `dry_run`: only check (validation, quota and capacity), store nothing. With a `key`, a
+    /// retry of the same request gets the first answer again.
     pub(crate) async fn create(
         &self,
         caller: Caller,
         request: NewEvent,
         dry_run: bool,
-    ) -> Result<EventView, EventError> {
-        self.create_with_id(EventId::generate(), request, caller.organiser(), dry_run).await
+        key: Option<IdempotencyKey>,
+    ) -> Result<Created, EventError> {
+        self.check_length(request.starts_at, request.ends_at)?;
+        let once = key.map(|key| Once {
+            owner: caller.organiser().map_or_else(|| "admin".to_owned(), |o| format!("organiser:{o}")),
+            key,
+            request_hash: request_hash(&request),
+        });
+        self.create_with_id(EventId::generate(), request, caller.organiser(), dry_run, once.as_ref()).await
     }
 
+    /// Create an event with a given id (the demo event: no length limit). The floor is started (an RTP floor's port bound) while the
+    /// booking holds its lock, and the event is stored with that port, its idempotency key and
+    /// the answer in the booking's one transaction: a stored event always has its port.
     pub(crate) async fn create_with_id(
         &self,
         id: EventId,
         request: NewEvent,
         organiser: Option<i64>,
         dry_run: bool,
-    ) -> Result<EventView, EventError> {
+        once: Option<&Once>,
+    ) -> Result<Created, EventError> {
         let languages = validate(&request)?;
         let token = Token::generate();
         let mut event = Event {
@@ -181,32 +238,74 @@ impl Events {
         if event.floor_kind == FloorKind::Bbb {
             self.floors.check_bbb()?;
         }
+        let _reserving = self.reserving.lock().await;
+        let mut booking = self.store.booking().await?;
+        let now = Utc::now();
+        if let Some(once) = once.filter(|_| !dry_run)
+            && let Some(kept) = booking.kept_answer(&once.owner, &once.key, now).await?
         {
-            let _reserving = self.reserving.lock().await;
-            let mut booking = self.check_capacity(&event).await?;
-            if dry_run {
-                return Ok(self.view(&event, None)); // the booking rolls back
+            if kept.request_hash != once.request_hash {
+                return Err(EventError::KeyReused);
             }
-            booking.insert(&event).await?;
-            booking.commit().await?;
+            let view = serde_json::from_str(&kept.response)
+                .map_err(|e| StoreError::Corrupt { id: kept.event.to_string(), why: e.to_string() })?;
+            return Ok(Created { view, replayed: true });
         }
-        let layout = self.remember(&event).layout.clone();
-        if let Some(port) = self.floors.start(&event, layout).await? {
-            self.store.set_rtp_port(&event.id, port).await?;
-            event.rtp_port = Some(port);
+        if let Some(organiser) = organiser {
+            let limit = self.settings.max_per_organiser;
+            if booking.events_not_over(organiser, now, &event.id).await? >= limit {
+                return Err(EventError::TooManyEvents { limit });
+            }
+        }
+        self.check_capacity(&mut booking, &event).await?;
+        if dry_run {
+            return Ok(Created { view: self.view(&event, None), replayed: false }); // rolls back
+        }
+        // An event whose media window has closed already binds no port and follows no meeting.
+        if window(&event).closes() > now {
+            let layout = self.remember(&event).layout.clone();
+            match self.floors.start(&event, layout).await {
+                Ok(port) => event.rtp_port = port,
+                Err(e) => {
+                    self.undo(&event.id);
+                    return Err(e.into());
+                }
+            }
+        }
+        let view = self.view(&event, Some(&token));
+        if let Err(e) = store_event(booking, &event, once, &view, now).await {
+            self.undo(&event.id);
+            return Err(e.into());
         }
         info!(event = %event.id, title = %event.title, "event created");
-        Ok(self.view(&event, Some(&token)))
+        Ok(Created { view, replayed: false })
     }
 
-    /// Whether `event` fits beside every other live event overlapping its window; on success the
-    /// booking (still holding the lock) is the caller's to write the event and commit.
-    async fn check_capacity(&self, event: &Event) -> Result<Booking, EventError> {
-        let mut booking = self.store.booking().await?;
+    /// An event that was not stored after all: its floor and state go.
+    fn undo(&self, id: &EventId) {
+        self.forget(id);
+        self.floors.stop(id);
+        self.media.end_event(id);
+        self.closing.unschedule(id);
+    }
+
+    /// Whether an event of this window is within the node's maximum length.
+    fn check_length(&self, starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Result<(), EventError> {
+        let max = self.settings.max_length;
+        if ends_at - starts_at > max {
+            let days = (ends_at - starts_at).num_seconds() as f64 / 86_400.0;
+            return Err(EventError::TooLong { max_days: max.num_days(), days });
+        }
+        Ok(())
+    }
+
+    /// Whether `event` fits beside every other live event overlapping its window, seen in
+    /// `booking` (which holds the lock until the caller writes the event and commits).
+    async fn check_capacity(&self, booking: &mut Booking, event: &Event) -> Result<(), EventError> {
         let others = booking.overlapping(event.starts_at, event.ends_at, Some(&event.id)).await?;
         let reserved: Vec<Reservation> = others.iter().map(reservation).collect();
         crate::capacity::check(self.settings.capacity, &reserved, &reservation(event))?;
-        Ok(booking)
+        Ok(())
     }
 
     /// The node's capacity.
@@ -241,7 +340,9 @@ impl Events {
             return Err(EventError::LanguagesLocked);
         }
         let event = changed(event, change)?;
-        let mut booking = self.check_capacity(&event).await?;
+        self.check_length(event.starts_at, event.ends_at)?;
+        let mut booking = self.store.booking().await?;
+        self.check_capacity(&mut booking, &event).await?;
         if !booking.update(&event).await? {
             return Err(EventError::NoEvent(id.clone()));
         }
@@ -258,11 +359,19 @@ impl Events {
         if !self.store.cancel_event(id).await? {
             return Err(EventError::NoEvent(id.clone()));
         }
-        self.live.remove(id);
-        self.floors.stop(id);
-        self.media.end_event(id);
+        self.undo(id);
         info!(event = %id, "event cancelled");
         Ok(())
+    }
+
+    /// The event's window closed: its cached live form goes (the media side prunes its own).
+    pub(crate) fn forget(&self, id: &EventId) {
+        self.live.remove(id);
+    }
+
+    /// Events with a cached live form.
+    pub(crate) fn held(&self) -> usize {
+        self.live.len()
     }
 
     /// A stored event.
@@ -304,9 +413,10 @@ impl Events {
         });
         let live = Arc::new(LiveEvent {
             layout: layout.clone(),
-            window: Window { starts_at: event.starts_at, ends_at: event.ends_at },
+            window: window(event),
             expected_listeners: event.expected_listeners,
         });
+        self.closing.schedule(&event.id, live.window.closes());
         if self.live.insert(event.id.clone(), live.clone()).is_none() {
             self.media.prepare_event(layout);
         }
@@ -345,6 +455,37 @@ impl Events {
     pub(crate) fn listener_url(&self, id: &EventId) -> String {
         format!("{}/e/{id}", self.settings.public_url)
     }
+}
+
+/// An event's window.
+fn window(event: &Event) -> Window {
+    Window { starts_at: event.starts_at, ends_at: event.ends_at }
+}
+
+/// The SHA-256 of a request as JSON (its fields in declaration order), in hex.
+fn request_hash(request: &NewEvent) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(serde_json::to_vec(request).unwrap_or_default()))
+}
+
+/// Write a new event, with its idempotency key and answer, in the booking, and commit.
+async fn store_event(
+    mut booking: Booking,
+    event: &Event,
+    once: Option<&Once>,
+    view: &EventView,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    booking.insert(event).await?;
+    if let Some(once) = once {
+        let answer = KeptAnswer {
+            request_hash: once.request_hash.clone(),
+            event: event.id.clone(),
+            response: serde_json::to_string(view).unwrap_or_default(),
+        };
+        booking.keep_answer(&once.owner, &once.key, &answer, now).await?;
+    }
+    booking.commit().await
 }
 
 /// What an event holds on the node over its window.

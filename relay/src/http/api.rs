@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -13,7 +13,7 @@ use crate::app::{App, Channels};
 use crate::events::{EventChange, EventView, NewEvent};
 use crate::http::ApiError;
 use crate::http::extract::{JsonBody, Organiser, OwnedEvent};
-use crate::ids::EventId;
+use crate::ids::{EventId, IdempotencyKey};
 
 #[derive(Deserialize)]
 pub(super) struct CreateQuery {
@@ -25,14 +25,22 @@ pub(super) async fn create_event(
     State(app): State<Arc<App>>,
     Organiser(caller): Organiser,
     Query(query): Query<CreateQuery>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<NewEvent>,
 ) -> Result<Response, ApiError> {
     let dry_run = query.dry_run.unwrap_or(false);
-    let view = app.create_event(caller, request, dry_run).await?;
+    let key = match headers.get("idempotency-key") {
+        Some(value) => Some(IdempotencyKey::parse(value.to_str().unwrap_or("\u{fffd}"))?),
+        None => None,
+    };
+    let created = app.create_event(caller, request, dry_run, key).await?;
     Ok(if dry_run {
         Json(serde_json::json!({"fits": true})).into_response()
+    } else if created.replayed {
+        let replayed = [("idempotent-replayed", "true")];
+        (StatusCode::CREATED, replayed, Json(created.view)).into_response()
     } else {
-        (StatusCode::CREATED, Json(view)).into_response()
+        (StatusCode::CREATED, Json(created.view)).into_response()
     })
 }
 

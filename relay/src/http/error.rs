@@ -70,7 +70,7 @@ impl From<IdError> for ApiError {
         match e {
             IdError::Event(_) | IdError::Session(_) => Self::not_found(e.to_string()),
             IdError::Language(_) => Self::not_found(e.to_string()),
-            IdError::MeetingPattern(_) => Self::bad_request(e.to_string()),
+            IdError::MeetingPattern(_) | IdError::IdempotencyKey(_) => Self::bad_request(e.to_string()),
         }
     }
 }
@@ -132,9 +132,10 @@ impl From<crate::events::EventError> for ApiError {
         use crate::events::EventError;
         match e {
             EventError::NoEvent(_) | EventError::NoChannel { .. } => Self::not_found(e.to_string()),
-            EventError::LanguagesLocked | EventError::Capacity(_) => {
+            EventError::LanguagesLocked | EventError::Capacity(_) | EventError::TooManyEvents { .. } => {
                 Self::new(StatusCode::CONFLICT, e.to_string())
             }
+            EventError::KeyReused => Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
             EventError::Floor(e) => e.into(),
             EventError::Store(e) => e.into(),
             EventError::Net(e) => e.into(),

@@ -2,10 +2,12 @@
 //! migrations in `relay/migrations`). Nothing the store accepted is lost across a restart.
 //! [`interpreters`] holds booth links; [`usage`] the facts recorded as an event happens.
 
+pub mod idempotency;
 pub mod interpreters;
 pub mod organisers;
 mod ping;
 pub mod usage;
+pub mod usage_batch;
 
 use std::path::Path;
 
@@ -105,6 +107,8 @@ pub struct Event {
 pub struct Store {
     pub(crate) pool: AnyPool,
     postgres: bool,
+    /// Transactions that wrote usage facts (see [`Store::usage_transactions`]).
+    usage_transactions: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A capacity booking: a transaction in which overlapping events are read and the event written,
@@ -172,7 +176,7 @@ impl Store {
             .await
             .map_err(open_err)?;
         if sqlite { &SQLITE_MIGRATIONS } else { &POSTGRES_MIGRATIONS }.run(&pool).await?;
-        Ok(Self { pool, postgres })
+        Ok(Self { pool, postgres, usage_transactions: Default::default() })
     }
 
     /// Store a new event without a capacity booking; [`StoreError::Duplicate`] if its id is taken.

@@ -1,111 +1,11 @@
 //! Usage facts, recorded as they happen: on-air intervals per interpreter and language, listeners
 //! joining and leaving channels, handovers and slow-down signals. The organisers' usage report is
-//! computed from these rows.
+//! computed from these rows; [`super::usage_batch`] writes them.
 
-use crate::ids::{EventId, InterpreterId, Language, SessionId};
-use crate::store::{Store, StoreError, now_ms};
+use crate::ids::{EventId, InterpreterId, Language};
+use crate::store::{Store, StoreError};
 
 impl Store {
-    /// Close the interpreter's open on-air interval (if any) and open one in `language` (if any).
-    pub async fn record_on_air(
-        &self,
-        event: &EventId,
-        interpreter: InterpreterId,
-        language: Option<&Language>,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE on_air SET ended_at = $1 WHERE event_id = $2 AND interpreter_id = $3 AND ended_at IS NULL",
-        )
-        .bind(now)
-        .bind(event.as_str())
-        .bind(interpreter.0)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(language) = language {
-            sqlx::query(
-                "INSERT INTO on_air (event_id, interpreter_id, language, started_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(event.as_str())
-            .bind(interpreter.0)
-            .bind(language.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// A listener session is now on `language` (None: it left). Closes its previous row.
-    pub async fn record_listening(
-        &self,
-        event: &EventId,
-        session: &SessionId,
-        language: Option<&Language>,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE listening SET left_at = $1 WHERE session_id = $2 AND left_at IS NULL")
-            .bind(now)
-            .bind(session.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if let Some(language) = language {
-            sqlx::query(
-                "INSERT INTO listening (event_id, session_id, language, joined_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(event.as_str())
-            .bind(session.as_str())
-            .bind(language.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Record a handover now: in `language`, `from` left the air to `to`.
-    pub async fn record_handover(
-        &self,
-        event: &EventId,
-        language: &Language,
-        from: InterpreterId,
-        to: InterpreterId,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO booth_signals (event_id, kind, language, interpreter_id, from_interpreter, at)
-             VALUES ($1, 'handover', $2, $3, $4, $5)",
-        )
-        .bind(event.as_str())
-        .bind(language.as_str())
-        .bind(to.0)
-        .bind(from.0)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Record now that `interpreter` asked the floor to slow down.
-    pub async fn record_slow_down(
-        &self,
-        event: &EventId,
-        interpreter: InterpreterId,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO booth_signals (event_id, kind, interpreter_id, at) VALUES ($1, 'slow-down', $2, $3)",
-        )
-        .bind(event.as_str())
-        .bind(interpreter.0)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Counts of rows per usage table for an event. The organisers' report builds on the rows
     /// themselves.
     pub async fn usage_counts(&self, event: &EventId) -> Result<UsageCounts, StoreError> {
