@@ -274,6 +274,7 @@ mod tests {
             floor_under_db: None,
             organiser,
             bbb_meeting_id: None,
+            rtp_allow: Default::default(),
         };
         assert!(Caller::Admin.owns(&event(None)));
         assert!(Caller::Admin.owns(&event(Some(3))));

@@ -68,6 +68,7 @@ impl BoothDesk {
             id: event.clone(),
             floor: lang("en")?,
             languages: vec![lang("fr")?, lang("de")?],
+            rtp_allow: Default::default(),
             mix: None,
         };
         let interpreters = [
@@ -178,5 +179,6 @@ fn sound_event() -> Option<Event> {
         floor_under_db: None,
         organiser: None,
         bbb_meeting_id: None,
+        rtp_allow: Default::default(),
     })
 }

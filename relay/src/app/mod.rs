@@ -419,7 +419,7 @@ impl App {
             starts_at: now - chrono::Duration::hours(1),
             ends_at: now + chrono::Duration::days(3650),
             expected_listeners: 100,
-            floor: FloorRequest::Rtp,
+            floor: FloorRequest::Rtp { allow: Vec::new() },
             floor_under_interpretation_db: None,
         };
         Ok(self.events.create_with_id(id, request, None, false, None).await?.view)

@@ -379,6 +379,7 @@ mod tests {
             id: EventId::parse("desk").unwrap(),
             floor: lang("en"),
             languages: vec![lang("fr"), lang("de")],
+            rtp_allow: Default::default(),
             mix: None,
         }))
     }

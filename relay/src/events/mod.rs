@@ -16,6 +16,7 @@ pub(crate) use request::{EventChange, FloorRequest, NewEvent, validate};
 pub(crate) use views::{ChannelView, EventView, FloorView, channels};
 
 use crate::admission::Window;
+use crate::allow::SourceAllow;
 use crate::app::lifecycle::Closing;
 use crate::auth::Caller;
 use crate::capacity::{Capacity, FreeSegment, Reservation, Shortfall, channel_units};
@@ -42,6 +43,8 @@ pub enum EventError {
     FloorLevel(f32),
     #[error("floor.meeting_id must be the BBB meetingID: 1 to 256 characters, no control characters")]
     MeetingId,
+    #[error("floor.allow: {0}")]
+    Allow(#[from] crate::allow::AllowError),
     #[error("an event has at most 64 interpretation languages")]
     TooManyLanguages,
     #[error("'{0}' is the floor language; list only interpretation languages in 'languages'")]
@@ -223,10 +226,14 @@ impl Events {
             expected_listeners: request.expected_listeners,
             floor_kind: match request.floor {
                 FloorRequest::Whip => FloorKind::Whip,
-                FloorRequest::Rtp => FloorKind::Rtp,
+                FloorRequest::Rtp { .. } => FloorKind::Rtp,
                 FloorRequest::Bbb { .. } => FloorKind::Bbb,
             },
             rtp_port: None,
+            rtp_allow: match &request.floor {
+                FloorRequest::Rtp { allow } => SourceAllow::parse(allow)?,
+                _ => SourceAllow::default(),
+            },
             floor_token_hash: token.hash(),
             floor_under_db: request.floor_under_interpretation_db,
             organiser,
@@ -405,6 +412,7 @@ impl Events {
             id: event.id.clone(),
             floor: event.floor_language.clone(),
             languages: event.languages.clone(),
+            rtp_allow: event.rtp_allow.clone(),
             mix: event.floor_under_db.map(|floor_db| MixSettings {
                 floor_db,
                 complexity: self.settings.mix_complexity,
@@ -441,6 +449,7 @@ impl Events {
                 whip_url: format!("{base}/whip/{}/floor", event.id),
                 token: token.map(|t| t.secret().to_owned()),
                 rtp_url: event.rtp_port.map(|p| format!("rtp://{}", SocketAddr::new(host, p))),
+                allow: event.rtp_allow.entries(),
                 meeting_id: event.bbb_meeting_id.clone(),
                 state: self.floors.status(&event.id),
             },

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::allow::SourceAllow;
 use crate::events::EventError;
 use crate::ids::Language;
 
@@ -14,7 +15,12 @@ pub enum FloorRequest {
     /// A WebRTC publisher (WHIP) with the floor token.
     Whip,
     /// Plain Opus RTP on a port of its own.
-    Rtp,
+    Rtp {
+        /// The only addresses or networks (`192.0.2.10`, `198.51.100.0/24`) it takes audio
+        /// from; absent or empty: any (the floor still locks on its first sender).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        allow: Vec<String>,
+    },
     /// The audio of a meeting on the node's BigBlueButton server.
     Bbb {
         /// BBB's `meetingID`.
@@ -99,6 +105,9 @@ pub(crate) fn validate(request: &NewEvent) -> Result<Vec<Language>, EventError> 
         if id.is_empty() || id.chars().count() > 256 || id.chars().any(char::is_control) {
             return Err(EventError::MeetingId);
         }
+    }
+    if let FloorRequest::Rtp { allow } = &request.floor {
+        SourceAllow::parse(allow)?;
     }
     if request.languages.len() > 64 {
         return Err(EventError::TooManyLanguages);

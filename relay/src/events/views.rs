@@ -32,6 +32,9 @@ pub struct FloorView {
     /// An RTP floor: where to send it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtp_url: Option<String>,
+    /// An RTP floor: the only sources it takes audio from (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
     /// A BBB floor: the meeting's BBB `meetingID`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meeting_id: Option<String>,

@@ -358,7 +358,7 @@ impl ShardCore {
     /// The RTP floor of an event starts taking datagrams (the driver owns its socket).
     pub fn open_rtp_floor(&mut self, layout: &Arc<EventLayout>) {
         self.event_media(layout);
-        self.rtp_floors.insert(layout.id.clone(), RtpFloor::default());
+        self.rtp_floors.insert(layout.id.clone(), RtpFloor::allowing(layout.rtp_allow.clone()));
     }
 
     /// Accept an offer: a publisher (floor or booth) or a listener joins. Nothing is kept on error.
@@ -825,6 +825,7 @@ mod tests {
             id: EventId::parse("core-test").unwrap(),
             floor: Language::parse("en").unwrap(),
             languages: vec![Language::parse("fr").unwrap()],
+            rtp_allow: Default::default(),
             mix: None,
         })
     }

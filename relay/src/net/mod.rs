@@ -59,6 +59,8 @@ pub struct EventLayout {
     pub id: EventId,
     pub floor: Language,
     pub languages: Vec<Language>,
+    /// The sources an RTP floor takes audio from (empty: any).
+    pub rtp_allow: crate::allow::SourceAllow,
     /// Mix mode settings; None: pass-through.
     pub mix: Option<crate::media::mixer::MixSettings>,
 }

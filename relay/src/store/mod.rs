@@ -100,6 +100,8 @@ pub struct Event {
     pub organiser: Option<i64>,
     /// The BBB meeting of a `bbb` floor.
     pub bbb_meeting_id: Option<String>,
+    /// The sources an RTP floor takes audio from (empty: any).
+    pub rtp_allow: crate::allow::SourceAllow,
 }
 
 /// The database (SQLite or PostgreSQL) behind a connection pool; clones share the pool.
@@ -277,8 +279,8 @@ async fn insert_event(conn: &mut sqlx::AnyConnection, event: &Event) -> Result<(
     let query = sqlx::query(
             "INSERT INTO events (id, title, floor_language, languages, starts_at, ends_at, expected_listeners,
                                  floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db, organiser_id,
-                                 bbb_meeting_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                                 bbb_meeting_id, rtp_allow)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(event.id.as_str())
         .bind(&event.title)
@@ -298,7 +300,12 @@ async fn insert_event(conn: &mut sqlx::AnyConnection, event: &Event) -> Result<(
         Some(db) => query.bind(f64::from(db)),
         None => query.bind(None::<f32>),
     };
-    let result = query.bind(event.organiser).bind(event.bbb_meeting_id.as_deref()).execute(&mut *conn).await;
+    let result = query
+        .bind(event.organiser)
+        .bind(event.bbb_meeting_id.as_deref())
+        .bind(event.rtp_allow.to_stored())
+        .execute(&mut *conn)
+        .await;
     match result {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             Err(StoreError::Duplicate(event.id.clone()))
@@ -386,6 +393,8 @@ fn decode(row: &AnyRow) -> Result<Event, StoreError> {
         floor_under_db: row.try_get::<Option<f64>, _>("floor_under_db")?.map(|db| db as f32),
         organiser: row.try_get("organiser_id")?,
         bbb_meeting_id: row.try_get("bbb_meeting_id")?,
+        rtp_allow: crate::allow::SourceAllow::parse_stored(&row.try_get::<String, _>("rtp_allow")?)
+            .map_err(|e| corrupt(e.to_string()))?,
     })
 }
 
@@ -408,6 +417,7 @@ mod tests {
             floor_under_db: Some(-18.0),
             organiser: None,
             bbb_meeting_id: Some("room-1".into()),
+            rtp_allow: Default::default(),
         }
     }
 
