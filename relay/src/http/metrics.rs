@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use crate::app::App;
 use crate::net::ShardStats;
 
+/// Liveness: `ok` while the media shards and the store answer.
+#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, description = "ok", body = String, content_type = "text/plain")))]
 pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
