@@ -164,8 +164,13 @@ impl Fanout {
         let event = EventId::parse("bench")?;
         let floor = Language::parse("en")?;
         let language = Language::parse("fr")?;
-        let layout =
-            Arc::new(EventLayout { id: event.clone(), floor, languages: vec![language.clone()], mix: None });
+        let layout = Arc::new(EventLayout {
+            id: event.clone(),
+            floor,
+            languages: vec![language.clone()],
+            rtp_allow: Default::default(),
+            mix: None,
+        });
         let core = ShardCore::new(
             CoreConfig {
                 index: 0,

@@ -82,7 +82,8 @@ pub fn layout(mix: bool) -> Arc<EventLayout> {
         id: EventId::parse("fuzz").expect("a valid event id"),
         floor: lang("en"),
         languages: vec![lang("fr"), lang("de")],
-        mix: mix.then(MixSettings::default),
+        rtp_allow: Default::default(),
+            mix: mix.then(MixSettings::default),
     })
 }
 

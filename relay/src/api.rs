@@ -24,7 +24,7 @@ use crate::ids::Language;
 
 /// Every error answer: `application/problem+json` (RFC 9457) with a sentence a person
 /// understands in `detail`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Always `about:blank`: the status says what kind of problem it is.
     pub r#type: String,
@@ -37,7 +37,7 @@ pub struct Problem {
 }
 
 /// `GET /api/v1/capacity`: the node's capacity and what is free over a window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CapacityView {
     /// What the node can carry at once.
     pub capacity: Capacity,
@@ -46,7 +46,7 @@ pub struct CapacityView {
 }
 
 /// `POST /whep/sessions/{session}/channel`: the channel a live listener switches to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchRequest {
     /// The language of the channel to hear from the next packet on.

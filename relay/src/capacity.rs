@@ -33,7 +33,7 @@ pub fn channel_units(languages: usize, mixed: bool) -> u32 {
 }
 
 /// What the node offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Capacity {
     /// Listeners the node carries at once, over all its events.
     pub listeners: u32,
@@ -43,7 +43,7 @@ pub struct Capacity {
 }
 
 /// What is free over one stretch of time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FreeSegment {
     /// Where the stretch begins.
     pub from: DateTime<Utc>,

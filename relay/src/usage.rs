@@ -12,7 +12,7 @@ use crate::store::usage::Interval;
 use crate::store::{Event, Store, StoreError};
 
 /// One channel in the usage report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ChannelUsage {
     /// The channel's language (the floor language for the floor channel).
     pub language: Language,
@@ -23,7 +23,7 @@ pub struct ChannelUsage {
 }
 
 /// One interpreter's time on air in one language, in the usage report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct InterpreterUsage {
     /// The booth link's id (in URLs of the organiser API).
     pub id: InterpreterId,
@@ -36,7 +36,7 @@ pub struct InterpreterUsage {
 }
 
 /// `GET /api/v1/events/{id}/usage`: an event's usage up to now (also as CSV with `?format=csv`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct UsageReport {
     /// The event: title and window.
     pub event: UsageEvent,
@@ -51,7 +51,7 @@ pub struct UsageReport {
 }
 
 /// The event a usage report is about.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct UsageEvent {
     /// The event's id (in the URLs of the organiser API and the listener page).
     pub id: EventId,

@@ -1,6 +1,7 @@
 //! Bad input gets a clear problem+json error and changes nothing: malformed SDP, JSON and RTP,
 //! unknown events and languages, wrong or missing tokens, a session ended twice. Events survive a
-//! restart.
+//! restart. Bodies over 64 KiB, offers with hundreds of m-lines or that only send to WHEP, and
+//! tokens of odd length or size are refused with a sentence too.
 
 use std::time::Duration;
 
@@ -227,6 +228,91 @@ async fn the_organiser_api_rejects_bad_requests_and_keeps_events_across_a_restar
 
     listener.stop()?;
     sender.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+/// An audio offer with `sections` audio m-lines, each in direction `direction`.
+fn audio_offer(sections: usize, direction: &str) -> String {
+    let mut sdp = String::from(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+         a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n",
+    );
+    let mids: Vec<String> = (0..sections).map(|m| m.to_string()).collect();
+    sdp.push_str(&format!("a=group:BUNDLE {}\r\n", mids.join(" ")));
+    for mid in 0..sections {
+        sdp.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na=ice-ufrag:abcd\r\n\
+             a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\na={direction}\r\na=rtcp-mux\r\n\
+             a=rtpmap:111 opus/48000/2\r\n"
+        ));
+    }
+    sdp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_odd_offers_and_odd_tokens_are_refused_clearly() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let event = relay.event_now(&["fr"], "whip").await?;
+    let id = event.id.as_str();
+    let http = &relay.http;
+    let events = relay.url("/api/v1/events");
+    let listed =
+        |r: reqwest::Response| async move { anyhow::Ok(r.json::<Value>().await?.as_array().map(Vec::len)) };
+    let before = listed(http.get(&events).bearer_auth(ADMIN).send().await?).await?;
+
+    // A body over 64 KiB: 413 as problem+json, and nothing was stored.
+    let huge = json!({"title": "x".repeat(70 * 1024), "floor_language": "en", "starts_at": "2026-12-01T09:00:00Z",
+        "ends_at": "2026-12-01T10:00:00Z", "expected_listeners": 10});
+    let response = http.post(&events).bearer_auth(ADMIN).json(&huge).send().await?;
+    expect_problem(response, StatusCode::PAYLOAD_TOO_LARGE).await?;
+    assert_eq!(listed(http.get(&events).bearer_auth(ADMIN).send().await?).await?, before, "nothing stored");
+    // The same on a booth action, whose body is read raw.
+    let link = relay.booth_link(id, "Ana", &["fr"]).await?;
+    let token = tolk_tests::relay::booth_token(&link)?.to_owned();
+    let response = http
+        .post(relay.url("/api/v1/booth/chat"))
+        .bearer_auth(&token)
+        .json(&json!({"text": "y".repeat(70 * 1024)}))
+        .send()
+        .await?;
+    expect_problem(response, StatusCode::PAYLOAD_TOO_LARGE).await?;
+
+    // SDP with hundreds of m-lines, and a listener's offer that only sends: 400 with a sentence.
+    let sdp = |body: String| {
+        http.post(relay.url(&format!("/whep/{id}/fr"))).header("content-type", "application/sdp").body(body)
+    };
+    let detail =
+        expect_problem(sdp(audio_offer(250, "recvonly")).send().await?, StatusCode::BAD_REQUEST).await?;
+    println!("250 m-lines: {detail}");
+    assert!(detail.contains("250 media sections"), "the offer is refused for its size: {detail}");
+    for direction in ["sendonly", "inactive"] {
+        let detail =
+            expect_problem(sdp(audio_offer(1, direction)).send().await?, StatusCode::BAD_REQUEST).await?;
+        println!("{direction} to WHEP: {detail}");
+        assert!(!detail.contains("a=group"), "the offer is refused for its direction: {detail}");
+        assert!(detail.contains("audio"), "{direction}: {detail}");
+    }
+
+    // Tokens of odd length, not hex, or large: 401 with a sentence, never a 5xx.
+    for bad in ["abc".to_owned(), "zz".repeat(32), "f".repeat(8 * 1024), "not-a-token!".to_owned()] {
+        let organiser = http.get(&events).bearer_auth(&bad).send().await?;
+        expect_problem(organiser, StatusCode::UNAUTHORIZED).await?;
+        let booth = http.get(relay.url("/api/v1/booth/state")).bearer_auth(&bad).send().await?;
+        expect_problem(booth, StatusCode::UNAUTHORIZED).await?;
+        let floor = http
+            .post(event.floor.whip_url.as_str())
+            .bearer_auth(&bad)
+            .header("content-type", "application/sdp")
+            .body(audio_offer(1, "sendonly"))
+            .send()
+            .await?;
+        expect_problem(floor, StatusCode::UNAUTHORIZED).await?;
+    }
+
+    // After all that, a real listener is still served.
+    let listener = client::listen(http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    listener.stop()?;
     relay.stop().await;
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::media::router::ChannelKind;
 use crate::store::FloorKind;
 
 /// A channel in the live view.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveChannel {
     /// The channel's language (the floor language for the floor channel).
     pub language: Language,
@@ -25,7 +25,7 @@ pub struct LiveChannel {
 }
 
 /// Who is on air, in the live view.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveOnAir {
     /// The interpreter's name, as on their booth link.
     pub name: String,
@@ -34,7 +34,7 @@ pub struct LiveOnAir {
 }
 
 /// The floor in the live view.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveFloor {
     /// Where the floor comes from: WHIP, RTP or a BigBlueButton meeting.
     pub kind: FloorKind,
@@ -47,7 +47,7 @@ pub struct LiveFloor {
 }
 
 /// A slow-down signal, in the live view.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveSlowDown {
     /// The name of the interpreter who asked the floor to slow down.
     pub name: String,
@@ -56,7 +56,7 @@ pub struct LiveSlowDown {
 }
 
 /// `GET /api/v1/events/{id}/live`: listeners per channel, who is on air, floor state, slow-downs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Live {
     /// The state of the floor (the original speech).
     pub floor: LiveFloor,
@@ -71,7 +71,7 @@ pub struct Live {
 }
 
 /// What a listener may know of an event: title and window. No secrets.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicEvent {
     /// The event's id (in the listener page's URL `/e/{id}`).
     pub id: EventId,
@@ -84,7 +84,7 @@ pub struct PublicEvent {
 }
 
 /// A channel as listeners see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicChannel {
     /// The channel's language: what to put in `/whep/{event}/{language}`.
     pub language: Language,
@@ -100,7 +100,7 @@ pub struct PublicChannel {
 }
 
 /// `GET /api/v1/events/{id}/channels`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Channels {
     /// The event: title and window.
     pub event: PublicEvent,

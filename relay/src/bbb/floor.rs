@@ -20,7 +20,7 @@ use super::{BbbError, OfferFlow};
 use crate::ids::EventId;
 
 /// Where the floor of a BBB event is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FloorState {
     /// The meeting is not running (yet, or any more).
@@ -36,7 +36,7 @@ pub enum FloorState {
 }
 
 /// The floor's state as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FloorStatus {
     /// Where the floor is: waiting, joining, live, error or ended.
     pub state: FloorState,

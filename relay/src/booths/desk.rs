@@ -17,7 +17,7 @@ use crate::store::interpreters::Interpreter;
 
 /// An action sent by an interpreter (JSON body of `POST /api/v1/booth/{action}`, or a websocket
 /// message with `"action"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum BoothAction {
     /// Take the air in one of my languages (from a partner: a handover without asking).
@@ -51,7 +51,7 @@ pub enum BoothAction {
 }
 
 /// Who, as the booth page shows them.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Who {
     /// The interpreter's booth link id.
     pub id: InterpreterId,

@@ -7,7 +7,7 @@ use crate::booths::desk::Who;
 use crate::ids::{EventId, InterpreterId, Language};
 
 /// An interpreter's view of the booth (`GET /api/v1/booth/state`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoothState {
     /// The event this booth link is for.
     pub event: BoothEvent,
@@ -30,7 +30,7 @@ pub struct BoothState {
 }
 
 /// The event a booth belongs to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoothEvent {
     /// The event's id (as in the listener page's URL `/e/{id}`).
     pub id: EventId,
@@ -39,7 +39,7 @@ pub struct BoothEvent {
 }
 
 /// An interpreter and the languages of their booth link.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
     /// The booth link's id (in URLs of the organiser API).
     pub id: InterpreterId,
@@ -50,7 +50,7 @@ pub struct Member {
 }
 
 /// A channel as a booth sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelState {
     /// The channel's language.
     pub language: Language,
@@ -64,7 +64,7 @@ pub struct ChannelState {
 }
 
 /// Who is on air in a channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Speaker {
     /// The on-air interpreter's booth link id.
     pub id: InterpreterId,
@@ -75,7 +75,7 @@ pub struct Speaker {
 }
 
 /// A booth partner (an interpreter sharing a language).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Partner {
     /// The partner's booth link id.
     pub id: InterpreterId,
@@ -90,14 +90,14 @@ pub struct Partner {
 }
 
 /// A partner asks me to hand over.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HandoverAsk {
     /// The partner who asks to take the air.
     pub from: Who,
 }
 
 /// `POST /api/v1/events/{id}/interpreters`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInterpreter {
     /// The interpreter's name, 1 to 100 characters (shown to partners and the organiser).
@@ -108,7 +108,7 @@ pub struct NewInterpreter {
 }
 
 /// A booth link as issued (the token is shown once).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InterpreterView {
     /// The booth link's id (in URLs of the organiser API, e.g. to revoke it).
     pub id: InterpreterId,

@@ -9,7 +9,7 @@ use crate::events::EventError;
 use crate::ids::Language;
 
 /// `floor` in an event request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum FloorRequest {
     /// A WebRTC publisher (WHIP) with the floor token.
@@ -29,7 +29,7 @@ pub enum FloorRequest {
 }
 
 /// `POST /api/v1/events`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
     /// The event's title, as listeners see it: 1 to 200 characters.
@@ -60,7 +60,7 @@ fn default_floor() -> FloorRequest {
 }
 
 /// `PATCH /api/v1/events/{id}`: any of these.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventChange {
     /// A new title, 1 to 200 characters; absent: unchanged.

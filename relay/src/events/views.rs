@@ -11,7 +11,7 @@ use crate::media::router::ChannelKind;
 use crate::store::{Event, FloorKind};
 
 /// One channel of an event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelView {
     /// The channel's language: what a listener puts in `/whep/{event}/{language}`.
     pub language: Language,
@@ -20,7 +20,7 @@ pub struct ChannelView {
 }
 
 /// How the floor of an event arrives, and (once, at creation) its token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FloorView {
     /// Where the floor comes from: WHIP, RTP or a BigBlueButton meeting.
     pub kind: FloorKind,
@@ -44,7 +44,7 @@ pub struct FloorView {
 }
 
 /// An event as the organiser API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventView {
     /// The event's id (in the URLs of the organiser API and the listener page).
     pub id: EventId,

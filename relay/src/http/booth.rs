@@ -16,9 +16,15 @@ use crate::booths::{BoothState, InterpreterView, NewInterpreter};
 use crate::http::ApiError;
 use crate::http::extract::{Booth, JsonBody, OwnedEvent, SdpOffer, parse_json};
 use crate::http::media::created;
+use crate::http::openapi::EventPath;
 use crate::ids::InterpreterId;
 
 /// `POST /api/v1/events/{id}/interpreters`: issue a booth link.
+#[utoipa::path(post, path = "/api/v1/events/{id}/interpreters", tag = "booths", security(("organiser" = [])),
+    params(EventPath), request_body = NewInterpreter,
+    responses((status = 201, body = InterpreterView, description = "The booth link, with its token (shown once)."),
+        (status = 400, description = "A name or languages that break a rule."), (status = 401, description = "No valid organiser token."),
+        (status = 404, description = "No such event."), (status = 415, description = "The body is not `application/json`.")))]
 pub(super) async fn issue(
     State(app): State<Arc<App>>,
     owned: OwnedEvent,
@@ -28,6 +34,9 @@ pub(super) async fn issue(
 }
 
 /// `GET /api/v1/events/{id}/interpreters`: the live booth links (without tokens).
+#[utoipa::path(get, path = "/api/v1/events/{id}/interpreters", tag = "booths", security(("organiser" = [])),
+    params(EventPath), responses((status = 200, body = Vec<InterpreterView>),
+        (status = 401, description = "No valid organiser token."), (status = 404, description = "No such event.")))]
 pub(super) async fn list(
     State(app): State<Arc<App>>,
     owned: OwnedEvent,
@@ -36,6 +45,11 @@ pub(super) async fn list(
 }
 
 /// `DELETE /api/v1/events/{id}/interpreters/{interpreter}`: revoke a booth link.
+#[utoipa::path(delete, path = "/api/v1/events/{id}/interpreters/{interpreter}", tag = "booths",
+    security(("organiser" = [])),
+    params(EventPath, ("interpreter" = InterpreterId, Path, description = "The booth link's id.")),
+    responses((status = 204, description = "Revoked: the token is dead, its session ended."),
+        (status = 401, description = "No valid organiser token."), (status = 404, description = "No such event or booth link.")))]
 pub(super) async fn revoke(
     State(app): State<Arc<App>>,
     owned: OwnedEvent,
@@ -50,6 +64,9 @@ pub(super) async fn revoke(
 }
 
 /// `POST /whip/booth`: the interpreter's microphone up, their input and partner down.
+#[utoipa::path(post, path = "/whip/booth", tag = "booths", security(("booth" = [])), request_body(content = String, content_type = "application/sdp", description = "The SDP offer."),
+    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."),
+        (status = 401, description = "No valid booth token."), (status = 403, description = "Outside the event's media window.")))]
 pub(super) async fn publish(
     State(app): State<Arc<App>>,
     Booth(me): Booth,
@@ -60,6 +77,8 @@ pub(super) async fn publish(
 }
 
 /// `GET /api/v1/booth/state`.
+#[utoipa::path(get, path = "/api/v1/booth/state", tag = "booths", security(("booth" = [])),
+    responses((status = 200, body = BoothState), (status = 401, description = "No valid booth token.")))]
 pub(super) async fn state(
     State(app): State<Arc<App>>,
     Booth(me): Booth,
@@ -99,6 +118,14 @@ pub(crate) fn parse_action(action: &str, headers: &HeaderMap, body: &Bytes) -> R
 }
 
 /// `POST /api/v1/booth/{action}`: one booth action; answers the new state.
+#[utoipa::path(post, path = "/api/v1/booth/{action}", tag = "booths", security(("booth" = [])),
+    params(("action" = String, Path, description = "on-air, off-air, mute, input, handover-request, handover-accept, chat or slow-down.")),
+    request_body(content = Option<serde_json::Value>, description = "The action's fields as a JSON object (may be empty):         on-air {language}, mute {muted}, input {source}, chat {text}."),
+    responses((status = 200, body = BoothState, description = "Done: the new state."),
+        (status = 400, description = "Not an action, or fields of the wrong name or type; nothing changed."),
+        (status = 401, description = "No valid booth token."), (status = 403, description = "Not one of this booth's languages."),
+        (status = 409, description = "Not possible now (e.g. nothing to hand over)."),
+        (status = 415, description = "A body that is not `application/json`."), (status = 429, description = "Too many actions.")))]
 pub(super) async fn action(
     State(app): State<Arc<App>>,
     Booth(me): Booth,

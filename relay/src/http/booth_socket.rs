@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -23,6 +24,7 @@ use tokio::time::Instant;
 use crate::app::{App, AppError};
 use crate::auth::AuthError;
 use crate::booths::desk::{BoothAction, BoothPush};
+use crate::http::ApiError;
 use crate::http::booth::action_from;
 use crate::http::extract::ClientAddr;
 use crate::store::interpreters::Interpreter;
@@ -64,11 +66,24 @@ enum Refusal {
 
 /// `GET /api/v1/booth/ws`: upgrade anyone; the socket serves only once the first message
 /// brought a valid booth token.
+#[utoipa::path(get, path = "/api/v1/booth/ws", tag = "booths",
+    responses((status = 101, description = "A websocket: the first message is {\"token\": \"<booth token>\"}; then state         pushes, chat, handover requests; booth actions as messages."),
+        (status = 400, description = "Not a websocket upgrade request."), (status = 426, description = "Not a websocket upgrade request.")))]
 pub(super) async fn socket(
     State(app): State<Arc<App>>,
     ClientAddr(client): ClientAddr,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(e) => {
+            let detail = format!(
+                "this address is the booth's websocket: open it with a websocket client ({})",
+                e.body_text()
+            );
+            return ApiError::new(e.status(), detail).into_response();
+        }
+    };
     upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)

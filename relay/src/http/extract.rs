@@ -131,6 +131,10 @@ pub(crate) fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes)
         .map_err(|e| ApiError::bad_request(format!("the JSON body is not valid: {e}")))
 }
 
+/// Most media sections an offer may have: a listener uses two (channel and floor), a booth a
+/// few; hundreds would only cost the media thread time.
+const MAX_MEDIA_SECTIONS: usize = 8;
+
 /// The SDP offer of a request: `Content-Type: application/sdp`, UTF-8, looks like SDP.
 pub(super) struct SdpOffer(pub String);
 
@@ -157,6 +161,13 @@ impl<S: Send + Sync> FromRequest<S> for SdpOffer {
             .map_err(|_| ApiError::bad_request("the SDP offer is not UTF-8 text"))?;
         if !text.trim_start().starts_with("v=0") {
             return Err(ApiError::bad_request("the body is not an SDP offer (it must start with 'v=0')"));
+        }
+        let sections = text.lines().filter(|line| line.starts_with("m=")).count();
+        if sections > MAX_MEDIA_SECTIONS {
+            return Err(ApiError::bad_request(format!(
+                "the SDP offer has {sections} media sections; Tolk takes at most {MAX_MEDIA_SECTIONS} \
+                 (a listener needs one or two audio sections, a publisher one)"
+            )));
         }
         Ok(SdpOffer(text.to_owned()))
     }

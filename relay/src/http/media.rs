@@ -11,6 +11,7 @@ use crate::api::SwitchRequest;
 use crate::app::App;
 use crate::http::ApiError;
 use crate::http::extract::{ClientAddr, JsonBody, SdpOffer, bearer};
+use crate::http::openapi::SessionPath;
 use crate::ids::{EventId, Language, SessionId};
 
 /// `201 Created` with the SDP answer and the session's URL.
@@ -26,6 +27,10 @@ pub(crate) fn created(app: &App, kind: &str, session: &SessionId, answer: String
 }
 
 /// `POST /whip/{event}/floor` with the floor token.
+#[utoipa::path(post, path = "/whip/{event}/floor", tag = "media", security(("floor" = [])),
+    params(("event" = EventId, Path, description = "The event's id.")), request_body(content = String, content_type = "application/sdp", description = "The SDP offer."),
+    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."), (status = 401, description = "No valid floor token for this event."),
+        (status = 403, description = "Outside the event's media window."), (status = 404, description = "No such event.")))]
 pub(super) async fn publish_floor(
     State(app): State<Arc<App>>,
     Path(event): Path<String>,
@@ -39,6 +44,12 @@ pub(super) async fn publish_floor(
 }
 
 /// `POST /whep/{event}/{language}`: a listener joins.
+#[utoipa::path(post, path = "/whep/{event}/{language}", tag = "media",
+    params(("event" = EventId, Path, description = "The event's id."), ("language" = Language, Path, description = "The channel's language.")),
+    request_body(content = String, content_type = "application/sdp", description = "The SDP offer."),
+    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."), (status = 403, description = "Outside the event's media window."),
+        (status = 404, description = "No such event or channel."), (status = 429, description = "Too many joins from this address."),
+        (status = 503, description = "The event or the node is full (Retry-After).")))]
 pub(super) async fn listen(
     State(app): State<Arc<App>>,
     Path((event, language)): Path<(String, String)>,
@@ -53,7 +64,7 @@ pub(super) async fn listen(
 
 /// `GET {session}`: 204 while the relay holds the session, 404 when it does not (a page asks
 /// when its media stalls, to tell a quiet floor from a restarted relay).
-pub(super) async fn session_state(
+async fn session_state(
     State(app): State<Arc<App>>,
     Path(session): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -65,8 +76,48 @@ pub(super) async fn session_state(
     }
 }
 
-/// `DELETE {session}`: leave.
-pub(super) async fn end_session(
+/// `GET /whip/sessions/{session}`: whether the relay still holds a publishing session.
+#[utoipa::path(get, path = "/whip/sessions/{session}", tag = "media", params(SessionPath),
+    responses((status = 204, description = "The relay holds the session."), (status = 404, description = "No such session.")))]
+pub(super) async fn publishing_state(
+    app: State<Arc<App>>,
+    session: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    session_state(app, session).await
+}
+
+/// `GET /whep/sessions/{session}`: whether the relay still holds a listening session.
+#[utoipa::path(get, path = "/whep/sessions/{session}", tag = "media", params(SessionPath),
+    responses((status = 204, description = "The relay holds the session."), (status = 404, description = "No such session.")))]
+pub(super) async fn listening_state(
+    app: State<Arc<App>>,
+    session: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    session_state(app, session).await
+}
+
+/// `DELETE /whip/sessions/{session}`: stop publishing.
+#[utoipa::path(delete, path = "/whip/sessions/{session}", tag = "media", params(SessionPath),
+    responses((status = 200, description = "Ended."), (status = 404, description = "No such session.")))]
+pub(super) async fn end_publishing(
+    app: State<Arc<App>>,
+    session: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    end_session(app, session).await
+}
+
+/// `DELETE /whep/sessions/{session}`: leave.
+#[utoipa::path(delete, path = "/whep/sessions/{session}", tag = "media", params(SessionPath),
+    responses((status = 200, description = "Ended."), (status = 404, description = "No such session.")))]
+pub(super) async fn end_listening(
+    app: State<Arc<App>>,
+    session: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    end_session(app, session).await
+}
+
+/// `DELETE {session}`: end a session.
+async fn end_session(
     State(app): State<Arc<App>>,
     Path(session): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -75,6 +126,11 @@ pub(super) async fn end_session(
 }
 
 /// `POST {session}/channel {"language"}`: switch a live WHEP session at the next packet.
+#[utoipa::path(post, path = "/whep/sessions/{session}/channel", tag = "media", params(SessionPath),
+    request_body = SwitchRequest,
+    responses((status = 204, description = "Switched at the next packet."), (status = 400, description = "Not a language."),
+        (status = 404, description = "No such session or channel."), (status = 415, description = "The body is not `application/json`."),
+        (status = 429, description = "Too many switches.")))]
 pub(super) async fn switch_channel(
     State(app): State<Arc<App>>,
     Path(session): Path<String>,

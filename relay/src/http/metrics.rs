@@ -16,6 +16,9 @@ use crate::net::ShardStats;
 
 /// `200 ok` while every media shard turns and the database answers; else `503` with a sentence
 /// naming what is wrong (problem+json).
+#[utoipa::path(get, path = "/healthz", tag = "meta", responses(
+    (status = 200, description = "ok", body = String, content_type = "text/plain"),
+    (status = 503, description = "A media shard stopped or is stuck, or the database does not answer.")))]
 pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
     let problems = app.health().await;
     if problems.is_empty() {

@@ -1,6 +1,7 @@
 //! The HTTP edge (axum): WHIP/WHEP, the JSON API, pages, `/metrics` and `/healthz`. Handlers are
 //! thin: typed extractors ([`extract`]) check the caller and parse the input, the handler calls the
 //! services on [`App`], and errors map to problem+json ([`error`]); media state stays in the shards.
+//! The routes and their OpenAPI document come from one list ([`routes`]).
 
 mod api;
 pub(crate) mod booth;
@@ -11,15 +12,19 @@ pub(crate) mod extract;
 mod headers;
 mod media;
 mod metrics;
+mod openapi;
 mod organiser;
 mod pages;
+mod problems;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 pub(crate) use error::ApiError;
@@ -36,36 +41,50 @@ pub(crate) fn metrics_router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// The public routes.
+/// The public routes, each with its OpenAPI operation (`#[utoipa::path]` on its handler): the
+/// router and the document ([`openapi`]) are made from this one list.
+fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(metrics::healthz))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(api::create_event, api::list_events))
+        .routes(routes!(api::get_event, api::cancel_event, api::change_event))
+        .routes(routes!(api::capacity))
+        .routes(routes!(organiser::languages))
+        .routes(routes!(organiser::usage))
+        .routes(routes!(organiser::live))
+        .routes(routes!(organiser::qr))
+        .routes(routes!(api::channels))
+        .routes(routes!(booth::issue, booth::list))
+        .routes(routes!(booth::revoke))
+        .routes(routes!(booth::state))
+        .routes(routes!(booth_socket::socket))
+        .routes(routes!(booth::action))
+        .routes(routes!(booth::publish))
+        .routes(routes!(media::publish_floor))
+        .routes(routes!(media::end_publishing, media::publishing_state))
+        .routes(routes!(media::listen))
+        .routes(routes!(media::end_listening, media::listening_state))
+        .routes(routes!(media::switch_channel))
+        .routes(routes!(pages::home))
+        .routes(routes!(pages::listener))
+        .routes(routes!(pages::booth))
+        .routes(routes!(pages::old_booth_link))
+        .routes(routes!(pages::asset))
+}
+
+/// The public router.
 pub(crate) fn router(app: Arc<App>) -> Router {
     let csp = headers::content_security_policy(&app.settings);
-    Router::new()
-        .route("/healthz", get(metrics::healthz))
-        .route("/api/v1/events", post(api::create_event).get(api::list_events))
-        .route("/api/v1/events/{id}", get(api::get_event).delete(api::cancel_event).patch(api::change_event))
-        .route("/api/v1/capacity", get(api::capacity))
-        .route("/api/v1/languages", get(organiser::languages))
-        .route("/api/v1/events/{id}/usage", get(organiser::usage))
-        .route("/api/v1/events/{id}/live", get(organiser::live))
-        .route("/e/{event}/qr.svg", get(organiser::qr))
-        .route("/api/v1/events/{id}/channels", get(api::channels))
-        .route("/api/v1/events/{id}/interpreters", post(booth::issue).get(booth::list))
-        .route("/api/v1/events/{id}/interpreters/{interpreter}", delete(booth::revoke))
-        .route("/api/v1/booth/state", get(booth::state))
-        .route("/api/v1/booth/ws", get(booth_socket::socket))
-        .route("/api/v1/booth/{action}", post(booth::action))
-        .route("/whip/booth", post(booth::publish))
-        .route("/whip/{event}/floor", post(media::publish_floor))
-        .route("/whip/sessions/{session}", delete(media::end_session).get(media::session_state))
-        .route("/whep/{event}/{language}", post(media::listen))
-        .route("/whep/sessions/{session}", delete(media::end_session).get(media::session_state))
-        .route("/whep/sessions/{session}/channel", post(media::switch_channel))
-        .route("/", get(pages::home))
-        .route("/e/{event}", get(pages::listener))
-        .route("/booth", get(pages::booth))
-        .route("/booth/{token}", get(pages::old_booth_link))
-        .route("/static/{file}", get(pages::asset))
+    public(csp).with_state(app)
+}
+
+/// The public routes with their fallback and layers: everything but the state.
+fn public(csp: axum::http::HeaderValue) -> Router<Arc<App>> {
+    let (router, _) = routes().split_for_parts();
+    router
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(problems::problems_only))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(move |response| {
             let csp = csp.clone();
@@ -76,5 +95,4 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             TraceLayer::new_for_http()
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
-        .with_state(app)
 }

@@ -8,18 +8,28 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use crate::api::UsageReport;
 use crate::app::{App, Live};
 use crate::http::ApiError;
 use crate::http::extract::OwnedEvent;
+use crate::http::openapi::EventPath;
 use crate::ids::EventId;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct UsageQuery {
+    /// `json` (the default) or `csv`.
     format: Option<String>,
 }
 
 /// `GET /api/v1/events/{id}/usage` (`?format=csv`).
+#[utoipa::path(get, path = "/api/v1/events/{id}/usage", tag = "events", security(("organiser" = [])),
+    params(EventPath, UsageQuery),
+    responses((status = 200, body = UsageReport, description = "The report (JSON, or CSV with `format=csv`)."),
+        (status = 400, description = "A format other than json or csv."),
+        (status = 401, description = "No valid organiser token."), (status = 404, description = "No such event.")))]
 pub(super) async fn usage(
     State(app): State<Arc<App>>,
     owned: OwnedEvent,
@@ -43,17 +53,24 @@ pub(super) async fn usage(
 }
 
 /// `GET /api/v1/events/{id}/live`: listeners per channel, who is on air, floor state, slow-downs.
+#[utoipa::path(get, path = "/api/v1/events/{id}/live", tag = "events", security(("organiser" = [])), params(EventPath),
+    responses((status = 200, body = Live), (status = 401, description = "No valid organiser token."),
+        (status = 404, description = "No such event.")))]
 pub(super) async fn live(State(app): State<Arc<App>>, owned: OwnedEvent) -> Result<Json<Live>, ApiError> {
     Ok(Json(app.live_view(&owned.event).await?))
 }
 
-#[derive(Serialize)]
+/// A language the pages offer by name.
+#[derive(Serialize, ToSchema)]
 pub(super) struct LanguageName {
+    /// The BCP 47 tag.
     code: String,
+    /// Its name, in that language.
     label: String,
 }
 
 /// `GET /api/v1/languages`: the languages the pages offer by name.
+#[utoipa::path(get, path = "/api/v1/languages", tag = "listeners", responses((status = 200, body = Vec<LanguageName>)))]
 pub(super) async fn languages() -> Json<Vec<LanguageName>> {
     Json(
         crate::languages::all()
@@ -63,6 +80,10 @@ pub(super) async fn languages() -> Json<Vec<LanguageName>> {
 }
 
 /// `GET /e/{event}/qr.svg`: the listener link as a QR code, for the room.
+#[utoipa::path(get, path = "/e/{event}/qr.svg", tag = "pages",
+    params(("event" = EventId, Path, description = "The event's id.")),
+    responses((status = 200, description = "An SVG image.", content_type = "image/svg+xml"),
+        (status = 404, description = "No such event.")))]
 pub(super) async fn qr(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let event = app.events.event(&EventId::parse(&id)?).await?;
     let link = app.events.listener_url(&event.id);

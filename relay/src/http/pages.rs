@@ -31,10 +31,14 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const LANGUAGES_JS: &str = "languages.js";
 
 /// The organiser page (sign in with the admin token or an organiser's token).
+#[utoipa::path(get, path = "/", tag = "pages", responses((status = 200, description = "The organiser page.", content_type = "text/html")))]
 pub(super) async fn home() -> Html<&'static str> {
     Html(ORGANISER_HTML)
 }
 
+/// The listener page of an event.
+#[utoipa::path(get, path = "/e/{event}", tag = "pages", params(("event" = EventId, Path, description = "The event's id.")),
+    responses((status = 200, description = "The listener page.", content_type = "text/html"), (status = 404, description = "Not an event id.")))]
 pub(super) async fn listener(Path(event): Path<String>) -> Result<Html<String>, ApiError> {
     let event = EventId::parse(&event)?;
     // Event ids are [A-Za-z0-9_-]: nothing to escape, but keep the page safe if that ever changes.
@@ -44,12 +48,16 @@ pub(super) async fn listener(Path(event): Path<String>) -> Result<Html<String>, 
 
 /// The booth page, `/booth#token=…`: the token stays in the fragment, which the browser keeps to
 /// itself; the page sends it in an `Authorization` header and as the websocket's first message.
+#[utoipa::path(get, path = "/booth", tag = "pages", responses((status = 200, description = "The booth page (its token in the fragment).", content_type = "text/html")))]
 pub(super) async fn booth() -> Html<&'static str> {
     Html(BOOTH_HTML)
 }
 
 /// A booth link of the old form, `/booth/{token}` (issued before links kept their token in the
 /// fragment): sent on to `/booth#token=…`, so the page and every later request leave the token out.
+#[utoipa::path(get, path = "/booth/{token}", tag = "pages",
+    params(("token" = String, Path, description = "A booth token (old links).")),
+    responses((status = 303, description = "On to `/booth#token=…`."), (status = 404, description = "Not a booth link.")))]
 pub(super) async fn old_booth_link(Path(token): Path<String>) -> Result<Response, ApiError> {
     if token.is_empty() || token.len() > 128 || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ApiError::not_found("this is not a booth link"));
@@ -57,6 +65,9 @@ pub(super) async fn old_booth_link(Path(token): Path<String>) -> Result<Response
     Ok(Redirect::to(&format!("../booth#token={token}")).into_response())
 }
 
+/// A file of the pages (scripts, style).
+#[utoipa::path(get, path = "/static/{file}", tag = "pages", params(("file" = String, Path, description = "The file's name.")),
+    responses((status = 200, description = "The file."), (status = 404, description = "No such file.")))]
 pub(super) async fn asset(Path(file): Path<String>) -> Response {
     if file == LANGUAGES_JS {
         return static_file(JAVASCRIPT, crate::languages::es_module());

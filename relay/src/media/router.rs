@@ -17,7 +17,7 @@ use crate::media::{ChannelPacket, Continuity, Mapped, Source, SourcePacket};
 pub type ChannelIndex = usize;
 
 /// What a channel is, in the organisers' words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     Floor,

@@ -50,7 +50,7 @@ pub enum StoreError {
 }
 
 /// How an event's floor arrives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FloorKind {
     /// A WebRTC publisher (WHIP) with the floor token, at the event's `whip_url`.
