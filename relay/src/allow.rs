@@ -34,21 +34,19 @@ impl Network {
     /// Parse `192.0.2.10` or `192.0.2.0/24` (the host bits are cleared).
     pub fn parse(text: &str) -> Result<Self, AllowError> {
         let text = text.trim();
+        let shown = || text.chars().take(64).collect::<String>();
         let (addr, prefix) = match text.split_once('/') {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let addr: IpAddr =
-            addr.parse().map_err(|_| AllowError::NotANetwork(text.chars().take(64).collect()))?;
+        let addr: IpAddr = addr.parse().map_err(|_| AllowError::NotANetwork(shown()))?;
         let bits = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => bits,
-            Some(p) => {
-                p.parse::<u8>().map_err(|_| AllowError::NotANetwork(text.chars().take(64).collect()))?
-            }
+            Some(p) => p.parse::<u8>().map_err(|_| AllowError::NotANetwork(shown()))?,
         };
         if prefix > bits {
-            return Err(AllowError::Prefix(text.chars().take(64).collect()));
+            return Err(AllowError::Prefix(shown()));
         }
         let addr = match addr {
             IpAddr::V4(a) => IpAddr::from((u32::from(a) & mask32(prefix)).to_be_bytes()),

@@ -1290,19 +1290,7 @@ mod tests {
         // address of a victim, nominating it with the highest priority, from the first seconds.
         let victim = client_addr(99);
         let forged = move |core: &mut ShardCore, now: Instant| {
-            let request =
-                StunMessage::binding_request(&username, str0m::ice::TransId::new(), true, 7, u32::MAX, true);
-            let mut buf = vec![0u8; 256];
-            let len = request
-                .to_bytes(Some(password.as_bytes()), &mut buf, |key, chunks| {
-                    use aws_lc_rs::hmac;
-                    let mut context =
-                        hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key));
-                    chunks.iter().for_each(|c| context.update(c));
-                    context.sign().as_ref().try_into().unwrap()
-                })
-                .unwrap();
-            core.on_datagram(now, victim, &buf[..len]);
+            core.on_datagram(now, victim, &settled::controlling_check(&username, &password, u32::MAX, true));
         };
         let mut seq = 0;
         let (played, sent) =

@@ -68,12 +68,29 @@ pub fn is_check_for(data: &[u8], password: &str) -> bool {
 /// `<our ufrag>:<theirs>`, signed with our `password`; `nominate` adds USE-CANDIDATE (for tests
 /// and the fuzz targets).
 pub fn binding_request(username: &str, password: &str, nominate: bool) -> Vec<u8> {
-    use str0m::ice::{StunMessage, TransId};
-    let message = StunMessage::binding_request(username, TransId::new(), true, 7, 1, nominate);
+    controlling_check(username, password, 1, nominate)
+}
+
+/// A controlling agent's check with PRIORITY `priority` (a forged nomination in the tests uses
+/// the highest).
+pub fn controlling_check(username: &str, password: &str, priority: u32, nominate: bool) -> Vec<u8> {
+    signed_request(username, password, TransId::new(), true, priority, nominate).unwrap_or_default()
+}
+
+/// A binding request signed with `password`; None if it does not encode.
+fn signed_request(
+    username: &str,
+    password: &str,
+    transaction: TransId,
+    controlling: bool,
+    priority: u32,
+    nominate: bool,
+) -> Option<Vec<u8>> {
+    let message = StunMessage::binding_request(username, transaction, controlling, 7, priority, nominate);
     let mut buf = vec![0u8; 256];
-    let len = message.to_bytes(Some(password.as_bytes()), &mut buf, hmac_sha1).unwrap_or(0);
+    let len = message.to_bytes(Some(password.as_bytes()), &mut buf, hmac_sha1).ok()?;
     buf.truncate(len);
-    buf
+    Some(buf)
 }
 
 fn hmac_sha1(key: &[u8], chunks: &[&[u8]]) -> [u8; 20] {
@@ -161,12 +178,9 @@ impl Settled {
     fn probe_to(&mut self, to: SocketAddr, now: Instant) -> Option<Vec<u8>> {
         let transaction = TransId::new();
         let username = format!("{}:{}", self.remote.ufrag, self.ufrag);
-        let request = StunMessage::binding_request(&username, transaction, false, 0, PROBE_PRIORITY, false);
-        let mut buf = vec![0u8; 256];
-        let len = request.to_bytes(Some(self.remote.pass.as_bytes()), &mut buf, hmac_sha1).ok()?;
-        buf.truncate(len);
+        let check = signed_request(&username, &self.remote.pass, transaction, false, PROBE_PRIORITY, false)?;
         self.probe = Some(Probe { to, transaction, sent: now });
-        Some(buf)
+        Some(check)
     }
 }
 
