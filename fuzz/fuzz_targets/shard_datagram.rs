@@ -11,6 +11,7 @@
 //! (payload: ms); 3 time jumps to the core's next deadline; 4 a floor packet to fan out
 //! (payload: its Opus bytes); 5 an interpreter goes on or off air in French; 6 the listener
 //! switches channel; 7 a session ends.
+#![allow(clippy::expect_used)] // A harness whose own setup fails must stop loudly: that is a finding too.
 #![no_main]
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,7 @@
 //!
 //! A record is `[op: u8][len: u16 big-endian][len bytes]`; a short last record takes what is
 //! left. The targets give `op` its meaning (which address, which kind of step).
+#![allow(clippy::expect_used)] // A harness whose own setup fails must stop loudly: that is a finding too.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -83,7 +84,7 @@ pub fn layout(mix: bool) -> Arc<EventLayout> {
         floor: lang("en"),
         languages: vec![lang("fr"), lang("de")],
         rtp_allow: Default::default(),
-            mix: mix.then(MixSettings::default),
+        mix: mix.then(MixSettings::default),
     })
 }
 
@@ -138,7 +139,7 @@ pub fn connect_listener(
     rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&joined.answer).ok()?).ok()?;
     let until = *now + if settle { SETTLE_AFTER + Duration::from_secs(1) } else { Duration::from_secs(5) };
     let mut connected = false;
-    while *now < until && !(connected && !settle) {
+    while *now < until && (settle || !connected) {
         let mut client_next = *now + Duration::from_millis(50);
         for _ in 0..100 {
             let mut sent = 0;

@@ -139,6 +139,11 @@ pub struct Join {
 }
 
 impl Profile {
+    /// A soak: listeners come and go (churn) or its figures wait for a warm-up.
+    pub fn is_soak(&self) -> bool {
+        self.listeners.leaves_per_minute > 0.0 || self.listeners.warmup_s > 0.0
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;

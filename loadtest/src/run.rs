@@ -562,7 +562,7 @@ impl<'a> Run<'a> {
         let joins =
             self.joined.lock().map_err(|_| anyhow::anyhow!("join state poisoned"))?.joins(planned, peak);
         let measured = Measured { joins, tallies, latency, timeline, relay, ramp_end_s, ended };
-        let soak = self.profile.listeners.leaves_per_minute > 0.0 || self.profile.listeners.warmup_s > 0.0;
+        let soak = self.profile.is_soak();
         let warm_from = ramp_end_s + self.profile.listeners.warmup_s;
         let mut report = build_report(self.profile, self.options, self.started_at, measured, self.notes);
         if soak {

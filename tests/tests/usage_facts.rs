@@ -13,10 +13,12 @@ use tolk_relay::store::{Store, now_ms};
 use tolk_tests::client;
 use tolk_tests::relay::{ADMIN, TestRelay, booth_token, test_database};
 
-/// Listening intervals of an event as (from, to); an open one has `to == i64::MAX`.
+/// Listening intervals of an event as (from, to), earliest first; an open one has `to == i64::MAX`.
 async fn listening(store: &Store, event: &str) -> anyhow::Result<Vec<(i64, i64)>> {
     let rows = store.listening_intervals(&EventId::parse(event)?, i64::MAX).await?;
-    Ok(rows.into_iter().map(|i| (i.from, i.to)).collect())
+    let mut rows: Vec<(i64, i64)> = rows.into_iter().map(|i| (i.from, i.to)).collect();
+    rows.sort_unstable();
+    Ok(rows)
 }
 
 /// Poll `check` every 50 ms until it holds (the database is another process's, or written by
@@ -84,7 +86,10 @@ async fn a_graceful_stop_writes_every_fact_and_closes_the_intervals() -> anyhow:
     let again = TestRelay::start_in(data_dir, 1).await?;
     let rows = listening(again.server.store(), &id).await?;
     assert_eq!(rows.len(), 2, "the join and the switch: {rows:?}");
-    assert!(rows.iter().all(|(_, to)| *to >= stopped_at && *to < i64::MAX), "closed at the stop: {rows:?}");
+    // The join's interval ends at the switch, the switch's at the stop; none is left open.
+    assert!(rows.iter().all(|(_, to)| *to < i64::MAX), "every interval closed: {rows:?}");
+    assert_eq!(rows[0].1, rows[1].0, "the switch ends the first interval and starts the second: {rows:?}");
+    assert!(rows[1].1 >= stopped_at, "the last interval closed at the stop: {rows:?}");
     let _ = listener.stop();
     again.stop().await;
     Ok(())
