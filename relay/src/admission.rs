@@ -56,12 +56,18 @@ impl AdmissionError {
 pub(crate) struct Window {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// Media stops at the end itself, without [`MEDIA_MARGIN`]: an interpretation of a BBB
+    /// meeting, which ends when its meeting ends or a moderator stops it.
+    pub sharp_end: bool,
 }
 
 impl Window {
-    /// When media stops: [`MEDIA_MARGIN`] after the end (an event stored before dates were
-    /// bounded closes at the end of time rather than panic).
+    /// When media stops: [`MEDIA_MARGIN`] after the end, or at the end for a sharp end (an event
+    /// stored before dates were bounded closes at the end of time rather than panic).
     pub(crate) fn closes(&self) -> DateTime<Utc> {
+        if self.sharp_end {
+            return self.ends_at;
+        }
         self.ends_at.checked_add_signed(MEDIA_MARGIN).unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
@@ -230,12 +236,21 @@ mod tests {
     #[test]
     fn media_opens_an_hour_before_and_closes_an_hour_after() {
         let starts_at = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().with_timezone(&Utc);
-        let window = Window { starts_at, ends_at: starts_at + Duration::hours(2) };
+        let window = Window { starts_at, ends_at: starts_at + Duration::hours(2), sharp_end: false };
         assert!(window.check(starts_at - Duration::minutes(61)).is_err());
         assert!(window.check(starts_at - Duration::minutes(59)).is_ok());
         assert!(window.check(starts_at + Duration::minutes(179)).is_ok());
         let closed = window.check(starts_at + Duration::hours(3)).unwrap_err();
         assert!(closed.to_string().contains("open from"), "{closed}");
         assert_eq!(closed.retry_after(), None);
+    }
+
+    #[test]
+    fn a_sharp_end_closes_media_at_the_end_itself() {
+        let starts_at = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().with_timezone(&Utc);
+        let window = Window { starts_at, ends_at: starts_at + Duration::hours(2), sharp_end: true };
+        assert!(window.check(starts_at + Duration::minutes(119)).is_ok());
+        assert!(window.check(starts_at + Duration::minutes(120)).is_err());
+        assert_eq!(window.closes(), starts_at + Duration::hours(2));
     }
 }

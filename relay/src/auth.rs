@@ -45,6 +45,9 @@ pub enum AuthError {
          meetings per account (tolk organiser allow ID PATTERN)"
     )]
     MeetingNotAllowed(String),
+    /// A BBB session token that bbb-web does not vouch for (or cannot be asked about).
+    #[error(transparent)]
+    BbbSession(#[from] crate::bbb::session::SessionError),
     /// This client address sent too many wrong tokens: it may try again in this many seconds.
     #[error("too many wrong tokens from this address; try again in {0} s")]
     TooManyFailedChecks(u32),
@@ -116,8 +119,12 @@ impl Auth {
             return Err(AuthError::TooManyFailedChecks(wait.as_secs_f64().ceil().max(1.0) as u32));
         }
         let result = check.await;
-        if let Err(AuthError::NotAnOrganiser | AuthError::NotABoothLink | AuthError::NotTheFloorToken(_)) =
-            result
+        if let Err(
+            AuthError::NotAnOrganiser
+            | AuthError::NotABoothLink
+            | AuthError::NotTheFloorToken(_)
+            | AuthError::BbbSession(crate::bbb::session::SessionError::Unknown),
+        ) = result
             && let Ok(mut failures) = self.failures.lock()
         {
             let _ = failures.check(&client, Instant::now());
@@ -275,6 +282,7 @@ mod tests {
             organiser,
             bbb_meeting_id: None,
             rtp_allow: Default::default(),
+            bbb_room: None,
         };
         assert!(Caller::Admin.owns(&event(None)));
         assert!(Caller::Admin.owns(&event(Some(3))));

@@ -98,6 +98,10 @@ pub struct ConfigArgs {
     /// Who offers the SDP on bbb-webrtc-sfu: server (BBB 3.x) or client (older) [default: server].
     #[arg(long, env = "TOLK_BBB_OFFER")]
     pub bbb_offer: Option<String>,
+    /// Where bbb-web tells who a BBB session token belongs to (the plugin's calls)
+    /// [default: <TOLK_BBB_URL>connection/checkGraphqlAuthorization].
+    #[arg(long, env = "TOLK_BBB_SESSION_CHECK_URL")]
+    pub bbb_session_check_url: Option<String>,
     /// Address `/metrics` (Prometheus) is served on, apart from the public HTTP address; `off`
     /// serves none [default: 127.0.0.1:9464].
     #[arg(long, env = "TOLK_METRICS_LISTEN")]
@@ -145,6 +149,7 @@ struct FileConfig {
     bbb_checksum: Option<String>,
     bbb_bot_name: Option<String>,
     bbb_offer: Option<String>,
+    bbb_session_check_url: Option<String>,
     metrics_listen: Option<String>,
     metrics_per_event: Option<bool>,
     trusted_proxies: Option<Vec<IpAddr>>,
@@ -380,6 +385,17 @@ fn bbb(args: &ConfigArgs, file: &FileConfig) -> Result<Option<crate::bbb::BbbCon
     }
     if let Some(offer) = args.bbb_offer.as_ref().or(file.bbb_offer.as_ref()) {
         config.offer = offer.parse().map_err(invalid)?;
+    }
+    if let Some(check) = args.bbb_session_check_url.as_ref().or(file.bbb_session_check_url.as_ref()) {
+        let url = url::Url::parse(check.trim()).map_err(|e| {
+            ConfigError::Invalid(format!("bbb_session_check_url '{check}' is not a URL: {e}"))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::Invalid(format!(
+                "bbb_session_check_url '{check}' must be an http(s) URL"
+            )));
+        }
+        config.session_check = Some(url);
     }
     Ok(Some(config))
 }

@@ -1,4 +1,4 @@
-//! Entry points for the fuzz targets in `fuzz/` (cargo-fuzz), and for nothing else: thin wrappers
+//! Entry points for the fuzz targets in `fuzz/` (libFuzzer), and for nothing else: thin wrappers
 //! that hand bytes to the relay's own parsers of network and user input where those are private
 //! to the crate (BBB's answers, booth actions, event requests). They add no rules of their own and
 //! are no stable API. The media core the other targets drive is public already ([`crate::net`]).
@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::bbb::{api, peer, sfu};
@@ -32,6 +32,33 @@ pub fn bbb_api_answer(call: &str, body: &str, set_cookie: &[u8]) -> bool {
     }
     let bot = api::bot_session(&response, &headers);
     info.participants > 0 || bot.is_ok()
+}
+
+/// BBB's `getMeetings` answer: the meetings listed, with their metadata.
+pub fn bbb_meetings(body: &str) -> usize {
+    api::listed_meetings(body).map_or(0, |m| m.iter().map(|m| m.metadata.len() + 1).sum())
+}
+
+/// bbb-web's answer to a session check: a status picked by `status % 4` (200, 401, 403, 502), headers
+/// as `Name: value` lines, the body. True when it names a participant.
+pub fn bbb_session_answer(status: u8, headers: &[u8], body: &[u8]) -> bool {
+    let status = match status % 4 {
+        0 => StatusCode::OK,
+        1 => StatusCode::UNAUTHORIZED,
+        2 => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    let mut map = HeaderMap::new();
+    for line in headers.split(|b| *b == b'\n') {
+        let Some(colon) = line.iter().position(|b| *b == b':') else { continue };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value.trim_ascii()))
+        {
+            map.append(name, value);
+        }
+    }
+    crate::bbb::session::read_answer(status, &map, body).is_ok()
 }
 
 /// BBB's `/api/stuns` JSON answer: the STUN and TURN URLs in it.
@@ -180,5 +207,6 @@ fn sound_event() -> Option<Event> {
         organiser: None,
         bbb_meeting_id: None,
         rtp_allow: Default::default(),
+        bbb_room: None,
     })
 }

@@ -1,9 +1,10 @@
 //! Support for Tolk's integration tests: the relay in-process, real WebRTC clients (str0m), test
-//! audio and its measurement, headless Chromium, and a BigBlueButton stand-in.
+//! audio and its measurement, headless Chromium, a BigBlueButton stand-in, and nginx in front.
 
 pub mod audio;
 pub mod bbb;
 pub mod browser;
 pub mod client;
 pub mod log;
+pub mod nginx;
 pub mod relay;

@@ -3,90 +3,23 @@
 //! assets, the API, WHEP with its Location, the booth websocket — and a listener hearing the floor
 //! through it. Also runs the install script's own checks (`deploy/bbb/test/run`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+
 use futures_util::{SinkExt, StreamExt};
 use tolk_tests::audio::dominant_frequency;
 use tolk_tests::client::{self, RtpSender};
+use tolk_tests::nginx::{Nginx, repo};
 use tolk_tests::relay::{ADMIN, TestRelay, booth_token, rtp_url};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// nginx in the foreground with BBB's shape: a server block that includes the snippet.
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Nginx {
-    async fn start(upstream_port: u16) -> anyhow::Result<Self> {
-        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .context("nginx is not installed (scripts/test installs the Debian package)")?;
-        let dir = std::env::temp_dir().join(format!("tolk-nginx-{}", tolk_relay::ids::random_hex(6)));
-        std::fs::create_dir_all(dir.join("bigbluebutton"))?;
-        let snippet = std::fs::read_to_string(repo().join("deploy/bbb/tolk.nginx"))?
-            .replace("127.0.0.1:8090", &format!("127.0.0.1:{upstream_port}"));
-        std::fs::write(dir.join("bigbluebutton/tolk.nginx"), snippet)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let d = dir.display();
-        std::fs::write(
-            dir.join("nginx.conf"),
-            format!(
-                "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-                 events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
-                 proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
-                 scgi_temp_path {d}/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    \
-                 location ~ \\.(js|css|svg)$ {{ return 418; }}\n    \
-                 include {d}/bigbluebutton/*.nginx;\n  }}\n}}\n"
-            ),
-        )?;
-        let child = Command::new(binary)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let nginx = Self { child, dir, port };
-        // Ready when it accepts connections.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            if std::time::Instant::now() > deadline {
-                bail!("nginx did not listen: {}", std::fs::read_to_string(nginx.dir.join("error.log"))?);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(nginx)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tolk_works_under_the_tolk_prefix_of_bbbs_nginx() -> anyhow::Result<()> {
     // nginx needs the relay's port and the relay its public URL (with nginx's port and the
     // prefix) before either starts: the relay takes a port known to be free.
     let relay_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let nginx = Nginx::start(relay_port).await?;
+    let nginx = Nginx::start(relay_port, None).await?;
     let base = nginx.url("/tolk");
     let public = base.clone();
     let relay = TestRelay::start_with(1, move |s| {
@@ -153,7 +86,7 @@ async fn tolk_works_under_the_tolk_prefix_of_bbbs_nginx() -> anyhow::Result<()> 
     // The booth websocket upgrades through the prefix and pushes the booth's state.
     let booth = relay.booth_link(id, "Ana", &["fr"]).await?;
     let token = booth_token(&booth)?;
-    let ws_url = format!("ws://127.0.0.1:{}/tolk/api/v1/booth/ws", nginx.port);
+    let ws_url = format!("ws://127.0.0.1:{}/tolk/api/v1/booth/ws", nginx.port());
     let (mut socket, response) = tokio_tungstenite::connect_async(&ws_url).await?;
     assert_eq!(response.status().as_u16(), 101);
     let hello = serde_json::json!({ "token": token }).to_string();

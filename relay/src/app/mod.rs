@@ -8,6 +8,8 @@
 //! the booth desk). HTTP handlers call these, never the store or the media directly.
 
 pub(crate) mod lifecycle;
+pub(crate) mod meeting_watch;
+pub(crate) mod meetings;
 pub(crate) mod views;
 
 use std::collections::HashMap;
@@ -70,6 +72,8 @@ pub enum AppError {
     #[error("too many booth actions at once; nothing was changed, try again in {0} s")]
     TooManyBoothActions(u32),
     #[error(transparent)]
+    Meeting(#[from] meetings::MeetingError),
+    #[error(transparent)]
     Id(#[from] crate::ids::IdError),
     #[error("could not prepare the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
@@ -97,6 +101,13 @@ pub(crate) struct App {
     joins: Mutex<Limiter<IpAddr>>,
     /// Booth actions per booth link: a person at a console, not a script.
     booth_actions: Mutex<Limiter<InterpreterId>>,
+    /// Who a BBB session token belongs to (None: no BBB server configured).
+    sessions: Option<crate::bbb::session::SessionCheck>,
+    /// BBB's API, for meeting names and the meeting watcher (None: no BBB server configured).
+    floors_api: Option<Arc<crate::bbb::api::BbbApi>>,
+    /// Held while a meeting's interpretation is started: one per meeting, even when two
+    /// moderators click at once.
+    starting: tokio::sync::Mutex<()>,
 }
 
 /// How long `/healthz` waits for the database.
@@ -138,6 +149,18 @@ impl App {
         let events = Events::new(&settings, store.clone(), media.clone(), floors.clone(), closing);
         let booths = Booths::new(store.clone(), recorder.clone(), media.clone(), settings.public_url.clone());
         let join_rate = Rate { burst: settings.joins_burst, per_second: settings.joins_per_second };
+        let (sessions, floors_api) = match &settings.bbb {
+            Some(bbb) => {
+                let check = match &bbb.session_check {
+                    Some(url) => url.clone(),
+                    None => crate::bbb::session::check_url(&bbb.url).map_err(FloorError::Bbb)?,
+                };
+                let sessions = crate::bbb::session::SessionCheck::new(check).map_err(FloorError::Bbb)?;
+                let api = crate::bbb::api::BbbApi::new(bbb.clone()).map_err(FloorError::Bbb)?;
+                (Some(sessions), Some(Arc::new(api)))
+            }
+            None => (None, None),
+        };
         let app = Arc::new(Self {
             admission: Admission::new(settings.headroom, settings.capacity.listeners),
             connecting: Connecting::new(ConnectingLimits {
@@ -156,9 +179,15 @@ impl App {
             switches: Mutex::new(Limiter::new(SWITCH_RATE, 10_000)),
             joins: Mutex::new(Limiter::new(join_rate, 10_000)),
             booth_actions: Mutex::new(Limiter::new(BOOTH_ACTION_RATE, 10_000)),
+            sessions,
+            floors_api,
+            starting: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(follow_notes(Arc::downgrade(&app), notes));
         tokio::spawn(lifecycle::close_windows(Arc::downgrade(&app), closes));
+        if let Some(api) = app.floors_api.clone() {
+            tokio::spawn(meeting_watch::watch_meetings(Arc::downgrade(&app), api));
+        }
         app.events.resume_floors().await?;
         Ok(app)
     }

@@ -1,5 +1,6 @@
-//! The BigBlueButton API client: signed calls (`isMeetingRunning`, `getMeetingInfo`, `join`), XML
-//! responses read into plain values, and the ICE servers of a joined session (`/api/stuns`).
+//! The BigBlueButton API client: signed calls (`isMeetingRunning`, `getMeetingInfo`, `getMeetings`,
+//! `join`), XML responses read into plain values, and the ICE servers of a joined session
+//! (`/api/stuns`).
 
 use std::time::Duration;
 
@@ -29,6 +30,27 @@ pub struct MeetingInfo {
     pub name: String,
     pub running: bool,
     pub participants: u32,
+}
+
+/// A meeting as `getMeetings` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListedMeeting {
+    /// The id it was created with (`meetingID`).
+    pub id: String,
+    /// BBB's internal id (`internalMeetingID`).
+    pub internal_id: String,
+    pub name: String,
+    pub running: bool,
+    pub participants: u32,
+    /// Its `meta_…` create parameters, by name without `meta_`, names in lower case.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl ListedMeeting {
+    /// The value of metadata `name` (lower case, without `meta_`), if set.
+    pub fn meta(&self, name: &str) -> Option<&str> {
+        self.metadata.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// A parsed `<response>`: its fields by element name.
@@ -87,6 +109,17 @@ impl BbbApi {
     }
 
     async fn call(&self, call: &str, params: &[(&str, &str)]) -> Result<(Response, HeaderMap), BbbError> {
+        let (response, headers, _) = self.call_with_body(call, params).await?;
+        Ok((response, headers))
+    }
+
+    /// A signed call answered SUCCESS: its top-level fields, headers and the whole body (for
+    /// answers with nested elements).
+    async fn call_with_body(
+        &self,
+        call: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(Response, HeaderMap, String), BbbError> {
         let url = self.call_url(call, params)?;
         let answer = self.http.get(url).send().await.map_err(|e| self.unreachable(call, e))?;
         let status = answer.status();
@@ -97,7 +130,7 @@ impl BbbApi {
         }
         let response = parse(call, &body)?;
         match response.field("returncode") {
-            Some("SUCCESS") => Ok((response, headers)),
+            Some("SUCCESS") => Ok((response, headers, body)),
             Some(_) => Err(BbbError::Failed {
                 call: call.into(),
                 key: response.field("messageKey").unwrap_or("").to_owned(),
@@ -134,6 +167,12 @@ impl BbbApi {
             Err(BbbError::Failed { key, .. }) if key == "notFound" => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every meeting of the server, with its metadata.
+    pub async fn meetings(&self) -> Result<Vec<ListedMeeting>, BbbError> {
+        let (_, _, body) = self.call_with_body("getMeetings", &[]).await?;
+        listed_meetings(&body)
     }
 
     /// Join `meeting` as a listen-only bot viewer; keeps the session token and the cookie.
@@ -230,6 +269,43 @@ pub(crate) fn stun_urls(body: &str) -> Result<Vec<String>, BbbError> {
     Ok(stuns.stun_servers.into_iter().chain(stuns.turn_servers).map(|s| s.url).collect())
 }
 
+/// The `<meetings>` of a `getMeetings` answer.
+pub(crate) fn listed_meetings(body: &str) -> Result<Vec<ListedMeeting>, BbbError> {
+    let doc = roxmltree::Document::parse(body)
+        .map_err(|e| BbbError::Xml { call: "getMeetings".into(), detail: format!("not XML ({e})") })?;
+    let text = |node: roxmltree::Node<'_, '_>| node.text().unwrap_or("").trim().to_owned();
+    let Some(meetings) = doc.root_element().children().find(|n| n.has_tag_name("meetings")) else {
+        return Ok(Vec::new());
+    };
+    let listed = meetings
+        .children()
+        .filter(|n| n.has_tag_name("meeting"))
+        .map(|meeting| {
+            let mut listed = ListedMeeting::default();
+            for field in meeting.children().filter(|n| n.is_element()) {
+                match field.tag_name().name() {
+                    "meetingID" => listed.id = text(field),
+                    "internalMeetingID" => listed.internal_id = text(field),
+                    "meetingName" => listed.name = text(field),
+                    "running" => listed.running = text(field) == "true",
+                    "participantCount" => listed.participants = text(field).parse().unwrap_or(0),
+                    "metadata" => {
+                        listed.metadata = field
+                            .children()
+                            .filter(|n| n.is_element())
+                            .map(|m| (m.tag_name().name().to_ascii_lowercase(), text(m)))
+                            .collect();
+                    }
+                    _ => {}
+                }
+            }
+            listed
+        })
+        .filter(|m| !m.id.is_empty())
+        .collect();
+    Ok(listed)
+}
+
 /// Read `<response>…</response>` into its top-level fields.
 pub(crate) fn parse(call: &str, body: &str) -> Result<Response, BbbError> {
     let doc = roxmltree::Document::parse(body).map_err(|e| BbbError::Xml {
@@ -323,6 +399,25 @@ mod tests {
         assert!(e.to_string().contains("<html>"), "{e}");
         let e = parse("join", "not xml at all").unwrap_err();
         assert!(e.to_string().contains("not XML"), "{e}");
+    }
+
+    #[test]
+    fn listed_meetings_carry_their_ids_and_metadata() {
+        let body = "<response><returncode>SUCCESS</returncode><meetings><meeting>\
+            <meetingName>Plenary</meetingName><meetingID>plenary-1</meetingID>\
+            <internalMeetingID>abc-1733</internalMeetingID><running>true</running>\
+            <participantCount>12</participantCount>\
+            <metadata><tolk-languages>fr,de</tolk-languages><bbb-origin>x</bbb-origin></metadata>\
+            </meeting><meeting><meetingID>other</meetingID><running>false</running></meeting></meetings></response>";
+        let listed = listed_meetings(body).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].internal_id, "abc-1733");
+        assert!(listed[0].running && !listed[1].running);
+        assert_eq!(listed[0].participants, 12);
+        assert_eq!(listed[0].meta("tolk-languages"), Some("fr,de"));
+        assert_eq!(listed[1].meta("tolk-languages"), None);
+        let none = "<response><returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey></response>";
+        assert!(listed_meetings(none).unwrap().is_empty());
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! websocket (`sfu.rs`), receives the meeting's listen-only mix over WebRTC (`peer.rs`) and hands
 //! it to the media shards as the event's floor; `floor.rs` keeps that going for the event's life
 //! (waits for the meeting, reconnects, leaves). Tolk never sends audio into the meeting.
+//! `session.rs` asks bbb-web who a participant's session token belongs to (the BBB plugin's
+//! calls).
 
 pub(crate) mod api;
 pub(crate) mod checksum;
 pub(crate) mod floor;
 pub(crate) mod peer;
+pub(crate) mod session;
 pub(crate) mod sfu;
 
 use std::sync::{Arc, OnceLock};
@@ -56,6 +59,10 @@ pub struct BbbConfig {
     pub poll: Duration,
     /// Websocket keep-alive period; three without any answer count as a drop.
     pub keepalive: Duration,
+    /// Where bbb-web answers who a session token belongs to (None: `connection/
+    /// checkGraphqlAuthorization` under `url`; on the BBB host itself, bbb-web's own port
+    /// `http://127.0.0.1:8090/bigbluebutton/connection/checkGraphqlAuthorization` saves nginx).
+    pub session_check: Option<url::Url>,
 }
 
 impl BbbConfig {
@@ -85,6 +92,7 @@ impl BbbConfig {
             offer: OfferFlow::default(),
             poll: Duration::from_secs(5),
             keepalive: Duration::from_secs(15),
+            session_check: None,
         })
     }
 }

@@ -53,6 +53,26 @@ pub enum BoothError {
     Net(#[from] NetError),
 }
 
+/// A booth link's name (trimmed) and languages, checked against the event: 1 to 100 characters,
+/// one language or two different ones, each an interpretation language of the event.
+fn check_link<'a>(event: &Event, request: &'a NewInterpreter) -> Result<&'a str, BoothError> {
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(BoothError::NameLength);
+    }
+    if request.languages.is_empty() || request.languages.len() > 2 {
+        return Err(BoothError::LanguageCount);
+    }
+    if request.languages.len() == 2 && request.languages[0] == request.languages[1] {
+        return Err(BoothError::SameLanguages);
+    }
+    if let Some(language) = request.languages.iter().find(|l| !event.languages.contains(l)) {
+        let have = event.languages.iter().map(Language::as_str).collect::<Vec<_>>().join(", ");
+        return Err(BoothError::NotAnEventLanguage { language: language.clone(), have });
+    }
+    Ok(name)
+}
+
 /// One event's desk and the channel its pushes go out on.
 struct Desk {
     desk: BoothDesk,
@@ -125,20 +145,7 @@ impl Booths {
         event: &Event,
         request: NewInterpreter,
     ) -> Result<InterpreterView, BoothError> {
-        let name = request.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(BoothError::NameLength);
-        }
-        if request.languages.is_empty() || request.languages.len() > 2 {
-            return Err(BoothError::LanguageCount);
-        }
-        if request.languages.len() == 2 && request.languages[0] == request.languages[1] {
-            return Err(BoothError::SameLanguages);
-        }
-        if let Some(language) = request.languages.iter().find(|l| !event.languages.contains(l)) {
-            let have = event.languages.iter().map(Language::as_str).collect::<Vec<_>>().join(", ");
-            return Err(BoothError::NotAnEventLanguage { language: language.clone(), have });
-        }
+        let name = check_link(event, &request)?;
         let token = Token::generate();
         let interpreter = self.store.insert_interpreter(&event.id, name, &request.languages, &token).await?;
         info!(event = %event.id, interpreter = %interpreter.id, "booth link issued");
@@ -149,6 +156,46 @@ impl Booths {
             booth_url: Some(booth_url(&self.public_url, &token)),
             token: Some(token.secret().to_owned()),
         })
+    }
+
+    /// Name a participant of the event's BBB meeting (`bbb_user`) as one of its interpreters. Named
+    /// again, their booth link is replaced (the old one revoked) unless nothing changed.
+    pub(crate) async fn name_in_meeting(
+        &self,
+        event: &Event,
+        bbb_user: &str,
+        request: NewInterpreter,
+    ) -> Result<Interpreter, BoothError> {
+        let name = check_link(event, &request)?;
+        let named = self.store.bbb_interpreters(&event.id).await?;
+        if let Some((was, _)) = named.iter().find(|(_, user)| user == bbb_user) {
+            if was.name == name && was.languages == request.languages {
+                return Ok(was.clone());
+            }
+            self.revoke(&event.id, was.id).await?;
+        }
+        let interpreter =
+            self.store.insert_bbb_interpreter(&event.id, bbb_user, name, &request.languages).await?;
+        info!(event = %event.id, interpreter = %interpreter.id, "interpreter named in the meeting");
+        Ok(interpreter)
+    }
+
+    /// The interpreters named in the event's BBB meeting, with their BBB user ids.
+    pub(crate) async fn named_in_meeting(
+        &self,
+        event: &EventId,
+    ) -> Result<Vec<(Interpreter, String)>, BoothError> {
+        Ok(self.store.bbb_interpreters(event).await?)
+    }
+
+    /// A named interpreter opens their booth: a fresh booth link (the previous one of theirs stops
+    /// working, and a booth page still open on it is replaced like a second socket).
+    pub(crate) async fn open_named(&self, interpreter: &Interpreter) -> Result<String, BoothError> {
+        let token = Token::generate();
+        if !self.store.renew_interpreter_token(interpreter.id, &token).await? {
+            return Err(BoothError::NoBoothLink { event: interpreter.event.clone(), id: interpreter.id });
+        }
+        Ok(booth_url(&self.public_url, &token))
     }
 
     /// The live booth links of an event (without their tokens).

@@ -214,6 +214,25 @@ impl Events {
         dry_run: bool,
         once: Option<&Once>,
     ) -> Result<Created, EventError> {
+        self.create_event(id, request, organiser, None, dry_run, once).await
+    }
+
+    /// Create the interpretation of BBB meeting `room` (its internal id), as the admin's: started
+    /// in the meeting by a moderator, or from the meeting's metadata.
+    pub(crate) async fn create_in_room(&self, request: NewEvent, room: &str) -> Result<Created, EventError> {
+        self.check_length(request.starts_at, request.ends_at)?;
+        self.create_event(EventId::generate(), request, None, Some(room), false, None).await
+    }
+
+    async fn create_event(
+        &self,
+        id: EventId,
+        request: NewEvent,
+        organiser: Option<i64>,
+        room: Option<&str>,
+        dry_run: bool,
+        once: Option<&Once>,
+    ) -> Result<Created, EventError> {
         let languages = validate(&request)?;
         let token = Token::generate();
         let mut event = Event {
@@ -234,6 +253,7 @@ impl Events {
                 FloorRequest::Rtp { allow } => SourceAllow::parse(allow)?,
                 _ => SourceAllow::default(),
             },
+            bbb_room: room.map(str::to_owned),
             floor_token_hash: token.hash(),
             floor_under_db: request.floor_under_interpretation_db,
             organiser,
@@ -371,6 +391,26 @@ impl Events {
         Ok(())
     }
 
+    /// End an event now (its BBB meeting ended, or its moderator stopped it): it ends at this
+    /// moment, its sessions end, its floor stops, and the rest of its window is free capacity.
+    /// Its usage stays as it was. An event that ended already is left as it is.
+    pub(crate) async fn end_now(&self, id: &EventId) -> Result<(), EventError> {
+        let _reserving = self.reserving.lock().await;
+        let mut event = self.event(id).await?;
+        let now = Utc::now();
+        if event.ends_at > now {
+            event.ends_at = now.max(event.starts_at + chrono::Duration::seconds(1));
+            let mut booking = self.store.booking().await?;
+            if !booking.update(&event).await? {
+                return Err(EventError::NoEvent(id.clone()));
+            }
+            booking.commit().await?;
+        }
+        self.undo(id);
+        info!(event = %id, "event ended");
+        Ok(())
+    }
+
     /// The event's window closed: its cached live form goes (the media side prunes its own).
     pub(crate) fn forget(&self, id: &EventId) {
         self.live.remove(id);
@@ -468,7 +508,7 @@ impl Events {
 
 /// An event's window.
 fn window(event: &Event) -> Window {
-    Window { starts_at: event.starts_at, ends_at: event.ends_at }
+    Window { starts_at: event.starts_at, ends_at: event.ends_at, sharp_end: event.bbb_room.is_some() }
 }
 
 /// The SHA-256 of a request as JSON (its fields in declaration order), in hex.

@@ -117,6 +117,20 @@ impl From<crate::auth::AuthError> for ApiError {
         use crate::auth::AuthError;
         match e {
             AuthError::MeetingNotAllowed(_) => Self::new(StatusCode::FORBIDDEN, e.to_string()),
+            AuthError::BbbSession(ref session) => {
+                use crate::bbb::session::SessionError;
+                let status = match session {
+                    SessionError::NoToken | SessionError::Unknown | SessionError::NotInMeeting => {
+                        StatusCode::UNAUTHORIZED
+                    }
+                    SessionError::NoServer => StatusCode::NOT_FOUND,
+                    SessionError::Unreachable(_) | SessionError::Answer(_) => StatusCode::BAD_GATEWAY,
+                };
+                if status == StatusCode::BAD_GATEWAY {
+                    tracing::warn!(error = %e, "BBB session check failed");
+                }
+                Self::new(status, e.to_string())
+            }
             AuthError::TooManyFailedChecks(secs) => {
                 Self { status: StatusCode::TOO_MANY_REQUESTS, detail: e.to_string(), retry_after: Some(secs) }
             }
@@ -193,6 +207,19 @@ impl From<crate::booths::BoothError> for ApiError {
     }
 }
 
+impl From<crate::app::meetings::MeetingError> for ApiError {
+    fn from(e: crate::app::meetings::MeetingError) -> Self {
+        use crate::app::meetings::MeetingError;
+        let status = match e {
+            MeetingError::NotModerator | MeetingError::NotInterpreter => StatusCode::FORBIDDEN,
+            MeetingError::NoInterpretation | MeetingError::NotNamed(_) => StatusCode::NOT_FOUND,
+            MeetingError::AlreadyRunning => StatusCode::CONFLICT,
+            MeetingError::NoLanguages | MeetingError::BadUserId => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
 impl From<crate::app::AppError> for ApiError {
     fn from(e: crate::app::AppError) -> Self {
         use crate::app::AppError;
@@ -205,6 +232,7 @@ impl From<crate::app::AppError> for ApiError {
             AppError::Store(e) => e.into(),
             AppError::Net(e) => e.into(),
             AppError::Id(e) => e.into(),
+            AppError::Meeting(e) => e.into(),
             AppError::NoListeningSession(_) => Self::not_found(e.to_string()),
             AppError::Connecting(_) => Self {
                 status: StatusCode::TOO_MANY_REQUESTS,

@@ -15,6 +15,8 @@ mod metrics;
 mod openapi;
 mod organiser;
 mod pages;
+mod plugin;
+mod plugin_bundle;
 mod problems;
 
 use std::sync::Arc;
@@ -71,6 +73,13 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(pages::booth))
         .routes(routes!(pages::old_booth_link))
         .routes(routes!(pages::asset))
+        .routes(routes!(plugin::me))
+        .routes(routes!(plugin::start, plugin::stop))
+        .routes(routes!(plugin::name, plugin::unname))
+        .routes(routes!(plugin::booth_link))
+        .routes(routes!(plugin::open_booth))
+        .routes(routes!(plugin_bundle::manifest))
+        .routes(routes!(plugin_bundle::file))
 }
 
 /// The public router.

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, PathItem, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
@@ -42,6 +42,12 @@ fn base() -> OpenApi {
         let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(description)).build();
         components.add_security_scheme(name, SecurityScheme::Http(scheme));
     }
+    let session = ApiKeyValue::with_description(
+        super::plugin::SESSION_TOKEN,
+        "A BBB participant's session token (the plugin's `getSessionToken()`), with BBB's session \
+         cookie: bbb-web says who it is.",
+    );
+    components.add_security_scheme("bbb_session", SecurityScheme::ApiKey(ApiKey::Header(session)));
     // Path parameters refer to these without registering them; the booth socket's messages.
     for (name, schema) in [
         (Problem::name(), Problem::schema()),

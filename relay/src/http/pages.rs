@@ -78,7 +78,7 @@ pub(super) async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
-fn static_file(content_type: &'static str, body: impl IntoResponse) -> Response {
+pub(super) fn static_file(content_type: &'static str, body: impl IntoResponse) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -83,6 +83,52 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
+    /// Name a BBB meeting participant as an interpreter of `event`: a booth link held by their BBB
+    /// user id, with a token nobody has seen yet (they get a fresh one each time they open their
+    /// booth from the plugin, [`Store::renew_interpreter_token`]).
+    pub async fn insert_bbb_interpreter(
+        &self,
+        event: &EventId,
+        bbb_user: &str,
+        name: &str,
+        languages: &[Language],
+    ) -> Result<Interpreter, StoreError> {
+        let interpreter = self.insert_interpreter(event, name, languages, &Token::generate()).await?;
+        sqlx::query("UPDATE interpreters SET bbb_user_id = $1 WHERE id = $2")
+            .bind(bbb_user)
+            .bind(interpreter.id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(interpreter)
+    }
+
+    /// The live interpreters of `event` named in its BBB meeting, with their BBB user ids.
+    pub async fn bbb_interpreters(&self, event: &EventId) -> Result<Vec<(Interpreter, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, name, languages, bbb_user_id FROM interpreters
+             WHERE event_id = $1 AND revoked_at IS NULL AND bbb_user_id IS NOT NULL ORDER BY id",
+        )
+        .bind(event.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((decode(r)?, r.try_get::<String, _>("bbb_user_id")?))).collect()
+    }
+
+    /// A new token for a booth link (the old one stops working at once).
+    pub async fn renew_interpreter_token(
+        &self,
+        id: InterpreterId,
+        token: &Token,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE interpreters SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(token.hash())
+                .bind(id.0)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Revoke a booth link; false when there was no such live link in that event.
     pub async fn revoke_interpreter(&self, event: &EventId, id: InterpreterId) -> Result<bool, StoreError> {
         let done = sqlx::query(

@@ -102,6 +102,9 @@ pub struct Event {
     pub bbb_meeting_id: Option<String>,
     /// The sources an RTP floor takes audio from (empty: any).
     pub rtp_allow: crate::allow::SourceAllow,
+    /// The internal id of the BBB meeting this interpretation was started in (the plugin, or the
+    /// meeting's metadata); None for events made through the API.
+    pub bbb_room: Option<String>,
 }
 
 /// The database (SQLite or PostgreSQL) behind a connection pool; clones share the pool.
@@ -205,6 +208,39 @@ impl Store {
         row.map(|r| decode(&r)).transpose()
     }
 
+    /// The interpretation of BBB meeting `room` (its internal id) that has not ended at `now`.
+    pub async fn event_in_room(&self, room: &str, now: DateTime<Utc>) -> Result<Option<Event>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM events WHERE bbb_room = $1 AND cancelled_at IS NULL AND ends_at > $2
+             ORDER BY starts_at DESC LIMIT 1",
+        )
+        .bind(room)
+        .bind(now.timestamp())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    /// Whether BBB meeting `room` ever had an interpretation (running, ended or cancelled).
+    pub async fn room_had_interpretation(&self, room: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT id FROM events WHERE bbb_room = $1 LIMIT 1")
+            .bind(room)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Interpretations started in BBB meetings that have not ended at `now`.
+    pub async fn events_in_rooms(&self, now: DateTime<Utc>) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE bbb_room IS NOT NULL AND cancelled_at IS NULL AND ends_at > $1 ORDER BY starts_at",
+        )
+        .bind(now.timestamp())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
     /// Live events, soonest first.
     pub async fn events(&self) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query("SELECT * FROM events WHERE cancelled_at IS NULL ORDER BY starts_at, id")
@@ -279,8 +315,8 @@ async fn insert_event(conn: &mut sqlx::AnyConnection, event: &Event) -> Result<(
     let query = sqlx::query(
             "INSERT INTO events (id, title, floor_language, languages, starts_at, ends_at, expected_listeners,
                                  floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db, organiser_id,
-                                 bbb_meeting_id, rtp_allow)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                                 bbb_meeting_id, rtp_allow, bbb_room)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(event.id.as_str())
         .bind(&event.title)
@@ -304,6 +340,7 @@ async fn insert_event(conn: &mut sqlx::AnyConnection, event: &Event) -> Result<(
         .bind(event.organiser)
         .bind(event.bbb_meeting_id.as_deref())
         .bind(event.rtp_allow.to_stored())
+        .bind(event.bbb_room.as_deref())
         .execute(&mut *conn)
         .await;
     match result {
@@ -395,6 +432,7 @@ fn decode(row: &AnyRow) -> Result<Event, StoreError> {
         bbb_meeting_id: row.try_get("bbb_meeting_id")?,
         rtp_allow: crate::allow::SourceAllow::parse_stored(&row.try_get::<String, _>("rtp_allow")?)
             .map_err(|e| corrupt(e.to_string()))?,
+        bbb_room: row.try_get("bbb_room")?,
     })
 }
 
@@ -418,6 +456,7 @@ mod tests {
             organiser: None,
             bbb_meeting_id: Some("room-1".into()),
             rtp_allow: Default::default(),
+            bbb_room: None,
         }
     }
 

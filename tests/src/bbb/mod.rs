@@ -11,7 +11,11 @@
 //! - the media: one real WebRTC peer per audio session (str0m, ICE-lite with a host candidate,
 //!   like mediasoup), on its own thread and UDP socket, sending the meeting's floor: an Opus sine
 //!   at the meeting's tone;
-//! - what happened, as [`StandInStats`], with an event-driven [`BbbStandIn::wait_until`].
+//! - what happened, as [`StandInStats`], with an event-driven [`BbbStandIn::wait_until`];
+//! - what BBB's HTML5 client and its plugins see ([`client`]): bbb-web's session check, the
+//!   `enter` API, the meeting's users and plugins, and a client page that loads plugins.
+
+mod client;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
@@ -91,6 +95,17 @@ pub struct StandInStats {
     pub pings: u32,
 }
 
+/// A participant joined through [`BbbStandIn::join_participant`].
+#[derive(Debug, Clone)]
+pub struct StandInUser {
+    /// The session token BBB's client has in its address (`?sessionToken=`).
+    pub token: String,
+    /// `JSESSIONID=…`, the cookie that came with it.
+    pub cookie: String,
+    /// BBB's internal user id.
+    pub user_id: String,
+}
+
 /// A BBB server on 127.0.0.1 for one test.
 pub struct BbbStandIn {
     inner: Arc<Inner>,
@@ -118,6 +133,7 @@ impl BbbStandIn {
             .route("/bigbluebutton/api/", get(index))
             .route("/bigbluebutton/api/{call}", get(api))
             .route("/bbb-webrtc-sfu", get(websocket))
+            .merge(client::routes())
             .with_state(inner.clone());
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -140,6 +156,78 @@ impl BbbStandIn {
     /// meeting that runs changes its tone for new audio sessions; one that ended runs again.
     pub fn create_meeting(&self, meeting_id: &str, tone_hz: f64) {
         self.inner.create(meeting_id, meeting_id, tone_hz);
+    }
+
+    /// A running meeting created as through the API, with `meta_…` parameters (`metadata`, names
+    /// without `meta_`) and `pluginManifests` (URLs).
+    pub fn create_meeting_with(
+        &self,
+        meeting_id: &str,
+        name: &str,
+        metadata: &[(&str, &str)],
+        manifests: &[&str],
+    ) {
+        self.inner.create(meeting_id, name, 440.0);
+        if let Some(meeting) = self.inner.registry().meetings.get_mut(meeting_id) {
+            meeting.metadata =
+                metadata.iter().map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned())).collect();
+            meeting.plugin_manifests = manifests.iter().map(|m| (*m).to_owned()).collect();
+        }
+    }
+
+    /// BBB's internal id of a meeting.
+    pub fn internal_id(&self, meeting_id: &str) -> Option<String> {
+        self.inner.registry().meetings.get(meeting_id).map(|m| m.internal_id.clone())
+    }
+
+    /// A participant who joined `meeting_id` as a browser does (through a signed `join`): the
+    /// session token and the `JSESSIONID` cookie it came with.
+    pub fn join_participant(
+        &self,
+        meeting_id: &str,
+        name: &str,
+        moderator: bool,
+    ) -> anyhow::Result<StandInUser> {
+        let mut registry = self.inner.registry();
+        ensure!(
+            registry.meetings.get(meeting_id).is_some_and(|m| m.running),
+            "meeting {meeting_id} does not run"
+        );
+        let user = StandInUser {
+            token: random_token(16),
+            cookie: format!("JSESSIONID={}", hex::encode_upper(rand::random::<[u8; 16]>())),
+            user_id: format!("w_{}", random_token(12)),
+        };
+        registry.sessions.insert(
+            user.token.clone(),
+            Session {
+                meeting_id: meeting_id.to_owned(),
+                user_id: user.user_id.clone(),
+                full_name: name.to_owned(),
+                role: if moderator { "MODERATOR" } else { "VIEWER" },
+                jsessionid: user.cookie.trim_start_matches("JSESSIONID=").to_owned(),
+                left: false,
+            },
+        );
+        Ok(user)
+    }
+
+    /// The participant of `token` leaves the meeting (bbb-web keeps their session as removed).
+    pub fn leave(&self, token: &str) {
+        if let Some(session) = self.inner.registry().sessions.get_mut(token) {
+            session.left = true;
+        }
+    }
+
+    /// A signed `join` URL, as a front-end (Greenlight, Moodle) sends a browser to.
+    pub fn join_url(&self, meeting_id: &str, name: &str, moderator: bool) -> anyhow::Result<String> {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("fullName", name)
+            .append_pair("meetingID", meeting_id)
+            .append_pair("role", if moderator { "MODERATOR" } else { "VIEWER" })
+            .finish();
+        let sum = checksum("sha256", "join", &query, &self.inner.secret)?;
+        Ok(format!("{}/bigbluebutton/api/join?{query}&checksum={sum}", self.inner.base))
     }
 
     /// Like BBB's `end`: the meeting stops running, its session tokens stop working, its
@@ -219,6 +307,10 @@ struct Meeting {
     create_time: u128,
     tone_hz: f64,
     running: bool,
+    /// `meta_…` create parameters, names without `meta_` in lower case (as bbb-web keeps them).
+    metadata: Vec<(String, String)>,
+    /// `pluginManifests` of create: the manifest URLs.
+    plugin_manifests: Vec<String>,
 }
 
 struct Session {
@@ -227,6 +319,8 @@ struct Session {
     full_name: String,
     role: &'static str,
     jsessionid: String,
+    /// Left the meeting (or was removed): bbb-web still knows the token, as a removed session.
+    left: bool,
 }
 
 /// An open websocket.
@@ -275,6 +369,8 @@ impl Inner {
             create_time,
             tone_hz,
             running: true,
+            metadata: Vec::new(),
+            plugin_manifests: Vec::new(),
         };
         registry.meetings.insert(meeting_id.to_owned(), meeting);
         true
@@ -407,7 +503,7 @@ impl Inner {
             tag("maxUsers", 0),
             tag("moderatorCount", moderators),
             format!("<attendees>{attendee_xml}</attendees>"),
-            "<metadata></metadata>".into(),
+            client::metadata_xml(&meeting.metadata),
             tag("isBreakout", false),
         ]
         .concat())
@@ -463,6 +559,7 @@ impl Inner {
                 full_name: full_name.to_owned(),
                 role,
                 jsessionid: jsessionid.clone(),
+                left: false,
             },
         );
         drop(registry);
@@ -484,7 +581,10 @@ impl Inner {
             ]
             .concat())
         } else {
-            (StatusCode::FOUND, [(header::LOCATION, url)]).into_response()
+            // Relative, like a BBB host behind its nginx: the browser stays on the origin it
+            // joined through (where Tolk's plugin is served too).
+            let relative = format!("/html5client/join?sessionToken={session_token}");
+            (StatusCode::FOUND, [(header::LOCATION, relative)]).into_response()
         };
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
@@ -498,7 +598,15 @@ impl Inner {
         };
         let name = param(params, "name").unwrap_or(meeting_id);
         let new = self.create(meeting_id, name, 440.0);
-        let registry = self.registry();
+        let mut registry = self.registry();
+        if new && let Some(meeting) = registry.meetings.get_mut(meeting_id) {
+            meeting.metadata = params
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("meta_")?.to_ascii_lowercase(), v.clone())))
+                .collect();
+            meeting.plugin_manifests =
+                param(params, "pluginManifests").map(client::manifest_urls).unwrap_or_default();
+        }
         let Some(meeting) = registry.meetings.get(meeting_id) else {
             return failed("notFound", "The meeting could not be created.");
         };
@@ -662,13 +770,24 @@ async fn index() -> Response {
 }
 
 /// `GET /bigbluebutton/api/{call}`
-async fn api(State(inner): State<Arc<Inner>>, Path(call): Path<String>, uri: Uri) -> Response {
+async fn api(
+    State(inner): State<Arc<Inner>>,
+    Path(call): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     inner.stat(|s| s.calls.push(call.clone()));
     let params = query_params(&uri);
     if call == "stuns" {
         return inner.stuns(&params);
     }
-    if !matches!(call.as_str(), "isMeetingRunning" | "getMeetingInfo" | "join" | "create" | "end") {
+    if call == "enter" {
+        return inner.enter(&params, jsessionid(&headers).as_deref());
+    }
+    if !matches!(
+        call.as_str(),
+        "isMeetingRunning" | "getMeetingInfo" | "getMeetings" | "join" | "create" | "end"
+    ) {
         return failed("unsupportedRequest", "This request is not supported.");
     }
     if let Err(message) = inner.check_checksum(&call, uri.query().unwrap_or(""), &params) {
@@ -678,6 +797,7 @@ async fn api(State(inner): State<Arc<Inner>>, Path(call): Path<String>, uri: Uri
     match call.as_str() {
         "isMeetingRunning" => inner.is_meeting_running(&params),
         "getMeetingInfo" => inner.get_meeting_info(&params),
+        "getMeetings" => inner.get_meetings(),
         "join" => inner.join(&params),
         "create" => inner.create_call(&params),
         _ => inner.end_call(&params),
