@@ -2,7 +2,7 @@
  * A booth link for an interpreter outside the meeting: a name and languages
  * in, Tolk's booth address out, with a copy button.
  */
-import { useState, type ReactElement } from 'react';
+import { useState, type FormEvent, type ReactElement } from 'react';
 import type { Interpretation } from '../types';
 import { useStoreObject } from '../view';
 import { ErrorLine, LanguageTicks } from './common';
@@ -17,7 +17,7 @@ export function BoothLink({ interp }: { interp: Interpretation }): ReactElement 
   const [copied, setCopied] = useState(false);
   const options = interp.languages.map((code) => ({ code, label: store.label(code) }));
 
-  const submit = async (e: React.FormEvent) => {
+  const submit = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);
     setError('');

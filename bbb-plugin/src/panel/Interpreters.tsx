@@ -3,7 +3,7 @@
  * BigBlueButton lists them) for some of the interpretation languages, and
  * removes them.
  */
-import { useState, type ReactElement } from 'react';
+import { useState, type FormEvent, type ReactElement } from 'react';
 import type { Interpretation } from '../types';
 import { useAction, useStore, useStoreObject } from '../view';
 import { ErrorLine, LanguageTicks } from './common';
@@ -19,7 +19,7 @@ export function Interpreters({ interp }: { interp: Interpretation }): ReactEleme
   const options = interp.languages.map((code) => ({ code, label: store.label(code) }));
   const who = participants.find((p) => p.userId === userId);
 
-  const submit = async (e: React.FormEvent) => {
+  const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (!who) return;
     if (await name.run(who.userId, { name: who.name, languages })) {

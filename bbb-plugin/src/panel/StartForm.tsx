@@ -3,7 +3,7 @@
  * language, the interpretation languages, the expected listeners. Tolk's
  * 409 says what fits when capacity lacks; it is shown as it is.
  */
-import { useEffect, useState, type ReactElement } from 'react';
+import { useEffect, useState, type FormEvent, type ReactElement } from 'react';
 import type { LanguageName } from '../types';
 import { useAction, useStoreObject } from '../view';
 import { ErrorLine } from './common';
@@ -34,7 +34,7 @@ export function StartForm(): ReactElement {
     setAdding('');
   };
 
-  const submit = (e: React.FormEvent) => {
+  const submit = (e: FormEvent) => {
     e.preventDefault();
     const count = Math.max(1, Math.round(Number(expected) || DEFAULT_LISTENERS));
     void start.run({ floor_language: floor, languages, expected_listeners: count });
