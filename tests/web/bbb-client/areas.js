@@ -88,10 +88,7 @@ export class Areas {
         return s;
       }
       case 'ACTIONS_BAR_SELECTOR': {
-        const sel = document.createElement('select');
-        sel.className = 'actions-bar__select';
-        sel.dataset.standin = 'actions-bar-selector';
-        sel.dataset.itemId = item.id;
+        const sel = element('select', 'actions-bar__select', item, 'actions-bar-selector');
         sel.title = item.title || '';
         sel.style.width = `${item.width || 140}px`;
         for (const o of item.options || []) sel.append(new Option(o.label, String(o.value)));
@@ -100,10 +97,7 @@ export class Areas {
         return sel;
       }
       case 'ACTIONS_BAR_TOGGLE_GROUP': {
-        const g = document.createElement('span');
-        g.className = 'actions-bar__toggles';
-        g.dataset.standin = 'actions-bar-toggle-group';
-        g.dataset.itemId = item.id;
+        const g = element('span', 'actions-bar__toggles', item, 'actions-bar-toggle-group');
         for (const o of item.options || []) {
           const b = document.createElement('button');
           b.type = 'button';
@@ -233,12 +227,18 @@ export class Areas {
   }
 }
 
+// An element for a plugin's item: what it is (data-standin) and its id (data-item-id).
+function element(tag, className, item, kind) {
+  const el = document.createElement(tag);
+  el.className = className;
+  el.dataset.standin = kind;
+  el.dataset.itemId = item.id || '';
+  return el;
+}
+
 function button(className, item, kind) {
-  const b = document.createElement('button');
+  const b = element('button', className, item, kind);
   b.type = 'button';
-  b.className = className;
-  b.dataset.standin = kind;
-  b.dataset.itemId = item.id || '';
   return b;
 }
 
