@@ -147,10 +147,7 @@ export class Areas {
     const present = new Set([...this.el.floating.children].map((b) => b.standinItem));
     for (const item of items) {
       if (present.has(item)) continue;
-      const box = document.createElement('div');
-      box.className = 'floating-window';
-      box.dataset.standin = 'floating-window';
-      box.dataset.itemId = item.id;
+      const box = element('div', 'floating-window', item, 'floating-window');
       box.standinItem = item;
       box.style.top = `${item.top || 0}px`;
       box.style.left = `${item.left || 0}px`;
@@ -197,10 +194,7 @@ export class Areas {
     if (current && current.standinItem === item) return;
     if (current) this.unmount(current);
     if (!item) return;
-    const box = document.createElement('div');
-    box.className = 'generic-content';
-    box.dataset.standin = kind;
-    box.dataset.itemId = item.id;
+    const box = element('div', 'generic-content', item, kind);
     box.standinItem = item;
     container.append(box);
     this.mount(box, item);
