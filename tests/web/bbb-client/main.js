@@ -18,6 +18,7 @@ import { loadPlugin, newUuid } from './loader.js';
 import { attachMeter, listenForSpeakerLevel, renderMeter, startTone, stopTone } from './meeting-audio.js';
 import { preparePluginApi } from './plugin-api.js';
 import { attachLog, catchErrors, record, show, standin } from './record.js';
+import { recordUiCommands } from './ui-commands.js';
 
 const USERS_EVERY_MS = 1000;
 const $ = (id) => document.getElementById(id);
@@ -123,6 +124,7 @@ function wireAudio() {
 
 async function main() {
   listenForSpeakerLevel();
+  recordUiCommands();
   attachMeter($('speaker-level'));
   wireAudio();
   if (!token) {
