@@ -1,7 +1,7 @@
 /*
  * BBB-client stand-in: the plugin SDK's ui commands other than the speaker
  * level (meeting-audio.js acts on that one). The SDK sends each as a window
- * event named after the command (src/ui-commands/*/enums.ts); BigBlueButton
+ * event named after the command (src/ui-commands/<area>/enums.ts); BigBlueButton
  * acts on them, the stand-in records them in window.standin.log (kind
  * "command") and says so in the log area.
  */
