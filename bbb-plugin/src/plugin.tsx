@@ -51,6 +51,7 @@ export function TolkPlugin({ uuid, store }: { uuid: string; store: Store }): Rea
     pluginApi.setActionsBarItems(bar.map((spec) => new ActionsBarButton({
       icon: actionsBarIcon(spec.icon),
       tooltip: spec.tooltip,
+      dataTest: `tolk-${spec.key}`,
       position: ActionsBarPosition.RIGHT,
       onClick: spec.key === 'booth' ? () => void store.openBooth() : store.togglePanel,
     })));
@@ -62,6 +63,7 @@ export function TolkPlugin({ uuid, store }: { uuid: string; store: Store }): Rea
     const items = menu.map((o) => new AudioSettingsDropdownOption({
       label: o.label,
       icon: o.current ? 'check' : 'listen',
+      dataTest: `tolk-listen-${o.choice || 'original'}`,
       onClick: () => {
         store.choose(o.choice);
         if (o.choice !== null) store.openPanel();
@@ -82,6 +84,7 @@ export function TolkPlugin({ uuid, store }: { uuid: string; store: Store }): Rea
       movable: true,
       backgroundColor: '#ffffff',
       boxShadow: '0 8px 24px rgba(6, 23, 42, 0.25)',
+      dataTest: 'tolk-panel-window',
       contentFunction: (element: HTMLElement) => {
         const root = createRoot(element);
         root.render(<StoreContext.Provider value={store}><Panel /></StoreContext.Provider>);

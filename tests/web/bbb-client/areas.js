@@ -227,6 +227,7 @@ function element(tag, className, item, kind) {
   el.className = className;
   el.dataset.standin = kind;
   el.dataset.itemId = item.id || '';
+  if (item.dataTest) el.dataset.test = item.dataTest; // BigBlueButton's data-test
   return el;
 }
 
