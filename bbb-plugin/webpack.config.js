@@ -32,7 +32,11 @@ function bundle(line, filename, sdkPackage) {
         {
           test: /\.tsx?$/,
           exclude: /node_modules/,
-          use: { loader: 'ts-loader', options: { transpileOnly: line !== '0.1', onlyCompileBundledFiles: true } },
+          use: { loader: 'ts-loader', options: {
+            transpileOnly: line !== '0.1',
+            onlyCompileBundledFiles: true,
+            compilerOptions: { noEmit: false }, // tsconfig.json is also tsc --noEmit's
+          } },
         },
         { test: /\.css$/, type: 'asset/source' },
       ],
