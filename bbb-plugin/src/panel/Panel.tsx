@@ -1,7 +1,8 @@
 /*
  * The plugin's panel, shown in BigBlueButton's floating window: a title bar
  * with the meeting's interpretation and a close button, then the sections
- * this participant gets (listener, booth, moderator) and Tolk's problem, if
+ * this participant gets (an interpreter's booth first, then listening, then
+ * the moderators' controls) and Tolk's problem, if
  * any, as a sentence.
  */
 import type { ReactElement } from 'react';
@@ -26,8 +27,8 @@ export function Panel(): ReactElement {
       <div className="tolk-panel__body">
         {!loaded && <p className="tolk-help">Asking Tolk…</p>}
         {problem && <p className="tolk-error" role="alert" data-tolk="problem">{problem}</p>}
-        <Listener />
         <Booth />
+        <Listener />
         <Moderator />
       </div>
     </div>

@@ -33,7 +33,7 @@ export function Running({ interp }: { interp: Interpretation }): ReactElement {
       <p className="tolk-floor" data-tolk="floor-state" data-state={floor ? floor.state : 'unknown'}>
         <span className="tolk-dot" aria-hidden="true" />
         <span>Floor: {floor ? FLOOR_TEXT[floor.state] || floor.state : 'not reported'}</span>
-        {floor && floor.detail && <span className="tolk-help"> — {floor.detail}</span>}
+        {floor && floor.detail && <span className="tolk-help tolk-floor__detail">{floor.detail}</span>}
       </p>
       <table className="tolk-table" data-tolk="channels-table">
         <caption className="tolk-sr">Channels</caption>

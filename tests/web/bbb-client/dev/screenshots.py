@@ -9,6 +9,7 @@ without), drives headless Chromium through chromedriver's WebDriver HTTP API
   interpreter-booth.png   a named interpreter's panel
   moderator-running.png   a moderator's controls of the running interpretation
   moderator-start.png     a moderator's start form (no interpretation yet)
+  listener-sdk-0.0.png    the SDK 0.0 bundle (BigBlueButton 3.0) in the same place
 Needs bbb-plugin/dist/ (scripts/build-plugin), chromium and chromedriver.
 
   python3 tests/web/bbb-client/dev/screenshots.py
@@ -88,7 +89,8 @@ class Browser:
 
     def click(self, css):
         self.wait("return !!document.querySelector(arguments[0])".replace("arguments[0]", json.dumps(css)))
-        el = self.s("POST", "/element", {"using": "css selector", "value": css})[ELEMENT]
+        found = self.s("POST", "/element", {"using": "css selector", "value": css})
+        el = found.get(ELEMENT) or found.get("ELEMENT") or next(iter(found.values()))
         self.s("POST", "/element/%s/click" % el)
 
     def shot(self, name):
@@ -127,6 +129,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     running, base = server("--running")
     empty, base_empty = server()
+    old, base_old = server("--running", "--sdk", "0.0")
     b = Browser()
     try:
         join(b, base, "view")
@@ -165,13 +168,24 @@ def main():
         b.wait("return !!document.querySelector('[data-tolk=\"start-error\"]')")
         time.sleep(0.3)
         b.shot("moderator-start.png")
-        errors = b.js("return window.standin.errors")
-        if errors:
-            print("plugin errors:", *errors, sep="\n  ")
+        report(b, "SDK 0.1 bundle")
+
+        join(b, base_old, "view")
+        open_panel(b)
+        b.click('[data-tolk="choice"][data-language="de"]')
+        b.wait("return window.standin.speakerLevel < 1")
+        time.sleep(1.2)
+        b.shot("listener-sdk-0.0.png")
+        report(b, "SDK 0.0 bundle")
     finally:
         b.quit()
-        running.terminate()
-        empty.terminate()
+        for proc in (running, empty, old):
+            proc.terminate()
+
+
+def report(b, what):
+    errors = b.js("return window.standin.errors")
+    print("%s: %s" % (what, "no plugin errors" if not errors else "plugin errors:"), *errors, sep="\n  ")
 
 
 if __name__ == "__main__":
