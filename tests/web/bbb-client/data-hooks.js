@@ -9,7 +9,8 @@
  * (plugins-engine/data-consumption/manager.tsx and the hook managers) counts
  * the subscriptions per hook (and per query for custom subscriptions),
  * sends the data on every subscription and whenever it changes. Here the
- * data comes from the enter answer and the stand-in's user list.
+ * data comes from the enter answer and the stand-in's user list. Users
+ * basic info: BBB's domain/users/users-basic-info/hook-manager.tsx and utils.ts.
  *
  * useUiData (ui-data-hooks/hooks.ts) dispatches
  * UI_DATA_LISTENER_SUBSCRIBED-<name> and listens for a CustomEvent <name>.
@@ -24,6 +25,7 @@ export const HOOKS = {
   CURRENT_PRESENTATION: 'Hooks::UseCurrentPresentation',
   LOADED_USER_LIST: 'Hooks::UseLoadedUserList',
   CURRENT_USER: 'Hooks::UseCurrentUser',
+  USERS_BASIC_INFO: 'Hooks::UseUsersBasicInfo',
   LOADED_CHAT_MESSAGES: 'Hooks::UseLoadedChatMessages',
   MEETING: 'Hooks::UseMeeting',
   TALKING_INDICATOR: 'Hooks::UseTalkingIndicator',
@@ -97,6 +99,19 @@ export class DataHooks {
           cameras: [],
         });
       }
+      case HOOKS.USERS_BASIC_INFO: // SDK 0.0.8x+ and 0.1.x; before, a custom subscription (below)
+        return ok({
+          user: users.map((u) => ({
+            userId: u.userId,
+            extId: u.extId || u.userId,
+            name: u.name,
+            role: u.role,
+            avatar: '',
+            color: '#7b1fa2',
+            isModerator: u.role === 'MODERATOR',
+            presenter: Boolean(u.presenter),
+          })),
+        });
       case HOOKS.LOADED_USER_LIST:
         return ok(users.map((u) => ({ userId: u.userId, name: u.name, role: u.role, presenter: Boolean(u.presenter) })));
       case HOOKS.MEETING:
