@@ -14,7 +14,8 @@ import { TolkPlugin } from './plugin';
 import styles from './tolk-bbb.css';
 
 const script = document.currentScript as HTMLScriptElement | null;
-const uuid = (script && script.getAttribute('uuid')) || 'TolkInterpretation';
+// BigBlueButton 3.0's first loader named the attribute elementId, later ones uuid.
+const uuid = (script && (script.getAttribute('uuid') || script.getAttribute('elementId'))) || 'TolkInterpretation';
 const pluginName = (script && script.getAttribute('pluginName')) || 'TolkInterpretation';
 const base = tolkBase(scriptAddress(script, uuid));
 

@@ -18,6 +18,7 @@ export function tolkBase(scriptUrl: string): string {
 // bundle first runs, else the tag BigBlueButton gave our uuid.
 export function scriptAddress(current: HTMLScriptElement | null, uuid: string): string {
   if (current && current.src) return current.src;
-  const tag = document.querySelector<HTMLScriptElement>(`script[uuid="${CSS.escape(uuid)}"]`);
+  const id = CSS.escape(uuid);
+  const tag = document.querySelector<HTMLScriptElement>(`script[uuid="${id}"], script[elementId="${id}"]`);
   return tag ? tag.src : document.baseURI;
 }
