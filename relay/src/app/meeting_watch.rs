@@ -146,6 +146,8 @@ impl App {
             Err(e) => return warn!(error = %e, "cannot read the interpretations of BBB meetings"),
         };
         let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::seconds(10));
+        // Remembered refusals last as long as their meeting: the set never outgrows the server.
+        refused.retain(|room| meetings.iter().any(|m| m.internal_id == *room));
         let (steps, problems) = plan(meetings, &running, refused, now, grace);
         for (room, why) in problems {
             warn!(meeting = %room, "the meeting's metadata asks for interpretation, but {why}");

@@ -202,9 +202,7 @@ impl App {
         who: &Participant,
         request: StartInterpretation,
     ) -> Result<Interpretation, AppError> {
-        if !who.moderator {
-            return Err(MeetingError::NotModerator.into());
-        }
+        moderator(who)?;
         if request.languages.is_empty() {
             return Err(MeetingError::NoLanguages.into());
         }
@@ -253,9 +251,7 @@ impl App {
 
     /// A moderator stops the meeting's interpretation: the event ends now.
     pub(crate) async fn stop_interpretation(&self, who: &Participant) -> Result<(), AppError> {
-        if !who.moderator {
-            return Err(MeetingError::NotModerator.into());
-        }
+        moderator(who)?;
         let event = self.running(who).await?;
         self.events.end_now(&event.id).await?;
         info!(event = %event.id, meeting = %who.meeting, by = %who.user, "interpretation stopped in the meeting");
@@ -269,9 +265,7 @@ impl App {
         user: &str,
         request: NewInterpreter,
     ) -> Result<NamedInterpreter, AppError> {
-        if !who.moderator {
-            return Err(MeetingError::NotModerator.into());
-        }
+        moderator(who)?;
         check_user_id(user)?;
         let event = self.running(who).await?;
         let named = self.booths.name_in_meeting(&event, user, request).await?;
@@ -280,9 +274,7 @@ impl App {
 
     /// A moderator takes participant `user`'s booth away.
     pub(crate) async fn unname_interpreter(&self, who: &Participant, user: &str) -> Result<(), AppError> {
-        if !who.moderator {
-            return Err(MeetingError::NotModerator.into());
-        }
+        moderator(who)?;
         let event = self.running(who).await?;
         let named = self.booths.named_in_meeting(&event.id).await?;
         let Some((interpreter, _)) = named.into_iter().find(|(_, u)| u == user) else {
@@ -297,9 +289,7 @@ impl App {
         who: &Participant,
         request: NewInterpreter,
     ) -> Result<BoothLink, AppError> {
-        if !who.moderator {
-            return Err(MeetingError::NotModerator.into());
-        }
+        moderator(who)?;
         let event = self.running(who).await?;
         let issued = self.booths.issue(&event, request).await?;
         Ok(BoothLink { url: issued.booth_url.unwrap_or_default() })
@@ -313,6 +303,11 @@ impl App {
             named.into_iter().find(|(_, user)| *user == who.user).ok_or(MeetingError::NotInterpreter)?;
         Ok(BoothLink { url: self.booths.open_named(&mine).await? })
     }
+}
+
+/// Only a moderator of the meeting may do this.
+fn moderator(who: &Participant) -> Result<(), MeetingError> {
+    if who.moderator { Ok(()) } else { Err(MeetingError::NotModerator) }
 }
 
 /// A BBB user id as the plugin names one: 1 to 128 visible ASCII characters.
