@@ -4,7 +4,8 @@
 //! the BBB stand-in, `/tolk/` to the relay). A moderator starts interpretation and names a
 //! participant as interpreter; the interpreter's "Open my booth" opens the booth, which goes on
 //! air with a fake microphone; a participant picks French, hears the interpreter's tone while the
-//! meeting's own audio is lowered to their level, and "Original" gives it back.
+//! meeting's own audio is lowered to their level, switches to German (nobody on air there: the
+//! floor) in the same session, and "Original" gives the meeting's audio back.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -86,6 +87,19 @@ async fn channel_tone(browser: &Browser, base: &str) -> anyhow::Result<Value> {
         .await
 }
 
+/// Measures the channel until it carries `frequency` (a switch reaches the ear within a few
+/// packets; the first measurement may still hold the channel before it), at most three times.
+async fn wait_for_tone(browser: &Browser, base: &str, frequency: f64) -> anyhow::Result<Value> {
+    let mut heard = Value::Null;
+    for _ in 0..3 {
+        heard = channel_tone(browser, base).await?;
+        if (heard["frequency"].as_f64().unwrap_or(0.0) - frequency).abs() < 10.0 {
+            return Ok(heard);
+        }
+    }
+    anyhow::bail!("the channel did not carry {frequency} Hz: {heard}")
+}
+
 /// A BBB host: the BBB stand-in and the relay behind one nginx, the relay following BBB's
 /// meetings every 200 ms.
 struct Host {
@@ -148,6 +162,13 @@ async fn a_meeting_gets_interpretation_from_its_moderator_and_a_participant_hear
     click(&moderator, &actions_bar("Interpretation")).await?;
     moderator.wait_for(&format!("!!{}", tolk("start-form")), WAIT).await?;
     set_field(&moderator, "add-language", "fr").await?;
+    moderator
+        .wait_for("!!document.querySelector('[data-tolk=\"language-chip\"][data-language=\"fr\"]')", WAIT)
+        .await?;
+    set_field(&moderator, "add-language", "de").await?;
+    moderator
+        .wait_for("!!document.querySelector('[data-tolk=\"language-chip\"][data-language=\"de\"]')", WAIT)
+        .await?;
     set_field(&moderator, "expected-listeners", "40").await?;
     moderator.screenshot(&shots.join("plugin-moderator-start.png")).await?;
     click(&moderator, &tolk("start-interpretation")).await?;
@@ -220,9 +241,29 @@ async fn a_meeting_gets_interpretation_from_its_moderator_and_a_participant_hear
     assert_eq!(level.as_f64(), Some(0.15), "the meeting's audio under the interpretation");
     lee.screenshot(&shots.join("plugin-listener-french.png")).await?;
 
-    // The slider sets the meeting's level while French plays; "Original" gives it back.
+    // The slider sets the meeting's level while French plays.
     set_field(&lee, "original-volume", "40").await?;
     lee.wait_for("window.standin.speakerLevel === 0.4", WAIT).await?;
+
+    // German, where nobody is on air, carries the floor: the same session switches channel (the
+    // stream the page plays stays the one it was), and the meeting's level stays where it was set.
+    let stream = format!("{}.srcObject.id", tolk("channel-audio"));
+    let before = lee.eval(&stream).await?;
+    click(&lee, "document.querySelector('[data-tolk=\"choice\"][data-language=\"de\"]')").await?;
+    lee.wait_for(
+        "document.querySelector('[data-tolk=\"choice\"][data-language=\"de\"]').getAttribute('aria-pressed') === 'true'",
+        WAIT,
+    )
+    .await?;
+    lee.wait_for(&format!("{}.dataset.state === 'listening'", tolk("status")), WAIT).await?;
+    let german = wait_for_tone(&lee, public, FLOOR_TONE).await?;
+    println!("the participant on German: {german}");
+    assert!(german["level_db"].as_f64().unwrap_or(-200.0) > -40.0, "{german}");
+    assert_eq!(lee.eval(&stream).await?, before, "switching language kept the session");
+    assert_eq!(relay.metric("tolk_listeners").await?, 1.0, "one listening session, switched");
+    assert_eq!(lee.eval("window.standin.speakerLevel").await?.as_f64(), Some(0.4));
+
+    // "Original" gives the meeting's audio back.
     click(&lee, "document.querySelector('[data-tolk=\"choice\"][data-language=\"original\"]')").await?;
     lee.wait_for("window.standin.speakerLevel === 1", WAIT).await?;
     lee.wait_for(&format!("{}.dataset.state === 'idle'", tolk("status")), WAIT).await?;
