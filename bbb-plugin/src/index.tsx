@@ -39,8 +39,9 @@ function addStyles(): void {
 const pluginApi = BbbPluginSdk.getPluginApi(uuid, pluginName);
 const api = new TolkApi(base, () => pluginApi.getSessionToken && pluginApi.getSessionToken());
 const store = new Store(api, (level) => {
-  const commands = BbbPluginSdk.getPluginApi(uuid).uiCommands;
-  if (commands) commands.conference.setSpeakerLevel({ level });
+  // A BBB 3.0 client older than the SDK's setSpeakerLevel has no such command: the
+  // interpretation still plays, the meeting keeps its own level.
+  BbbPluginSdk.getPluginApi(uuid).uiCommands?.conference?.setSpeakerLevel?.({ level });
 });
 
 addStyles();
