@@ -7,31 +7,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+use tolk_bench::tone_frames;
 use tolk_relay::ids::{EventId, InterpreterId};
 use tolk_relay::media::mixer::{MixSettings, Mixer};
 use tolk_relay::media::router::OnAir;
 use tolk_relay::media::{Source, SourcePacket};
 
-const FRAME: usize = 960;
 const ANA: InterpreterId = InterpreterId(1);
-
-/// 50 distinct encoded frames of a tone, so the decoders do real work.
-fn frames(frequency: f32) -> Vec<std::sync::Arc<[u8]>> {
-    let Ok(mut encoder) = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio) else {
-        return Vec::new();
-    };
-    (0..50)
-        .filter_map(|n| {
-            let pcm: Vec<f32> = (0..FRAME)
-                .map(|i| {
-                    let t = (n * FRAME + i) as f32 / 48_000.0;
-                    0.5 * (2.0 * std::f32::consts::PI * frequency * t).sin()
-                })
-                .collect();
-            encoder.encode_vec_float(&pcm, 1500).ok().map(Into::into)
-        })
-        .collect()
-}
 
 struct Bench {
     mixer: Mixer,
@@ -48,8 +30,8 @@ impl Bench {
         let mixer = Mixer::new(event, MixSettings::default(), 1 << 40).ok()?;
         Some(Self {
             mixer,
-            floor: frames(440.0),
-            voice: frames(880.0),
+            floor: tone_frames(440.0, 0.5, 50),
+            voice: tone_frames(880.0, 0.5, 50),
             t0: Instant::now(),
             n: 0,
             out: Vec::new(),

@@ -36,6 +36,25 @@ use tolk_relay::net::core::{CoreConfig, FLUSH_AT, ShardCore};
 use tolk_relay::net::settled::SETTLE_AFTER;
 use tolk_relay::net::{EventLayout, Join};
 
+/// `count` distinct encoded 20 ms frames of a tone (48 kHz mono), so decoders do real work.
+pub fn tone_frames(frequency: f32, amplitude: f32, count: usize) -> Vec<Arc<[u8]>> {
+    const FRAME: usize = 960;
+    let Ok(mut encoder) = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio) else {
+        return Vec::new();
+    };
+    (0..count)
+        .filter_map(|n| {
+            let pcm: Vec<f32> = (0..FRAME)
+                .map(|i| {
+                    let t = (n * FRAME + i) as f32 / 48_000.0;
+                    amplitude * (2.0 * std::f32::consts::PI * frequency * t).sin()
+                })
+                .collect();
+            encoder.encode_vec_float(&pcm, 1500).ok().map(Into::into)
+        })
+        .collect()
+}
+
 /// Size of the benchmark's Opus payload: a 20 ms mono voice frame at about 32 kbit/s.
 pub const PAYLOAD_BYTES: usize = 80;
 /// One 20 ms Opus frame in RTP ticks.

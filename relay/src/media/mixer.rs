@@ -8,22 +8,19 @@
 //! pass-through. Decode, mix and encode happen once per channel, never per listener; time comes in
 //! as an argument.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::ids::{EventId, InterpreterId};
 use crate::media::continuity::FRAME_TICKS;
+use crate::media::playout::Playout;
 use crate::media::router::{ChannelIndex, OnAir};
 use crate::media::{Source, SourcePacket};
 
-const FRAME: usize = FRAME_TICKS as usize;
+const FRAME: usize = crate::media::playout::FRAME;
 const TICK: Duration = Duration::from_millis(20);
 /// Samples over which a handover crossfades.
 const CROSSFADE: usize = 240;
-/// Jitter buffer depth bounds, in frames.
-const MIN_DEPTH: usize = 1;
-const MAX_DEPTH: usize = 5;
 
 /// What can go wrong building a mixer.
 #[derive(Debug, thiserror::Error)]
@@ -49,91 +46,15 @@ impl Default for MixSettings {
     }
 }
 
-/// One input's jitter buffer and decoder: packets in, one 20 ms frame out per tick.
-struct Input {
-    decoder: opus::Decoder,
-    packets: BTreeMap<u64, Arc<[u8]>>,
-    /// Next sequence number to play; None until playout starts.
-    next: Option<u64>,
-    /// Arrival jitter estimate (RFC 3550 style), in seconds.
-    jitter: f64,
-    last_arrival: Option<(Instant, u32)>,
-    underruns: u32,
-}
-
-impl Input {
-    fn new() -> Result<Self, MixError> {
-        Ok(Self {
-            decoder: opus::Decoder::new(48_000, opus::Channels::Mono)?,
-            packets: BTreeMap::new(),
-            next: None,
-            jitter: 0.0,
-            last_arrival: None,
-            underruns: 0,
-        })
-    }
-
-    fn push(&mut self, seq: u64, ts: u32, payload: Arc<[u8]>, now: Instant) {
-        if let Some((at, last_ts)) = self.last_arrival {
-            let arrival = now.saturating_duration_since(at).as_secs_f64();
-            let media = f64::from(ts.wrapping_sub(last_ts) as i32) / 48_000.0;
-            self.jitter += ((arrival - media).abs() - self.jitter) / 16.0;
-        }
-        self.last_arrival = Some((now, ts));
-        if self.next.is_some_and(|next| seq < next) {
-            return; // too late to play
-        }
-        self.packets.insert(seq, payload);
-        // Keep the buffer bounded: drop what is hopelessly behind.
-        while self.packets.len() > MAX_DEPTH * 4 {
-            let Some((first, _)) = self.packets.pop_first() else { break };
-            self.next = Some(first + 1);
-        }
-    }
-
-    /// Target depth in frames: twice the jitter, at least one frame.
-    fn target_depth(&self) -> usize {
-        ((self.jitter * 2.0 / 0.020).ceil() as usize).clamp(MIN_DEPTH, MAX_DEPTH)
-    }
-
-    /// The next 20 ms: decoded, recovered (FEC or concealment), or silence before playout starts.
-    fn frame(&mut self, out: &mut [f32; FRAME]) {
-        let next = match self.next {
-            Some(next) => next,
-            None => {
-                out.fill(0.0);
-                if self.packets.len() <= self.target_depth() {
-                    return;
-                }
-                match self.packets.keys().next() {
-                    Some(first) => *first,
-                    None => return,
-                }
-            }
-        };
-        let decoded = if let Some(payload) = self.packets.remove(&next) {
-            self.decoder.decode_float(&payload, out, false)
-        } else if let Some(following) = self.packets.get(&(next + 1)) {
-            // Lost: recover it from the in-band FEC of the one after.
-            self.decoder.decode_float(following, out, true)
-        } else if self.packets.is_empty() {
-            // Underrun: conceal once, then wait to refill to the target depth.
-            self.underruns += 1;
-            let concealed = self.decoder.decode_float(&[], out, false);
-            self.next = if self.underruns > 2 { None } else { Some(next + 1) };
-            if concealed.is_err() {
-                out.fill(0.0);
-            }
-            return;
-        } else {
-            self.decoder.decode_float(&[], out, false)
-        };
-        if decoded.is_err() {
-            out.fill(0.0);
-        }
-        self.underruns = 0;
-        self.next = Some(next + 1);
-    }
+/// The encoder of a mixed output: Opus at `bitrate` (bits per second) and `complexity` (0–10),
+/// with in-band FEC for 5 % loss.
+pub fn encoder(bitrate: i32, complexity: i32) -> Result<opus::Encoder, opus::Error> {
+    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio)?;
+    encoder.set_bitrate(opus::Bitrate::Bits(bitrate))?;
+    encoder.set_inband_fec(true)?;
+    encoder.set_packet_loss_perc(5)?;
+    encoder.set_complexity(complexity)?;
+    Ok(encoder)
 }
 
 /// One mixed channel's encoder and output numbering.
@@ -149,8 +70,8 @@ pub struct Mixer {
     event: EventId,
     settings: MixSettings,
     gain: f32,
-    floor: Input,
-    voices: HashMap<InterpreterId, Input>,
+    floor: Playout,
+    voices: HashMap<InterpreterId, Playout>,
     outputs: HashMap<ChannelIndex, Output>,
     next_tick: Option<Instant>,
     /// Input keys for the channels' output lines start here.
@@ -165,7 +86,7 @@ impl Mixer {
             event,
             settings,
             gain: 10f32.powf(settings.floor_db / 20.0),
-            floor: Input::new()?,
+            floor: Playout::new(1)?,
             voices: HashMap::new(),
             outputs: HashMap::new(),
             next_tick: None,
@@ -184,7 +105,7 @@ impl Mixer {
             Source::Floor => &mut self.floor,
             Source::Booth(who) => match self.voices.entry(who) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(Input::new()?),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(Playout::new(1)?),
             },
             Source::Mixed(_) => return Ok(()),
         };
@@ -236,12 +157,7 @@ impl Mixer {
             let output = match self.outputs.entry(channel) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    let mut encoder =
-                        opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio)?;
-                    encoder.set_bitrate(opus::Bitrate::Bits(self.settings.bitrate))?;
-                    encoder.set_inband_fec(true)?;
-                    encoder.set_packet_loss_perc(5)?;
-                    encoder.set_complexity(self.settings.complexity)?;
+                    let encoder = encoder(self.settings.bitrate, self.settings.complexity)?;
                     e.insert(Output { encoder, voice: None, seq: 0, input: self.input_base + channel as u64 })
                 }
             };
@@ -285,25 +201,14 @@ impl Mixer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::test_tone::{amplitude, tone_frame};
 
     fn tone(frequency: f32, n: u64) -> [f32; FRAME] {
-        let mut frame = [0.0; FRAME];
-        for (i, s) in frame.iter_mut().enumerate() {
-            let t = (n as usize * FRAME + i) as f32 / 48_000.0;
-            *s = 0.5 * (2.0 * std::f32::consts::PI * frequency * t).sin();
-        }
-        frame
+        tone_frame(frequency, 0.5, n as usize)
     }
 
     fn level_at(samples: &[f32], frequency: f32) -> f64 {
-        let w = 2.0 * std::f64::consts::PI * f64::from(frequency) / 48_000.0;
-        let (mut re, mut im) = (0.0, 0.0);
-        for (i, s) in samples.iter().enumerate() {
-            re += f64::from(*s) * (w * i as f64).cos();
-            im += f64::from(*s) * (w * i as f64).sin();
-        }
-        let amplitude = 2.0 * (re * re + im * im).sqrt() / samples.len() as f64;
-        20.0 * amplitude.log10()
+        20.0 * amplitude(samples, frequency).log10()
     }
 
     /// Simulated 20 ms clock: floor (440 Hz) and Ana (880 Hz) send, the mixer ticks; returns the

@@ -7,15 +7,21 @@
 //! - [`router`]: an event's channels and the source each one carries;
 //! - [`fanout`]: who listens to which channel;
 //! - [`mixer`]: mix mode (the floor under the interpretation, decoded and encoded once per channel);
+//! - [`playout`]: one input's jitter buffer and decoder, shared by the mixes;
+//! - [`floor_mix`]: a floor made of many microphones (a LiveKit meeting), mixed into one;
 //! - [`srtp`]: SRTP protection of the fan-out, from DTLS-SRTP keying material.
 
 pub mod continuity;
 pub mod fanout;
+pub mod floor_mix;
 pub mod mixer;
+pub mod playout;
 pub mod router;
 pub mod rtp;
 pub mod silence;
 pub mod srtp;
+#[cfg(test)]
+mod test_tone;
 
 use std::sync::Arc;
 use std::time::Instant;
