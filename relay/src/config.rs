@@ -102,6 +102,21 @@ pub struct ConfigArgs {
     /// [default: <TOLK_BBB_URL>connection/checkGraphqlAuthorization].
     #[arg(long, env = "TOLK_BBB_SESSION_CHECK_URL")]
     pub bbb_session_check_url: Option<String>,
+    /// Where a BBB meeting's floor is taken: auto (its LiveKit room if it exists, else
+    /// bbb-webrtc-sfu; decided per meeting and on every reconnection), livekit or sfu
+    /// [default: auto].
+    #[arg(long, env = "TOLK_BBB_AUDIO")]
+    pub bbb_audio: Option<String>,
+    /// LiveKit's signalling URL on the BBB server [default: ws://127.0.0.1:7880 when a LiveKit
+    /// key is set].
+    #[arg(long, env = "TOLK_LIVEKIT_URL")]
+    pub livekit_url: Option<String>,
+    /// LiveKit API key of the BBB server (`keys:` in /etc/bigbluebutton/livekit.yaml).
+    #[arg(long, env = "TOLK_LIVEKIT_KEY")]
+    pub livekit_key: Option<String>,
+    /// Its secret.
+    #[arg(long, env = "TOLK_LIVEKIT_SECRET", hide_env_values = true)]
+    pub livekit_secret: Option<String>,
     /// Address `/metrics` (Prometheus) is served on, apart from the public HTTP address; `off`
     /// serves none [default: 127.0.0.1:9464].
     #[arg(long, env = "TOLK_METRICS_LISTEN")]
@@ -150,6 +165,10 @@ struct FileConfig {
     bbb_bot_name: Option<String>,
     bbb_offer: Option<String>,
     bbb_session_check_url: Option<String>,
+    bbb_audio: Option<String>,
+    livekit_url: Option<String>,
+    livekit_key: Option<String>,
+    livekit_secret: Option<String>,
     metrics_listen: Option<String>,
     metrics_per_event: Option<bool>,
     trusted_proxies: Option<Vec<IpAddr>>,
@@ -396,6 +415,33 @@ fn bbb(args: &ConfigArgs, file: &FileConfig) -> Result<Option<crate::bbb::BbbCon
             )));
         }
         config.session_check = Some(url);
+    }
+    let livekit_invalid = |e: crate::bbb::livekit::LiveKitError| ConfigError::Invalid(e.to_string());
+    if let Some(audio) = args.bbb_audio.as_ref().or(file.bbb_audio.as_ref()) {
+        config.audio = audio.parse().map_err(livekit_invalid)?;
+    }
+    let pick = |a: &Option<String>, f: &Option<String>| {
+        a.clone().or_else(|| f.clone()).filter(|v| !v.trim().is_empty())
+    };
+    let key = pick(&args.livekit_key, &file.livekit_key);
+    let secret = pick(&args.livekit_secret, &file.livekit_secret);
+    let url = pick(&args.livekit_url, &file.livekit_url).unwrap_or_else(|| "ws://127.0.0.1:7880".into());
+    config.livekit = match (key, secret) {
+        (None, None) => None,
+        (Some(key), Some(secret)) => {
+            Some(crate::bbb::livekit::LiveKitConfig::new(&url, &key, &secret).map_err(livekit_invalid)?)
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::Invalid("livekit_key is set but livekit_secret is not".into()));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid("livekit_secret is set but livekit_key is not".into()));
+        }
+    };
+    if config.audio == crate::bbb::livekit::AudioBridge::LiveKit && config.livekit.is_none() {
+        return Err(ConfigError::Invalid(
+            "TOLK_BBB_AUDIO=livekit needs TOLK_LIVEKIT_KEY and TOLK_LIVEKIT_SECRET".into(),
+        ));
     }
     Ok(Some(config))
 }

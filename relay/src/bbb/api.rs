@@ -30,6 +30,8 @@ pub struct MeetingInfo {
     pub name: String,
     pub running: bool,
     pub participants: u32,
+    /// BBB's internal id (`internalMeetingID`): the name of the meeting's LiveKit room.
+    pub internal_id: String,
 }
 
 /// A meeting as `getMeetings` lists it.
@@ -72,14 +74,7 @@ pub struct BbbApi {
 
 impl BbbApi {
     pub fn new(config: BbbConfig) -> Result<Self, BbbError> {
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(super::tls_config()?.as_ref().clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .user_agent(concat!("tolk/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| BbbError::Client(e.to_string()))?;
+        let http = super::http_client(Duration::from_secs(15))?;
         Ok(Self { config, http })
     }
 
@@ -230,6 +225,7 @@ pub(crate) fn meeting_info(r: &Response) -> MeetingInfo {
         name: r.field("meetingName").unwrap_or("").to_owned(),
         running: r.field("running") == Some("true"),
         participants: r.field("participantCount").and_then(|p| p.parse().ok()).unwrap_or(0),
+        internal_id: r.field("internalMeetingID").unwrap_or("").to_owned(),
     }
 }
 

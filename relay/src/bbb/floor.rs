@@ -14,6 +14,8 @@ use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::api::BbbApi;
+use super::livekit::session::{LiveKitSession, SessionNote};
+use super::livekit::{AudioBridge, Bridge, LiveKitError, rooms};
 use super::peer::{FloorPeer, PeerNote, first_candidate_ip};
 use super::sfu::{self, ServerMessage, SfuSocket};
 use super::{BbbError, OfferFlow};
@@ -47,11 +49,15 @@ pub struct FloorStatus {
     pub since: DateTime<Utc>,
     /// Connections made to the meeting's audio so far.
     pub connections: u32,
+    /// The bridge the meeting's audio comes through (once decided): `sfu` (bbb-webrtc-sfu's
+    /// mix) or `livekit` (the meeting's LiveKit room, mixed by Tolk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<Bridge>,
 }
 
 impl FloorStatus {
-    fn new(state: FloorState, detail: Option<String>, connections: u32) -> Self {
-        Self { state, detail, since: Utc::now(), connections }
+    fn new(state: FloorState, detail: Option<String>, connections: u32, bridge: Option<Bridge>) -> Self {
+        Self { state, detail, since: Utc::now(), connections, bridge }
     }
 }
 
@@ -76,6 +82,7 @@ impl BbbFloor {
             FloorState::Waiting,
             Some("asking BBB whether the meeting runs".into()),
             0,
+            None,
         ));
         let (ends_tx, ends_rx) = watch::channel(ends_at);
         let (stop, stop_rx) = watch::channel(());
@@ -89,6 +96,8 @@ impl BbbFloor {
             ends_at: ends_rx,
             stop: stop_rx,
             connections: 0,
+            bridge: None,
+            identity: format!("tolk-floor/{}", crate::ids::random_hex(6)),
         };
         tokio::spawn(runner.run().instrument(span));
         Self { status, ends_at: ends_tx, _stop: stop }
@@ -129,16 +138,22 @@ struct Runner {
     ends_at: watch::Receiver<DateTime<Utc>>,
     stop: watch::Receiver<()>,
     connections: u32,
+    /// The bridge of the current (or last) connection.
+    bridge: Option<Bridge>,
+    /// The floor's participant identity in LiveKit rooms: one for the floor's life, so a
+    /// reconnection replaces the previous session instead of leaving a ghost.
+    identity: String,
 }
 
 impl Runner {
     fn set(&self, state: FloorState, detail: Option<String>) {
         let connections = self.connections;
+        let bridge = self.bridge;
         self.status.send_if_modified(|s| {
-            if s.state == state && s.detail == detail && s.connections == connections {
+            if s.state == state && s.detail == detail && s.connections == connections && s.bridge == bridge {
                 return false;
             }
-            *s = FloorStatus::new(state, detail, connections);
+            *s = FloorStatus::new(state, detail, connections, bridge);
             true
         });
     }
@@ -173,7 +188,6 @@ impl Runner {
                     continue;
                 }
             }
-            self.set(FloorState::Joining, Some(format!("joining as \"{}\"", self.api.config().bot_name)));
             match self.session().await {
                 Ok((Outcome::Leave, _)) => break,
                 Ok((Outcome::Dropped(reason), live)) => {
@@ -240,7 +254,93 @@ impl Runner {
         Ok(socket)
     }
 
+    /// One connection through the bridge `TOLK_BBB_AUDIO` picks for the meeting now.
     async fn session(&mut self) -> Result<(Outcome, bool), BbbError> {
+        match self.choose_bridge().await? {
+            (Bridge::Sfu, _) => {
+                self.bridge = Some(Bridge::Sfu);
+                self.set(FloorState::Joining, Some(format!("joining as \"{}\"", self.api.config().bot_name)));
+                self.sfu_session().await
+            }
+            (Bridge::Livekit, room) => {
+                self.bridge = Some(Bridge::Livekit);
+                self.set(FloorState::Joining, Some("joining the meeting's LiveKit room".into()));
+                self.livekit_session(&room).await
+            }
+        }
+    }
+
+    /// The bridge for the meeting, and its LiveKit room's name (BBB's internal meeting id).
+    async fn choose_bridge(&self) -> Result<(Bridge, String), BbbError> {
+        let config = self.api.config();
+        let livekit = match (config.audio, &config.livekit) {
+            (AudioBridge::Sfu, _) | (AudioBridge::Auto, None) => return Ok((Bridge::Sfu, String::new())),
+            (AudioBridge::LiveKit, None) => return Err(LiveKitError::NotConfigured.into()),
+            (_, Some(livekit)) => livekit,
+        };
+        let room = match self.api.meeting_info(&self.meeting).await? {
+            Some(info) if !info.internal_id.is_empty() => info.internal_id,
+            _ => {
+                return Err(BbbError::Xml {
+                    call: "getMeetingInfo".into(),
+                    detail: "no internalMeetingID".into(),
+                });
+            }
+        };
+        if config.audio == AudioBridge::LiveKit {
+            return Ok((Bridge::Livekit, room));
+        }
+        match rooms::find_room(livekit, &room).await {
+            Ok(Some(found)) => {
+                info!(room = %found.name, metadata = %found.metadata, "the meeting's audio runs on LiveKit");
+                Ok((Bridge::Livekit, room))
+            }
+            Ok(None) => Ok((Bridge::Sfu, room)),
+            Err(e) => {
+                warn!(error = %e, "cannot ask LiveKit about the meeting; taking bbb-webrtc-sfu's mix");
+                Ok((Bridge::Sfu, room))
+            }
+        }
+    }
+
+    /// Join the meeting's LiveKit room and mix it into the floor until it drops or Tolk leaves.
+    async fn livekit_session(&mut self, room: &str) -> Result<(Outcome, bool), BbbError> {
+        let livekit = self.api.config().livekit.clone().ok_or(LiveKitError::NotConfigured)?;
+        let forward = self.forward_socket()?;
+        let mut session =
+            LiveKitSession::connect(&livekit, room, &self.identity, forward, self.forward_to).await?;
+        self.connections += 1;
+        self.set(FloorState::Joining, Some("in the meeting's LiveKit room; waiting for its audio".into()));
+        let mut stop = self.stop.clone();
+        let mut ends = self.ends_at.clone();
+        let outcome = loop {
+            let until_end = until(*ends.borrow());
+            tokio::select! {
+                _ = stop.changed() => break Ok(Outcome::Leave),
+                changed = ends.changed() => if changed.is_err() { break Ok(Outcome::Leave) },
+                () = tokio::time::sleep(until_end) => break Ok(Outcome::Leave),
+                note = session.next() => match note {
+                    Ok(SessionNote::Connected) => {
+                        info!("connected to LiveKit's media: the floor is the meeting's mix");
+                        self.set(FloorState::Live, None);
+                    }
+                    Ok(SessionNote::FirstAudio) => {
+                        info!("the meeting's microphones are on the floor");
+                        self.set(FloorState::Live, None);
+                    }
+                    Ok(SessionNote::Dropped(reason)) => break Ok(Outcome::Dropped(reason)),
+                    Err(e) => break Err(BbbError::from(e)),
+                },
+            }
+        };
+        let live = session.packets_in() > 0;
+        info!(packets = session.packets_in(), mix = ?session.mix_stats(), "LiveKit session closed");
+        session.close().await;
+        outcome.map(|o| (o, live))
+    }
+
+    /// One connection to bbb-webrtc-sfu's listen-only mix.
+    async fn sfu_session(&mut self) -> Result<(Outcome, bool), BbbError> {
         let config = self.api.config().clone();
         let bot = self.api.join_bot(&self.meeting).await?;
         match self.api.stuns(&bot).await {

@@ -3,13 +3,16 @@
 //! websocket (`sfu.rs`), receives the meeting's listen-only mix over WebRTC (`peer.rs`) and hands
 //! it to the media shards as the event's floor; `floor.rs` keeps that going for the event's life
 //! (waits for the meeting, reconnects, leaves). Tolk never sends audio into the meeting.
-//! `session.rs` asks bbb-web who a participant's session token belongs to (the BBB plugin's
+//! A meeting whose audio runs on LiveKit (BBB 4.0) is taken from its LiveKit room instead
+//! (`livekit/`), mixed by Tolk. `session.rs` asks bbb-web who a participant's session token belongs to (the BBB plugin's
 //! calls).
 
 pub(crate) mod api;
 pub(crate) mod checksum;
 pub(crate) mod floor;
+pub mod livekit;
 pub(crate) mod peer;
+pub(crate) mod rtc_link;
 pub(crate) mod session;
 pub(crate) mod sfu;
 
@@ -63,6 +66,10 @@ pub struct BbbConfig {
     /// checkGraphqlAuthorization` under `url`; on the BBB host itself, bbb-web's own port
     /// `http://127.0.0.1:8090/bigbluebutton/connection/checkGraphqlAuthorization` saves nginx).
     pub session_check: Option<url::Url>,
+    /// Which bridge carries a meeting's audio to Tolk (default: auto).
+    pub audio: livekit::AudioBridge,
+    /// The BBB server's LiveKit (None: LiveKit meetings cannot be heard).
+    pub livekit: Option<livekit::LiveKitConfig>,
 }
 
 impl BbbConfig {
@@ -93,6 +100,8 @@ impl BbbConfig {
             poll: Duration::from_secs(5),
             keepalive: Duration::from_secs(15),
             session_check: None,
+            audio: livekit::AudioBridge::default(),
+            livekit: None,
         })
     }
 }
@@ -155,6 +164,9 @@ pub enum BbbError {
     /// The WebRTC media from BBB failed (sockets, candidates, the connection itself).
     #[error("media from BBB: {0}")]
     Media(String),
+    /// The meeting's LiveKit room could not be joined or heard.
+    #[error(transparent)]
+    LiveKit(#[from] livekit::LiveKitError),
 }
 
 fn failed(call: &str, key: &str, message: &str, algorithm: Algorithm) -> String {
@@ -173,6 +185,7 @@ impl BbbError {
     pub fn is_lasting(&self) -> bool {
         matches!(self, BbbError::Failed { key, .. } if key == "checksumError")
             || matches!(self, BbbError::Config(_) | BbbError::NotConfigured)
+            || matches!(self, BbbError::LiveKit(e) if e.is_lasting())
     }
 }
 
@@ -180,6 +193,19 @@ impl BbbError {
 /// their own); a provider installed before stays.
 pub fn install_default_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// An HTTP client for BBB's servers: Tolk's TLS, no redirects, 5 s to connect, `timeout` per
+/// request.
+pub(crate) fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, BbbError> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config()?.as_ref().clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .user_agent(concat!("tolk/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| BbbError::Client(e.to_string()))
 }
 
 /// TLS for the API and the websocket: aws-lc-rs (already in the binary for DTLS) and the

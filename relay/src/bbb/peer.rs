@@ -8,13 +8,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
-use tracing::debug;
+use str0m::{Event, IceConnectionState, Rtc};
 
 use super::BbbError;
+use super::rtc_link::{Polled, RtcLink, forward_rtp};
+use crate::media::rtp::RtpHeader;
 
 /// What the peer reports to the floor runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,15 +36,12 @@ pub(super) fn forward_socket(forward_to: SocketAddr) -> Result<std::net::UdpSock
 }
 
 pub(super) struct FloorPeer {
-    rtc: Rtc,
-    socket: tokio::net::UdpSocket,
-    local: SocketAddr,
+    link: RtcLink,
     pending: Option<SdpPendingOffer>,
     forward: Arc<std::net::UdpSocket>,
     forward_to: SocketAddr,
     ssrc: u32,
     packets: u64,
-    buf: Vec<u8>,
     out: Vec<u8>,
 }
 
@@ -55,46 +52,28 @@ impl FloorPeer {
         forward: Arc<std::net::UdpSocket>,
         forward_to: SocketAddr,
     ) -> Result<Self, BbbError> {
-        let io = |what: &str, e: std::io::Error| BbbError::Media(format!("{what}: {e}"));
-        let local_ip = route_source(remote).map_err(|e| io("no route to BBB's media address", e))?;
-        let socket = tokio::net::UdpSocket::bind(SocketAddr::new(local_ip, 0))
-            .await
-            .map_err(|e| io("could not bind a UDP socket for BBB's media", e))?;
-        let local = socket.local_addr().map_err(|e| io("UDP socket", e))?;
-        let mut rtc =
+        let rtc =
             Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).build(Instant::now());
-        let candidate = Candidate::host(local, "udp")
-            .map_err(|e| BbbError::Media(format!("local candidate {local}: {e}")))?;
-        rtc.add_local_candidate(candidate);
+        let link = RtcLink::bind(remote, rtc).await.map_err(BbbError::Media)?;
         Ok(Self {
-            rtc,
-            socket,
-            local,
+            link,
             pending: None,
             forward,
             forward_to,
             ssrc: rand::random(),
             packets: 0,
-            buf: vec![0; 2000],
             out: Vec::with_capacity(1500),
         })
     }
 
     /// Answer the server's offer (BBB 3.x).
     pub(super) fn answer(&mut self, offer: &str) -> Result<String, BbbError> {
-        let offer = SdpOffer::from_sdp_string(offer)
-            .map_err(|e| BbbError::Signalling(format!("the server's SDP offer is malformed: {e}")))?;
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| BbbError::Signalling(format!("cannot answer the server's offer: {e}")))?;
-        Ok(answer.to_sdp_string())
+        self.link.answer(offer).map_err(|e| BbbError::Signalling(format!("the server's offer: {e}")))
     }
 
     /// Our offer: one receive-only audio section (older BBB servers).
     pub(super) fn offer(&mut self) -> Result<String, BbbError> {
-        let mut change = self.rtc.sdp_api();
+        let mut change = self.link.rtc.sdp_api();
         change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let (offer, pending) = change.apply().ok_or_else(|| BbbError::Media("str0m made no offer".into()))?;
         self.pending = Some(pending);
@@ -107,7 +86,8 @@ impl FloorPeer {
             self.pending.take().ok_or_else(|| BbbError::Signalling("an answer without our offer".into()))?;
         let answer = SdpAnswer::from_sdp_string(answer)
             .map_err(|e| BbbError::Signalling(format!("the server's SDP answer is malformed: {e}")))?;
-        self.rtc
+        self.link
+            .rtc
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| BbbError::Signalling(format!("cannot use the server's answer: {e}")))
@@ -115,58 +95,32 @@ impl FloorPeer {
 
     /// A trickled remote candidate (`candidate:…` or `a=candidate:…`); a bad one is ignored.
     pub(super) fn add_remote_candidate(&mut self, candidate: &str) {
-        let line = candidate.trim().trim_start_matches("a=");
-        match Candidate::from_sdp_string(line) {
-            Ok(c) => self.rtc.add_remote_candidate(c),
-            Err(e) => debug!(error = %e, "remote candidate ignored"),
-        }
+        self.link.add_remote_candidate(candidate);
     }
 
     /// Drive the peer until it has something to report. Cancel-safe: all state is in `self`.
     pub(super) async fn next(&mut self) -> Result<PeerNote, BbbError> {
         loop {
             let deadline = loop {
-                match self.rtc.poll_output().map_err(|e| BbbError::Media(e.to_string()))? {
-                    Output::Timeout(t) => break t,
-                    Output::Transmit(t) => {
-                        let _ = self.socket.try_send_to(&t.contents, t.destination);
-                    }
-                    Output::Event(Event::Connected) => return Ok(PeerNote::Connected),
-                    Output::Event(Event::IceConnectionStateChange(IceConnectionState::Disconnected)) => {
+                match self.link.poll().map_err(BbbError::Media)? {
+                    Polled::Timeout(t) => break t,
+                    Polled::Event(Event::Connected) => return Ok(PeerNote::Connected),
+                    Polled::Event(Event::IceConnectionStateChange(IceConnectionState::Disconnected)) => {
                         return Ok(PeerNote::Lost);
                     }
-                    Output::Event(Event::RtpPacket(packet)) => {
+                    Polled::Event(Event::RtpPacket(packet)) => {
                         self.forward(&packet);
                         if self.packets == 1 {
                             return Ok(PeerNote::FirstAudio);
                         }
                     }
-                    Output::Event(_) => {}
+                    Polled::Event(_) => {}
                 }
             };
-            if !self.rtc.is_alive() {
+            if !self.link.rtc.is_alive() {
                 return Ok(PeerNote::Lost);
             }
-            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
-            tokio::select! {
-                received = self.socket.recv_from(&mut self.buf) => {
-                    let (n, source) = received.map_err(|e| BbbError::Media(format!("UDP receive: {e}")))?;
-                    let Some(data) = self.buf.get(..n) else { continue };
-                    match Receive::new(Protocol::Udp, source, self.local, data) {
-                        Ok(receive) => {
-                            if let Err(e) = self.rtc.handle_input(Input::Receive(Instant::now(), receive)) {
-                                debug!(error = %e, %source, "datagram from BBB rejected");
-                            }
-                        }
-                        Err(e) => debug!(error = %e, %source, "datagram that is not STUN, DTLS or RTP"),
-                    }
-                }
-                () = sleep => {
-                    self.rtc
-                        .handle_input(Input::Timeout(Instant::now()))
-                        .map_err(|e| BbbError::Media(e.to_string()))?;
-                }
-            }
+            self.link.wait(deadline).await.map_err(BbbError::Media)?;
         }
     }
 
@@ -177,27 +131,18 @@ impl FloorPeer {
 
     fn forward(&mut self, packet: &str0m::rtp::RtpPacket) {
         let h = &packet.header;
-        self.out.clear();
-        self.out.push(0x80);
-        self.out.push((u8::from(h.marker) << 7) | (*h.payload_type & 0x7f));
-        self.out.extend_from_slice(&h.sequence_number.to_be_bytes());
-        self.out.extend_from_slice(&h.timestamp.to_be_bytes());
-        self.out.extend_from_slice(&self.ssrc.to_be_bytes());
-        self.out.extend_from_slice(&packet.payload);
-        match self.forward.send_to(&self.out, self.forward_to) {
-            Ok(_) => self.packets += 1,
-            Err(e) => debug!(error = %e, "floor packet not forwarded"),
+        let header = RtpHeader {
+            payload_type: *h.payload_type,
+            marker: h.marker,
+            seq: h.sequence_number,
+            timestamp: h.timestamp,
+            ssrc: self.ssrc,
+            extension: None,
+        };
+        if forward_rtp(&self.forward, self.forward_to, &mut self.out, header, &packet.payload) {
+            self.packets += 1;
         }
     }
-}
-
-/// The local address the system would send from toward `remote` (no packet is sent).
-fn route_source(remote: IpAddr) -> std::io::Result<IpAddr> {
-    let any: IpAddr =
-        if remote.is_ipv4() { [0, 0, 0, 0].into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
-    let probe = std::net::UdpSocket::bind(SocketAddr::new(any, 0))?;
-    probe.connect(SocketAddr::new(remote, 9))?;
-    Ok(probe.local_addr()?.ip())
 }
 
 /// The address of the first UDP candidate in an SDP (where BBB's media is).
@@ -220,10 +165,5 @@ mod tests {
         let sdp = "v=0\r\na=candidate:1 1 tcp 1 10.0.0.1 9 typ host\r\na=candidate:udpcandidate 1 udp 1076302079 198.51.100.7 24577 typ host\r\n";
         assert_eq!(first_candidate_ip(sdp), Some("198.51.100.7".parse().unwrap()));
         assert_eq!(first_candidate_ip("v=0\r\n"), None);
-    }
-
-    #[test]
-    fn loopback_routes_from_loopback() {
-        assert!(route_source("127.0.0.1".parse().unwrap()).unwrap().is_loopback());
     }
 }

@@ -150,6 +150,12 @@ impl FloorMix {
         Ok(true)
     }
 
+    /// Start the floor's frames at `now` if no packet has started them yet: a meeting where
+    /// nobody talks is heard as silence.
+    pub fn start(&mut self, now: Instant) {
+        self.next_tick.get_or_insert(now);
+    }
+
     /// The track is gone (unpublished, unsubscribed, its participant left).
     pub fn remove(&mut self, track: TrackKey) {
         self.tracks.remove(&track);
