@@ -59,6 +59,8 @@ pub struct LiveKitStandIn {
 impl LiveKitStandIn {
     /// Serve on a free loopback port.
     pub async fn start(config: LiveKitConfig) -> anyhow::Result<Self> {
+        // reqwest's TLS wants a process-wide provider (the tests' HTTP clients).
+        tolk_relay::bbb::install_default_crypto();
         let hub = Hub::new(config.auto_create);
         let app =
             App { hub: hub.clone(), api_key: config.api_key.clone(), api_secret: config.api_secret.clone() };
