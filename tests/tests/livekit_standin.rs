@@ -99,6 +99,31 @@ async fn livekit_client_publishes_and_is_heard_by_another_and_by_a_hidden_partic
     println!("forwarded {forwarded} packets for {received} received");
     assert!(forwarded + 10 >= 2 * received, "forwarded to two subscribers: {before:?} → {after:?}");
     assert_eq!(after.with_audio_level, after.received, "every packet had its level");
+    // The hidden one unsubscribes: only bob gets the track; it subscribes again and hears it again.
+    let subscription = |subscribe| {
+        proto::signal_request::Message::Subscription(proto::UpdateSubscription {
+            track_sids: vec![track.clone()],
+            subscribe,
+            ..Default::default()
+        })
+    };
+    let offers = lk.stats().subscriber_offers;
+    peer.send(subscription(false))?;
+    lk.wait_until(|s| s.subscriber_offers >= offers + 1, WAIT).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = lk.stats().tracks[&track].clone();
+    let packets = peer.tracks()[&track].packets;
+    let after = lk.wait_until(|s| s.tracks[&track].received >= before.received + 50, WAIT).await?.tracks
+        [&track]
+        .clone();
+    let (received, forwarded) = (after.received - before.received, after.forwarded - before.forwarded);
+    println!("unsubscribed: forwarded {forwarded} packets for {received} received");
+    assert!(forwarded <= received + 5, "only bob gets it: {before:?} → {after:?}");
+    assert!(peer.tracks()[&track].packets <= packets + 5, "the hidden one gets nothing");
+    peer.send(subscription(true))?;
+    let packets = peer.tracks()[&track].packets;
+    peer.wait_until(|t| t[&track].packets > packets + 50, WAIT).await?;
+
     let everyone: Vec<_> = lk.participants(ROOM).iter().map(|p| p.identity.clone()).collect();
     assert_eq!(everyone.len(), 3, "the room has all three: {everyone:?}");
 
@@ -119,7 +144,14 @@ async fn livekit_client_publishes_and_is_heard_by_another_and_by_a_hidden_partic
         bob.eval("window.lk.events.map(e => e.identity).filter(i => i === 'tolk-floor').length").await?;
     assert_eq!(events, 0, "bob never heard of the hidden participant");
 
+    // A leaves: B is told.
     alice.close().await?;
+    bob.wait_for(
+        "window.lk.events.some(e => e.type === 'participantDisconnected' && e.identity === 'alice')",
+        WAIT,
+    )
+    .await?;
+    assert_eq!(bob.eval("window.lk.participants()").await?, serde_json::json!([]));
     bob.close().await?;
     let _ = std::fs::remove_file(&wav);
     let stats = lk.stats();

@@ -18,7 +18,7 @@ use str0m::change::SdpOffer;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -147,6 +147,7 @@ pub struct PeerTrack {
 /// A subscribe-only peer on str0m, answering the server's offers on a [`SignalClient`].
 pub struct SubscriberPeer {
     tracks: watch::Receiver<HashMap<String, PeerTrack>>,
+    requests: mpsc::UnboundedSender<Req>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<SignalClient>>,
 }
@@ -156,8 +157,14 @@ impl SubscriberPeer {
     pub fn start(signal: SignalClient) -> Self {
         let (tx, tracks) = watch::channel(HashMap::new());
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(signal, tx, stopped));
-        Self { tracks, stop: Some(stop), task }
+        let (requests, pending) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(signal, tx, pending, stopped));
+        Self { tracks, requests, stop: Some(stop), task }
+    }
+
+    /// Send a request on the peer's signalling connection (e.g. `update_subscription`).
+    pub fn send(&self, request: Req) -> anyhow::Result<()> {
+        self.requests.send(request).map_err(|_| anyhow::anyhow!("the subscriber peer stopped"))
     }
 
     /// What arrived so far, by track sid.
@@ -200,6 +207,7 @@ fn candidate_init(candidate: &Candidate) -> String {
 async fn run(
     mut signal: SignalClient,
     tracks: watch::Sender<HashMap<String, PeerTrack>>,
+    mut requests: mpsc::UnboundedReceiver<Req>,
     mut stopped: oneshot::Receiver<()>,
 ) -> anyhow::Result<SignalClient> {
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
@@ -257,6 +265,7 @@ async fn run(
         }
         tokio::select! {
             _ = &mut stopped => break,
+            Some(request) = requests.recv() => signal.send(request).await?,
             received = socket.recv_from(&mut buf) => {
                 let (n, source) = received?;
                 if let Ok(receive) = Receive::new(Protocol::Udp, source, local, &buf[..n]) {
