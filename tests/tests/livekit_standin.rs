@@ -247,6 +247,54 @@ async fn signalling_answers_pings_lists_others_and_hides_hidden_ones() -> anyhow
     alice.wait_for(|m| matches!(m, Resp::PongResp(p) if p.last_ping_timestamp == 7), WAIT).await?;
     // Every client gets a subscriber offer at once (subscriber primary).
     alice.wait_for(|m| matches!(m, Resp::Offer(_)), WAIT).await?;
+    // Publishing: audio only, and only with the grant.
+    use proto::request_response::{Reason, Request};
+    let add_track = |cid: &str, kind: proto::TrackType| {
+        proto::signal_request::Message::AddTrack(proto::AddTrackRequest {
+            cid: cid.into(),
+            name: "microphone".into(),
+            r#type: kind as i32,
+            source: proto::TrackSource::Microphone as i32,
+            ..Default::default()
+        })
+    };
+    hidden.send(add_track("h1", proto::TrackType::Audio)).await?;
+    hidden
+        .wait_for(
+            |m| {
+                matches!(m, Resp::RequestResponse(r) if r.reason == Reason::NotAllowed as i32
+                && matches!(&r.request, Some(Request::AddTrack(a)) if a.cid == "h1"))
+            },
+            WAIT,
+        )
+        .await?;
+    alice.send(add_track("v1", proto::TrackType::Video)).await?;
+    alice
+        .wait_for(
+            |m| matches!(m, Resp::RequestResponse(r) if r.reason == Reason::UnsupportedType as i32),
+            WAIT,
+        )
+        .await?;
+    alice.send(add_track("a1", proto::TrackType::Audio)).await?;
+    let Resp::TrackPublished(published) =
+        alice.wait_for(|m| matches!(m, Resp::TrackPublished(_)), WAIT).await?
+    else {
+        anyhow::bail!("no track_published");
+    };
+    assert_eq!(published.cid, "a1");
+    let track = published.track.unwrap_or_default();
+    assert!(track.sid.starts_with("TR_") && track.mime_type == "audio/opus");
+    assert_eq!(lk.stats().tracks_published, 1);
+    alice
+        .send(proto::signal_request::Message::Mute(proto::MuteTrackRequest {
+            sid: track.sid.clone(),
+            muted: true,
+        }))
+        .await?;
+    hidden
+        .wait_for(|m| matches!(m, Resp::Update(u) if u.participants.iter().any(|p| p.tracks.iter().any(|t| t.muted))), WAIT)
+        .await?;
+    assert!(lk.stats().tracks[&track.sid].muted);
     // Bob arrives: alice is told, the hidden one is not among what bob sees.
     let (bob, joined) = SignalClient::connect(&lk.url(), &lk.join_token(ROOM, "bob"), true).await?;
     let others: Vec<_> = joined.other_participants.iter().map(|p| p.identity.clone()).collect();

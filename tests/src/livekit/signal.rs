@@ -223,11 +223,28 @@ fn handle(
             let _ = media.send(MediaCommand::Candidate { target: t.target, candidate: t.candidate_init });
         }
         Req::AddTrack(add) => {
+            let refuse =
+                |reason: proto::request_response::Reason, message: &str, add: proto::AddTrackRequest| {
+                    reply(Resp::RequestResponse(proto::RequestResponse {
+                        reason: reason as i32,
+                        message: message.to_owned(),
+                        request: Some(proto::request_response::Request::AddTrack(add)),
+                        ..Default::default()
+                    }));
+                };
             if !grants.can_publish() {
-                tracing::info!("livekit stand-in: {sid} may not publish");
+                refuse(
+                    proto::request_response::Reason::NotAllowed,
+                    "does not have permission to publish",
+                    add,
+                );
             } else if add.r#type != proto::TrackType::Audio as i32 {
-                // Audio only: a video track is never published (the client's request times out).
-                tracing::info!("livekit stand-in: video track {} of {sid} ignored", add.cid);
+                // Audio only: a video track is refused (livekit-client's publish then times out).
+                refuse(
+                    proto::request_response::Reason::UnsupportedType,
+                    "the stand-in forwards audio only",
+                    add,
+                );
             } else {
                 let track = proto::TrackInfo {
                     sid: new_sid("TR_"),
