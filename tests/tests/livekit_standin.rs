@@ -25,6 +25,9 @@ async fn standin() -> anyhow::Result<LiveKitStandIn> {
 
 /// Open the test page in `browser` and join `ROOM` as `identity`.
 async fn join(browser: &Browser, lk: &LiveKitStandIn, identity: &str) -> anyhow::Result<()> {
+    if !tolk_tests::livekit::page_dir().join("node_modules/livekit-client").exists() {
+        anyhow::bail!("tests/web/livekit has no node_modules: run `npm ci` there (./scripts/test does)");
+    }
     browser.goto(&lk.page_url()).await?;
     browser.wait_for("!!window.lk", WAIT).await?;
     let token = lk.join_token(ROOM, identity);
@@ -143,6 +146,11 @@ async fn livekit_client_publishes_and_is_heard_by_another_and_by_a_hidden_partic
     let events =
         bob.eval("window.lk.events.map(e => e.identity).filter(i => i === 'tolk-floor').length").await?;
     assert_eq!(events, 0, "bob never heard of the hidden participant");
+
+    // The room's metadata changes: B is told.
+    lk.set_room_metadata(ROOM, r#"{"bbb_meetingId":"m1","bbb_audioBridge":"livekit","changed":true}"#)?;
+    bob.wait_for("window.lk.events.some(e => e.type === 'roomMetadataChanged')", WAIT).await?;
+    assert_eq!(bob.eval("window.lk.room.metadata.includes('changed')").await?, true);
 
     // A leaves: B is told.
     alice.close().await?;
