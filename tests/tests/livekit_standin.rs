@@ -127,8 +127,10 @@ async fn livekit_client_publishes_and_is_heard_by_another_and_by_a_hidden_partic
     let packets = peer.tracks()[&track].packets;
     peer.wait_until(|t| t[&track].packets > packets + 50, WAIT).await?;
 
-    let everyone: Vec<_> = lk.participants(ROOM).iter().map(|p| p.identity.clone()).collect();
+    let everyone = lk.participants(ROOM);
     assert_eq!(everyone.len(), 3, "the room has all three: {everyone:?}");
+    let published = everyone.iter().flat_map(|p| &p.tracks).find(|t| t.sid == track);
+    assert!(published.is_some_and(|t| !t.mid.is_empty()), "the track knows its section: {published:?}");
 
     // A mutes: the stand-in and B know; then unmutes.
     alice.eval_promise("window.lk.mute(true)").await?;

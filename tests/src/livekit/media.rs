@@ -263,6 +263,7 @@ impl Task {
                 });
                 if let Some(at) = at {
                     let (_, track) = self.expected.remove(at);
+                    self.ctx.hub.set_mid(&self.ctx.room, &self.ctx.sid, &track, &added.mid.to_string());
                     self.incoming.insert(added.mid, track);
                 }
             }

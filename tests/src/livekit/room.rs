@@ -98,7 +98,7 @@ impl RoomState {
         self.members.iter().filter(|m| !m.hidden && m.info.sid != viewer).map(|m| m.info.clone()).collect()
     }
 
-    /// Tell every other member about `sid` (unless it is hidden).
+    /// Tell every member (itself too, as livekit-server does) about `sid`, unless it is hidden.
     fn announce(&self, sid: &str) {
         let Some(m) = self.member(sid) else { return };
         if m.hidden {
@@ -114,7 +114,7 @@ impl RoomState {
 #[derive(Default)]
 pub(crate) struct Inner {
     pub rooms: HashMap<String, RoomState>,
-    /// Which track sids the publisher's media mids carry: (participant sid, track sid).
+    /// Track sid → (room, publisher's sid).
     pub track_owner: HashMap<String, (String, String)>,
 }
 
@@ -186,7 +186,10 @@ impl Hub {
 
     /// Delete a room, disconnecting its participants; false if there was none.
     pub fn delete_room(&self, name: &str) -> bool {
-        let Some(state) = self.lock().rooms.remove(name) else { return false };
+        let mut inner = self.lock();
+        let Some(state) = inner.rooms.remove(name) else { return false };
+        inner.track_owner.retain(|_, (room, _)| room != name);
+        drop(inner);
         for m in &state.members {
             m.send(Resp::Leave(proto::LeaveRequest {
                 reason: proto::DisconnectReason::RoomDeleted as i32,
@@ -321,6 +324,15 @@ impl Hub {
                 },
             );
         });
+    }
+
+    /// The publisher's media section that carries `track` (its `TrackInfo.mid`).
+    pub fn set_mid(&self, room: &str, sid: &str, track: &str, mid: &str) {
+        let mut inner = self.lock();
+        let member = inner.rooms.get_mut(room).and_then(|s| s.members.iter_mut().find(|m| m.info.sid == sid));
+        if let Some(t) = member.and_then(|m| m.info.tracks.iter_mut().find(|t| t.sid == track)) {
+            t.mid = mid.to_owned();
+        }
     }
 
     pub fn mute(&self, room: &str, sid: &str, track: &str, muted: bool) {
