@@ -1,10 +1,11 @@
 //! Support for Tolk's integration tests: the relay in-process, real WebRTC clients (str0m), test
-//! audio and its measurement, headless Chromium, a BigBlueButton stand-in, and nginx in front.
+//! audio and its measurement, headless Chromium, a BigBlueButton stand-in, a LiveKit stand-in, and nginx in front.
 
 pub mod audio;
 pub mod bbb;
 pub mod browser;
 pub mod client;
+pub mod livekit;
 pub mod log;
 pub mod nginx;
 pub mod relay;
