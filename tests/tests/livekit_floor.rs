@@ -1,0 +1,204 @@
+//! The floor of a BBB meeting whose audio runs on LiveKit (BBB 4.0): the BBB stand-in says the
+//! meeting's internal id, the LiveKit stand-in has its room, and three real `livekit-client`s in
+//! headless Chromium publish 440, 660 and 880 Hz from fake microphones. Tolk (`TOLK_BBB_AUDIO=auto`)
+//! finds the room, joins it hidden, mixes the microphones into the floor, and a Tolk listener hears
+//! one speaker at a time, then two at once, then silence without a gap; the meeting's participants
+//! never see Tolk. A meeting without a LiveKit room is taken from bbb-webrtc-sfu as before.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+use tolk_relay::api::{EventView, FloorState, FloorStatus};
+use tolk_relay::bbb::BbbConfig;
+use tolk_relay::bbb::livekit::{AudioBridge, Bridge};
+use tolk_relay::ids::EventId;
+use tolk_tests::audio::{dominant_frequency, power_at, tone_wav};
+use tolk_tests::bbb::{BbbStandIn, StandInConfig};
+use tolk_tests::browser::Browser;
+use tolk_tests::client;
+use tolk_tests::livekit::LiveKitStandIn;
+use tolk_tests::relay::TestRelay;
+
+const WAIT: Duration = Duration::from_secs(30);
+/// What bbb-webrtc-sfu's listen-only mix carries in the stand-in: heard only if Tolk took the
+/// wrong bridge.
+const SFU_TONE: f64 = 300.0;
+const TONES: [f64; 3] = [440.0, 660.0, 880.0];
+
+/// A relay whose BBB server is `bbb` and whose LiveKit is `lk`.
+async fn relay_for(bbb: &BbbStandIn, lk: Option<&LiveKitStandIn>) -> anyhow::Result<TestRelay> {
+    let mut config = BbbConfig::new(&bbb.api_url(), bbb.secret())?;
+    config.poll = Duration::from_millis(200);
+    config.keepalive = Duration::from_secs(1);
+    config.audio = AudioBridge::Auto;
+    config.livekit = match lk {
+        Some(lk) => {
+            Some(tolk_relay::bbb::livekit::LiveKitConfig::new(&lk.url(), lk.api_key(), lk.api_secret())?)
+        }
+        None => None,
+    };
+    TestRelay::start_with(1, move |s| s.bbb = Some(config)).await
+}
+
+async fn bbb_event(relay: &TestRelay, meeting: &str) -> anyhow::Result<EventView> {
+    let now = chrono::Utc::now();
+    relay
+        .create_event(json!({
+            "title": "BBB 4.0 plenary",
+            "floor_language": "en",
+            "languages": ["fr"],
+            "starts_at": (now - chrono::Duration::minutes(5)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "expected_listeners": 50,
+            "floor": {"kind": "bbb", "meeting_id": meeting},
+        }))
+        .await
+}
+
+async fn floor_until(
+    relay: &TestRelay,
+    event: &str,
+    what: impl Fn(&FloorStatus) -> bool,
+) -> anyhow::Result<FloorStatus> {
+    let mut watch =
+        relay.server.watch_floor(&EventId::parse(event)?).ok_or_else(|| anyhow::anyhow!("no BBB floor"))?;
+    let waited = tokio::time::timeout(WAIT, watch.wait_for(|s| what(s))).await.map(|r| r.map(|s| s.clone()));
+    match waited {
+        Ok(status) => Ok(status?),
+        Err(_) => anyhow::bail!("floor state still {:?} after {WAIT:?}", watch.borrow().clone()),
+    }
+}
+
+/// A meeting participant in Chromium: joined the room and publishing its fake microphone, muted.
+struct Speaker {
+    browser: Browser,
+    track: String,
+    _wav: PathBuf,
+}
+
+async fn speaker(lk: &LiveKitStandIn, room: &str, identity: &str, frequency: f64) -> anyhow::Result<Speaker> {
+    if !tolk_tests::livekit::page_dir().join("node_modules/livekit-client").exists() {
+        anyhow::bail!("tests/web/livekit has no node_modules: run `npm ci` there (./scripts/test does)");
+    }
+    let wav = std::env::temp_dir().join(format!("tolk-lk-floor-{}-{identity}.wav", std::process::id()));
+    std::fs::write(&wav, tone_wav(frequency, 0.5, 120))?;
+    let browser = Browser::start(Some(&wav)).await?;
+    browser.goto(&lk.page_url()).await?;
+    browser.wait_for("!!window.lk", WAIT).await?;
+    let token = lk.join_token(room, identity);
+    let state = browser.eval_promise(&format!("window.lk.join({:?}, {token:?})", lk.url())).await?;
+    anyhow::ensure!(state == "connected", "{identity} did not connect: {state}");
+    let track = browser.eval_promise("window.lk.publishMicrophone()").await?;
+    let track = track.as_str().unwrap_or_default().to_owned();
+    browser.eval_promise("window.lk.mute(true)").await?;
+    Ok(Speaker { browser, track, _wav: wav })
+}
+
+impl Speaker {
+    async fn talk(&self, lk: &LiveKitStandIn, talking: bool) -> anyhow::Result<()> {
+        self.browser.eval_promise(&format!("window.lk.mute({})", !talking)).await?;
+        let track = self.track.clone();
+        lk.wait_until(move |s| s.tracks.get(&track).is_some_and(|t| t.muted != talking), WAIT).await?;
+        Ok(())
+    }
+}
+
+/// The last second the listener heard, after `packets` more packets: dominant frequency and the
+/// power of each test tone and of the SFU's, in dB.
+async fn hear(listener: &client::Client, packets: u64) -> anyhow::Result<(f64, Vec<f64>)> {
+    let since = listener.track(0).packets;
+    let stats = listener.wait_packets(0, since + packets, WAIT).await?;
+    let last = stats.last_seconds(1.0);
+    let db = |f: f64| 10.0 * power_at(last, f).max(1e-20).log10();
+    Ok((dominant_frequency(last), TONES.iter().chain([SFU_TONE].iter()).map(|f| db(*f)).collect()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_livekit_meeting_is_mixed_into_the_floor() -> anyhow::Result<()> {
+    let bbb = BbbStandIn::start(StandInConfig::default()).await?;
+    bbb.create_meeting("plenary-lk", SFU_TONE);
+    let room = bbb.internal_id("plenary-lk").ok_or_else(|| anyhow::anyhow!("no internal id"))?;
+    let lk = LiveKitStandIn::start(tolk_tests::livekit::LiveKitConfig::default()).await?;
+    lk.create_room(&room, r#"{"bbb_meetingId":"plenary-lk","bbb_audioBridge":"livekit"}"#);
+
+    let mut speakers = Vec::new();
+    for (identity, frequency) in ["ana", "ben", "cleo"].into_iter().zip(TONES) {
+        speakers.push(speaker(&lk, &room, identity, frequency).await?);
+    }
+
+    let relay = relay_for(&bbb, Some(&lk)).await?;
+    let event = bbb_event(&relay, "plenary-lk").await?;
+    let id = event.id.as_str();
+    let live = floor_until(&relay, id, |s| s.state == FloorState::Live).await?;
+    assert_eq!(live.bridge, Some(Bridge::Livekit), "{live:?}");
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/en")), 1).await?;
+
+    // Tolk is in the room, hidden: the participants do not see it, and BBB's bot never joined.
+    let tolk: Vec<_> =
+        lk.participants(&room).into_iter().filter(|p| p.identity.starts_with("tolk-floor/")).collect();
+    assert_eq!(tolk.len(), 1, "Tolk joined the room once");
+    assert_eq!(tolk[0].metadata, r#"{"bbb_system":true}"#);
+    let seen = speakers[0].browser.eval("window.lk.participants()").await?;
+    assert_eq!(seen, json!(["ben", "cleo"]), "ana sees the others but not Tolk");
+    assert!(bbb.stats().joins.is_empty(), "no listen-only bot joined through BBB's API");
+
+    // One speaker at a time: the floor carries that voice alone.
+    for (k, frequency) in TONES.iter().enumerate() {
+        speakers[k].talk(&lk, true).await?;
+        let (heard, db) = hear(&listener, 75).await?;
+        println!("{frequency} Hz talking: the listener hears {heard:.1} Hz; tones at {db:.1?} dB");
+        assert!((heard - frequency).abs() <= 5.0, "heard {heard} Hz while {frequency} Hz talks");
+        for (other, level) in TONES.iter().zip(&db).filter(|(f, _)| *f != frequency) {
+            assert!(*level < db[k] - 30.0, "{other} Hz ({level:.1} dB) is silent under {frequency} Hz");
+        }
+        assert!(db[3] < db[k] - 30.0, "nothing of bbb-webrtc-sfu's mix");
+        speakers[k].talk(&lk, false).await?;
+    }
+
+    // Two at once: both voices, at the same level.
+    speakers[0].talk(&lk, true).await?;
+    speakers[2].talk(&lk, true).await?;
+    let (_, db) = hear(&listener, 75).await?;
+    println!("440 and 880 Hz talking: tones at {db:.1?} dB");
+    assert!((db[0] - db[2]).abs() < 6.0, "both voices at about the same level: {db:?}");
+    assert!(db[1] < db[0] - 30.0, "660 Hz stays silent: {db:?}");
+
+    // Nobody talking: silence, and no gap (the floor keeps its 50 packets a second).
+    speakers[0].talk(&lk, false).await?;
+    speakers[2].talk(&lk, false).await?;
+    let before = listener.track(0).packets;
+    let started = std::time::Instant::now();
+    let stats = listener.wait_packets(0, before + 100, WAIT).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = (stats.packets - before) as f64 / elapsed;
+    let rms =
+        (stats.last_seconds(1.0).iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / (48_000.0f64)).sqrt();
+    println!("nobody talking: {rate:.1} packets/s, rms {rms:.5}");
+    assert!(rate > 40.0, "the floor keeps sending while nobody talks: {rate:.1} packets/s");
+    assert!(rms < 0.01, "silence while nobody talks: rms {rms}");
+    assert_eq!(listener.track(0).missing(), 0, "no packet of the floor lost");
+
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_without_a_livekit_room_is_taken_from_bbb_webrtc_sfu() -> anyhow::Result<()> {
+    let bbb = BbbStandIn::start(StandInConfig::default()).await?;
+    bbb.create_meeting("plenary-sfu", SFU_TONE);
+    let lk = LiveKitStandIn::start(tolk_tests::livekit::LiveKitConfig::default()).await?;
+    let relay = relay_for(&bbb, Some(&lk)).await?;
+    let event = bbb_event(&relay, "plenary-sfu").await?;
+    let live = floor_until(&relay, event.id.as_str(), |s| s.state == FloorState::Live).await?;
+    assert_eq!(live.bridge, Some(Bridge::Sfu), "{live:?}");
+    let listener =
+        client::listen(&relay.http, &relay.url(&format!("/whep/{}/en", event.id.as_str())), 1).await?;
+    let (heard, _) = hear(&listener, 100).await?;
+    assert!((heard - SFU_TONE).abs() <= 5.0, "heard {heard} Hz");
+    assert!(lk.rooms().is_empty(), "asking about the room did not create it");
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
+}
