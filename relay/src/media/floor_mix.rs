@@ -345,6 +345,51 @@ mod tests {
     }
 
     #[test]
+    fn a_speaker_who_starts_again_is_heard_within_a_frame() {
+        // Talks 20 frames, quiet 30 (level 127), again and again; packets arrive up to 3 ms late.
+        let mut mix = FloorMix::new(FloorMixSettings::default(), 0).expect("mix");
+        let voice = tone(440.0, 0.3, 50);
+        let quiet = tone(440.0, 0.0, 1).remove(0);
+        let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).expect("decoder");
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        let mut started = None;
+        let mut delays = Vec::new();
+        let mut was_quiet = true;
+        for n in 0..500u32 {
+            let talking = n % 50 < 20;
+            let arrival = t0 + TICK * n + Duration::from_micros(u64::from((n * 7919) % 3000));
+            // The mix ticks every 1 ms of simulated time up to this arrival.
+            let mut now = t0 + TICK * n.saturating_sub(1);
+            while now < arrival {
+                mix.tick(now, &mut out).expect("tick");
+                for frame in out.drain(..) {
+                    let mut pcm = [0f32; FRAME];
+                    decoder.decode_float(&frame.payload, &mut pcm, false).expect("decode");
+                    let loud = amplitude(&pcm, 440.0) > 0.05;
+                    if loud
+                        && was_quiet
+                        && let Some(at) = started.take()
+                    {
+                        delays.push(now.saturating_duration_since(at));
+                    }
+                    was_quiet = !loud;
+                }
+                now += Duration::from_millis(1);
+            }
+            if talking && n % 50 == 0 {
+                started = Some(arrival);
+            }
+            let (payload, level) = if talking { (&voice[n as usize % 50], 20) } else { (&quiet, 127) };
+            mix.push(TrackKey(1), u64::from(n), n * FRAME_TICKS, Some(level), payload, arrival)
+                .expect("push");
+        }
+        assert!(delays.len() >= 9, "{delays:?}");
+        let worst = delays.iter().max().copied().unwrap_or_default();
+        assert!(worst <= Duration::from_millis(45), "onset delays {delays:?}");
+    }
+
+    #[test]
     fn a_track_without_levels_is_always_decoded() {
         let mics = [Mic { packets: tone(440.0, 0.3, 50), level: None, talks: 0..50 }];
         let (pcm, mix, _) = run(&mics, 50);

@@ -64,9 +64,11 @@ impl Playout {
         self.next.is_none() && self.packets.len() <= self.target_depth()
     }
 
-    /// Target depth in frames: twice the jitter, at least `min_depth`.
+    /// Target depth in frames: twice the jitter less 5 ms (a frame's worth of decoding and
+    /// mixing slack: a jitter of a few milliseconds does not cost a whole frame), at least
+    /// `min_depth`.
     fn target_depth(&self) -> usize {
-        ((self.jitter * 2.0 / 0.020).ceil() as usize).clamp(self.min_depth, MAX_DEPTH)
+        (((self.jitter * 2.0 - 0.005).max(0.0) / 0.020).ceil() as usize).clamp(self.min_depth, MAX_DEPTH)
     }
 
     /// The next 20 ms: decoded, recovered (FEC or concealment), or silence before playout starts.

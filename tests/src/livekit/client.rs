@@ -142,6 +142,10 @@ pub struct PeerTrack {
     pub last_level: Option<i8>,
     /// The decoded audio (the last 10 s at most).
     pub samples: Vec<f32>,
+    /// When a packet rose above -50 dBFS after one below -60 dBFS (someone started talking).
+    pub onsets: Vec<Instant>,
+    /// Whether the last packet was below -60 dBFS.
+    pub quiet: bool,
 }
 
 /// A subscribe-only peer on str0m, answering the server's offers on a [`SignalClient`].
@@ -253,6 +257,11 @@ async fn run(
                             t.with_audio_level += 1;
                             t.last_level = Some(level);
                         }
+                        let level = crate::audio::level_db(&pcm[..decoded]);
+                        if t.quiet && level > -50.0 {
+                            t.onsets.push(Instant::now());
+                        }
+                        t.quiet = level < -60.0;
                         t.samples.extend_from_slice(&pcm[..decoded]);
                         let keep = 10 * RATE as usize;
                         if t.samples.len() > keep * 2 {

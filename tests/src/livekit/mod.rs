@@ -161,6 +161,11 @@ impl LiveKitStandIn {
         self.hub.set_room_metadata(name, metadata).with_context(|| format!("no room {name}"))
     }
 
+    /// Delete a room as the room service does: its participants are told to leave.
+    pub fn delete_room(&self, name: &str) -> bool {
+        self.hub.delete_room(name)
+    }
+
     pub fn rooms(&self) -> Vec<proto::Room> {
         self.hub.rooms()
     }
