@@ -545,12 +545,33 @@ mod tests {
         assert_eq!(bbb.checksum, crate::bbb::Algorithm::Sha512);
         assert_eq!(bbb.offer, crate::bbb::OfferFlow::Client);
         assert_eq!(bbb.bot_name, "Interpretation");
+        assert_eq!(bbb.audio, crate::bbb::livekit::AudioBridge::Auto);
+        assert!(bbb.livekit.is_none(), "no LiveKit without its key");
+        let s = Settings::resolve(&ConfigArgs {
+            bbb_audio: Some("livekit".into()),
+            livekit_key: Some("APIkey".into()),
+            livekit_secret: Some("secret".into()),
+            ..args(Some("https://bbb.example.org/bigbluebutton"), Some("s3cret"))
+        })?;
+        let bbb = s.bbb.ok_or_else(|| ConfigError::Invalid("no bbb".into()))?;
+        assert_eq!(bbb.audio, crate::bbb::livekit::AudioBridge::LiveKit);
+        let livekit = bbb.livekit.ok_or_else(|| ConfigError::Invalid("no livekit".into()))?;
+        assert_eq!((livekit.url.as_str(), livekit.api_key.as_str()), ("ws://127.0.0.1:7880/", "APIkey"));
         for bad in [
             args(Some("https://bbb.example.org/bigbluebutton/"), None),
             args(None, Some("s")),
             args(Some("ftp://x/"), Some("s")),
             ConfigArgs { bbb_checksum: Some("md5".into()), ..args(Some("https://b/"), Some("s")) },
             ConfigArgs { bbb_offer: Some("both".into()), ..args(Some("https://b/"), Some("s")) },
+            ConfigArgs { bbb_audio: Some("jitsi".into()), ..args(Some("https://b/"), Some("s")) },
+            ConfigArgs { bbb_audio: Some("livekit".into()), ..args(Some("https://b/"), Some("s")) },
+            ConfigArgs { livekit_key: Some("k".into()), ..args(Some("https://b/"), Some("s")) },
+            ConfigArgs {
+                livekit_key: Some("k".into()),
+                livekit_secret: Some("s".into()),
+                livekit_url: Some("ftp://x".into()),
+                ..args(Some("https://b/"), Some("s"))
+            },
         ] {
             let e = Settings::resolve(&bad).err().ok_or_else(|| ConfigError::Invalid("accepted".into()))?;
             assert!(!e.to_string().is_empty());
