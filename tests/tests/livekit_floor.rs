@@ -85,15 +85,25 @@ async fn speaker(lk: &LiveKitStandIn, room: &str, identity: &str, frequency: f64
     let wav = std::env::temp_dir().join(format!("tolk-lk-floor-{}-{identity}.wav", std::process::id()));
     std::fs::write(&wav, tone_wav(frequency, 0.5, 120))?;
     let browser = Browser::start(Some(&wav)).await?;
+    let track = join_and_publish(&browser, lk, room, identity).await?;
+    browser.eval_promise("window.lk.mute(true)").await?;
+    Ok(Speaker { browser, track, _wav: wav })
+}
+
+/// Open the test page, join `room` as `identity` and publish the microphone; its track's sid.
+async fn join_and_publish(
+    browser: &Browser,
+    lk: &LiveKitStandIn,
+    room: &str,
+    identity: &str,
+) -> anyhow::Result<String> {
     browser.goto(&lk.page_url()).await?;
     browser.wait_for("!!window.lk", WAIT).await?;
     let token = lk.join_token(room, identity);
     let state = browser.eval_promise(&format!("window.lk.join({:?}, {token:?})", lk.url())).await?;
     anyhow::ensure!(state == "connected", "{identity} did not connect: {state}");
     let track = browser.eval_promise("window.lk.publishMicrophone()").await?;
-    let track = track.as_str().unwrap_or_default().to_owned();
-    browser.eval_promise("window.lk.mute(true)").await?;
-    Ok(Speaker { browser, track, _wav: wav })
+    Ok(track.as_str().unwrap_or_default().to_owned())
 }
 
 impl Speaker {
@@ -123,7 +133,7 @@ async fn a_livekit_meeting_is_mixed_into_the_floor() -> anyhow::Result<()> {
     let lk = LiveKitStandIn::start(tolk_tests::livekit::LiveKitConfig::default()).await?;
     lk.create_room(&room, r#"{"bbb_meetingId":"plenary-lk","bbb_audioBridge":"livekit"}"#);
 
-    let mut speakers = Vec::new();
+    let mut speakers: Vec<Speaker> = Vec::new();
     for (identity, frequency) in ["ana", "ben", "cleo"].into_iter().zip(TONES) {
         speakers.push(speaker(&lk, &room, identity, frequency).await?);
     }
@@ -164,6 +174,21 @@ async fn a_livekit_meeting_is_mixed_into_the_floor() -> anyhow::Result<()> {
     println!("440 and 880 Hz talking: tones at {db:.1?} dB");
     assert!((db[0] - db[2]).abs() < 6.0, "both voices at about the same level: {db:?}");
     assert!(db[1] < db[0] - 30.0, "660 Hz stays silent: {db:?}");
+
+    // Cleo leaves while talking: ana alone; cleo joins again and is heard again.
+    let leaves = lk.stats().leaves;
+    speakers[2].browser.eval_promise("window.lk.leave()").await?;
+    lk.wait_until(|s| s.leaves > leaves, WAIT).await?;
+    assert!(!lk.participants(&room).iter().any(|p| p.identity == "cleo"));
+    let (_, db) = hear(&listener, 75).await?;
+    println!("cleo left: tones at {db:.1?} dB");
+    assert!(db[2] < db[0] - 30.0, "880 Hz gone with cleo: {db:?}");
+    speakers[2].track = join_and_publish(&speakers[2].browser, &lk, &room, "cleo").await?;
+    let track = speakers[2].track.clone();
+    lk.wait_until(move |s| s.tracks.get(&track).is_some_and(|t| t.received > 25), WAIT).await?;
+    let (_, db) = hear(&listener, 75).await?;
+    println!("cleo rejoined: tones at {db:.1?} dB");
+    assert!((db[0] - db[2]).abs() < 6.0, "cleo heard again beside ana: {db:?}");
 
     // Nobody talking: silence, and no gap (the floor keeps its 50 packets a second).
     speakers[0].talk(&lk, false).await?;
@@ -244,4 +269,55 @@ fn onset_delays(sent: &[std::time::Instant], heard: &client::TrackStats) -> Vec<
             Some(*heard - *s)
         })
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_livekit_credentials_are_a_clear_floor_error() -> anyhow::Result<()> {
+    let bbb = BbbStandIn::start(StandInConfig::default()).await?;
+    bbb.create_meeting("plenary-key", SFU_TONE);
+    let room = bbb.internal_id("plenary-key").ok_or_else(|| anyhow::anyhow!("no internal id"))?;
+    let lk = LiveKitStandIn::start(tolk_tests::livekit::LiveKitConfig::default()).await?;
+    lk.create_room(&room, "{}");
+    for audio in [AudioBridge::Auto, AudioBridge::LiveKit] {
+        let mut config = BbbConfig::new(&bbb.api_url(), bbb.secret())?;
+        config.poll = Duration::from_millis(200);
+        config.audio = audio;
+        config.livekit = Some(tolk_relay::bbb::livekit::LiveKitConfig::new(
+            &lk.url(),
+            lk.api_key(),
+            "not-the-livekit-secret",
+        )?);
+        let relay = TestRelay::start_with(1, move |s| s.bbb = Some(config)).await?;
+        let event = bbb_event(&relay, "plenary-key").await?;
+        let status = floor_until(&relay, event.id.as_str(), |s| s.state == FloorState::Error).await?;
+        let detail = status.detail.unwrap_or_default();
+        println!("{audio:?} with a wrong LiveKit secret: {detail}");
+        assert!(detail.contains("LiveKit refused"), "{detail}");
+        assert!(
+            detail.contains("signature is invalid") || detail.contains("TOLK_LIVEKIT_SECRET"),
+            "{detail}"
+        );
+        assert!(lk.participants(&room).is_empty(), "nobody got in");
+        relay.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_without_a_livekit_room_is_taken_from_bbb_webrtc_sfu() -> anyhow::Result<()> {
+    let bbb = BbbStandIn::start(StandInConfig::default()).await?;
+    bbb.create_meeting("plenary-sfu", SFU_TONE);
+    let lk = LiveKitStandIn::start(tolk_tests::livekit::LiveKitConfig::default()).await?;
+    let relay = relay_for(&bbb, Some(&lk)).await?;
+    let event = bbb_event(&relay, "plenary-sfu").await?;
+    let live = floor_until(&relay, event.id.as_str(), |s| s.state == FloorState::Live).await?;
+    assert_eq!(live.bridge, Some(Bridge::Sfu), "{live:?}");
+    let listener =
+        client::listen(&relay.http, &relay.url(&format!("/whep/{}/en", event.id.as_str())), 1).await?;
+    let (heard, _) = hear(&listener, 100).await?;
+    assert!((heard - SFU_TONE).abs() <= 5.0, "heard {heard} Hz");
+    assert!(lk.rooms().is_empty(), "asking about the room did not create it");
+    listener.stop()?;
+    relay.stop().await;
+    Ok(())
 }

@@ -296,6 +296,8 @@ impl Runner {
                 Ok((Bridge::Livekit, room))
             }
             Ok(None) => Ok((Bridge::Sfu, room)),
+            // Refused credentials are the operator's to fix: say so rather than guess.
+            Err(e) if e.is_lasting() => Err(e.into()),
             Err(e) => {
                 warn!(error = %e, "cannot ask LiveKit about the meeting; taking bbb-webrtc-sfu's mix");
                 Ok((Bridge::Sfu, room))
