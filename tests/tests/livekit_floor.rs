@@ -308,7 +308,15 @@ async fn a_meeting_without_a_livekit_room_is_taken_from_bbb_webrtc_sfu() -> anyh
     let bbb = BbbStandIn::start(StandInConfig::default()).await?;
     bbb.create_meeting("plenary-sfu", SFU_TONE);
     let lk = LiveKitStandIn::start(tolk_tests::livekit::LiveKitConfig::default()).await?;
+    // A second meeting has a LiveKit room for its cameras only (BBB 3.0's cameraBridge=livekit).
+    bbb.create_meeting("plenary-cameras", SFU_TONE);
+    let cameras = bbb.internal_id("plenary-cameras").ok_or_else(|| anyhow::anyhow!("no internal id"))?;
+    lk.create_room(&cameras, r#"{"bbb_meetingId":"plenary-cameras","bbb_audioBridge":"freeswitch"}"#);
     let relay = relay_for(&bbb, Some(&lk)).await?;
+    let with_cameras = bbb_event(&relay, "plenary-cameras").await?;
+    let live = floor_until(&relay, with_cameras.id.as_str(), |s| s.state == FloorState::Live).await?;
+    assert_eq!(live.bridge, Some(Bridge::Sfu), "a room without the audio is not the floor: {live:?}");
+    assert!(lk.participants(&cameras).is_empty(), "Tolk did not join the cameras' room");
     let event = bbb_event(&relay, "plenary-sfu").await?;
     let live = floor_until(&relay, event.id.as_str(), |s| s.state == FloorState::Live).await?;
     assert_eq!(live.bridge, Some(Bridge::Sfu), "{live:?}");
@@ -316,7 +324,7 @@ async fn a_meeting_without_a_livekit_room_is_taken_from_bbb_webrtc_sfu() -> anyh
         client::listen(&relay.http, &relay.url(&format!("/whep/{}/en", event.id.as_str())), 1).await?;
     let (heard, _) = hear(&listener, 100).await?;
     assert!((heard - SFU_TONE).abs() <= 5.0, "heard {heard} Hz");
-    assert!(lk.rooms().is_empty(), "asking about the room did not create it");
+    assert_eq!(lk.rooms().len(), 1, "asking about the room did not create it");
     listener.stop()?;
     relay.stop().await;
     Ok(())

@@ -291,6 +291,12 @@ impl Runner {
             return Ok((Bridge::Livekit, room));
         }
         match rooms::find_room(livekit, &room).await {
+            // A room for the cameras or screens only (BBB 3.0: `cameraBridge=livekit` with the
+            // audio on FreeSWITCH) says so in its metadata.
+            Ok(Some(found)) if !found.audio_on_livekit() => {
+                info!(room = %found.name, metadata = %found.metadata, "the meeting's LiveKit room carries no audio");
+                Ok((Bridge::Sfu, room))
+            }
             Ok(Some(found)) => {
                 info!(room = %found.name, metadata = %found.metadata, "the meeting's audio runs on LiveKit");
                 Ok((Bridge::Livekit, room))

@@ -16,6 +16,19 @@ pub(crate) struct Room {
     pub metadata: String,
 }
 
+impl Room {
+    /// Whether the meeting's audio is in this room: BBB's metadata `bbb_audioBridge` says so
+    /// (`livekit`); a room without that key is taken to carry the audio (BBB 4.0).
+    pub(crate) fn audio_on_livekit(&self) -> bool {
+        serde_json::from_str::<serde_json::Value>(&self.metadata)
+            .ok()
+            .and_then(|m| {
+                m.get("bbb_audioBridge").and_then(|b| b.as_str()).map(|b| b.eq_ignore_ascii_case("livekit"))
+            })
+            .unwrap_or(true)
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Rooms {
@@ -85,5 +98,9 @@ mod tests {
         assert!(rooms.rooms[0].metadata.contains("livekit"));
         let none: Rooms = serde_json::from_str("{}").expect("json");
         assert!(none.rooms.is_empty());
+        assert!(rooms.rooms[0].audio_on_livekit());
+        let room = |metadata: &str| Room { metadata: metadata.into(), ..Room::default() };
+        assert!(!room(r#"{"bbb_audioBridge":"freeswitch"}"#).audio_on_livekit(), "cameras only");
+        assert!(room("").audio_on_livekit() && room(r#"{"bbb_meetingId":"m"}"#).audio_on_livekit());
     }
 }
