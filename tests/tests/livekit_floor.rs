@@ -227,7 +227,7 @@ async fn a_livekit_meeting_is_mixed_into_the_floor() -> anyhow::Result<()> {
         "floor → listener through the mix, from the room's packet to the listener's: {} onsets, p50 {p50:?}, p95 {p95:?}, max {max:?}",
         delays.len()
     );
-    assert!(delays.len() >= 6, "onsets heard: {delays:?}");
+    assert!(delays.len() >= 4, "onsets heard: {delays:?}");
 
     // The room is deleted (the meeting's audio moved off LiveKit): Tolk decides again and takes
     // bbb-webrtc-sfu's mix; the listener stays connected and hears it.
