@@ -105,6 +105,42 @@ impl TestRelay {
         Ok(serde_json::from_value(body)?)
     }
 
+    /// An event since five minutes, ending in `ends_in`, whose floor is BBB meeting `meeting`
+    /// (English, French channel, 50 listeners).
+    pub async fn bbb_event(&self, meeting: &str, ends_in: chrono::Duration) -> anyhow::Result<EventView> {
+        let now = chrono::Utc::now();
+        self.create_event(json!({
+            "title": "BBB plenary",
+            "floor_language": "en",
+            "languages": ["fr"],
+            "starts_at": (now - chrono::Duration::minutes(5)).to_rfc3339(),
+            "ends_at": (now + ends_in).to_rfc3339(),
+            "expected_listeners": 50,
+            "floor": {"kind": "bbb", "meeting_id": meeting},
+        }))
+        .await
+    }
+
+    /// Wait until the BBB floor of `event` satisfies `what` (event-driven: the floor's state
+    /// channel), at most `within`.
+    pub async fn floor_until(
+        &self,
+        event: &str,
+        within: std::time::Duration,
+        what: impl Fn(&tolk_relay::api::FloorStatus) -> bool,
+    ) -> anyhow::Result<tolk_relay::api::FloorStatus> {
+        let mut watch = self
+            .server
+            .watch_floor(&tolk_relay::ids::EventId::parse(event)?)
+            .ok_or_else(|| anyhow::anyhow!("no BBB floor"))?;
+        let waited =
+            tokio::time::timeout(within, watch.wait_for(|s| what(s))).await.map(|r| r.map(|s| s.clone()));
+        match waited {
+            Ok(status) => Ok(status?),
+            Err(_) => bail!("floor state still {:?} after {within:?}", watch.borrow().clone()),
+        }
+    }
+
     /// An event happening now with floor English and the given interpretation languages.
     pub async fn event_now(&self, languages: &[&str], floor_kind: &str) -> anyhow::Result<EventView> {
         let now = chrono_now();

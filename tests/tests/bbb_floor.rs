@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tolk_relay::api::{EventView, FloorKind, FloorState, FloorStatus, Live, Problem};
+use tolk_relay::api::{EventView, FloorKind, FloorState, Live, Problem};
 use tolk_relay::bbb::BbbConfig;
-use tolk_relay::ids::{EventId, MeetingPattern};
+use tolk_relay::ids::MeetingPattern;
 use tolk_tests::audio::dominant_frequency;
 use tolk_tests::bbb::{BbbStandIn, OfferFlow, StandInConfig};
 use tolk_tests::client;
@@ -29,39 +29,6 @@ async fn relay_for(
     TestRelay::start_with(1, move |s| s.bbb = Some(config)).await
 }
 
-async fn bbb_event(relay: &TestRelay, meeting: &str, ends_in: chrono::Duration) -> anyhow::Result<EventView> {
-    let now = chrono::Utc::now();
-    relay
-        .create_event(json!({
-            "title": "BBB plenary",
-            "floor_language": "en",
-            "languages": ["fr"],
-            "starts_at": (now - chrono::Duration::minutes(5)).to_rfc3339(),
-            "ends_at": (now + ends_in).to_rfc3339(),
-            "expected_listeners": 50,
-            "floor": {"kind": "bbb", "meeting_id": meeting},
-        }))
-        .await
-}
-
-/// Wait until the event's BBB floor satisfies `what` (event-driven: the floor's state channel).
-async fn floor_until(
-    relay: &TestRelay,
-    event: &str,
-    within: Duration,
-    what: impl Fn(&FloorStatus) -> bool,
-) -> anyhow::Result<FloorStatus> {
-    let mut watch =
-        relay.server.watch_floor(&EventId::parse(event)?).ok_or_else(|| anyhow::anyhow!("no BBB floor"))?;
-    let waited =
-        tokio::time::timeout(within, watch.wait_for(|s| what(s))).await.map(|r| r.map(|s| s.clone()));
-    let status = match waited {
-        Ok(status) => status?,
-        Err(_) => anyhow::bail!("floor state still {:?} after {within:?}", watch.borrow().clone()),
-    };
-    Ok(status)
-}
-
 /// The listener's floor track carries the meeting's tone again: `packets` more after `since`.
 async fn hears_tone(listener: &client::Client, since: u64, packets: u64) -> anyhow::Result<()> {
     let stats = listener.wait_packets(0, since + packets, Duration::from_secs(20)).await?;
@@ -74,12 +41,12 @@ async fn floor_flows(flow: OfferFlow, relay_flow: tolk_relay::bbb::OfferFlow) ->
     let bbb = BbbStandIn::start(StandInConfig { offer: flow, ..Default::default() }).await?;
     bbb.create_meeting("plenary-1", TONE);
     let relay = relay_for(&bbb, bbb.secret(), relay_flow).await?;
-    let event = bbb_event(&relay, "plenary-1", chrono::Duration::hours(1)).await?;
+    let event = relay.bbb_event("plenary-1", chrono::Duration::hours(1)).await?;
     let id = event.id.as_str();
     assert_eq!(event.floor.kind, FloorKind::Bbb);
     assert_eq!(event.floor.meeting_id.as_deref(), Some("plenary-1"));
 
-    floor_until(&relay, id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
+    relay.floor_until(id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
     let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/en")), 1).await?;
     hears_tone(&listener, 0, 100).await?;
 
@@ -125,9 +92,9 @@ async fn a_wrong_secret_is_a_clear_floor_error_without_a_crash_loop() -> anyhow:
     let bbb = BbbStandIn::start(StandInConfig::default()).await?;
     bbb.create_meeting("plenary-2", TONE);
     let relay = relay_for(&bbb, "not-the-secret", tolk_relay::bbb::OfferFlow::Server).await?;
-    let event = bbb_event(&relay, "plenary-2", chrono::Duration::hours(1)).await?;
+    let event = relay.bbb_event("plenary-2", chrono::Duration::hours(1)).await?;
     let id = event.id.as_str();
-    let status = floor_until(&relay, id, Duration::from_secs(10), |s| s.state == FloorState::Error).await?;
+    let status = relay.floor_until(id, Duration::from_secs(10), |s| s.state == FloorState::Error).await?;
     let detail = status.detail.unwrap_or_default();
     assert!(detail.contains("checksum") && detail.contains("TOLK_BBB_SECRET"), "unclear error: {detail}");
 
@@ -151,12 +118,13 @@ async fn a_wrong_secret_is_a_clear_floor_error_without_a_crash_loop() -> anyhow:
 async fn waits_for_the_meeting_then_joins() -> anyhow::Result<()> {
     let bbb = BbbStandIn::start(StandInConfig::default()).await?;
     let relay = relay_for(&bbb, bbb.secret(), tolk_relay::bbb::OfferFlow::Server).await?;
-    let event = bbb_event(&relay, "later", chrono::Duration::hours(1)).await?;
+    let event = relay.bbb_event("later", chrono::Duration::hours(1)).await?;
     let id = event.id.as_str();
-    floor_until(&relay, id, Duration::from_secs(10), |s| {
-        s.state == FloorState::Waiting && s.detail.as_deref() == Some("waiting for the meeting to start")
-    })
-    .await?;
+    relay
+        .floor_until(id, Duration::from_secs(10), |s| {
+            s.state == FloorState::Waiting && s.detail.as_deref() == Some("waiting for the meeting to start")
+        })
+        .await?;
     // It asks again and again, and joins nothing meanwhile.
     bbb.wait_until(
         |s| s.calls.iter().filter(|c| *c == "isMeetingRunning").count() >= 3,
@@ -167,7 +135,7 @@ async fn waits_for_the_meeting_then_joins() -> anyhow::Result<()> {
     let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/en")), 1).await?;
 
     bbb.create_meeting("later", TONE);
-    floor_until(&relay, id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
+    relay.floor_until(id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
     hears_tone(&listener, 0, 100).await?;
     listener.stop()?;
     relay.stop().await;
@@ -179,19 +147,18 @@ async fn a_dropped_websocket_reconnects_and_listeners_stay() -> anyhow::Result<(
     let bbb = BbbStandIn::start(StandInConfig::default()).await?;
     bbb.create_meeting("plenary-3", TONE);
     let relay = relay_for(&bbb, bbb.secret(), tolk_relay::bbb::OfferFlow::Server).await?;
-    let event = bbb_event(&relay, "plenary-3", chrono::Duration::hours(1)).await?;
+    let event = relay.bbb_event("plenary-3", chrono::Duration::hours(1)).await?;
     let id = event.id.as_str();
-    floor_until(&relay, id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
+    relay.floor_until(id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
     let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/en")), 1).await?;
     hears_tone(&listener, 0, 50).await?;
 
     bbb.drop_connections("plenary-3");
-    floor_until(&relay, id, Duration::from_secs(10), |s| s.state != FloorState::Live).await?;
+    relay.floor_until(id, Duration::from_secs(10), |s| s.state != FloorState::Live).await?;
     let before = listener.track(0).packets;
-    let status = floor_until(&relay, id, Duration::from_secs(20), |s| {
-        s.state == FloorState::Live && s.connections >= 2
-    })
-    .await?;
+    let status = relay
+        .floor_until(id, Duration::from_secs(20), |s| s.state == FloorState::Live && s.connections >= 2)
+        .await?;
     assert_eq!(status.connections, 2);
     // The same listener session hears the floor again, on the same track.
     hears_tone(&listener, before, 100).await?;
@@ -209,13 +176,13 @@ async fn tolk_leaves_when_the_meeting_or_the_event_ends() -> anyhow::Result<()> 
     let bbb = BbbStandIn::start(StandInConfig::default()).await?;
     bbb.create_meeting("plenary-4", TONE);
     let relay = relay_for(&bbb, bbb.secret(), tolk_relay::bbb::OfferFlow::Server).await?;
-    let event = bbb_event(&relay, "plenary-4", chrono::Duration::hours(1)).await?;
+    let event = relay.bbb_event("plenary-4", chrono::Duration::hours(1)).await?;
     let id = event.id.as_str();
-    floor_until(&relay, id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
+    relay.floor_until(id, Duration::from_secs(20), |s| s.state == FloorState::Live).await?;
 
     // The meeting ends: Tolk leaves it and waits for it to start again.
     bbb.end_meeting("plenary-4");
-    let status = floor_until(&relay, id, Duration::from_secs(10), |s| s.state == FloorState::Waiting).await?;
+    let status = relay.floor_until(id, Duration::from_secs(10), |s| s.state == FloorState::Waiting).await?;
     assert!(status.detail.unwrap_or_default().contains("ended"));
     let stats =
         bbb.wait_until(|s| s.websockets_open == 0 && s.media_flowing == 0, Duration::from_secs(5)).await?;
@@ -223,10 +190,10 @@ async fn tolk_leaves_when_the_meeting_or_the_event_ends() -> anyhow::Result<()> 
 
     // A second event whose end comes while it is live: Tolk leaves at the end.
     bbb.create_meeting("short", TONE);
-    let short = bbb_event(&relay, "short", chrono::Duration::seconds(6)).await?;
+    let short = relay.bbb_event("short", chrono::Duration::seconds(6)).await?;
     let short = short.id.as_str();
-    floor_until(&relay, short, Duration::from_secs(5), |s| s.state == FloorState::Live).await?;
-    floor_until(&relay, short, Duration::from_secs(10), |s| s.state == FloorState::Ended).await?;
+    relay.floor_until(short, Duration::from_secs(5), |s| s.state == FloorState::Live).await?;
+    relay.floor_until(short, Duration::from_secs(10), |s| s.state == FloorState::Ended).await?;
     bbb.wait_until(|s| s.websockets_open == 0, Duration::from_secs(5)).await?;
     relay.stop().await;
     Ok(())
@@ -315,7 +282,7 @@ async fn an_organiser_takes_only_the_meetings_it_is_allowed() -> anyhow::Result<
     // Taken back: refused again. The admin takes any meeting.
     assert!(store.disallow_meetings(alpha.id, &prefix).await?);
     assert_eq!(create("alpha-ws-4").await?.status().as_u16(), 403);
-    let admin = bbb_event(&relay, "other-coop-board", chrono::Duration::hours(1)).await?;
+    let admin = relay.bbb_event("other-coop-board", chrono::Duration::hours(1)).await?;
     assert_eq!(admin.floor.meeting_id.as_deref(), Some("other-coop-board"));
     relay.stop().await;
     Ok(())

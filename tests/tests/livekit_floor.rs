@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use tolk_relay::api::{EventView, FloorState, FloorStatus};
+use tolk_relay::api::FloorState;
 use tolk_relay::bbb::BbbConfig;
 use tolk_relay::bbb::livekit::{AudioBridge, Bridge};
 use tolk_relay::ids::EventId;
@@ -40,35 +40,6 @@ async fn relay_for(bbb: &BbbStandIn, lk: Option<&LiveKitStandIn>) -> anyhow::Res
         None => None,
     };
     TestRelay::start_with(1, move |s| s.bbb = Some(config)).await
-}
-
-async fn bbb_event(relay: &TestRelay, meeting: &str) -> anyhow::Result<EventView> {
-    let now = chrono::Utc::now();
-    relay
-        .create_event(json!({
-            "title": "BBB 4.0 plenary",
-            "floor_language": "en",
-            "languages": ["fr"],
-            "starts_at": (now - chrono::Duration::minutes(5)).to_rfc3339(),
-            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
-            "expected_listeners": 50,
-            "floor": {"kind": "bbb", "meeting_id": meeting},
-        }))
-        .await
-}
-
-async fn floor_until(
-    relay: &TestRelay,
-    event: &str,
-    what: impl Fn(&FloorStatus) -> bool,
-) -> anyhow::Result<FloorStatus> {
-    let mut watch =
-        relay.server.watch_floor(&EventId::parse(event)?).ok_or_else(|| anyhow::anyhow!("no BBB floor"))?;
-    let waited = tokio::time::timeout(WAIT, watch.wait_for(|s| what(s))).await.map(|r| r.map(|s| s.clone()));
-    match waited {
-        Ok(status) => Ok(status?),
-        Err(_) => anyhow::bail!("floor state still {:?} after {WAIT:?}", watch.borrow().clone()),
-    }
 }
 
 /// A meeting participant in Chromium: joined the room and publishing its fake microphone, muted.
@@ -139,9 +110,9 @@ async fn a_livekit_meeting_is_mixed_into_the_floor() -> anyhow::Result<()> {
     }
 
     let relay = relay_for(&bbb, Some(&lk)).await?;
-    let event = bbb_event(&relay, "plenary-lk").await?;
+    let event = relay.bbb_event("plenary-lk", chrono::Duration::hours(1)).await?;
     let id = event.id.as_str();
-    let live = floor_until(&relay, id, |s| s.state == FloorState::Live).await?;
+    let live = relay.floor_until(id, WAIT, |s| s.state == FloorState::Live).await?;
     assert_eq!(live.bridge, Some(Bridge::Livekit), "{live:?}");
     let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/en")), 1).await?;
 
@@ -235,7 +206,7 @@ async fn a_livekit_meeting_is_mixed_into_the_floor() -> anyhow::Result<()> {
         relay.server.watch_floor(&EventId::parse(id)?).map(|w| w.borrow().connections).unwrap_or(0);
     lk.delete_room(&room);
     let moved =
-        floor_until(&relay, id, |s| s.bridge == Some(Bridge::Sfu) && s.state == FloorState::Live).await?;
+        relay.floor_until(id, WAIT, |s| s.bridge == Some(Bridge::Sfu) && s.state == FloorState::Live).await?;
     assert!(moved.connections > connections, "{moved:?}");
     let (heard, _) = hear(&listener, 100).await?;
     println!("after the room was deleted: {heard:.1} Hz through bbb-webrtc-sfu ({moved:?})");
@@ -288,8 +259,8 @@ async fn wrong_livekit_credentials_are_a_clear_floor_error() -> anyhow::Result<(
             "not-the-livekit-secret",
         )?);
         let relay = TestRelay::start_with(1, move |s| s.bbb = Some(config)).await?;
-        let event = bbb_event(&relay, "plenary-key").await?;
-        let status = floor_until(&relay, event.id.as_str(), |s| s.state == FloorState::Error).await?;
+        let event = relay.bbb_event("plenary-key", chrono::Duration::hours(1)).await?;
+        let status = relay.floor_until(event.id.as_str(), WAIT, |s| s.state == FloorState::Error).await?;
         let detail = status.detail.unwrap_or_default();
         println!("{audio:?} with a wrong LiveKit secret: {detail}");
         assert!(detail.contains("LiveKit refused"), "{detail}");
@@ -313,12 +284,12 @@ async fn a_meeting_without_a_livekit_room_is_taken_from_bbb_webrtc_sfu() -> anyh
     let cameras = bbb.internal_id("plenary-cameras").ok_or_else(|| anyhow::anyhow!("no internal id"))?;
     lk.create_room(&cameras, r#"{"bbb_meetingId":"plenary-cameras","bbb_audioBridge":"freeswitch"}"#);
     let relay = relay_for(&bbb, Some(&lk)).await?;
-    let with_cameras = bbb_event(&relay, "plenary-cameras").await?;
-    let live = floor_until(&relay, with_cameras.id.as_str(), |s| s.state == FloorState::Live).await?;
+    let with_cameras = relay.bbb_event("plenary-cameras", chrono::Duration::hours(1)).await?;
+    let live = relay.floor_until(with_cameras.id.as_str(), WAIT, |s| s.state == FloorState::Live).await?;
     assert_eq!(live.bridge, Some(Bridge::Sfu), "a room without the audio is not the floor: {live:?}");
     assert!(lk.participants(&cameras).is_empty(), "Tolk did not join the cameras' room");
-    let event = bbb_event(&relay, "plenary-sfu").await?;
-    let live = floor_until(&relay, event.id.as_str(), |s| s.state == FloorState::Live).await?;
+    let event = relay.bbb_event("plenary-sfu", chrono::Duration::hours(1)).await?;
+    let live = relay.floor_until(event.id.as_str(), WAIT, |s| s.state == FloorState::Live).await?;
     assert_eq!(live.bridge, Some(Bridge::Sfu), "{live:?}");
     let listener =
         client::listen(&relay.http, &relay.url(&format!("/whep/{}/en", event.id.as_str())), 1).await?;

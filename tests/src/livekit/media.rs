@@ -13,8 +13,7 @@ use anyhow::Context;
 use livekit_protocol as proto;
 use proto::signal_response::Message as Resp;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -22,6 +21,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::room::Hub;
+use crate::client::opus_pt;
 
 /// One RTP packet of a published track, as it goes to subscribers.
 #[derive(Debug, Clone)]
@@ -115,16 +115,6 @@ fn parse_candidate(init: &str) -> Option<Candidate> {
         return None;
     }
     Candidate::from_sdp_string(line.trim_start_matches("a=")).ok()
-}
-
-/// The Opus payload type negotiated on `mid`.
-fn opus_pt(rtc: &Rtc, mid: Mid) -> Option<Pt> {
-    let media = rtc.media(mid)?;
-    rtc.codec_config()
-        .params()
-        .iter()
-        .find(|p| p.spec().codec == Codec::Opus && media.remote_pts().contains(&p.pt()))
-        .map(|p| p.pt())
 }
 
 struct Task {
