@@ -33,6 +33,8 @@ pub(crate) struct LiveKitSession {
     events: SignalEvents,
     peer: MixPeer,
     answered: bool,
+    /// The audio tracks Tolk asked for (never cameras or screens: only sound is the floor).
+    subscribed: std::collections::HashSet<String>,
 }
 
 impl LiveKitSession {
@@ -47,7 +49,9 @@ impl LiveKitSession {
         transport::install();
         let jwt = token::floor_token(config, room, identity)?;
         let mut options = SignalOptions::default();
-        options.auto_subscribe = true;
+        // Audio only: Tolk subscribes to each audio track itself (a camera would cost bandwidth
+        // and a video section the floor has no use for).
+        options.auto_subscribe = false;
         options.region_failover = false;
         options.protocol_version = PROTOCOL;
         options.sdk_options.sdk = "tolk".into();
@@ -62,7 +66,28 @@ impl LiveKitSession {
         );
         let remote = livekit_host(config).await.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let peer = MixPeer::new(remote, forward, forward_to).await?;
-        Ok(Self { signal, events, peer, answered: false })
+        let mut session = Self { signal, events, peer, answered: false, subscribed: Default::default() };
+        session.subscribe_audio(&join.other_participants).await;
+        Ok(session)
+    }
+
+    /// Subscribe to the audio tracks (microphones, screen-share audio) of `participants` not yet
+    /// subscribed to.
+    async fn subscribe_audio(&mut self, participants: &[proto::ParticipantInfo]) {
+        let fresh: Vec<String> = participants
+            .iter()
+            .filter(|p| p.state != proto::participant_info::State::Disconnected as i32)
+            .flat_map(|p| p.tracks.iter())
+            .filter(|t| t.r#type == proto::TrackType::Audio as i32 && !self.subscribed.contains(&t.sid))
+            .map(|t| t.sid.clone())
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        debug!(tracks = ?fresh, "subscribing to audio tracks");
+        self.subscribed.extend(fresh.iter().cloned());
+        let request = proto::UpdateSubscription { track_sids: fresh, subscribe: true, ..Default::default() };
+        self.signal.send(proto::signal_request::Message::Subscription(request)).await;
     }
 
     /// Drive the connection until something to report. Cancel-safe: all state is in `self`.
@@ -124,7 +149,11 @@ impl LiveKitSession {
                 return Ok(Some(SessionNote::Dropped(format!("LiveKit asked Tolk to leave ({reason})"))));
             }
             M::RoomUpdate(update) => debug!(?update.room, "room update"),
-            M::TrackUnpublished(_) | M::Update(_) | M::SpeakersChanged(_) | M::RefreshToken(_) => {}
+            M::Update(update) => self.subscribe_audio(&update.participants).await,
+            M::TrackUnpublished(gone) => {
+                self.subscribed.remove(&gone.track_sid);
+            }
+            M::SpeakersChanged(_) | M::RefreshToken(_) => {}
             other => debug!(message = ?std::mem::discriminant(&other), "LiveKit message not used"),
         }
         Ok(None)
