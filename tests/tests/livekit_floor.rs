@@ -26,6 +26,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// wrong bridge.
 const SFU_TONE: f64 = 300.0;
 const TONES: [f64; 3] = [440.0, 660.0, 880.0];
+const TOKEN_TTL: Duration = Duration::from_secs(5);
 
 /// A relay whose BBB server is `bbb` and whose LiveKit is `lk`.
 async fn relay_for(bbb: &BbbStandIn, lk: Option<&LiveKitStandIn>) -> anyhow::Result<TestRelay> {
@@ -35,7 +36,12 @@ async fn relay_for(bbb: &BbbStandIn, lk: Option<&LiveKitStandIn>) -> anyhow::Res
     config.audio = AudioBridge::Auto;
     config.livekit = match lk {
         Some(lk) => {
-            Some(tolk_relay::bbb::livekit::LiveKitConfig::new(&lk.url(), lk.api_key(), lk.api_secret())?)
+            let mut livekit =
+                tolk_relay::bbb::livekit::LiveKitConfig::new(&lk.url(), lk.api_key(), lk.api_secret())?;
+            // Tokens that expire during the test: a connection outlives its token, and every
+            // reconnection mints a fresh one.
+            livekit.token_ttl = TOKEN_TTL;
+            Some(livekit)
         }
         None => None,
     };
@@ -110,6 +116,7 @@ async fn a_livekit_meeting_is_mixed_into_the_floor() -> anyhow::Result<()> {
     }
 
     let relay = relay_for(&bbb, Some(&lk)).await?;
+    let started_at = std::time::Instant::now();
     let event = relay.bbb_event("plenary-lk", chrono::Duration::hours(1)).await?;
     let id = event.id.as_str();
     let live = relay.floor_until(id, WAIT, |s| s.state == FloorState::Live).await?;
@@ -199,6 +206,26 @@ async fn a_livekit_meeting_is_mixed_into_the_floor() -> anyhow::Result<()> {
         delays.len()
     );
     assert!(delays.len() >= 4, "onsets heard: {delays:?}");
+
+    // LiveKit drops everyone (the room is closed and opened again at once): long after its first
+    // token expired, Tolk joins again with a fresh one, back on LiveKit; the listener stays
+    // connected and hears ana again once she is back.
+    assert!(started_at.elapsed() > TOKEN_TTL * 2, "the first token has long expired");
+    let connections =
+        relay.server.watch_floor(&EventId::parse(id)?).map(|w| w.borrow().connections).unwrap_or(0);
+    let refusals = lk.stats().refusals;
+    lk.delete_room(&room);
+    lk.create_room(&room, r#"{"bbb_meetingId":"plenary-lk","bbb_audioBridge":"livekit"}"#);
+    let back = relay
+        .floor_until(id, WAIT, |s| s.connections > connections && s.bridge == Some(Bridge::Livekit))
+        .await?;
+    assert_eq!(lk.stats().refusals, refusals, "no token refused: {back:?}");
+    speakers[0].track = join_and_publish(&speakers[0].browser, &lk, &room, "ana").await?;
+    let track = speakers[0].track.clone();
+    lk.wait_until(move |s| s.tracks.get(&track).is_some_and(|t| t.received > 25), WAIT).await?;
+    let (heard, _) = hear(&listener, 75).await?;
+    println!("after LiveKit dropped everyone: {heard:.1} Hz ({back:?})");
+    assert!((heard - TONES[0]).abs() <= 5.0, "heard {heard} Hz");
 
     // The room is deleted (the meeting's audio moved off LiveKit): Tolk decides again and takes
     // bbb-webrtc-sfu's mix; the listener stays connected and hears it.
