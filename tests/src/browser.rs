@@ -2,6 +2,7 @@
 //! autoplay allowed and, optionally, a fake microphone fed from a WAV file.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ impl Browser {
         }
         let port = free_tcp_port()?;
         let mut driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -134,18 +136,24 @@ impl Browser {
         Ok(())
     }
 
-    pub async fn close(mut self) -> anyhow::Result<()> {
+    /// End the session (Chromium quits), then stop chromedriver and its group (`Drop`).
+    pub async fn close(self) -> anyhow::Result<()> {
         let result = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        drop(self);
         result.context("closing the browser session")
     }
 }
 
 impl Drop for Browser {
+    /// Chromium is chromedriver's child in chromedriver's own process group: a browser that was
+    /// not closed (a test that failed, or ended without `close`) is killed with its whole group,
+    /// so no Chromium keeps running (and capturing its fake microphone) into the next tests.
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 

@@ -240,6 +240,10 @@ async fn a_livekit_meeting_is_mixed_into_the_floor() -> anyhow::Result<()> {
     assert!((heard - SFU_TONE).abs() <= 5.0, "heard {heard} Hz");
     assert!(listener.connected.load(std::sync::atomic::Ordering::Relaxed), "the listener stayed");
 
+    probe.stop().await?;
+    for speaker in speakers {
+        speaker.browser.close().await?;
+    }
     listener.stop()?;
     relay.stop().await;
     Ok(())
