@@ -15,7 +15,6 @@ use tracing::{debug, info, warn};
 use crate::app::App;
 use crate::app::meetings::{MEETING_WINDOW, StartInterpretation};
 use crate::bbb::api::{BbbApi, ListedMeeting};
-use crate::events::EventChange;
 use crate::ids::{EventId, Language};
 use crate::store::Event;
 
@@ -161,17 +160,15 @@ impl App {
                         warn!(event = %id, error = %e, "could not end the interpretation of an ended meeting")
                     }
                 },
-                Step::Extend(id, ends_at) => {
-                    let change = EventChange { ends_at: Some(ends_at), ..EventChange::default() };
-                    match self.events.change(&id, change).await {
-                        Ok(_) => {
-                            debug!(event = %id, %ends_at, "the meeting runs on: its interpretation extended")
-                        }
-                        Err(e) => {
-                            warn!(event = %id, error = %e, "the meeting runs on, but its interpretation cannot be extended")
-                        }
+                Step::Extend(id, ends_at) => match self.events.extend(&id, ends_at).await {
+                    Ok(Some(_)) => {
+                        debug!(event = %id, %ends_at, "the meeting runs on: its interpretation extended")
                     }
-                }
+                    Ok(None) => debug!(event = %id, "stopped meanwhile: not extended"),
+                    Err(e) => {
+                        warn!(event = %id, error = %e, "the meeting runs on, but its interpretation cannot be extended")
+                    }
+                },
                 Step::Start { room, meeting, title, request } => {
                     // Once per meeting: a moderator who stopped it, or an earlier start, counts.
                     match self.store.room_had_interpretation(&room).await {

@@ -229,7 +229,9 @@ impl App {
             title,
             floor_language: request.floor_language,
             languages: request.languages,
-            starts_at: now,
+            // A second back: an event lasts at least a second, so one stopped in its first second
+            // would otherwise run on until that second is over.
+            starts_at: now - chrono::Duration::seconds(1),
             ends_at: now + MEETING_WINDOW,
             expected_listeners: request.expected_listeners,
             floor: FloorRequest::Bbb { meeting_id: meeting.to_owned() },

@@ -361,6 +361,33 @@ impl Events {
     pub(crate) async fn change(&self, id: &EventId, change: EventChange) -> Result<EventView, EventError> {
         let _reserving = self.reserving.lock().await;
         let event = self.event(id).await?;
+        self.apply_change(id, event, change).await
+    }
+
+    /// Move a running event's end to `ends_at` (its BBB meeting runs on). An event that ended
+    /// meanwhile (its moderator stopped it) stays ended: `None`. Checked under the same lock as
+    /// [`Self::end_now`], so a stop is never undone by an extension decided just before it.
+    pub(crate) async fn extend(
+        &self,
+        id: &EventId,
+        ends_at: DateTime<Utc>,
+    ) -> Result<Option<EventView>, EventError> {
+        let _reserving = self.reserving.lock().await;
+        let event = self.event(id).await?;
+        if event.ends_at <= Utc::now() {
+            return Ok(None);
+        }
+        let change = EventChange { ends_at: Some(ends_at), ..EventChange::default() };
+        self.apply_change(id, event, change).await.map(Some)
+    }
+
+    /// `change` applied to `event` (read under the reservation lock, which the caller holds).
+    async fn apply_change(
+        &self,
+        id: &EventId,
+        event: Event,
+        change: EventChange,
+    ) -> Result<EventView, EventError> {
         if change.languages.as_ref().is_some_and(|l| l != &event.languages)
             && self.media.sessions().iter().any(|s| &s.event == id)
         {
