@@ -189,6 +189,7 @@ impl Fanout {
             languages: vec![language.clone()],
             rtp_allow: Default::default(),
             mix: None,
+            cascaded: false,
         });
         let core = ShardCore::new(
             CoreConfig {

@@ -85,6 +85,7 @@ pub fn layout(mix: bool) -> Arc<EventLayout> {
         languages: vec![lang("fr"), lang("de")],
         rtp_allow: Default::default(),
         mix: mix.then(MixSettings::default),
+        cascaded: false,
     })
 }
 

@@ -48,6 +48,12 @@ pub enum AuthError {
     /// A BBB session token that bbb-web does not vouch for (or cannot be asked about).
     #[error(transparent)]
     BbbSession(#[from] crate::bbb::session::SessionError),
+    /// No bearer token on a call between the nodes of a cluster.
+    #[error("calls between the nodes of a cluster need 'Authorization: Bearer <cluster secret>'")]
+    NoClusterSecret,
+    /// Not the cluster's secret.
+    #[error("that is not this cluster's secret")]
+    NotTheClusterSecret,
     /// This client address sent too many wrong tokens: it may try again in this many seconds.
     #[error("too many wrong tokens from this address; try again in {0} s")]
     TooManyFailedChecks(u32),
@@ -123,6 +129,7 @@ impl Auth {
             AuthError::NotAnOrganiser
             | AuthError::NotABoothLink
             | AuthError::NotTheFloorToken(_)
+            | AuthError::NotTheClusterSecret
             | AuthError::BbbSession(crate::bbb::session::SessionError::Unknown),
         ) = result
             && let Ok(mut failures) = self.failures.lock()
@@ -237,7 +244,7 @@ fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
 }
 
 /// Compare two hashes without an early exit.
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

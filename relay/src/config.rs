@@ -140,6 +140,22 @@ pub struct ConfigArgs {
     /// token has no limit.
     #[arg(long, env = "TOLK_MAX_EVENTS_PER_ORGANISER")]
     pub max_events_per_organiser: Option<u32>,
+    /// A Redis shared by the nodes of a cluster (`redis://10.0.0.5:6379/0`): turns clustering
+    /// on (docs/cluster.md) [default: none, a single node].
+    #[arg(long, env = "TOLK_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The secret every node of the cluster shares (at least 16 characters): one node's cascade
+    /// is authorised at another with it.
+    #[arg(long, env = "TOLK_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// Where this node is, in the operator's words (`eu-west`, `coop-b`), shown by
+    /// `tolk cluster status`.
+    #[arg(long, env = "TOLK_REGION")]
+    pub region: Option<String>,
+    /// This node's id in the cluster and the usage tables [default: a random id kept in the
+    /// data directory].
+    #[arg(long, env = "TOLK_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +191,10 @@ struct FileConfig {
     frame_ancestors: Option<Vec<String>>,
     max_event_days: Option<u32>,
     max_events_per_organiser: Option<u32>,
+    redis_url: Option<String>,
+    cluster_secret: Option<String>,
+    region: Option<String>,
+    node_id: Option<String>,
 }
 
 /// The resolved configuration.
@@ -231,8 +251,11 @@ pub struct Settings {
     pub edge: EdgeLimits,
     /// How usage facts are batched.
     pub usage: crate::recorder::RecorderSettings,
-    /// This node's name in the usage tables (None: generated once into `data_dir/node-id`).
+    /// This node's name in the usage tables and its cluster (None: generated once into
+    /// `data_dir/node-id`).
     pub node_id: Option<String>,
+    /// Clustering (None: a single node).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// The longest an event may last.
     pub max_event_length: chrono::Duration,
     /// Events an organiser account may have that are not over yet.
@@ -248,6 +271,7 @@ impl Settings {
             None => FileConfig::default(),
         };
         let bbb = bbb(args, &file)?;
+        let cluster = cluster(args, &file)?;
         let listen = args.listen.or(file.listen).unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
         let configured_url = args.public_url.clone().or(file.public_url);
         let public_url_from_listen = configured_url.is_none();
@@ -319,7 +343,15 @@ impl Settings {
                 ..Default::default()
             },
             usage: crate::recorder::RecorderSettings::default(),
-            node_id: None,
+            node_id: match args.node_id.clone().or(file.node_id).filter(|n| !n.trim().is_empty()) {
+                Some(id) => Some(
+                    crate::ids::NodeId::parse(id.trim())
+                        .map_err(|e| ConfigError::Invalid(format!("node_id: {e}")))?
+                        .to_string(),
+                ),
+                None => None,
+            },
+            cluster,
             max_event_length: chrono::Duration::days(i64::from(
                 args.max_event_days.or(file.max_event_days).unwrap_or(7).clamp(1, 3650),
             )),
@@ -443,6 +475,36 @@ fn bbb(args: &ConfigArgs, file: &FileConfig) -> Result<Option<crate::bbb::BbbCon
             "TOLK_BBB_AUDIO=livekit needs TOLK_LIVEKIT_KEY and TOLK_LIVEKIT_SECRET".into(),
         ));
     }
+    Ok(Some(config))
+}
+
+fn cluster(
+    args: &ConfigArgs,
+    file: &FileConfig,
+) -> Result<Option<crate::cluster::ClusterConfig>, ConfigError> {
+    let pick = |a: &Option<String>, f: &Option<String>| {
+        a.clone().or_else(|| f.clone()).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    };
+    let Some(url) = pick(&args.redis_url, &file.redis_url) else {
+        if pick(&args.cluster_secret, &file.cluster_secret).is_some() {
+            return Err(ConfigError::Invalid("cluster_secret is set but redis_url is not".into()));
+        }
+        return Ok(None);
+    };
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
+        return Err(ConfigError::Invalid(format!(
+            "redis_url '{url}' must start with redis://, rediss:// or unix://"
+        )));
+    }
+    let secret = pick(&args.cluster_secret, &file.cluster_secret).unwrap_or_default();
+    if secret.chars().count() < 16 {
+        return Err(ConfigError::Invalid(
+            "redis_url is set: cluster_secret must be set too, at least 16 characters, the same on every node"
+                .into(),
+        ));
+    }
+    let mut config = crate::cluster::ClusterConfig::new(url, secret);
+    config.region = pick(&args.region, &file.region).unwrap_or_default();
     Ok(Some(config))
 }
 

@@ -97,6 +97,7 @@ impl BoothDesk {
             languages: vec![lang("fr")?, lang("de")?],
             rtp_allow: Default::default(),
             mix: None,
+            cascaded: false,
         };
         let interpreters = [
             (1, "Ann", vec![lang("fr")?]),

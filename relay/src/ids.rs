@@ -29,6 +29,9 @@ pub enum IdError {
     /// Not an `Idempotency-Key` (1 to 255 visible ASCII characters); holds the first 40 given.
     #[error("'{0}' is not an Idempotency-Key: use 1 to 255 visible ASCII characters, such as a UUID")]
     IdempotencyKey(String),
+    /// Not a node id; holds the first 40 characters given.
+    #[error("'{0}' is not a node id: use 1 to 64 letters, digits, '-', '_' or '.'")]
+    Node(String),
 }
 
 /// The `Idempotency-Key` of a request that creates something: a retry with the same key gets the
@@ -193,6 +196,46 @@ impl SessionId {
     /// The id in lower-case hex, as in session URLs.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A node of a cluster: 1 to 64 letters, digits, `-`, `_` or `.` (the host name, or the
+/// random id in the data directory).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct NodeId(String);
+
+impl NodeId {
+    /// A node id as configured or published; refused when it has other characters.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if ok { Ok(Self(s.to_owned())) } else { Err(IdError::Node(truncate(s))) }
+    }
+
+    /// The id as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for NodeId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<NodeId> for String {
+    fn from(id: NodeId) -> String {
+        id.0
     }
 }
 

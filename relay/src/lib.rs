@@ -16,7 +16,10 @@
 //!   desk), `usage` (the report); `app` wires them together;
 //! - `http`: the thin, typed HTTP edge (WHIP/WHEP, the JSON API, pages, metrics);
 //! - `store`: events, bookings, tokens and usage in SQLite or PostgreSQL;
-//! - `bbb`: a BigBlueButton meeting as an event's floor.
+//! - `bbb`: a BigBlueButton meeting as an event's floor;
+//! - `cluster`: several nodes (Redis: nodes, origin leases, control messages) and the cascade
+//!   from an event's origin node to its edges; `rtc_link`: the client-side WebRTC link the BBB
+//!   floors and the cascade receive on.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -42,10 +45,12 @@ mod admission;
 mod app;
 mod auth;
 mod booths;
+pub mod cluster;
 mod connecting;
 mod events;
 mod floors;
 mod http;
 mod languages;
 mod limits;
+mod rtc_link;
 mod usage;

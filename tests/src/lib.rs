@@ -8,4 +8,5 @@ pub mod client;
 pub mod livekit;
 pub mod log;
 pub mod nginx;
+pub mod redis;
 pub mod relay;

@@ -60,6 +60,9 @@ impl App {
     /// A graceful stop: every usage fact recorded is written, then the node's open intervals
     /// are closed now.
     pub(crate) async fn shutdown(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
         self.recorder.flush().await;
         match self.store.close_open_usage(&self.node, Some(now_ms())).await {
             Ok(closed) => info!(closed, "usage intervals closed at shutdown"),
@@ -78,6 +81,9 @@ impl App {
         self.events.forget(id);
         self.floors.stop(id);
         self.media.end_event(id);
+        if let Some(cluster) = &self.cluster {
+            cluster.event_ended(id).await;
+        }
         info!(event = %id, "event window closed: its sessions ended, its state pruned");
     }
 

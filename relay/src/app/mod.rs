@@ -77,6 +77,23 @@ pub enum AppError {
     Id(#[from] crate::ids::IdError),
     #[error("could not prepare the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// A cluster session URL that is not a cascade.
+    #[error("no cascade session {0}")]
+    NotCascade(SessionId),
+    /// An edge's cascade offer names other channels than the event has (it changed).
+    #[error("the event's channels are {0} now; subscribe again with these")]
+    Layout(String),
+}
+
+/// Where a media request is served.
+#[derive(Debug)]
+pub(crate) enum Served {
+    /// Here: the session and the SDP answer.
+    Here(SessionId, String),
+    /// On another node of the cluster: the URL to send the same request to (a 307).
+    Elsewhere(String),
 }
 
 /// The relay's services.
@@ -101,6 +118,8 @@ pub(crate) struct App {
     joins: Mutex<Limiter<IpAddr>>,
     /// Booth actions per booth link: a person at a console, not a script.
     booth_actions: Mutex<Limiter<InterpreterId>>,
+    /// This node in its cluster (None: a single node).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Who a BBB session token belongs to (None: no BBB server configured).
     sessions: Option<crate::bbb::session::SessionCheck>,
     /// BBB's API, for meeting names and the meeting watcher (None: no BBB server configured).
@@ -161,7 +180,19 @@ impl App {
             }
             None => (None, None),
         };
+        let cluster = match &settings.cluster {
+            Some(config) => Some(crate::cluster::Cluster::start(
+                config.clone(),
+                crate::ids::NodeId::parse(&node)?,
+                settings.public_url.clone(),
+                settings.public_ip,
+                settings.capacity.listeners,
+                media.clone(),
+            )?),
+            None => None,
+        };
         let app = Arc::new(Self {
+            cluster,
             admission: Admission::new(settings.headroom, settings.capacity.listeners),
             connecting: Connecting::new(ConnectingLimits {
                 per_node: settings.connecting_per_node,
@@ -197,14 +228,15 @@ impl App {
         &self.store
     }
 
-    /// A WHEP listener joins: window, channel, admission, media, then the usage fact.
+    /// A WHEP listener joins: window, channel, (in a cluster: the node it is served on, and
+    /// whether this node is the event's origin or an edge), admission, media, then the usage fact.
     pub(crate) async fn listen(
         &self,
         event: &EventId,
         language: Language,
         client: IpAddr,
         offer: String,
-    ) -> Result<(SessionId, String), AppError> {
+    ) -> Result<Served, AppError> {
         let allowed = self.joins.lock().map_or(Ok(()), |mut j| j.check(&client, Instant::now()));
         if let Err(wait) = allowed {
             return Err(AppError::TooManyJoins(wait.as_secs_f64().ceil().max(1.0) as u32));
@@ -212,13 +244,76 @@ impl App {
         let live = self.events.live(event).await?;
         live.check_channel(&language)?;
         live.window.check(Utc::now())?;
+        let layout = match &self.cluster {
+            None => live.layout.clone(),
+            Some(cluster) => {
+                if let crate::cluster::Placement::There(node) = cluster.place(event)? {
+                    return Ok(Served::Elsewhere(format!("{node}/whep/{event}/{language}")));
+                }
+                match cluster.listener_origin(event).await {
+                    Ok(crate::cluster::Origin::Here) => live.layout.clone(),
+                    Ok(crate::cluster::Origin::There(_)) => cluster.edge_layout(&live.layout),
+                    // Redis away: what this node already serves goes on.
+                    Err(_) if cluster.is_origin(event) => live.layout.clone(),
+                    Err(e) => match cluster.running_edge(event) {
+                        Some(layout) => layout,
+                        None => return Err(e.into()),
+                    },
+                }
+            }
+        };
         let admitted = self.admission.admit(event, live.expected_listeners)?;
         let connecting = self.connecting.hold(client)?;
-        let (session, answer) = self.media.listen(live.layout.clone(), language.clone(), offer).await?;
+        let (session, answer) = self.media.listen(layout, language.clone(), offer).await?;
         admitted.keep();
         connecting.attach(session.clone());
         self.record_listening(event, &session, Some(language));
-        Ok((session, answer))
+        Ok(Served::Here(session, answer))
+    }
+
+    /// Where an event's sources publish: `Some(url)` when another node of the cluster is its
+    /// origin (`path` on that node), None on a single node or at the origin.
+    async fn at_origin(&self, event: &EventId, path: &str) -> Result<Option<String>, AppError> {
+        let Some(cluster) = &self.cluster else { return Ok(None) };
+        match cluster.ensure_origin(event).await {
+            Ok(crate::cluster::Origin::Here) => Ok(None),
+            Ok(crate::cluster::Origin::There(node)) => Ok(Some(format!("{}{path}", node.url))),
+            Err(_) if cluster.is_origin(event) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// An edge node subscribes to every channel of `event` (`channels`: the channel order it
+    /// offers, as in [`crate::cluster::cascade::CHANNELS_HEADER`]).
+    pub(crate) async fn cascade(
+        &self,
+        event: &EventId,
+        channels: &str,
+        offer: String,
+    ) -> Result<Served, AppError> {
+        let live = self.events.live(event).await?;
+        live.window.check(Utc::now())?;
+        let ours = crate::cluster::cascade::channel_list(&live.layout);
+        if channels != ours {
+            return Err(AppError::Layout(ours));
+        }
+        if let Some(url) = self.at_origin(event, &format!("/cluster/v1/events/{event}/cascade")).await? {
+            return Ok(Served::Elsewhere(url));
+        }
+        let (session, answer) = self.media.cascade(live.layout.clone(), offer).await?;
+        tracing::info!(%event, %session, "an edge subscribed");
+        Ok(Served::Here(session, answer))
+    }
+
+    /// End an edge's cascade session.
+    pub(crate) async fn end_cascade(&self, session: &SessionId) -> Result<(), AppError> {
+        let kind = self.media.sessions().get(session).map(|e| e.kind);
+        match kind {
+            None => return Err(NetError::UnknownSession(session.clone()).into()),
+            Some(SessionKind::Cascade) => {}
+            Some(_) => return Err(AppError::NotCascade(session.clone())),
+        }
+        Ok(self.media.end(session).await?)
     }
 
     /// A listener switches channel without renegotiating.
@@ -256,23 +351,27 @@ impl App {
         token: Option<&str>,
         client: IpAddr,
         offer: String,
-    ) -> Result<(SessionId, String), AppError> {
+    ) -> Result<Served, AppError> {
         let stored = self.events.event(event).await?;
         self.auth.guarded(client, async { self.auth.check_floor_token(&stored, token) }).await?;
         let live = self.events.remember(&stored);
         live.window.check(Utc::now())?;
-        Ok(self.media.publish_floor(live.layout.clone(), offer).await?)
+        if let Some(url) = self.at_origin(event, &format!("/whip/{event}/floor")).await? {
+            return Ok(Served::Elsewhere(url));
+        }
+        let (session, answer) = self.media.publish_floor(live.layout.clone(), offer).await?;
+        Ok(Served::Here(session, answer))
     }
 
     /// An interpreter's booth session (WHIP).
-    pub(crate) async fn publish_booth(
-        &self,
-        me: &Interpreter,
-        offer: String,
-    ) -> Result<(SessionId, String), AppError> {
+    pub(crate) async fn publish_booth(&self, me: &Interpreter, offer: String) -> Result<Served, AppError> {
         let live = self.events.live(&me.event).await?;
         live.window.check(Utc::now())?;
-        Ok(self.booths.publish(me, &live, offer).await?)
+        if let Some(url) = self.at_origin(&me.event, "/whip/booth").await? {
+            return Ok(Served::Elsewhere(url));
+        }
+        let (session, answer) = self.booths.publish(me, &live, offer).await?;
+        Ok(Served::Here(session, answer))
     }
 
     /// Count one booth action (or attempt) of a booth link against its rate: call before
@@ -416,6 +515,11 @@ impl App {
         self.media.sessions().len()
     }
 
+    /// Edges subscribed here (cascade sessions).
+    pub(crate) fn cascade_sessions(&self) -> usize {
+        self.media.sessions().iter().filter(|s| s.kind == SessionKind::Cascade).count()
+    }
+
     /// The demo event `demo`: English floor from the built-in voice (an RTP floor), French and
     /// German channels. Created on first use, reused afterwards.
     /// Create an event for `caller` (or only check it, `dry_run`). A BBB floor must be a meeting
@@ -468,6 +572,9 @@ async fn follow_notes(app: std::sync::Weak<App>, mut notes: tokio::sync::mpsc::U
                     switches.forget(&session);
                 }
                 app.record_listening(&event, &session, None);
+                if let Some(cluster) = &app.cluster {
+                    cluster.listener_left(&event).await;
+                }
             }
             MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Booth(interpreter)) } => {
                 app.booths.session_ended(&event, interpreter, &session).await;

@@ -12,7 +12,6 @@ pub(crate) mod checksum;
 pub(crate) mod floor;
 pub mod livekit;
 pub(crate) mod peer;
-pub(crate) mod rtc_link;
 pub(crate) mod session;
 pub(crate) mod sfu;
 

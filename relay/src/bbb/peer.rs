@@ -13,8 +13,8 @@ use str0m::media::{Direction, MediaKind};
 use str0m::{Event, IceConnectionState, Rtc};
 
 use super::BbbError;
-use super::rtc_link::{Polled, RtcLink, forward_rtp};
 use crate::media::rtp::RtpHeader;
+use crate::rtc_link::{Polled, RtcLink, forward_rtp};
 
 /// What the peer reports to the floor runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

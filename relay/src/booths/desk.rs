@@ -381,6 +381,7 @@ mod tests {
             languages: vec![lang("fr"), lang("de")],
             rtp_allow: Default::default(),
             mix: None,
+            cascaded: false,
         }))
     }
 

@@ -485,6 +485,7 @@ impl Events {
                 complexity: self.settings.mix_complexity,
                 bitrate: self.settings.mix_bitrate,
             }),
+            cascaded: false,
         });
         let live = Arc::new(LiveEvent {
             layout: layout.clone(),

@@ -70,7 +70,9 @@ impl From<IdError> for ApiError {
         match e {
             IdError::Event(_) | IdError::Session(_) => Self::not_found(e.to_string()),
             IdError::Language(_) => Self::not_found(e.to_string()),
-            IdError::MeetingPattern(_) | IdError::IdempotencyKey(_) => Self::bad_request(e.to_string()),
+            IdError::MeetingPattern(_) | IdError::IdempotencyKey(_) | IdError::Node(_) => {
+                Self::bad_request(e.to_string())
+            }
         }
     }
 }
@@ -245,7 +247,25 @@ impl From<crate::app::AppError> for ApiError {
                 Self { status: StatusCode::TOO_MANY_REQUESTS, detail: e.to_string(), retry_after: Some(secs) }
             }
             AppError::DataDir { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            AppError::Cluster(e) => e.into(),
+            AppError::NotCascade(_) | AppError::Layout(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
         }
+    }
+}
+
+impl From<crate::cluster::ClusterError> for ApiError {
+    fn from(e: crate::cluster::ClusterError) -> Self {
+        use crate::cluster::ClusterError;
+        let (status, retry_after) = match &e {
+            ClusterError::Redis(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
+            ClusterError::Full => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
+            ClusterError::Refused { .. } => (StatusCode::BAD_GATEWAY, None),
+            ClusterError::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        };
+        if status != StatusCode::SERVICE_UNAVAILABLE || matches!(e, ClusterError::Redis(_)) {
+            tracing::warn!(error = %e, "cluster error");
+        }
+        Self { status, detail: e.to_string(), retry_after }
     }
 }
 

@@ -8,14 +8,31 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::SwitchRequest;
-use crate::app::App;
+use crate::app::{App, Served};
 use crate::http::ApiError;
 use crate::http::extract::{ClientAddr, JsonBody, SdpOffer, bearer};
 use crate::http::openapi::SessionPath;
 use crate::ids::{EventId, Language, SessionId};
 
+/// `201 Created` with the SDP answer and the session's URL (`{public_url}/{kind}/sessions/…`);
+/// or, when another node of the cluster serves the request, `307 Temporary Redirect` to it (WHIP
+/// and WHEP clients send the same offer there).
+pub(crate) fn served(app: &App, kind: &str, served: Served) -> Response {
+    match served {
+        Served::Here(session, answer) => created(app, kind, &session, answer),
+        Served::Elsewhere(url) => {
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(value) = HeaderValue::from_str(&url) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+    }
+}
+
 /// `201 Created` with the SDP answer and the session's URL.
-pub(crate) fn created(app: &App, kind: &str, session: &SessionId, answer: String) -> Response {
+fn created(app: &App, kind: &str, session: &SessionId, answer: String) -> Response {
     let location = format!("{}/{kind}/sessions/{session}", app.settings.public_url);
     let mut response = (StatusCode::CREATED, answer).into_response();
     let headers = response.headers_mut();
@@ -29,7 +46,7 @@ pub(crate) fn created(app: &App, kind: &str, session: &SessionId, answer: String
 /// `POST /whip/{event}/floor` with the floor token.
 #[utoipa::path(post, path = "/whip/{event}/floor", tag = "media", security(("floor" = [])),
     params(("event" = EventId, Path, description = "The event's id.")), request_body(content = String, content_type = "application/sdp", description = "The SDP offer."),
-    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."), (status = 401, description = "No valid floor token for this event."),
+    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 307, description = "Another node of the cluster serves this: send the same offer to `Location`.", headers(("Location" = String, description = "The same request on that node."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."), (status = 401, description = "No valid floor token for this event."),
         (status = 403, description = "Outside the event's media window."), (status = 404, description = "No such event.")))]
 pub(super) async fn publish_floor(
     State(app): State<Arc<App>>,
@@ -39,15 +56,15 @@ pub(super) async fn publish_floor(
     SdpOffer(offer): SdpOffer,
 ) -> Result<Response, ApiError> {
     let event = EventId::parse(&event)?;
-    let (session, answer) = app.publish_floor(&event, bearer(&headers), client, offer).await?;
-    Ok(created(&app, "whip", &session, answer))
+    let result = app.publish_floor(&event, bearer(&headers), client, offer).await?;
+    Ok(served(&app, "whip", result))
 }
 
 /// `POST /whep/{event}/{language}`: a listener joins.
 #[utoipa::path(post, path = "/whep/{event}/{language}", tag = "media",
     params(("event" = EventId, Path, description = "The event's id."), ("language" = Language, Path, description = "The channel's language.")),
     request_body(content = String, content_type = "application/sdp", description = "The SDP offer."),
-    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."), (status = 403, description = "Outside the event's media window."),
+    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 307, description = "Another node of the cluster serves this: send the same offer to `Location`.", headers(("Location" = String, description = "The same request on that node."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."), (status = 403, description = "Outside the event's media window."),
         (status = 404, description = "No such event or channel."), (status = 429, description = "Too many joins from this address."),
         (status = 503, description = "The event or the node is full (Retry-After).")))]
 pub(super) async fn listen(
@@ -58,8 +75,8 @@ pub(super) async fn listen(
 ) -> Result<Response, ApiError> {
     let event = EventId::parse(&event)?;
     let language = Language::parse(&language)?;
-    let (session, answer) = app.listen(&event, language, client, offer).await?;
-    Ok(created(&app, "whep", &session, answer))
+    let result = app.listen(&event, language, client, offer).await?;
+    Ok(served(&app, "whep", result))
 }
 
 /// `GET {session}`: 204 while the relay holds the session, 404 when it does not (a page asks

@@ -6,11 +6,12 @@
 mod api;
 pub(crate) mod booth;
 mod booth_socket;
+mod cluster;
 pub(crate) mod edge;
 mod error;
 pub(crate) mod extract;
 mod headers;
-mod media;
+pub(crate) mod media;
 mod metrics;
 mod openapi;
 mod organiser;
@@ -68,6 +69,8 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(media::listen))
         .routes(routes!(media::end_listening, media::listening_state))
         .routes(routes!(media::switch_channel))
+        .routes(routes!(cluster::cascade))
+        .routes(routes!(cluster::end_cascade))
         .routes(routes!(pages::home))
         .routes(routes!(pages::listener))
         .routes(routes!(pages::booth))

@@ -20,10 +20,11 @@ use crate::ids::{EventId, InterpreterId, Language, SessionId};
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Security schemes: which bearer token an operation takes.
-const SCHEMES: [(&str, &str); 3] = [
+const SCHEMES: [(&str, &str); 4] = [
     ("organiser", "The admin token (TOLK_ADMIN_TOKEN) or an organiser's token (`tolk organiser add`)."),
     ("booth", "An interpreter's booth token, from the booth link the organiser issued."),
     ("floor", "The floor token of an event, shown once in the answer that created it."),
+    ("cluster", "The secret the nodes of a cluster share (TOLK_CLUSTER_SECRET): node-to-node calls only."),
 ];
 
 /// The document without its operations: title, schemas no operation names, security schemes.

@@ -107,7 +107,7 @@ impl Mixer {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => e.insert(Playout::new(1)?),
             },
-            Source::Mixed(_) => return Ok(()),
+            Source::Mixed(_) | Source::Cascade(_) => return Ok(()),
         };
         input.push(packet.seq, packet.ts, packet.payload.clone(), now);
         self.next_tick.get_or_insert(now + TICK);

@@ -39,6 +39,9 @@ pub enum Source {
     Booth(InterpreterId),
     /// A mixed channel's output (mix mode): the voice with the floor under it, for one channel.
     Mixed(router::ChannelIndex),
+    /// One channel's output as the event's origin node sent it (this node is an edge of the
+    /// event): heard on that channel only, as is.
+    Cascade(router::ChannelIndex),
 }
 
 /// One Opus packet from a source, shared by every shard and every listener it reaches.

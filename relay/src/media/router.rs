@@ -5,6 +5,10 @@
 //! muted (cough) → silence, never the floor. Taking the air from a partner switches at the next
 //! packet: the new voice follows the last packet of the old one on the same line, so there is no
 //! gap and no double voice. Each channel has one continuous output line whatever source feeds it.
+//!
+//! On an edge node (a cluster: the event's origin is another node) the booth rules have already
+//! been applied at the origin: each channel carries the origin's output for it
+//! ([`Source::Cascade`]) and nothing else, until the edge itself becomes the origin.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +49,8 @@ pub struct EventRouter {
     silence: Arc<[u8]>,
     /// Mix mode: channels with someone on air carry the mixer's output, not the raw voice.
     mixed: bool,
+    /// Edge mode: each channel carries the origin's output for it, and only that.
+    cascaded: bool,
 }
 
 /// Where channel output lines start. Internal numbering: listeners rebase onto their own.
@@ -64,7 +70,18 @@ impl EventRouter {
                 channels.push(channel(language));
             }
         }
-        Self { channels, silence: opus_silence(), mixed: false }
+        Self { channels, silence: opus_silence(), mixed: false, cascaded: false }
+    }
+
+    /// Edge mode on or off: on, each channel carries [`Source::Cascade`] packets for it and
+    /// nothing from local sources; off (this node became the event's origin), the booth rules
+    /// again. The channels' lines continue across the change.
+    pub fn set_cascaded(&mut self, cascaded: bool) {
+        self.cascaded = cascaded;
+    }
+
+    pub fn cascaded(&self) -> bool {
+        self.cascaded
     }
 
     /// An event in mix mode: a channel with someone on air carries `Source::Mixed` packets.
@@ -115,6 +132,8 @@ impl EventRouter {
     ) {
         for (index, channel) in self.channels.iter_mut().enumerate() {
             let payload = match (packet.source, channel.on_air) {
+                (Source::Cascade(c), _) if c == index && self.cascaded => &packet.payload,
+                _ if self.cascaded => continue,
                 (Source::Floor, None) => &packet.payload,
                 (Source::Booth(who), Some(on_air)) if on_air.interpreter == who && !self.mixed => {
                     if on_air.muted { &self.silence } else { &packet.payload }
@@ -293,6 +312,47 @@ mod tests {
             assert_eq!(pair[1].1.seq, pair[0].1.seq + 1, "no gap, no duplicate on the line");
             assert_eq!(pair[1].1.ts.wrapping_sub(pair[0].1.ts), 960, "one frame apart");
         }
+    }
+
+    #[test]
+    fn an_edge_carries_the_origin_output_per_channel_and_continues_when_it_becomes_origin() {
+        let mut sim = Sim::new();
+        sim.router.set_cascaded(true);
+        sim.on_air(Some(A), false); // a stale on-air on the edge changes nothing
+        let mut fr = Vec::new();
+        let mut de = Vec::new();
+        let t0 = sim.t0;
+        for i in 0..6u64 {
+            let now = t0 + Duration::from_millis(20 * i);
+            let mut out = Vec::new();
+            for channel in 0..3 {
+                let p = packet(Source::Cascade(channel), 50 + channel as u64, 10 + i, i as u32 * 960, now);
+                sim.router.route(&p, now, &mut out);
+            }
+            // Local sources are not heard on an edge.
+            sim.router.route(&floor_packet(FLOOR, 100 + i, 0, now), now, &mut out);
+            sim.router.route(&packet(Source::Booth(A), MIC_A, 100 + i, 0, now), now, &mut out);
+            assert_eq!(out.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [0, 1, 2], "one packet per channel");
+            for (c, p) in out {
+                match c {
+                    1 => fr.push(p),
+                    2 => de.push(p),
+                    _ => {}
+                }
+            }
+        }
+        // The edge becomes the origin: fr's line goes on with A's voice.
+        sim.router.set_cascaded(false);
+        let now = t0 + Duration::from_millis(120);
+        let mut out = Vec::new();
+        sim.router.route(&packet(Source::Booth(A), MIC_A, 200, 5, now), now, &mut out);
+        sim.router.route(&packet(Source::Cascade(1), 51, 16, 6 * 960, now), now, &mut out);
+        assert_eq!(out.len(), 1, "A on fr; the cascade is no longer heard");
+        fr.push(out.remove(0).1);
+        for pair in fr.windows(2) {
+            assert_eq!(pair[1].seq, pair[0].seq + 1, "one line across the change");
+        }
+        assert_eq!(de.len(), 6);
     }
 
     #[test]

@@ -114,7 +114,8 @@ struct EventMedia {
 
 impl EventMedia {
     fn new(layout: Arc<EventLayout>, mixer: Option<Mixer>) -> Self {
-        let router = EventRouter::new(&layout.floor, &layout.languages).mixed(layout.mix.is_some());
+        let mut router = EventRouter::new(&layout.floor, &layout.languages).mixed(layout.mix.is_some());
+        router.set_cascaded(layout.cascaded);
         let channels = router.channel_count();
         Self { layout, router, subscribers: Subscribers::new(channels), listeners: vec![0; channels], mixer }
     }
@@ -339,7 +340,24 @@ impl ShardCore {
 
     /// Make the event's routing ready (and its mixer, on the one shard that mixes it). A changed
     /// event (PATCH) takes its new layout while nobody is connected to it.
+    ///
+    /// An edge that becomes the event's origin (or the reverse) changes mode in place: its
+    /// listeners stay, and every channel's line continues.
     pub fn prepare_event(&mut self, layout: &Arc<EventLayout>) {
+        let flips = self.events.get(&layout.id).is_some_and(|media| {
+            media.layout.cascaded != layout.cascaded
+                && (EventLayout { cascaded: layout.cascaded, ..(*media.layout).clone() }) == **layout
+        });
+        if flips {
+            info!(event = %layout.id, cascaded = layout.cascaded, "the event's feed changes");
+            let mixer = self.mixer_for(layout);
+            if let Some(media) = self.events.get_mut(&layout.id) {
+                media.router.set_cascaded(layout.cascaded);
+                media.layout = layout.clone();
+                media.mixer = mixer;
+            }
+            return;
+        }
         if self.events.get(&layout.id).is_some_and(|m| &m.layout != layout && m.subscribers.is_empty()) {
             self.events.remove(&layout.id);
         }
@@ -395,7 +413,7 @@ impl ShardCore {
         // the placement can fail.
         let tracks: Vec<ChannelIndex> = role.tracks().iter().map(|t| t.channel).collect();
         let counted = match (&role, kind) {
-            (PeerRole::Listener { .. }, SessionKind::Listener) => tracks.first().copied(),
+            (PeerRole::Listener { counted: true, .. }, SessionKind::Listener) => tracks.first().copied(),
             _ => None,
         };
         let direct_srtp = self.config.direct_srtp;
@@ -429,8 +447,8 @@ impl ShardCore {
         let peer = self.peers.get_mut(slot).ok_or_else(unknown)?;
         let media = self.events.get_mut(&peer.event).ok_or_else(unknown)?;
         let to = media.router.channel(language).ok_or_else(|| NetError::UnknownLanguage(language.clone()))?;
-        let listener = matches!(peer.role, PeerRole::Listener { .. });
-        let (PeerRole::Listener { tracks } | PeerRole::Publisher { tracks, .. }) = &mut peer.role;
+        let listener = matches!(peer.role, PeerRole::Listener { counted: true, .. });
+        let (PeerRole::Listener { tracks, .. } | PeerRole::Publisher { tracks, .. }) = &mut peer.role;
         let Some(t) = tracks.get_mut(track) else {
             return Err(NetError::Unsupported(format!("this session has no audio track {}", track + 1)));
         };
@@ -530,21 +548,25 @@ impl ShardCore {
     // ---- inside -----------------------------------------------------------------------------
 
     fn event_media(&mut self, layout: &Arc<EventLayout>) -> &mut EventMedia {
+        let mixer = if self.events.contains_key(&layout.id) { None } else { self.mixer_for(layout) };
+        self.events.entry(layout.id.clone()).or_insert_with(|| EventMedia::new(layout.clone(), mixer))
+    }
+
+    /// The event's mixer, on the one shard that mixes it (mix mode, and not an edge: an edge's
+    /// channels come mixed from the origin).
+    fn mixer_for(&self, layout: &EventLayout) -> Option<Mixer> {
         let (index, shards) = (self.config.index, self.config.shards);
-        let inputs = &self.inputs;
-        self.events.entry(layout.id.clone()).or_insert_with(|| {
-            let mixes = layout.mix.is_some() && mixing_shard(&layout.id, shards) == index;
-            let mixer = layout.mix.filter(|_| mixes).and_then(|settings| {
-                let base = inputs.fetch_add(256, Ordering::Relaxed);
-                Mixer::new(layout.id.clone(), settings, base)
-                    .inspect_err(|e| warn!(shard = index, error = %e, "mix mode unavailable"))
-                    .ok()
-            });
-            if mixer.is_some() {
-                info!(event = %layout.id, "mixing this event on this shard");
-            }
-            EventMedia::new(layout.clone(), mixer)
-        })
+        let mixes = !layout.cascaded && mixing_shard(&layout.id, shards) == index;
+        let mixer = layout.mix.filter(|_| mixes).and_then(|settings| {
+            let base = self.inputs.fetch_add(256, Ordering::Relaxed);
+            Mixer::new(layout.id.clone(), settings, base)
+                .inspect_err(|e| warn!(shard = index, error = %e, "mix mode unavailable"))
+                .ok()
+        });
+        if mixer.is_some() {
+            info!(event = %layout.id, "mixing this event on this shard");
+        }
+        mixer
     }
 
     /// Frames the mixers owe at `now` become source packets.
@@ -573,7 +595,7 @@ impl ShardCore {
             for (i, track) in peer.role.tracks().iter().enumerate() {
                 media.subscribers.remove(track.channel, (slot, i as u8));
             }
-            if let PeerRole::Listener { tracks } = &peer.role
+            if let PeerRole::Listener { tracks, counted: true } = &peer.role
                 && let Some(first) = tracks.first()
             {
                 media.listeners[first.channel] = media.listeners[first.channel].saturating_sub(1);
@@ -797,7 +819,11 @@ fn role_of(
         }
         Join::Listen { language } => {
             let tracks = accepted.listener_tracks(channel(language)?)?;
-            (PeerRole::Listener { tracks }, SessionKind::Listener)
+            (PeerRole::Listener { tracks, counted: true }, SessionKind::Listener)
+        }
+        Join::Cascade => {
+            let tracks = accepted.cascade_tracks(router.channel_count())?;
+            (PeerRole::Listener { tracks, counted: false }, SessionKind::Cascade)
         }
     })
 }
@@ -827,6 +853,7 @@ mod tests {
             languages: vec![Language::parse("fr").unwrap()],
             rtp_allow: Default::default(),
             mix: None,
+            cascaded: false,
         })
     }
 

@@ -63,6 +63,9 @@ pub struct EventLayout {
     pub rtp_allow: crate::allow::SourceAllow,
     /// Mix mode settings; None: pass-through.
     pub mix: Option<crate::media::mixer::MixSettings>,
+    /// This node is an edge of the event (a cluster): its channels carry what the event's origin
+    /// node sends ([`Media::feed`]), not local sources.
+    pub cascaded: bool,
 }
 
 impl EventLayout {
@@ -88,14 +91,27 @@ pub enum SessionKind {
     /// An interpreter's booth session (microphone up, input and partner down).
     Booth(InterpreterId),
     Listener,
+    /// An edge node's subscription to every channel of an event this node is the origin of.
+    Cascade,
 }
 
 /// What a new session does.
 #[derive(Debug, Clone)]
 pub enum Join {
-    Floor { input: u64 },
-    Booth { interpreter: InterpreterId, input: u64, listen_to: Language, booth: Language },
-    Listen { language: Language },
+    Floor {
+        input: u64,
+    },
+    Booth {
+        interpreter: InterpreterId,
+        input: u64,
+        listen_to: Language,
+        booth: Language,
+    },
+    Listen {
+        language: Language,
+    },
+    /// An edge node subscribes to every channel.
+    Cascade,
 }
 
 /// What shards tell the app as it happens (the app records usage facts and booth presence).
@@ -413,6 +429,38 @@ impl Media {
         offer: String,
     ) -> Result<(SessionId, String), NetError> {
         self.join(event, Join::Listen { language }, offer).await
+    }
+
+    /// An edge node subscribes to every channel of `event` (this node is its origin): one track
+    /// per channel, in the event's channel order, from an offer with that many sections.
+    pub async fn cascade(
+        &self,
+        event: Arc<EventLayout>,
+        offer: String,
+    ) -> Result<(SessionId, String), NetError> {
+        let offer = offer::Offer::parse_with(&offer, offer::MAX_CASCADE_SECTIONS)?;
+        let session = SessionId::generate();
+        let shard = self.pick();
+        let sid = session.clone();
+        let answer = self
+            .ask(shard, |reply| Command::Join { event, session: sid, join: Join::Cascade, offer, reply })
+            .await?;
+        Ok((session, answer))
+    }
+
+    /// A new input line (a source that starts, or starts again, from outside the shards).
+    pub fn new_input(&self) -> u64 {
+        self.inputs.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A packet from outside the shards (an edge's cascade from the origin) to every shard's
+    /// listeners of the channel it is for. Dropped, and false, when a shard's queue is full.
+    pub fn feed(&self, packet: Arc<SourcePacket>) -> bool {
+        let mut all = true;
+        for shard in &self.shards {
+            all &= shard.send(Command::Source(packet.clone())).is_ok();
+        }
+        all
     }
 
     /// Move a session's track (0: a listener's channel, an interpreter's input) to `language`.

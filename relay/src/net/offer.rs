@@ -10,6 +10,10 @@ use crate::net::NetError;
 /// booth three; a browser may add a data or video section it does not use.
 pub const MAX_SECTIONS: usize = 8;
 
+/// Media sections an edge node's cascade offer may have: one per channel of the largest event
+/// (the floor and 64 interpretation languages).
+pub const MAX_CASCADE_SECTIONS: usize = 65;
+
 /// ICE candidates an offer may carry (every section's `a=candidate` lines together).
 pub const MAX_CANDIDATES: usize = 32;
 
@@ -20,6 +24,11 @@ pub struct Offer(pub(crate) SdpOffer);
 impl Offer {
     /// Check the limits, then parse. The error is a sentence for the client (a 400).
     pub fn parse(text: &str) -> Result<Self, NetError> {
+        Self::parse_with(text, MAX_SECTIONS)
+    }
+
+    /// [`Offer::parse`] with another limit on media sections.
+    pub fn parse_with(text: &str, max_sections: usize) -> Result<Self, NetError> {
         let (mut sections, mut candidates) = (0usize, 0usize);
         for line in text.lines() {
             let line = line.trim_start();
@@ -29,9 +38,9 @@ impl Offer {
                 candidates += 1;
             }
         }
-        if sections > MAX_SECTIONS {
+        if sections > max_sections {
             return Err(NetError::BadSdp(format!(
-                "it has {sections} media sections (m= lines); Tolk takes at most {MAX_SECTIONS}"
+                "it has {sections} media sections (m= lines); Tolk takes at most {max_sections}"
             )));
         }
         if candidates > MAX_CANDIDATES {

@@ -72,14 +72,15 @@ pub enum PeerRole {
     /// Sends a source (the floor, or an interpreter's microphone) whose packets enter routing
     /// with this input key; an interpreter also receives tracks (input, partner).
     Publisher { source: Source, input: u64, tracks: Vec<Track> },
-    /// Receives: the chosen channel on the first track, the floor on the second (if offered).
-    Listener { tracks: Vec<Track> },
+    /// Receives: the chosen channel on the first track, the floor on the second (if offered);
+    /// or, an edge node's cascade, every channel (`counted` false: not a listener of a channel).
+    Listener { tracks: Vec<Track>, counted: bool },
 }
 
 impl PeerRole {
     pub fn tracks(&self) -> &[Track] {
         match self {
-            PeerRole::Publisher { tracks, .. } | PeerRole::Listener { tracks } => tracks,
+            PeerRole::Publisher { tracks, .. } | PeerRole::Listener { tracks, .. } => tracks,
         }
     }
 }
@@ -304,7 +305,20 @@ impl Accepted {
         self.tracks([(input, None), (booth, Some(me))])
     }
 
-    fn tracks(&self, plan: [(ChannelIndex, Option<InterpreterId>); 2]) -> Vec<Track> {
+    /// An edge node's cascade subscription: channel k of the event on the k-th audio section it
+    /// receives, every channel of the event.
+    pub fn cascade_tracks(&self, channels: usize) -> Result<Vec<Track>, NetError> {
+        let tracks = self.tracks((0..channels).map(|c| (c, None)));
+        if tracks.len() < channels {
+            return Err(NetError::Unsupported(format!(
+                "a cascade takes every channel of the event: {channels} audio sections that receive Opus, not {}",
+                tracks.len()
+            )));
+        }
+        Ok(tracks)
+    }
+
+    fn tracks(&self, plan: impl IntoIterator<Item = (ChannelIndex, Option<InterpreterId>)>) -> Vec<Track> {
         let mut rng = rand::rng();
         self.sending()
             .zip(plan)
@@ -408,7 +422,7 @@ impl Peer {
             return Written::Nothing;
         }
         self.promote();
-        let (PeerRole::Listener { tracks } | PeerRole::Publisher { tracks, .. }) = &mut self.role;
+        let (PeerRole::Listener { tracks, .. } | PeerRole::Publisher { tracks, .. }) = &mut self.role;
         let Some(track) = tracks.get_mut(track) else { return Written::Nothing };
         let placed = match track.place(channel, packet, now) {
             Ok(Some(placed)) => placed,
@@ -540,7 +554,7 @@ impl Peer {
     /// keys are not known (it stays on str0m's send path).
     pub fn settle(&mut self, now: Instant) -> bool {
         self.promote();
-        let PeerRole::Listener { tracks } = &mut self.role else { return false };
+        let PeerRole::Listener { tracks, .. } = &mut self.role else { return false };
         let Stage::Direct(engine, _) = &mut self.stage else { return false };
         for track in tracks.iter_mut() {
             if track.ssrc.is_none() {

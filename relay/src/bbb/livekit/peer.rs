@@ -14,9 +14,9 @@ use str0m::{Event, IceConnectionState, Rtc};
 use tracing::debug;
 
 use super::LiveKitError;
-use crate::bbb::rtc_link::{Polled, RtcLink, forward_rtp};
 use crate::media::floor_mix::{FloorFrame, FloorMix, FloorMixSettings, FloorMixStats, TrackKey};
 use crate::media::rtp::RtpHeader;
+use crate::rtc_link::{Polled, RtcLink, forward_rtp};
 
 /// The payload type of the floor's Opus packets on the loopback socket.
 const OPUS_PT: u8 = 111;

@@ -1,7 +1,8 @@
-//! The WebRTC link both BBB floors receive on (bbb-webrtc-sfu's listen-only mix, a LiveKit room's
-//! microphones): one str0m peer on one UDP socket bound toward the media server, answering the
-//! server's offers, taking its candidates, and turning the socket and the clock into str0m input.
-//! What the floor does with the media is the caller's.
+//! The WebRTC link Tolk receives on as a client: both BBB floors (bbb-webrtc-sfu's listen-only
+//! mix, a LiveKit room's microphones) and an edge node's cascade from an event's origin. One str0m
+//! peer on one UDP socket bound toward the remote media server, answering its offers or taking
+//! its answers, taking its candidates, and turning the socket and the clock into str0m input.
+//! What the caller does with the media is its own.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;

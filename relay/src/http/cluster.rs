@@ -1,0 +1,81 @@
+//! Calls between the nodes of a cluster, authorised by the cluster's shared secret
+//! (`TOLK_CLUSTER_SECRET` as a bearer token): an edge subscribes to an event at its origin
+//! (`POST /cluster/v1/events/{event}/cascade`, an SDP offer with one receive-only audio section
+//! per channel) and ends that subscription (`DELETE /cluster/v1/sessions/{session}`). A node
+//! without a cluster answers 404.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use crate::app::App;
+use crate::auth::AuthError;
+use crate::cluster::cascade::CHANNELS_HEADER;
+use crate::http::ApiError;
+use crate::http::extract::{ClientAddr, SdpOffer, bearer};
+use crate::http::media::served;
+use crate::http::openapi::SessionPath;
+use crate::ids::{EventId, SessionId};
+
+/// A node of this cluster calls (its bearer token is the cluster's secret).
+pub(super) struct Member;
+
+impl FromRequestParts<Arc<App>> for Member {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let Some(cluster) = &app.cluster else {
+            return Err(ApiError::not_found("this node is not part of a cluster"));
+        };
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, app).await?;
+        let token = bearer(&parts.headers);
+        let check = async {
+            match token {
+                None => Err(AuthError::NoClusterSecret),
+                Some(t) if cluster.is_member(Some(t)) => Ok(()),
+                Some(_) => Err(AuthError::NotTheClusterSecret),
+            }
+        };
+        app.auth.guarded(client, check).await?;
+        Ok(Self)
+    }
+}
+
+/// `POST /cluster/v1/events/{event}/cascade`: an edge node subscribes to every channel.
+#[utoipa::path(post, path = "/cluster/v1/events/{event}/cascade", tag = "cluster", security(("cluster" = [])),
+    params(("event" = EventId, Path, description = "The event's id."),
+        ("Tolk-Channels" = String, Header, description = "The channels the offer's audio sections are for, in order: `en,fr,de`.")),
+    request_body(content = String, content_type = "application/sdp", description = "The SDP offer: one receive-only Opus section per channel."),
+    responses((status = 201, description = "The SDP answer; `Location` is the cascade session's URL.", body = String, content_type = "application/sdp"),
+        (status = 307, description = "Another node is the event's origin: `Location` is the same call there."),
+        (status = 400, description = "The offer is not SDP Tolk can answer."), (status = 401, description = "Not the cluster's secret."),
+        (status = 404, description = "No such event, or this node is not in a cluster."), (status = 409, description = "The event's channels are others (the answer names them)."),
+        (status = 415, description = "The body is not `application/sdp`."), (status = 503, description = "The cluster's Redis does not answer.")))]
+pub(super) async fn cascade(
+    State(app): State<Arc<App>>,
+    _member: Member,
+    Path(event): Path<String>,
+    headers: HeaderMap,
+    SdpOffer(offer): SdpOffer,
+) -> Result<Response, ApiError> {
+    let event = EventId::parse(&event)?;
+    let channels = headers.get(CHANNELS_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let result = app.cascade(&event, channels, offer).await?;
+    Ok(served(&app, "cluster/v1", result))
+}
+
+/// `DELETE /cluster/v1/sessions/{session}`: an edge ends its subscription.
+#[utoipa::path(delete, path = "/cluster/v1/sessions/{session}", tag = "cluster", security(("cluster" = [])), params(SessionPath),
+    responses((status = 200, description = "Ended."), (status = 401, description = "Not the cluster's secret."),
+        (status = 404, description = "No such session."), (status = 409, description = "Not a cascade session.")))]
+pub(super) async fn end_cascade(
+    State(app): State<Arc<App>>,
+    _member: Member,
+    Path(session): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.end_cascade(&SessionId::parse(&session)?).await?;
+    Ok(StatusCode::OK)
+}

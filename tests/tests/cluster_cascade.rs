@@ -1,0 +1,273 @@
+//! Two nodes of a cluster in this process, on one real Redis and one store: the floor and booths
+//! publish to node A (the event's origin), listeners join at node B (an edge), which subscribes
+//! to A once over one WebRTC link carrying every channel. What the edge's listeners hear is
+//! checked by frequency and by payload (byte for byte what A's own listeners get), through a
+//! handover on A and a channel switch on B; the cascade's added latency is measured against a
+//! listener on A in the same run. A full edge sends a listener on with a 307.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tolk_relay::cluster::ClusterConfig;
+use tolk_tests::audio::dominant_frequency;
+use tolk_tests::client::{self, Client};
+use tolk_tests::redis::TestRedis;
+use tolk_tests::relay::{TestRelay, booth_token, floor_token};
+
+const FLOOR: f64 = 440.0;
+const ANA: f64 = 880.0;
+const BEN: f64 = 660.0;
+const SECRET: &str = "cluster-secret-for-tests";
+
+fn clustered(redis: &TestRedis, node: &str) -> impl FnOnce(&mut tolk_relay::config::Settings) {
+    let mut config = ClusterConfig::new(redis.url(), SECRET.into());
+    config.heartbeat = Duration::from_millis(200);
+    let node = node.to_owned();
+    move |settings| {
+        settings.cluster = Some(config);
+        settings.node_id = Some(node);
+    }
+}
+
+/// Wait until Redis lists `n` nodes, and one more heartbeat, so that every node has read the
+/// others' records.
+async fn until_listed(redis: &TestRedis, n: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis.keys("tolk:node:*").await?.len() < n {
+        anyhow::ensure!(Instant::now() < deadline, "Redis lists {:?}", redis.keys("tolk:node:*").await?);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    Ok(())
+}
+
+async fn frequency_after(client: &Client, track: usize, since: Instant) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let samples = client.track(track).samples_since(since).to_vec();
+        if samples.len() >= 24_000 {
+            return Ok(dominant_frequency(&samples[..24_000]));
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "track {track}: {} samples since the change",
+            samples.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn assert_hears(client: &Client, expected: f64, what: &str) -> anyhow::Result<()> {
+    let heard = frequency_after(client, 0, Instant::now() + Duration::from_millis(200)).await?;
+    assert!((heard - expected).abs() <= 5.0, "{what}: heard {heard:.0} Hz, expected {expected:.0} Hz");
+    Ok(())
+}
+
+async fn booth_action(relay: &TestRelay, token: &str, action: &str, body: Value) -> anyhow::Result<()> {
+    let response = relay
+        .http
+        .post(relay.url(&format!("/api/v1/booth/{action}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "{action}: {status} {}", response.text().await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_serves_the_origins_channels_byte_for_byte_through_a_handover_and_a_switch()
+-> anyhow::Result<()> {
+    let redis = TestRedis::start().await?;
+    let a = TestRelay::start_with(1, clustered(&redis, "node-a")).await?;
+    let b = TestRelay::start_shared(&a.data_dir, 1, clustered(&redis, "node-b")).await?;
+    until_listed(&redis, 2).await?;
+
+    let event = a.event_now(&["fr", "de"], "whip").await?;
+    let id = event.id.as_str().to_owned();
+    let ana = a.booth_link(&id, "Ana", &["fr"]).await?;
+    let ben = a.booth_link(&id, "Ben", &["fr"]).await?;
+    let (ana_token, ben_token) = (booth_token(&ana)?.to_owned(), booth_token(&ben)?.to_owned());
+    // The floor publishes at A: A takes the event's origin.
+    let floor = client::publish(&a.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
+    assert_eq!(redis.keys(&format!("tolk:origin:{id}")).await?.len(), 1, "the origin lease is taken");
+    let whip_booth = a.url("/whip/booth");
+    let _ana = client::booth(&a.http, &whip_booth, &ana_token, ANA).await?;
+    let _ben = client::booth(&a.http, &whip_booth, &ben_token, BEN).await?;
+
+    // Listeners on the edge (B) and, to compare, on the origin (A).
+    let at_origin = client::listen(&a.http, &a.url(&format!("/whep/{id}/fr")), 1).await?;
+    let mut on_edge = Vec::new();
+    for language in ["fr", "fr", "de"] {
+        on_edge.push(client::listen(&b.http, &b.url(&format!("/whep/{id}/{language}")), 1).await?);
+    }
+    for listener in on_edge.iter().chain([&at_origin]) {
+        listener.wait_packets(0, 50, Duration::from_secs(15)).await?;
+    }
+    assert_hears(&on_edge[0], FLOOR, "fr on the edge, nobody on air").await?;
+
+    // One subscription for the three edge listeners.
+    let metric = |text: &str, name: &str| -> Option<f64> {
+        text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let origin_metrics = a.metrics_text().await?;
+    assert_eq!(metric(&origin_metrics, "tolk_cluster_cascades_out "), Some(1.0), "one cascade per edge");
+    assert_eq!(metric(&origin_metrics, "tolk_cluster_events{role=\"origin\"}"), Some(1.0));
+    let edge_metrics = b.metrics_text().await?;
+    assert_eq!(metric(&edge_metrics, "tolk_cluster_events{role=\"edge\"}"), Some(1.0));
+    assert_eq!(metric(&edge_metrics, "tolk_cluster_nodes "), Some(2.0));
+
+    // Ana on air at the origin: heard on the edge.
+    booth_action(&a, &ana_token, "on-air", json!({"language": "fr"})).await?;
+    assert_hears(&on_edge[0], ANA, "fr on the edge with Ana on air").await?;
+    assert_hears(&on_edge[2], FLOOR, "de on the edge is untouched").await?;
+
+    // Handover at the origin: no packet lost on the edge, no gap beyond the usual jitter.
+    booth_action(&a, &ben_token, "handover-request", json!({})).await?;
+    let before = on_edge[1].track(0);
+    let handover_at = Instant::now();
+    booth_action(&a, &ana_token, "handover-accept", json!({})).await?;
+    assert_hears(&on_edge[1], BEN, "fr on the edge after the handover").await?;
+    let after = on_edge[1].track(0);
+    assert_eq!(after.missing(), before.missing(), "no packet lost at the handover on the edge");
+    let gap = after.arrivals.windows(2).filter(|w| w[1].0 >= handover_at).map(|w| w[1].0 - w[0].0).max();
+    println!("handover seen on the edge: largest gap between packets {gap:?}");
+
+    // A listener switches channel on the edge, without renegotiating.
+    let switch = b
+        .http
+        .post(format!("{}/channel", on_edge[2].session_url))
+        .json(&json!({"language": "fr"}))
+        .send()
+        .await?;
+    assert_eq!(switch.status().as_u16(), 204);
+    assert_hears(&on_edge[2], BEN, "the de listener switched to fr on the edge").await?;
+
+    // Byte for byte: the edge's payloads are the origin's; the cascade's added latency.
+    let origin_delays = client::delays(&floor, &at_origin, 0);
+    let edge_delays = client::delays(&floor, &on_edge[0], 0);
+    println!("matched payloads: {} at the origin, {} on the edge", origin_delays.len(), edge_delays.len());
+    let (o50, o95, _) = client::percentiles(origin_delays);
+    let (e50, e95, _) = client::percentiles(edge_delays.clone());
+    assert!(edge_delays.len() > 50, "the edge forwards the origin's payloads unchanged");
+    println!(
+        "floor → listener: at the origin p50 {o50:?} p95 {o95:?}; on the edge p50 {e50:?} p95 {e95:?}; \
+         the cascade adds {:?} at p50",
+        e50.saturating_sub(o50)
+    );
+    Ok(())
+}
+
+/// Wait until `what` holds for the metric `name` of `relay`, at most 10 s.
+async fn metric_until(relay: &TestRelay, name: &str, what: impl Fn(f64) -> bool) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = relay.metrics_text().await?;
+        let value =
+            text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok());
+        if let Some(v) = value.filter(|v| what(*v)) {
+            return Ok(v);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{name} is {value:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_sends_listeners_on_and_an_edge_without_listeners_unsubscribes() -> anyhow::Result<()> {
+    let redis = TestRedis::start().await?;
+    let a = TestRelay::start_with(1, clustered(&redis, "node-a")).await?;
+    let capacity_two = clustered(&redis, "node-b");
+    let b = TestRelay::start_shared(&a.data_dir, 1, move |s| {
+        capacity_two(s);
+        s.capacity.listeners = 2;
+    })
+    .await?;
+    until_listed(&redis, 2).await?;
+    let event = a.event_now(&["fr"], "whip").await?;
+    let id = event.id.as_str().to_owned();
+    let _floor = client::publish(&a.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
+
+    // Two listeners fill B (an edge); B's next heartbeat says so; the third is sent to A.
+    let mut at_b = Vec::new();
+    for _ in 0..2 {
+        at_b.push(client::listen(&b.http, &b.url(&format!("/whep/{id}/fr")), 1).await?);
+    }
+    metric_until(&b, "tolk_cluster_events{role=\"edge\"}", |v| v == 1.0).await?;
+    tokio::time::sleep(Duration::from_millis(450)).await; // B's record counts them
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let offer = client::vanishing_offer()?;
+    let sent_on = no_redirect
+        .post(b.url(&format!("/whep/{id}/fr")))
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await?;
+    assert_eq!(sent_on.status().as_u16(), 307, "a full node sends the listener on");
+    let location = sent_on.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default();
+    assert_eq!(location, a.url(&format!("/whep/{id}/fr")), "to the node with room");
+    // A WHEP client follows it and listens at A.
+    let third = client::listen(&b.http, &b.url(&format!("/whep/{id}/fr")), 1).await?;
+    assert!(third.session_url.starts_with(&a.base), "served by A: {}", third.session_url);
+    third.wait_packets(0, 25, Duration::from_secs(10)).await?;
+    for listener in &at_b {
+        listener.wait_packets(0, 25, Duration::from_secs(10)).await?;
+    }
+    assert_eq!(metric_until(&a, "tolk_cluster_cascades_out ", |v| v == 1.0).await?, 1.0);
+
+    // B's listeners leave: B drops its subscription, and A its cascade session.
+    for listener in at_b {
+        let url = listener.session_url.clone();
+        listener.stop()?;
+        b.http.delete(&url).send().await?;
+    }
+    metric_until(&b, "tolk_cluster_events{role=\"edge\"}", |v| v == 0.0).await?;
+    metric_until(&a, "tolk_cluster_cascades_out ", |v| v == 0.0).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cascade_needs_the_cluster_secret() -> anyhow::Result<()> {
+    let redis = TestRedis::start().await?;
+    let a = TestRelay::start_with(1, clustered(&redis, "node-a")).await?;
+    let event = a.event_now(&["fr"], "whip").await?;
+    let url = a.url(&format!("/cluster/v1/events/{}/cascade", event.id.as_str()));
+    let offer = client::vanishing_offer()?;
+    for token in [None, Some("not-the-cluster-secret")] {
+        let mut request =
+            a.http.post(&url).header("content-type", "application/sdp").header("tolk-channels", "en,fr");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.body(offer.clone()).send().await?;
+        assert_eq!(response.status().as_u16(), 401, "{token:?}");
+        let problem: Value = response.json().await?;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("cluster")), "{problem}");
+    }
+    // The right secret with other channels than the event's: refused, naming the event's.
+    let response = a
+        .http
+        .post(&url)
+        .bearer_auth(SECRET)
+        .header("content-type", "application/sdp")
+        .header("tolk-channels", "en,de")
+        .body(offer)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 409);
+    assert!(response.text().await?.contains("en,fr"));
+    // A single node (no Redis) has no cluster routes.
+    let single = TestRelay::start(1).await?;
+    let event = single.event_now(&["fr"], "whip").await?;
+    let response = single
+        .http
+        .post(single.url(&format!("/cluster/v1/events/{}/cascade", event.id.as_str())))
+        .bearer_auth(SECRET)
+        .header("content-type", "application/sdp")
+        .body(client::vanishing_offer()?)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 404);
+    Ok(())
+}
