@@ -116,7 +116,30 @@ pub(crate) fn new_rtc(rtp_mode: bool) -> anyhow::Result<(Rtc, UdpSocket, SocketA
 
 /// An `Rtc` built from `config`, with a host candidate on a new loopback UDP socket.
 pub(crate) fn bind_rtc(config: RtcConfig) -> anyhow::Result<(Rtc, UdpSocket, SocketAddr)> {
-    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    bind_rtc_on(config, std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
+
+/// The local address toward the host of `url` (loopback for a name or a loopback address): a
+/// client of a node in another network namespace sends from the bridge's address.
+fn local_toward(url: &str) -> std::net::IpAddr {
+    let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned));
+    let Some(ip) = host.and_then(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok()) else {
+        return loopback;
+    };
+    if ip.is_loopback() {
+        return loopback;
+    }
+    UdpSocket::bind("0.0.0.0:0")
+        .and_then(|probe| {
+            probe.connect((ip, 9))?;
+            Ok(probe.local_addr()?.ip())
+        })
+        .unwrap_or(loopback)
+}
+
+fn bind_rtc_on(config: RtcConfig, ip: std::net::IpAddr) -> anyhow::Result<(Rtc, UdpSocket, SocketAddr)> {
+    let socket = UdpSocket::bind((ip, 0))?;
     let local = socket.local_addr()?;
     let mut rtc = config.build(Instant::now());
     rtc.add_local_candidate(Candidate::host(local, "udp")?);
@@ -223,7 +246,8 @@ async fn start(
     send: Option<OpusTone>,
     receive: usize,
 ) -> anyhow::Result<Client> {
-    let (mut rtc, socket, local) = new_rtc(true)?;
+    let config = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false);
+    let (mut rtc, socket, local) = bind_rtc_on(config, local_toward(url))?;
     let mut change = rtc.sdp_api();
     let send_mid =
         send.as_ref().map(|_| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));

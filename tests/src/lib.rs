@@ -5,6 +5,7 @@ pub mod audio;
 pub mod bbb;
 pub mod browser;
 pub mod client;
+pub mod cluster;
 pub mod livekit;
 pub mod log;
 pub mod nginx;

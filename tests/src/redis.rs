@@ -6,24 +6,35 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use redis::AsyncCommands;
 
 pub struct TestRedis {
+    pub ip: std::net::Ipv4Addr,
     pub port: u16,
     child: Option<Child>,
 }
 
 impl TestRedis {
-    /// A Redis on a free port, answering PING.
+    /// A Redis on a free loopback port, answering PING.
     pub async fn start() -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut redis = Self { port, child: None };
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST).await
+    }
+
+    /// A Redis on a free port of `ip`, answering PING.
+    pub async fn start_on(ip: std::net::Ipv4Addr) -> anyhow::Result<Self> {
+        let port = TcpListener::bind((ip, 0))?.local_addr()?.port();
+        let mut redis = Self { ip, port, child: None };
         redis.resume().await?;
         Ok(redis)
     }
 
-    /// `redis://127.0.0.1:{port}/0`.
+    fn log_path(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("tolk-redis-{}.log", self.port))
+    }
+
+    /// `redis://{ip}:{port}/0`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("redis://{}:{}/0", self.ip, self.port)
     }
 
     /// Kill the server (an outage): nothing answers on its port until [`TestRedis::resume`].
@@ -39,16 +50,9 @@ impl TestRedis {
     pub async fn resume(&mut self) -> anyhow::Result<()> {
         self.stop();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &self.port.to_string(), "--bind", &self.ip.to_string(), "--save", ""])
+            .args(["--appendonly", "no", "--protected-mode", "no"])
+            .args(["--logfile", &self.log_path().to_string_lossy()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -56,7 +60,7 @@ impl TestRedis {
         self.child = Some(child);
         let started = Instant::now();
         loop {
-            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect((self.ip, self.port)).await {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 stream.write_all(b"PING\r\n").await?;
                 let mut buf = [0u8; 16];
@@ -66,8 +70,13 @@ impl TestRedis {
                     return Ok(());
                 }
             }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                bail!("redis-server on {}:{} exited ({status}): {log}", self.ip, self.port);
+            }
             if started.elapsed() > Duration::from_secs(10) {
-                bail!("redis-server did not answer on port {} within 10 s", self.port);
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                bail!("redis-server did not answer on {}:{} within 10 s: {log}", self.ip, self.port);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -75,34 +84,19 @@ impl TestRedis {
 
     /// The keys matching `pattern` (`tolk:node:*`), sorted.
     pub async fn keys(&self, pattern: &str) -> anyhow::Result<Vec<String>> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
-        let command = format!("*2\r\n$4\r\nKEYS\r\n${}\r\n{pattern}\r\n", pattern.len());
-        stream.write_all(command.as_bytes()).await?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 4096];
-        // A RESP array of bulk strings: read until every element announced has arrived.
-        loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            reply.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&reply);
-            let Some(count) =
-                text.strip_prefix('*').and_then(|t| t.split("\r\n").next()?.parse::<usize>().ok())
-            else {
-                continue;
-            };
-            let lines: Vec<&str> = text.split("\r\n").collect();
-            if lines.len() > 2 * count + 1 {
-                let mut keys: Vec<String> =
-                    lines[2..=2 * count].iter().step_by(2).map(|s| s.to_string()).collect();
-                keys.sort();
-                return Ok(keys);
-            }
-        }
-        bail!("Redis closed the connection before answering KEYS")
+        let mut keys: Vec<String> = self.connection().await?.keys(pattern).await?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// The value at `key`.
+    pub async fn get(&self, key: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.connection().await?.get(key).await?)
+    }
+
+    async fn connection(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.url())?;
+        Ok(tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await??)
     }
 }
 

@@ -186,7 +186,7 @@ impl App {
                 crate::ids::NodeId::parse(&node)?,
                 settings.public_url.clone(),
                 settings.public_ip,
-                settings.capacity.listeners,
+                settings.capacity,
                 media.clone(),
             )?),
             None => None,
@@ -215,6 +215,9 @@ impl App {
             starting: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(follow_notes(Arc::downgrade(&app), notes));
+        if let Some(cluster) = &app.cluster {
+            tokio::spawn(follow_cluster_capacity(Arc::downgrade(&app), cluster.watch_nodes()));
+        }
         tokio::spawn(lifecycle::close_windows(Arc::downgrade(&app), closes));
         if let Some(api) = app.floors_api.clone() {
             tokio::spawn(meeting_watch::watch_meetings(Arc::downgrade(&app), api));
@@ -556,6 +559,21 @@ impl App {
             floor_under_interpretation_db: None,
         };
         Ok(self.events.create_with_id(id, request, None, false, None).await?.view)
+    }
+}
+
+/// Book events against what the cluster's live nodes carry together, as nodes come and go.
+async fn follow_cluster_capacity(
+    app: std::sync::Weak<App>,
+    mut nodes: tokio::sync::watch::Receiver<Vec<crate::cluster::node::NodeInfo>>,
+) {
+    while nodes.changed().await.is_ok() {
+        let Some(app) = app.upgrade() else { return };
+        let capacity = crate::cluster::placement::cluster_capacity(&nodes.borrow_and_update());
+        if let Some(c) = capacity {
+            tracing::info!(listeners = c.listeners, channels = c.channels, "the cluster's capacity");
+        }
+        app.events.set_capacity(capacity);
     }
 }
 

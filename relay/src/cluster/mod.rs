@@ -74,16 +74,17 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// The defaults: a heartbeat a second, a node gone 3 s after its last one.
+    /// The defaults: a heartbeat every 500 ms; a node, and the leases it held, gone 2 s after
+    /// its last one (an origin's failover starts then).
     pub fn new(redis_url: String, secret: String) -> Self {
         Self {
             redis_url,
             secret,
             region: String::new(),
             prefix: "tolk".into(),
-            heartbeat: Duration::from_secs(1),
-            node_ttl: Duration::from_secs(3),
-            lease_ttl: Duration::from_secs(3),
+            heartbeat: Duration::from_millis(500),
+            node_ttl: Duration::from_secs(2),
+            lease_ttl: Duration::from_secs(2),
         }
     }
 }
@@ -111,7 +112,7 @@ pub(crate) struct Cluster {
     me: NodeId,
     url: String,
     media_ip: IpAddr,
-    capacity: u32,
+    capacity: crate::capacity::Capacity,
     config: ClusterConfig,
     registry: Registry,
     media: Arc<Media>,
@@ -122,7 +123,7 @@ pub(crate) struct Cluster {
     /// Events this node is an edge of: their running cascade.
     edges: Mutex<HashMap<EventId, EdgeLink>>,
     /// The live nodes at the last heartbeat.
-    nodes: Mutex<Vec<NodeInfo>>,
+    nodes: tokio::sync::watch::Sender<Vec<NodeInfo>>,
     draining: AtomicBool,
     /// Whether the last Redis call failed (logged once per outage).
     redis_down: AtomicBool,
@@ -141,7 +142,7 @@ impl Cluster {
         me: NodeId,
         url: String,
         media_ip: IpAddr,
-        capacity: u32,
+        capacity: crate::capacity::Capacity,
         media: Arc<Media>,
     ) -> Result<Arc<Self>, ClusterError> {
         if config.secret.len() < 16 {
@@ -167,7 +168,7 @@ impl Cluster {
             http,
             origins: Mutex::new(HashSet::new()),
             edges: Mutex::new(HashMap::new()),
-            nodes: Mutex::new(Vec::new()),
+            nodes: tokio::sync::watch::Sender::new(Vec::new()),
             draining: AtomicBool::new(false),
             redis_down: AtomicBool::new(false),
         });
@@ -198,7 +199,12 @@ impl Cluster {
 
     /// The live nodes at the last heartbeat.
     pub(crate) fn nodes(&self) -> Vec<NodeInfo> {
-        self.nodes.lock().map(|n| n.clone()).unwrap_or_default()
+        self.nodes.borrow().clone()
+    }
+
+    /// The live nodes, as they change.
+    pub(crate) fn watch_nodes(&self) -> tokio::sync::watch::Receiver<Vec<NodeInfo>> {
+        self.nodes.subscribe()
     }
 
     fn node(&self, id: &NodeId) -> Option<NodeInfo> {
@@ -369,7 +375,8 @@ impl Cluster {
             url: self.url.clone(),
             media_ip: self.media_ip,
             region: self.config.region.clone(),
-            capacity: self.capacity,
+            capacity: self.capacity.listeners,
+            channels: self.capacity.channels,
             listeners: u32::try_from(listeners).unwrap_or(u32::MAX),
             cpu,
             draining: self.draining(),
@@ -403,10 +410,19 @@ impl Cluster {
                 }
             }
         }
-        if let Some(nodes) = self.note_redis(self.registry.nodes().await)
-            && let Ok(mut cached) = self.nodes.lock()
-        {
-            *cached = nodes;
+        if let Some(nodes) = self.note_redis(self.registry.nodes().await) {
+            self.nodes.send_if_modified(|cached| {
+                // Heartbeat times and loads change every time; who is there rarely.
+                let changed = cached.len() != nodes.len()
+                    || cached.iter().zip(&nodes).any(|(a, b)| {
+                        a.id != b.id
+                            || a.capacity != b.capacity
+                            || a.channels != b.channels
+                            || a.draining != b.draining
+                    });
+                *cached = nodes;
+                changed
+            });
         }
     }
 

@@ -21,6 +21,9 @@ pub struct NodeInfo {
     pub region: String,
     /// Listeners it takes at the most.
     pub capacity: u32,
+    /// Channel units it carries at the most ([`crate::capacity::Capacity::channels`]).
+    #[serde(default)]
+    pub channels: u32,
     /// Listeners connected now.
     pub listeners: u32,
     /// Busy share of its media shards over the last heartbeat, 0 to 1.
@@ -44,12 +47,15 @@ impl NodeInfo {
         if self.draining { 0 } else { self.capacity.saturating_sub(self.listeners) }
     }
 
-    /// How full it is, 0 to 1 (a draining node counts as full).
+    /// How full it is, 0 to 1 (a draining node counts as full): its share of listeners, or its
+    /// CPU once that is over half (mixing, or a machine busy with something else). Below that,
+    /// CPU is noise and would make nodes' choices differ for nothing.
     pub fn load(&self) -> f64 {
         if self.draining || self.capacity == 0 {
             return 1.0;
         }
-        (f64::from(self.listeners) / f64::from(self.capacity)).max(self.cpu).min(1.0)
+        let cpu = if self.cpu > 0.5 { self.cpu } else { 0.0 };
+        (f64::from(self.listeners) / f64::from(self.capacity)).max(cpu).min(1.0)
     }
 
     /// Whether it serves `event` already (origin or edge).

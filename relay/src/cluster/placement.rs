@@ -4,6 +4,19 @@
 use crate::cluster::node::NodeInfo;
 use crate::ids::{EventId, NodeId};
 
+/// What the cluster's live nodes carry together (draining ones not counted); None when no node
+/// is known (Redis away at start): book against the node's own capacity then.
+pub fn cluster_capacity(nodes: &[NodeInfo]) -> Option<crate::capacity::Capacity> {
+    let live: Vec<&NodeInfo> = nodes.iter().filter(|n| !n.draining).collect();
+    if live.is_empty() {
+        return None;
+    }
+    Some(crate::capacity::Capacity {
+        listeners: live.iter().map(|n| n.capacity).fold(0u32, u32::saturating_add),
+        channels: live.iter().map(|n| n.channels).fold(0u32, u32::saturating_add),
+    })
+}
+
 /// The node an event's origin should go to: the least loaded one that is not draining (ties: the
 /// lowest id, so that two nodes choosing at once choose alike).
 pub fn pick_origin(nodes: &[NodeInfo]) -> Option<&NodeInfo> {
@@ -36,6 +49,7 @@ mod tests {
             media_ip: "192.0.2.1".parse().unwrap(),
             region: String::new(),
             capacity,
+            channels: 100,
             listeners,
             cpu: 0.0,
             draining: false,
@@ -47,6 +61,15 @@ mod tests {
 
     fn id(s: &str) -> NodeId {
         NodeId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_cluster_carries_what_its_live_nodes_carry() {
+        let mut nodes = vec![node("a", 100, 0), node("b", 300, 0), node("c", 50, 0)];
+        nodes[2].draining = true;
+        let sum = cluster_capacity(&nodes).unwrap();
+        assert_eq!((sum.listeners, sum.channels), (400, 200));
+        assert!(cluster_capacity(&[]).is_none());
     }
 
     #[test]

@@ -106,6 +106,7 @@ impl LiveEvent {
 /// What the events service needs of the settings.
 #[derive(Debug, Clone)]
 struct EventSettings {
+    /// This node's own capacity (a single node's, and the fallback in a cluster).
     capacity: Capacity,
     max_length: chrono::Duration,
     max_per_organiser: u32,
@@ -118,6 +119,9 @@ struct EventSettings {
 /// The events of a node.
 pub(crate) struct Events {
     settings: EventSettings,
+    /// What events are booked against: this node's capacity, or in a cluster the sum of its
+    /// live nodes' ([`Events::set_capacity`]).
+    capacity: std::sync::Mutex<Capacity>,
     store: Store,
     media: Arc<Media>,
     floors: Arc<Floors>,
@@ -160,6 +164,7 @@ impl Events {
                 mix_complexity: settings.mix_complexity,
                 mix_bitrate: settings.mix_bitrate,
             },
+            capacity: std::sync::Mutex::new(settings.capacity),
             store,
             media,
             floors,
@@ -331,13 +336,20 @@ impl Events {
     async fn check_capacity(&self, booking: &mut Booking, event: &Event) -> Result<(), EventError> {
         let others = booking.overlapping(event.starts_at, event.ends_at, Some(&event.id)).await?;
         let reserved: Vec<Reservation> = others.iter().map(reservation).collect();
-        crate::capacity::check(self.settings.capacity, &reserved, &reservation(event))?;
+        crate::capacity::check(self.capacity(), &reserved, &reservation(event))?;
         Ok(())
     }
 
-    /// The node's capacity.
+    /// The capacity events are booked against (the node's, or its cluster's).
     pub(crate) fn capacity(&self) -> Capacity {
-        self.settings.capacity
+        self.capacity.lock().map_or(self.settings.capacity, |c| *c)
+    }
+
+    /// Book against `capacity` from now on (a cluster's nodes came or went); None: this node's own.
+    pub(crate) fn set_capacity(&self, capacity: Option<Capacity>) {
+        if let Ok(mut c) = self.capacity.lock() {
+            *c = capacity.unwrap_or(self.settings.capacity);
+        }
     }
 
     /// Free capacity over a time range.
@@ -354,7 +366,7 @@ impl Events {
         }
         let events = self.store.events_overlapping(from, to, None).await?;
         let reserved: Vec<Reservation> = events.iter().map(reservation).collect();
-        Ok(crate::capacity::free_over(self.settings.capacity, &reserved, from, to))
+        Ok(crate::capacity::free_over(self.capacity(), &reserved, from, to))
     }
 
     /// Change an event; capacity is checked again as for a new one.

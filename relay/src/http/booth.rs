@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::app::App;
+use crate::app::{App, Served};
 use crate::booths::desk::BoothAction;
 use crate::booths::{BoothState, InterpreterView, NewInterpreter};
 use crate::http::ApiError;
@@ -70,10 +70,16 @@ pub(super) async fn revoke(
 pub(super) async fn publish(
     State(app): State<Arc<App>>,
     Booth(me): Booth,
+    headers: HeaderMap,
     SdpOffer(offer): SdpOffer,
 ) -> Result<Response, ApiError> {
-    let result = app.publish_booth(&me, offer).await?;
-    Ok(served(&app, "whip", result))
+    match app.publish_booth(&me, offer.clone()).await? {
+        Served::Elsewhere(origin) => {
+            super::cluster::forward(&app, &origin, &headers, offer, super::cluster::was_forwarded(&headers))
+                .await
+        }
+        here => Ok(served(&app, "whip", here)),
+    }
 }
 
 /// `GET /api/v1/booth/state`.

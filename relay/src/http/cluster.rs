@@ -59,7 +59,7 @@ pub(super) async fn cascade(
     _member: Member,
     Path(event): Path<String>,
     headers: HeaderMap,
-    SdpOffer(offer): SdpOffer,
+    SdpOffer(offer): SdpOffer<{ crate::net::offer::MAX_CASCADE_SECTIONS }>,
 ) -> Result<Response, ApiError> {
     let event = EventId::parse(&event)?;
     let channels = headers.get(CHANNELS_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -78,4 +78,61 @@ pub(super) async fn end_cascade(
 ) -> Result<StatusCode, ApiError> {
     app.end_cascade(&SessionId::parse(&session)?).await?;
     Ok(StatusCode::OK)
+}
+
+/// Marks a request one node forwarded to another: it is never forwarded again (a lease that
+/// moves while the request travels gives a 503 to retry, not a loop).
+pub(super) const FORWARDED_HEADER: &str = "tolk-forwarded";
+
+/// Whether a request was forwarded by another node.
+pub(super) fn was_forwarded(headers: &HeaderMap) -> bool {
+    headers.contains_key(FORWARDED_HEADER)
+}
+
+/// Send a publisher's request on to the event's origin (`url`) with its token and body, and
+/// answer what the origin answers (its `Location` is the session on the origin). A redirect is
+/// no use here: clients drop `Authorization` on a redirect to another host.
+pub(super) async fn forward(
+    app: &App,
+    url: &str,
+    headers: &HeaderMap,
+    body: String,
+    forwarded: bool,
+) -> Result<Response, ApiError> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let Some(cluster) = &app.cluster else {
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no cluster to forward to"));
+    };
+    let retry =
+        |detail: String| ApiError { status: StatusCode::SERVICE_UNAVAILABLE, detail, retry_after: Some(1) };
+    if forwarded {
+        return Err(retry("the event's origin moved while this request travelled; send it again".into()));
+    }
+    let mut request = cluster.http().post(url).header(FORWARDED_HEADER, "1").body(body);
+    for name in [header::CONTENT_TYPE, header::AUTHORIZATION] {
+        if let Some(value) = headers.get(&name) {
+            request = request.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let answer = request.send().await.map_err(|e| {
+        tracing::warn!(%url, error = %e, "the origin does not answer");
+        retry(
+            "the event's origin node does not answer (it may be failing over); try again in a second".into(),
+        )
+    })?;
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = StatusCode::OK.into_response();
+    *response.status_mut() = status;
+    for name in [header::CONTENT_TYPE, header::LOCATION, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = answer.headers().get(name.as_str())
+            && let Ok(value) = axum::http::HeaderValue::from_bytes(value.as_bytes())
+        {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    let body =
+        answer.bytes().await.map_err(|_| retry("the origin's answer was cut off; try again".into()))?;
+    *response.body_mut() = axum::body::Body::from(body);
+    Ok(response)
 }

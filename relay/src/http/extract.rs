@@ -136,9 +136,9 @@ pub(crate) fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes)
 const MAX_MEDIA_SECTIONS: usize = 8;
 
 /// The SDP offer of a request: `Content-Type: application/sdp`, UTF-8, looks like SDP.
-pub(super) struct SdpOffer(pub String);
+pub(super) struct SdpOffer<const MAX: usize = MAX_MEDIA_SECTIONS>(pub String);
 
-impl<S: Send + Sync> FromRequest<S> for SdpOffer {
+impl<S: Send + Sync, const MAX: usize> FromRequest<S> for SdpOffer<MAX> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
@@ -163,10 +163,10 @@ impl<S: Send + Sync> FromRequest<S> for SdpOffer {
             return Err(ApiError::bad_request("the body is not an SDP offer (it must start with 'v=0')"));
         }
         let sections = text.lines().filter(|line| line.starts_with("m=")).count();
-        if sections > MAX_MEDIA_SECTIONS {
+        if sections > MAX {
             return Err(ApiError::bad_request(format!(
-                "the SDP offer has {sections} media sections; Tolk takes at most {MAX_MEDIA_SECTIONS} \
-                 (a listener needs one or two audio sections, a publisher one)"
+                "the SDP offer has {sections} media sections; Tolk takes at most {MAX} \
+                 (a listener needs one or two audio sections, a publisher one, a cascade one per channel)"
             )));
         }
         Ok(SdpOffer(text.to_owned()))

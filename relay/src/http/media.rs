@@ -56,8 +56,13 @@ pub(super) async fn publish_floor(
     SdpOffer(offer): SdpOffer,
 ) -> Result<Response, ApiError> {
     let event = EventId::parse(&event)?;
-    let result = app.publish_floor(&event, bearer(&headers), client, offer).await?;
-    Ok(served(&app, "whip", result))
+    match app.publish_floor(&event, bearer(&headers), client, offer.clone()).await? {
+        Served::Elsewhere(origin) => {
+            super::cluster::forward(&app, &origin, &headers, offer, super::cluster::was_forwarded(&headers))
+                .await
+        }
+        here => Ok(served(&app, "whip", here)),
+    }
 }
 
 /// `POST /whep/{event}/{language}`: a listener joins.
