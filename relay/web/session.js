@@ -10,7 +10,8 @@
  * attempt with backoff. A live session whose media stalls for a second asks
  * the server whether it still knows it (GET of its resource): a 404 (the relay
  * restarted, or dropped the session) reconnects at once instead of waiting for
- * ICE to notice; while the server does not answer at all, the countdown to
+ * ICE to notice, as does silence from another node of a cluster that the
+ * session was placed on; while the server does not answer at all, the countdown to
  * the next attempt ends as soon as it answers again. What a session carries, what the status line says
  * and whether a failure is retried stay with the page, through the hooks.
  */
@@ -22,6 +23,7 @@ const DISCONNECT_GRACE_MS = 3000;
 const WATCH_EVERY_MS = 250;
 const STALL_MS = 750;
 const PROBE_EVERY_MS = 500;
+const PROBE_TIMEOUT_MS = 1000;
 
 /*
  * hooks (all functions):
@@ -149,18 +151,28 @@ export class SessionLink {
   }
 
   // Does the server still know session s? 404: it does not (a restart), so
-  // reconnect now; no answer: ask again later; 2xx: it is only quiet.
+  // reconnect now; 2xx: it is only quiet. No answer within PROBE_TIMEOUT_MS
+  // from a session the cluster placed on another node than the page's: that
+  // node is gone, and the page's own node places the listener on another one,
+  // so reconnect at once; from the page's own node: ask again later (the next
+  // stall or ICE decides).
   async probe(s) {
     if (!s.url || s.probing || s !== this.current) return;
     s.probing = true;
     try {
-      const res = await fetch(s.url, { method: "GET", headers: this.hooks.headers({}), cache: "no-store" });
+      const res = await fetch(s.url, {
+        method: "GET", headers: this.hooks.headers({}), cache: "no-store",
+        signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+      });
       if (res.status === 404 && s === this.current) {
         s.released = true; // nothing left to DELETE
         this.fail(s, new HttpError("The server restarted."));
       }
     } catch (_) {
-      /* the server does not answer: the next stall or ICE decides */
+      if (s === this.current && new URL(s.url).origin !== location.origin) {
+        s.released = true;
+        this.fail(s, new HttpError("The server this page was sent to does not answer.", { retryAfter: 0 }));
+      }
     } finally {
       s.probing = false;
     }
@@ -176,6 +188,13 @@ export class SessionLink {
   // Counts down to the next attempt, from the server's Retry-After or else
   // the next backoff step; text(n) is the status line with n seconds left.
   retry(err, text) {
+    if (err && err.retryAfter === 0) {
+      // Another node is there to take the session (see probe()): now.
+      this.clearRetry();
+      this.hooks.status("reconnecting", `${err.message} Reconnecting…`, false);
+      this.hooks.restart();
+      return;
+    }
     // Spread out: a hall of listeners refused at once must not come back at once.
     const seconds = jittered((err && err.retryAfter) || this.backoff.next());
     this.clearRetry();

@@ -201,3 +201,75 @@ async fn listeners_spread_over_nodes_and_survive_an_edge_the_origin_and_redis_go
     drop(floor);
     Ok(())
 }
+
+/// The listener page (Chromium) on node A is sent to edge B; B dies; without a click the page
+/// listens again, through A, on C within 3 s, and hears the floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_page_comes_back_on_another_node_when_its_edge_dies() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::start(&["a", "b", "c"], |name| {
+        let capacity = match name {
+            "a" => "0",
+            "b" => "1",
+            _ => "5",
+        };
+        vec![("TOLK_CAPACITY_LISTENERS", capacity.to_owned())]
+    })
+    .await?;
+    let a = cluster.node("a")?.base.clone();
+    let now = chrono::Utc::now();
+    let created: Value = cluster
+        .http
+        .post(format!("{a}/api/v1/events"))
+        .bearer_auth(ADMIN)
+        .json(&json!({
+            "title": "Cluster plenary", "floor_language": "en", "languages": ["fr"],
+            "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "expected_listeners": 5, "floor": {"kind": "whip"},
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    anyhow::ensure!(created["id"].is_string(), "the event was not created: {created}");
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let token = created["floor"]["token"].as_str().unwrap_or_default().to_owned();
+    let _floor =
+        client::publish(&reqwest::Client::new(), &format!("{a}/whip/{id}/floor"), &token, FLOOR).await?;
+
+    let browser = tolk_tests::browser::Browser::start(None).await?;
+    browser.goto(&format!("{a}/e/{id}?lang=en&autoplay=1")).await?;
+    browser
+        .wait_for("window.tolkListener && window.tolkListener.state === 'listening'", Duration::from_secs(20))
+        .await?;
+    until_record(&cluster, "b", |n| n == 1).await?;
+    browser.wait_for("window.tolkListener.firstAudioMs !== null", Duration::from_secs(10)).await?;
+    browser
+        .eval(
+            "(() => { window.tolkStates = []; setInterval(() => { const s = window.tolkListener.state; \
+             if (window.tolkStates[window.tolkStates.length - 1] !== s) window.tolkStates.push(s); }, 20); \
+             return true; })()",
+        )
+        .await?;
+
+    cluster.node_mut("b")?.kill();
+    let killed = Instant::now();
+    browser
+        .wait_for(
+            "window.tolkStates.includes('reconnecting') && window.tolkListener.state === 'listening'",
+            Duration::from_secs(10),
+        )
+        .await?;
+    until_record(&cluster, "c", |n| n == 1).await?;
+    let measured = browser.eval_promise("window.tolkListener.measureTone(500)").await?;
+    let back = killed.elapsed();
+    let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
+    println!(
+        "edge B killed: the listener page listens on C again after {back:?} (states {}), hears {measured}",
+        browser.eval("window.tolkStates").await?
+    );
+    assert!((frequency - FLOOR).abs() < 10.0, "the page hears {frequency} Hz");
+    assert!(back <= Duration::from_secs(3), "the page was back after {back:?}");
+    browser.close().await?;
+    Ok(())
+}

@@ -9,13 +9,15 @@ use axum::response::Response;
 
 use crate::config::Settings;
 
-/// The page policy for these settings.
-pub(super) fn content_security_policy(settings: &Settings) -> HeaderValue {
+/// The page policy for these settings; `nodes`: the public URLs of the cluster's other nodes,
+/// which a listener page may be sent to (its WHEP session on another node).
+pub(super) fn content_security_policy(settings: &Settings, nodes: &[String]) -> HeaderValue {
     let socket = websocket_origin(&settings.public_url).map(|o| format!(" {o}")).unwrap_or_default();
     let ancestors: String = settings.frame_ancestors.iter().map(|o| format!(" {o}")).collect();
+    let nodes: String = nodes.iter().filter_map(|url| http_origin(url)).map(|o| format!(" {o}")).collect();
     let policy = format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         media-src 'self' blob:; connect-src 'self'{socket}; object-src 'none'; base-uri 'none'; \
+         media-src 'self' blob:; connect-src 'self'{socket}{nodes}; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'self'{ancestors}"
     );
     HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'self'"))
@@ -31,6 +33,15 @@ fn websocket_origin(public_url: &str) -> Option<String> {
         _ => return None,
     };
     Some(format!("{scheme}://{host}"))
+}
+
+/// `scheme://host[:port]` of an http(s) URL (nothing that could end the policy's directive).
+fn http_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split('/').next().filter(|h| !h.is_empty())?;
+    let safe = matches!(scheme, "http" | "https")
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    safe.then(|| format!("{scheme}://{host}"))
 }
 
 /// Add the headers to one answer (`csp` on HTML only).
@@ -61,5 +72,15 @@ mod tests {
         );
         assert_eq!(websocket_origin("http://127.0.0.1:8080").as_deref(), Some("ws://127.0.0.1:8080"));
         assert_eq!(websocket_origin("ftp://x"), None);
+    }
+
+    #[test]
+    fn cluster_nodes_join_connect_src_and_nothing_else_does() {
+        let settings = crate::config::Settings::resolve(&crate::config::ConfigArgs::default()).unwrap();
+        let nodes = ["http://10.0.0.2:8080/".to_owned(), "https://x.example; script-src *".to_owned()];
+        let policy = content_security_policy(&settings, &nodes);
+        let policy = policy.to_str().unwrap();
+        assert!(policy.contains("connect-src 'self' ws://127.0.0.1:8080 http://10.0.0.2:8080;"), "{policy}");
+        assert!(!policy.contains("x.example"), "{policy}");
     }
 }

@@ -7,6 +7,7 @@ mod api;
 pub(crate) mod booth;
 mod booth_socket;
 mod cluster;
+mod cors;
 pub(crate) mod edge;
 mod error;
 pub(crate) mod extract;
@@ -87,12 +88,22 @@ fn routes() -> OpenApiRouter<Arc<App>> {
 
 /// The public router.
 pub(crate) fn router(app: Arc<App>) -> Router {
-    let csp = headers::content_security_policy(&app.settings);
+    let single = headers::content_security_policy(&app.settings, &[]);
+    let weak = Arc::downgrade(&app);
+    // In a cluster, a page may talk to the other nodes (a listener sent on to another node).
+    let csp = move || match weak.upgrade() {
+        Some(app) if app.cluster.is_some() => {
+            let nodes: Vec<String> = app.cluster.iter().flat_map(|c| c.nodes()).map(|n| n.url).collect();
+            headers::content_security_policy(&app.settings, &nodes)
+        }
+        _ => single.clone(),
+    };
     public(csp).with_state(app)
 }
 
-/// The public routes with their fallback and layers: everything but the state.
-fn public(csp: axum::http::HeaderValue) -> Router<Arc<App>> {
+/// The public routes with their fallback and layers: everything but the state. `csp` gives the
+/// pages' policy.
+fn public(csp: impl Fn() -> axum::http::HeaderValue + Clone + Send + Sync + 'static) -> Router<Arc<App>> {
     let (router, _) = routes().split_for_parts();
     router
         .fallback(pages::not_found)
@@ -100,8 +111,9 @@ fn public(csp: axum::http::HeaderValue) -> Router<Arc<App>> {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(move |response| {
             let csp = csp.clone();
-            async move { headers::secure(response, &csp) }
+            async move { headers::secure(response, &csp()) }
         }))
+        .layer(axum::middleware::from_fn(cors::media_cors))
         // Refusals (a full event's 503) are answers, not failures: log them quietly.
         .layer(
             TraceLayer::new_for_http()

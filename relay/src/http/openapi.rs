@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn every_route_of_the_public_router_is_in_the_document() {
-        let routed = routed_paths(&super::super::public(HeaderValue::from_static("default-src 'self'")));
+        let routed = routed_paths(&super::super::public(|| HeaderValue::from_static("default-src 'self'")));
         let doc = document(super::super::routes());
         let documented: BTreeSet<String> = doc.paths.paths.keys().cloned().collect();
         assert!(routed.len() >= 25, "the router's table was not read: {routed:?}");
