@@ -190,6 +190,7 @@ impl Fanout {
             rtp_allow: Default::default(),
             mix: None,
             cascaded: false,
+            relayed: false,
         });
         let core = ShardCore::new(
             CoreConfig {

@@ -86,6 +86,7 @@ pub fn layout(mix: bool) -> Arc<EventLayout> {
         rtp_allow: Default::default(),
         mix: mix.then(MixSettings::default),
         cascaded: false,
+        relayed: false,
     })
 }
 

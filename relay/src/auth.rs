@@ -48,11 +48,11 @@ pub enum AuthError {
     /// A BBB session token that bbb-web does not vouch for (or cannot be asked about).
     #[error(transparent)]
     BbbSession(#[from] crate::bbb::session::SessionError),
-    /// No bearer token on a call between the nodes of a cluster.
-    #[error("calls between the nodes of a cluster need 'Authorization: Bearer <cluster secret>'")]
+    /// No bearer token on a cascade (a node of this cluster, or a peer cluster's).
+    #[error("a cascade needs 'Authorization: Bearer <cluster secret or peering token>'")]
     NoClusterSecret,
-    /// Not the cluster's secret.
-    #[error("that is not this cluster's secret")]
+    /// Neither this cluster's secret nor a live peering token.
+    #[error("that is neither this cluster's secret nor a peering token of this cluster")]
     NotTheClusterSecret,
     /// This client address sent too many wrong tokens: it may try again in this many seconds.
     #[error("too many wrong tokens from this address; try again in {0} s")]
@@ -111,6 +111,14 @@ impl Auth {
             admin_hash: admin.hash(),
             failures: Mutex::new(Limiter::new(FAILED_CHECKS, 10_000)),
         })
+    }
+
+    /// The live peer (federation) holding peering `token`: its name.
+    pub(crate) async fn check_peer_token(&self, token: &str) -> Result<String, AuthError> {
+        match self.store.peer_by_token(&Token::from_secret(token)).await? {
+            Some(peer) => Ok(peer.name),
+            None => Err(AuthError::NotTheClusterSecret),
+        }
     }
 
     /// Run a token check for `client`: refused at once while the address is over its allowance
@@ -290,6 +298,7 @@ mod tests {
             bbb_meeting_id: None,
             rtp_allow: Default::default(),
             bbb_room: None,
+            peer: None,
         };
         assert!(Caller::Admin.owns(&event(None)));
         assert!(Caller::Admin.owns(&event(Some(3))));

@@ -1,6 +1,9 @@
 //! Floor lifecycles, under one supervisor: an RTP floor's port (opened at creation, reopened on
-//! the same port after a restart) and a BBB floor's task (it follows the meeting for the event's
-//! life). A WHIP floor needs nothing here: its publisher joins the shards like any session.
+//! the same port after a restart), a BBB floor's task (it follows the meeting for the event's
+//! life) and a peer floor's subscription to a peer cluster's event. A WHIP floor needs nothing
+//! here: its publisher joins the shards like any session. In a cluster, the floors Tolk pulls
+//! itself (BBB, peer) run on the event's origin only: they start when a node takes the origin
+//! ([`Floors::start_pulled`]), not at creation.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use tracing::warn;
 
 use crate::bbb::api::BbbApi;
 use crate::bbb::{BbbConfig, BbbError, BbbFloor, FloorStatus};
+use crate::cluster::cascade::{EdgeLink, Upstream};
 use crate::ids::EventId;
 use crate::net::{EventLayout, Media, NetError};
 use crate::store::{Event, FloorKind};
@@ -24,6 +28,9 @@ pub enum FloorError {
     Bbb(#[from] BbbError),
     #[error(transparent)]
     Net(#[from] NetError),
+    /// A peer floor that cannot be followed.
+    #[error("the peer floor: {0}")]
+    Peer(String),
 }
 
 /// The running floors of a node.
@@ -33,16 +40,32 @@ pub(crate) struct Floors {
     bbb: Option<Arc<BbbApi>>,
     /// The running BBB floors; removing one makes Tolk leave its meeting.
     bbb_floors: DashMap<EventId, BbbFloor>,
+    /// The running peer floors; stopping one ends its subscription.
+    peer_floors: DashMap<EventId, EdgeLink>,
+    /// Talks to peer clusters (follows no redirect by itself).
+    http: reqwest::Client,
+    /// In a cluster: BBB and peer floors start on the event's origin, not at creation.
+    clustered: bool,
 }
 
 impl Floors {
     /// Floors on `media`, with the node's BBB server if it has one.
-    pub(crate) fn new(media: Arc<Media>, bbb: Option<BbbConfig>) -> Result<Self, FloorError> {
+    pub(crate) fn new(
+        media: Arc<Media>,
+        bbb: Option<BbbConfig>,
+        clustered: bool,
+    ) -> Result<Self, FloorError> {
         let bbb = match bbb {
             Some(config) => Some(Arc::new(BbbApi::new(config)?)),
             None => None,
         };
-        Ok(Self { media, bbb, bbb_floors: DashMap::new() })
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| FloorError::Peer(format!("HTTP client: {e}")))?;
+        Ok(Self { media, bbb, bbb_floors: DashMap::new(), peer_floors: DashMap::new(), http, clustered })
     }
 
     /// Whether this node can take a BBB floor.
@@ -54,7 +77,8 @@ impl Floors {
     }
 
     /// Start what an event's floor needs: an RTP floor's port (the stored one, else any free
-    /// one; returned), a BBB floor's task. Nothing for a WHIP floor.
+    /// one; returned), a BBB floor's task, a peer floor's subscription (in a cluster these two
+    /// wait for the event's origin). Nothing for a WHIP floor.
     pub(crate) async fn start(
         &self,
         event: &Event,
@@ -66,11 +90,52 @@ impl Floors {
                 let addr = self.media.open_rtp_floor(layout, event.rtp_port.unwrap_or(0)).await?;
                 Ok(Some(addr.port()))
             }
-            FloorKind::Bbb => {
-                self.start_bbb(event, layout).await?;
+            FloorKind::Bbb | FloorKind::Peer if self.clustered => Ok(None),
+            FloorKind::Bbb | FloorKind::Peer => {
+                self.start_pulled(event, layout).await?;
                 Ok(None)
             }
         }
+    }
+
+    /// Start a floor Tolk pulls itself (BBB, peer), unless it runs: on a single node at creation,
+    /// in a cluster when this node takes the event's origin.
+    pub(crate) async fn start_pulled(
+        &self,
+        event: &Event,
+        layout: Arc<EventLayout>,
+    ) -> Result<(), FloorError> {
+        match event.floor_kind {
+            FloorKind::Bbb if !self.bbb_floors.contains_key(&event.id) => self.start_bbb(event, layout).await,
+            FloorKind::Peer if !self.peer_floors.get(&event.id).is_some_and(|l| l.running()) => {
+                self.start_peer(event, layout)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Subscribe to the peer cluster's event: its channels become this event's.
+    fn start_peer(&self, event: &Event, layout: Arc<EventLayout>) -> Result<(), FloorError> {
+        let Some(peer) = &event.peer else {
+            return Err(FloorError::Peer("a peer floor without its peer event".into()));
+        };
+        self.media.prepare_event(layout.clone());
+        let upstream = Upstream::Peer {
+            url: peer.url.clone(),
+            event: peer.event.clone(),
+            token: peer.token.clone(),
+            http: self.http.clone(),
+        };
+        let link = EdgeLink::start(upstream, layout, self.media.clone());
+        if let Some(old) = self.peer_floors.insert(event.id.clone(), link) {
+            old.stop();
+        }
+        Ok(())
+    }
+
+    /// Whether the peer floor of an event is subscribed (None: not a running peer floor).
+    pub(crate) fn peer_running(&self, id: &EventId) -> Option<bool> {
+        self.peer_floors.get(id).map(|l| l.running())
     }
 
     /// After a restart: start the floor of a stored event whose media window is still open
@@ -103,11 +168,14 @@ impl Floors {
     /// The event was cancelled: a BBB floor leaves its meeting (the shards close RTP floors).
     pub(crate) fn stop(&self, id: &EventId) {
         self.bbb_floors.remove(id);
+        if let Some((_, link)) = self.peer_floors.remove(id) {
+            link.stop();
+        }
     }
 
-    /// Running BBB floors.
+    /// Running BBB and peer floors.
     pub(crate) fn held(&self) -> usize {
-        self.bbb_floors.len()
+        self.bbb_floors.len() + self.peer_floors.len()
     }
 
     /// Where a BBB floor is (None: not a running BBB floor).

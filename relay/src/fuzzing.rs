@@ -98,6 +98,7 @@ impl BoothDesk {
             rtp_allow: Default::default(),
             mix: None,
             cascaded: false,
+            relayed: false,
         };
         let interpreters = [
             (1, "Ann", vec![lang("fr")?]),
@@ -209,5 +210,6 @@ fn sound_event() -> Option<Event> {
         bbb_meeting_id: None,
         rtp_allow: Default::default(),
         bbb_room: None,
+        peer: None,
     })
 }

@@ -26,6 +26,56 @@ enum Command {
     Organiser(OrganiserArgs),
     /// Events in the store.
     Events(EventsArgs),
+    /// Peer clusters (federation): other co-ops whose edges may relay this cluster's events.
+    Peer(PeerArgs),
+    /// The cluster (TOLK_REDIS_URL): its nodes, their load, and where each event runs.
+    Cluster(ClusterArgs),
+    /// Move a node's listeners to the other nodes of its cluster, and send it no new ones.
+    Drain(DrainArgs),
+}
+
+#[derive(clap::Args)]
+struct PeerArgs {
+    #[command(subcommand)]
+    action: PeerAction,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Subcommand)]
+enum PeerAction {
+    /// Issue a peering token to a peer cluster and print it (shown once): its edges present it to
+    /// subscribe to this cluster's events.
+    Add { name: String },
+    /// List peers.
+    List,
+    /// Revoke a peer: its token stops working (running subscriptions end when they reconnect).
+    Revoke { name: String },
+}
+
+#[derive(clap::Args)]
+struct ClusterArgs {
+    #[command(subcommand)]
+    action: ClusterAction,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Nodes (load, listeners, capacity, heartbeat age), and which node is each event's origin.
+    Status,
+}
+
+#[derive(clap::Args)]
+struct DrainArgs {
+    /// The node to drain [default: this node's id, TOLK_NODE_ID or the data directory's].
+    node: Option<String>,
+    /// Take listeners again.
+    #[arg(long)]
+    undo: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 #[derive(clap::Args)]
@@ -87,6 +137,9 @@ fn main() -> anyhow::Result<()> {
             Command::Demo(args) => run(args, true).await,
             Command::Organiser(args) => organiser(args).await,
             Command::Events(args) => events(args).await,
+            Command::Peer(args) => peer(args).await,
+            Command::Cluster(args) => cluster(args).await,
+            Command::Drain(args) => drain(args).await,
         }
     })
 }
@@ -237,6 +290,118 @@ async fn events(args: EventsArgs) -> anyhow::Result<()> {
             anyhow::ensure!(store.cancel_event(&id).await?, "no live event {id}");
             println!("Event {id} cancelled.");
         }
+    }
+    Ok(())
+}
+
+async fn peer(args: PeerArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.config).await?;
+    match args.action {
+        PeerAction::Add { name } => {
+            let name = name.trim();
+            anyhow::ensure!(
+                !name.is_empty()
+                    && name.len() <= 64
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+                "a peer's name is 1 to 64 letters, digits, '-', '_' or '.' (e.g. coop-b)"
+            );
+            anyhow::ensure!(
+                store.peers().await?.iter().all(|p| p.name != name),
+                "there is a peer named {name} already"
+            );
+            let token = tolk_relay::ids::Token::generate();
+            let peer = store.insert_peer(name, &token).await?;
+            println!(
+                "Peer {} added. Give its operator this peering token (shown only now); their organisers \
+                 relay an event of yours with floor {{\"kind\": \"peer\", \"url\": \"<your listener link>\", \
+                 \"token\": \"…\"}}:\n  {}",
+                peer.name,
+                token.secret()
+            );
+        }
+        PeerAction::List => {
+            for p in store.peers().await? {
+                println!("{:>4}  {}{}", p.id, p.name, if p.revoked { "  (revoked)" } else { "" });
+            }
+        }
+        PeerAction::Revoke { name } => {
+            anyhow::ensure!(store.revoke_peer(&name).await?, "no live peer {name}");
+            println!("Peer {name} revoked.");
+        }
+    }
+    Ok(())
+}
+
+fn registry(config: &ConfigArgs) -> anyhow::Result<tolk_relay::cluster::registry::Registry> {
+    let settings = Settings::resolve(config)?;
+    let cluster = settings
+        .cluster
+        .context("this node is not in a cluster: set TOLK_REDIS_URL and TOLK_CLUSTER_SECRET")?;
+    Ok(tolk_relay::cluster::registry::Registry::open(&cluster.redis_url, &cluster.prefix)?)
+}
+
+async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
+    let registry = registry(&args.config)?;
+    match args.action {
+        ClusterAction::Status => {
+            let nodes = registry.nodes().await?;
+            let now = chrono::Utc::now().timestamp_millis();
+            println!(
+                "{:<20} {:<10} {:>9} {:>9} {:>5} {:>7}  {:<8} url",
+                "node", "region", "listeners", "capacity", "cpu", "beat", "state"
+            );
+            for n in &nodes {
+                println!(
+                    "{:<20} {:<10} {:>9} {:>9} {:>4.0}% {:>5}ms  {:<8} {}",
+                    n.id.as_str(),
+                    if n.region.is_empty() { "-" } else { &n.region },
+                    n.listeners,
+                    n.capacity,
+                    n.cpu * 100.0,
+                    now - n.at_ms,
+                    if n.draining { "draining" } else { "serving" },
+                    n.url
+                );
+            }
+            let listeners: u32 = nodes.iter().map(|n| n.listeners).sum();
+            let capacity: u32 = nodes.iter().filter(|n| !n.draining).map(|n| n.capacity).sum();
+            println!("{} nodes, {listeners} listeners of {capacity}", nodes.len());
+            let origins = registry.origins().await?;
+            if !origins.is_empty() {
+                println!("\n{:<34} {:<20} edges", "event", "origin");
+                for (event, origin) in origins {
+                    let edges: Vec<&str> =
+                        nodes.iter().filter(|n| n.edges.contains(&event)).map(|n| n.id.as_str()).collect();
+                    println!("{:<34} {:<20} {}", event.as_str(), origin.as_str(), edges.join(", "));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn drain(args: DrainArgs) -> anyhow::Result<()> {
+    let registry = registry(&args.config)?;
+    let settings = Settings::resolve(&args.config)?;
+    let node = match args.node.or(settings.node_id) {
+        Some(node) => node,
+        None => std::fs::read_to_string(settings.data_dir.join("node-id"))
+            .map(|n| n.trim().to_owned())
+            .context("which node? give its id: tolk drain NODE (see tolk cluster status)")?,
+    };
+    let node = tolk_relay::ids::NodeId::parse(&node)?;
+    anyhow::ensure!(
+        registry.nodes().await?.iter().any(|n| n.id == node),
+        "no live node {node} in the cluster (see tolk cluster status)"
+    );
+    registry.set_drain(&node, !args.undo).await?;
+    if args.undo {
+        println!("Node {node} takes listeners again.");
+    } else {
+        println!(
+            "Node {node} is draining: it takes no new listener, and sends its listeners on to the other \
+             nodes (about 50 a second) while they have room. `tolk drain {node} --undo` ends it."
+        );
     }
     Ok(())
 }

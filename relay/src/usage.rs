@@ -48,6 +48,10 @@ pub struct UsageReport {
     pub handovers: i64,
     /// How many times an interpreter asked the floor to slow down.
     pub slow_downs: i64,
+    /// Peer clusters (federation) that relayed the event to their own listeners: each counts as
+    /// one subscriber per edge, whatever its listeners.
+    #[serde(default)]
+    pub peers: Vec<crate::store::peers::PeerUsage>,
 }
 
 /// The event a usage report is about.
@@ -88,6 +92,10 @@ pub(crate) async fn report(store: &Store, event: Event) -> Result<UsageReport, S
     let on_air = store.on_air_intervals(id, now).await?;
     let counts = store.usage_counts(id).await?;
     let (handovers, slow_downs) = (counts.handovers, counts.slow_downs);
+    let mut peers = store.peer_usage(id, now).await?;
+    for p in &mut peers {
+        p.minutes = (p.minutes * 100.0).round() / 100.0;
+    }
     let names: BTreeMap<InterpreterId, String> =
         store.all_interpreters(id).await?.into_iter().map(|i| (i.id, i.name)).collect();
     let channels = crate::events::channels(&event)
@@ -126,6 +134,7 @@ pub(crate) async fn report(store: &Store, event: Event) -> Result<UsageReport, S
         interpreters,
         handovers,
         slow_downs,
+        peers,
     })
 }
 

@@ -257,7 +257,7 @@ async fn a_cascade_needs_the_cluster_secret() -> anyhow::Result<()> {
         .await?;
     assert_eq!(response.status().as_u16(), 409);
     assert!(response.text().await?.contains("en,fr"));
-    // A single node (no Redis) has no cluster routes.
+    // A single node (no Redis) takes no cluster secret: only peering tokens (federation).
     let single = TestRelay::start(1).await?;
     let event = single.event_now(&["fr"], "whip").await?;
     let response = single
@@ -268,6 +268,6 @@ async fn a_cascade_needs_the_cluster_secret() -> anyhow::Result<()> {
         .body(client::vanishing_offer()?)
         .send()
         .await?;
-    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(response.status().as_u16(), 401);
     Ok(())
 }

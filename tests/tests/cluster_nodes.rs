@@ -273,3 +273,80 @@ async fn a_listener_page_comes_back_on_another_node_when_its_edge_dies() -> anyh
     browser.close().await?;
     Ok(())
 }
+
+/// `tolk drain` sends a node's listeners on (they reconnect through it and are placed on the
+/// other node, no gap longer than a reconnect); `tolk cluster status` shows the nodes, the
+/// draining one, and where the event runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_a_node_moves_its_listeners_and_the_status_shows_it() -> anyhow::Result<()> {
+    let cluster =
+        TestCluster::start(&["a", "b"], |_| vec![("TOLK_CAPACITY_LISTENERS", "5".to_owned())]).await?;
+    let (a, b) = (cluster.node("a")?.base.clone(), cluster.node("b")?.base.clone());
+    let now = chrono::Utc::now();
+    let created: Value = cluster
+        .http
+        .post(format!("{a}/api/v1/events"))
+        .bearer_auth(ADMIN)
+        .json(&json!({
+            "title": "Drain", "floor_language": "en", "languages": ["fr"],
+            "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "expected_listeners": 4, "floor": {"kind": "whip"},
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    anyhow::ensure!(created["id"].is_string(), "the event was not created: {created}");
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let token = created["floor"]["token"].as_str().unwrap_or_default().to_owned();
+    let _floor =
+        client::publish(&reqwest::Client::new(), &format!("{a}/whip/{id}/floor"), &token, FLOOR).await?;
+    let entry_b = format!("{b}/whep/{id}/fr");
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        let listener = listen_via(&entry_b).await?;
+        assert_eq!(cluster.node_of(&listener.session_url), Some("b"));
+        listeners.push(listener);
+    }
+    for listener in &listeners {
+        hears_floor_after(listener, Instant::now(), Duration::from_secs(10)).await?;
+    }
+
+    let tolk = tolk_tests::cluster::tolk_binary()?;
+    let cli = |args: &[&str]| {
+        std::process::Command::new(&tolk)
+            .args(args)
+            .env("TOLK_REDIS_URL", cluster.redis.url())
+            .env("TOLK_CLUSTER_SECRET", tolk_tests::cluster::SECRET)
+            .env("TOLK_LOG", "warn")
+            .output()
+    };
+    let drained = cli(&["drain", "b"])?;
+    assert!(drained.status.success(), "{}", String::from_utf8_lossy(&drained.stderr));
+    let asked = Instant::now();
+    let mut longest = Duration::ZERO;
+    for listener in &mut listeners {
+        let again = reconnect_when_stalled(listener, &entry_b).await?;
+        assert_eq!(cluster.node_of(&again.session_url), Some("a"), "sent on to A");
+        let last = listener.track(0).last_packet_at.unwrap_or(asked);
+        let back = hears_floor_after(&again, last, Duration::from_secs(10)).await?;
+        longest = longest.max(back - last);
+        *listener = again;
+    }
+    println!("drain: every listener moved to A within {:?}; longest gap {longest:?}", asked.elapsed());
+    assert!(longest <= Duration::from_secs(3), "the gap was {longest:?}");
+    until_record(&cluster, "b", |n| n == 0).await?;
+
+    let status = cli(&["cluster", "status"])?;
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    println!("{text}");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let line = |node: &str| text.lines().find(|l| l.starts_with(node)).unwrap_or_default().to_owned();
+    assert!(line("b ").contains("draining") && line("a ").contains("serving"), "{text}");
+    assert!(
+        text.contains(&id) && text.lines().any(|l| l.starts_with(id.as_str()) && l.contains(" a ")),
+        "{text}"
+    );
+    Ok(())
+}

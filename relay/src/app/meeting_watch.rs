@@ -237,6 +237,7 @@ mod tests {
             bbb_meeting_id: Some(format!("ext-{room}")),
             rtp_allow: Default::default(),
             bbb_room: Some(room.into()),
+            peer: None,
         }
     }
 

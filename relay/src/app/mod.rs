@@ -163,7 +163,7 @@ impl App {
             Some(notes_tx),
         )?);
         crate::bbb::install_default_crypto();
-        let floors = Arc::new(Floors::new(media.clone(), settings.bbb.clone())?);
+        let floors = Arc::new(Floors::new(media.clone(), settings.bbb.clone(), settings.cluster.is_some())?);
         let (closing, closes) = lifecycle::Closing::new();
         let events = Events::new(&settings, store.clone(), media.clone(), floors.clone(), closing);
         let booths = Booths::new(store.clone(), recorder.clone(), media.clone(), settings.public_url.clone());
@@ -180,16 +180,19 @@ impl App {
             }
             None => (None, None),
         };
-        let cluster = match &settings.cluster {
-            Some(config) => Some(crate::cluster::Cluster::start(
-                config.clone(),
-                crate::ids::NodeId::parse(&node)?,
-                settings.public_url.clone(),
-                settings.public_ip,
-                settings.capacity,
-                media.clone(),
-            )?),
-            None => None,
+        let (cluster, origin_changes) = match &settings.cluster {
+            Some(config) => {
+                let (cluster, changes) = crate::cluster::Cluster::start(
+                    config.clone(),
+                    crate::ids::NodeId::parse(&node)?,
+                    settings.public_url.clone(),
+                    settings.public_ip,
+                    settings.capacity,
+                    media.clone(),
+                )?;
+                (Some(cluster), Some(changes))
+            }
+            None => (None, None),
         };
         let app = Arc::new(Self {
             cluster,
@@ -217,6 +220,9 @@ impl App {
         tokio::spawn(follow_notes(Arc::downgrade(&app), notes));
         if let Some(cluster) = &app.cluster {
             tokio::spawn(follow_cluster_capacity(Arc::downgrade(&app), cluster.watch_nodes()));
+        }
+        if let Some(changes) = origin_changes {
+            tokio::spawn(follow_origins(Arc::downgrade(&app), changes));
         }
         tokio::spawn(lifecycle::close_windows(Arc::downgrade(&app), closes));
         if let Some(api) = app.floors_api.clone() {
@@ -293,6 +299,7 @@ impl App {
         event: &EventId,
         channels: &str,
         offer: String,
+        subscriber: crate::cluster::Subscriber,
     ) -> Result<Served, AppError> {
         let live = self.events.live(event).await?;
         live.window.check(Utc::now())?;
@@ -304,8 +311,24 @@ impl App {
             return Ok(Served::Elsewhere(url));
         }
         let (session, answer) = self.media.cascade(live.layout.clone(), offer).await?;
-        tracing::info!(%event, %session, "an edge subscribed");
+        match subscriber {
+            crate::cluster::Subscriber::Node => tracing::info!(%event, %session, "an edge subscribed"),
+            crate::cluster::Subscriber::Peer(peer) => {
+                tracing::info!(%event, %session, %peer, "a peer's edge subscribed");
+                let at = crate::store::now_ms();
+                self.store.peer_subscribed(&session, event, &peer, &self.node, at).await?;
+            }
+        }
         Ok(Served::Here(session, answer))
+    }
+
+    /// Whether this node holds cascade session `session`.
+    pub(crate) fn cascade_state(&self, session: &SessionId) -> Result<(), AppError> {
+        match self.media.sessions().get(session).map(|e| e.kind) {
+            None => Err(NetError::UnknownSession(session.clone()).into()),
+            Some(SessionKind::Cascade) => Ok(()),
+            Some(_) => Err(AppError::NotCascade(session.clone())),
+        }
     }
 
     /// End an edge's cascade session.
@@ -427,6 +450,7 @@ impl App {
             ),
             FloorKind::Rtp => None,
             FloorKind::Bbb => Some(bbb.as_ref().is_some_and(|s| s.state == FloorState::Live)),
+            FloorKind::Peer => Some(self.floors.peer_running(&event.id).unwrap_or(false)),
         };
         let handovers = self.store.usage_counts(&event.id).await?.handovers;
         let slow_downs = self
@@ -562,6 +586,29 @@ impl App {
     }
 }
 
+/// Run the floors Tolk pulls itself (BBB, peer) where the event's origin is: start them when this
+/// node takes an event's origin, stop them when it loses it.
+async fn follow_origins(app: std::sync::Weak<App>, mut changes: crate::cluster::OriginChanges) {
+    while let Some((id, here)) = changes.recv().await {
+        let Some(app) = app.upgrade() else { return };
+        if !here {
+            app.floors.stop(&id);
+            continue;
+        }
+        let Ok(event) = app.events.event(&id).await else { continue };
+        if !matches!(event.floor_kind, FloorKind::Bbb | FloorKind::Peer) {
+            continue;
+        }
+        let live = app.events.remember(&event);
+        if live.window.check(Utc::now()).is_err() {
+            continue;
+        }
+        if let Err(e) = app.floors.start_pulled(&event, live.layout.clone()).await {
+            tracing::warn!(event = %id, error = %e, "the origin could not take the floor");
+        }
+    }
+}
+
 /// Book events against what the cluster's live nodes carry together, as nodes come and go.
 async fn follow_cluster_capacity(
     app: std::sync::Weak<App>,
@@ -596,6 +643,11 @@ async fn follow_notes(app: std::sync::Weak<App>, mut notes: tokio::sync::mpsc::U
             }
             MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Booth(interpreter)) } => {
                 app.booths.session_ended(&event, interpreter, &session).await;
+            }
+            MediaNote::SessionEnded { session, kind: Some(SessionKind::Cascade), .. } => {
+                if let Err(e) = app.store.peer_unsubscribed(&session, crate::store::now_ms()).await {
+                    tracing::warn!(error = %e, "a peer's subscription end was not recorded");
+                }
             }
             MediaNote::SessionEnded { .. } => {}
         }

@@ -382,6 +382,7 @@ mod tests {
             rtp_allow: Default::default(),
             mix: None,
             cascaded: false,
+            relayed: false,
         }))
     }
 

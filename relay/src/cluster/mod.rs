@@ -89,6 +89,15 @@ impl ClusterConfig {
     }
 }
 
+/// Who subscribes to an event at its origin: a node of this cluster, or a peer cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscriber {
+    /// A node of this cluster (its token is the cluster's secret).
+    Node,
+    /// A peer cluster, by the name its peering token was issued to.
+    Peer(String),
+}
+
 /// Where an event's origin is, seen from this node.
 #[derive(Debug, Clone)]
 pub enum Origin {
@@ -106,6 +115,9 @@ pub enum Placement {
     /// Another node's public URL.
     There(String),
 }
+
+/// Events this node takes (true) or loses (false) the origin of, as it happens.
+pub(crate) type OriginChanges = tokio::sync::mpsc::UnboundedReceiver<(EventId, bool)>;
 
 /// This node in its cluster.
 pub(crate) struct Cluster {
@@ -127,6 +139,9 @@ pub(crate) struct Cluster {
     draining: AtomicBool,
     /// Whether the last Redis call failed (logged once per outage).
     redis_down: AtomicBool,
+    /// Events this node took (true) or lost (false) the origin of: the floors Tolk pulls itself
+    /// (BBB, peer) run on the origin.
+    origin_changes: tokio::sync::mpsc::UnboundedSender<(EventId, bool)>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -144,13 +159,14 @@ impl Cluster {
         media_ip: IpAddr,
         capacity: crate::capacity::Capacity,
         media: Arc<Media>,
-    ) -> Result<Arc<Self>, ClusterError> {
+    ) -> Result<(Arc<Self>, OriginChanges), ClusterError> {
         if config.secret.len() < 16 {
             return Err(ClusterError::Config(
                 "TOLK_CLUSTER_SECRET must be set, and at least 16 characters, when TOLK_REDIS_URL is".into(),
             ));
         }
         let registry = Registry::open(&config.redis_url, &config.prefix)?;
+        let (origin_changes, changes) = tokio::sync::mpsc::unbounded_channel();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(2))
@@ -171,10 +187,11 @@ impl Cluster {
             nodes: tokio::sync::watch::Sender::new(Vec::new()),
             draining: AtomicBool::new(false),
             redis_down: AtomicBool::new(false),
+            origin_changes,
         });
         tokio::spawn(heartbeats(Arc::downgrade(&cluster)));
         info!(node = %cluster.me, redis = %cluster.config.redis_url, "joined the cluster");
-        Ok(cluster)
+        Ok((cluster, changes))
     }
 
     pub(crate) fn registry(&self) -> &Registry {
@@ -261,6 +278,7 @@ impl Cluster {
             if new {
                 info!(%event, "this node is the event's origin");
                 self.stop_edge(event);
+                let _ = self.origin_changes.send((event.clone(), true));
             }
             return Ok(Origin::Here);
         }
@@ -309,7 +327,11 @@ impl Cluster {
             return link.layout().clone();
         }
         self.media.prepare_event(edge.clone());
-        let link = EdgeLink::start(Arc::downgrade(self), edge.clone(), self.media.clone());
+        let link = EdgeLink::start(
+            cascade::Upstream::Cluster(Arc::downgrade(self)),
+            edge.clone(),
+            self.media.clone(),
+        );
         edges.insert(layout.id.clone(), link);
         edge
     }
@@ -325,7 +347,8 @@ impl Cluster {
     fn stop_edge(&self, event: &EventId) {
         let link = self.edges.lock().ok().and_then(|mut e| e.remove(event));
         if let Some(link) = link {
-            let layout = Arc::new(EventLayout { cascaded: false, ..(**link.layout()).clone() });
+            let edge = link.layout();
+            let layout = Arc::new(EventLayout { cascaded: edge.relayed, ..(**edge).clone() });
             link.stop();
             self.media.prepare_event(layout);
         }
@@ -386,8 +409,17 @@ impl Cluster {
         }
     }
 
-    /// One heartbeat: publish the record, renew the leases, read the nodes.
+    /// One heartbeat: read the drain flag, publish the record, renew the leases, read the
+    /// nodes; a draining node moves some of its listeners on.
     async fn beat(&self, cpu: f64) {
+        if let Some(drain) = self.note_redis(self.registry.drain_asked(&self.me).await)
+            && self.draining.swap(drain, Ordering::Relaxed) != drain
+        {
+            info!(drain, "drain {}", if drain { "asked: listeners move to other nodes" } else { "ended" });
+        }
+        if self.draining() {
+            self.move_listeners().await;
+        }
         let record = self.record(cpu).await;
         let published = self.registry.heartbeat(&record, self.config.node_ttl).await;
         if self.note_redis(published).is_none() {
@@ -403,7 +435,9 @@ impl Cluster {
                         o.remove(&event);
                     }
                     // Take it back if nobody else did.
-                    let _ = self.ensure_origin(&event).await;
+                    if !matches!(self.ensure_origin(&event).await, Ok(Origin::Here)) {
+                        let _ = self.origin_changes.send((event.clone(), false));
+                    }
                 }
                 Err(e) => {
                     self.note_redis(Err::<(), _>(e));
@@ -426,6 +460,22 @@ impl Cluster {
         }
     }
 
+    /// Draining: end up to [`DRAIN_PER_BEAT`] listener sessions while another node has room;
+    /// their pages reconnect through this node, which places them elsewhere.
+    async fn move_listeners(&self) {
+        let room: u32 = self.nodes().iter().filter(|n| n.id != self.me).map(NodeInfo::room).sum();
+        if room == 0 {
+            return;
+        }
+        let sessions = self.media.listener_sessions(DRAIN_PER_BEAT.min(room as usize));
+        for session in &sessions {
+            let _ = self.media.end(session).await;
+        }
+        if !sessions.is_empty() {
+            info!(moved = sessions.len(), "draining: listeners sent on");
+        }
+    }
+
     /// Leave the cluster (a clean shutdown): the record and the leases go at once.
     pub(crate) async fn leave(&self) {
         let origins: Vec<EventId> =
@@ -436,6 +486,10 @@ impl Cluster {
         let _ = self.registry.leave(&self.me).await;
     }
 }
+
+/// Listener sessions a draining node ends per heartbeat (50 a second at the default heartbeat):
+/// a hall of listeners moves within a minute or two, without all reconnecting at once.
+const DRAIN_PER_BEAT: usize = 25;
 
 /// The heartbeat loop, until the cluster is dropped.
 async fn heartbeats(cluster: Weak<Cluster>) {

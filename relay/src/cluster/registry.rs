@@ -201,6 +201,49 @@ impl Registry {
         bounded("release a lease", call.invoke_async::<i64>(&mut redis)).await.map(|_| ())
     }
 
+    /// Ask node `id` to drain (`tolk drain`), or to take listeners again.
+    pub async fn set_drain(&self, id: &NodeId, drain: bool) -> Result<(), ClusterError> {
+        let mut redis = self.redis.clone();
+        let key = format!("{}:drain:{id}", self.prefix);
+        if drain {
+            bounded("drain", redis.set::<_, _, ()>(key, "1")).await
+        } else {
+            bounded("undrain", redis.del::<_, ()>(key)).await
+        }
+    }
+
+    /// Whether node `id` was asked to drain.
+    pub async fn drain_asked(&self, id: &NodeId) -> Result<bool, ClusterError> {
+        let mut redis = self.redis.clone();
+        let key = format!("{}:drain:{id}", self.prefix);
+        let value: Option<String> = bounded("read the drain flag", redis.get(key)).await?;
+        Ok(value.is_some())
+    }
+
+    /// Every event with an origin, and the node holding it.
+    pub async fn origins(&self) -> Result<Vec<(EventId, NodeId)>, ClusterError> {
+        let mut redis = self.redis.clone();
+        let pattern = format!("{}:origin:*", self.prefix);
+        let keys: Vec<String> = bounded("list leases", async {
+            let mut keys = Vec::new();
+            let mut iter = redis.scan_match::<_, String>(pattern).await?;
+            while let Some(key) = futures_util::StreamExt::next(&mut iter).await {
+                keys.push(key?);
+            }
+            Ok(keys)
+        })
+        .await?;
+        let mut out = Vec::new();
+        for key in keys {
+            let Some(event) = key.rsplit(':').next().and_then(|id| EventId::parse(id).ok()) else { continue };
+            if let Some(holder) = self.origin(&event).await? {
+                out.push((event, holder));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Tell every node serving `event`.
     pub async fn publish(&self, event: &EventId, message: &Control) -> Result<(), ClusterError> {
         let json = serde_json::to_string(message).map_err(|e| ClusterError::Redis(e.to_string()))?;

@@ -45,6 +45,12 @@ pub enum EventError {
     MeetingId,
     #[error("floor.allow: {0}")]
     Allow(#[from] crate::allow::AllowError),
+    #[error(
+        "floor.url must be a peer event's listener link, like https://tolk.coop-a.example/e/EVENT; not '{0}'"
+    )]
+    PeerLink(String),
+    #[error("floor.token must be the peering token the peer issued (16 to 200 visible characters)")]
+    PeerToken,
     #[error("an event has at most 64 interpretation languages")]
     TooManyLanguages,
     #[error("'{0}' is the floor language; list only interpretation languages in 'languages'")]
@@ -252,6 +258,7 @@ impl Events {
                 FloorRequest::Whip => FloorKind::Whip,
                 FloorRequest::Rtp { .. } => FloorKind::Rtp,
                 FloorRequest::Bbb { .. } => FloorKind::Bbb,
+                FloorRequest::Peer { .. } => FloorKind::Peer,
             },
             rtp_port: None,
             rtp_allow: match &request.floor {
@@ -259,6 +266,13 @@ impl Events {
                 _ => SourceAllow::default(),
             },
             bbb_room: room.map(str::to_owned),
+            peer: match &request.floor {
+                FloorRequest::Peer { url, token } => {
+                    let (url, event) = request::peer_link(url)?;
+                    Some(crate::store::PeerFloor { url, event, token: token.trim().to_owned() })
+                }
+                _ => None,
+            },
             floor_token_hash: token.hash(),
             floor_under_db: request.floor_under_interpretation_db,
             organiser,
@@ -497,7 +511,8 @@ impl Events {
                 complexity: self.settings.mix_complexity,
                 bitrate: self.settings.mix_bitrate,
             }),
-            cascaded: false,
+            cascaded: event.floor_kind == FloorKind::Peer,
+            relayed: event.floor_kind == FloorKind::Peer,
         });
         let live = Arc::new(LiveEvent {
             layout: layout.clone(),
@@ -532,6 +547,7 @@ impl Events {
                 allow: event.rtp_allow.entries(),
                 meeting_id: event.bbb_meeting_id.clone(),
                 state: self.floors.status(&event.id),
+                peer_url: event.peer.as_ref().map(|p| format!("{}/e/{}", p.url, p.event)),
             },
             channels: channels(event)
                 .map(|(language, kind)| ChannelView { language: language.clone(), kind })

@@ -26,6 +26,32 @@ pub enum FloorRequest {
         /// BBB's `meetingID`.
         meeting_id: String,
     },
+    /// An event of a peer cluster (another co-op's Tolk), floor and channels as it makes them:
+    /// this cluster's listeners are served from its own nodes, and the peer sees one subscriber.
+    /// The languages must be the peer event's.
+    Peer {
+        /// The peer event's listener link, `https://tolk.coop-a.example/e/{event}`.
+        url: String,
+        /// The peering token the peer's operator issued to this cluster (`tolk peer add`).
+        token: String,
+    },
+}
+
+/// A peer event's listener link, split: the peer cluster's URL and the event's id there.
+pub(crate) fn peer_link(url: &str) -> Result<(String, crate::ids::EventId), EventError> {
+    let bad = || EventError::PeerLink(url.chars().take(200).collect());
+    let parsed = url::Url::parse(url.trim()).map_err(|_| bad())?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(bad());
+    }
+    let path = parsed.path().trim_end_matches('/');
+    let (base_path, id) = path.rsplit_once("/e/").ok_or_else(bad)?;
+    let event = crate::ids::EventId::parse(id).map_err(|_| bad())?;
+    let mut base = parsed.clone();
+    base.set_path(base_path);
+    base.set_query(None);
+    base.set_fragment(None);
+    Ok((base.as_str().trim_end_matches('/').to_owned(), event))
 }
 
 /// `POST /api/v1/events`.
@@ -108,6 +134,13 @@ pub(crate) fn validate(request: &NewEvent) -> Result<Vec<Language>, EventError> 
     }
     if let FloorRequest::Rtp { allow } = &request.floor {
         SourceAllow::parse(allow)?;
+    }
+    if let FloorRequest::Peer { url, token } = &request.floor {
+        peer_link(url)?;
+        let token = token.trim();
+        if token.len() < 16 || token.len() > 200 || !token.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(EventError::PeerToken);
+        }
     }
     if request.languages.len() > 64 {
         return Err(EventError::TooManyLanguages);

@@ -41,6 +41,9 @@ pub struct FloorView {
     /// A BBB floor: where Tolk is with the meeting (waiting, joining, live, error, ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<FloorStatus>,
+    /// A peer floor: the peer event's listener link (the peering token is never shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_url: Option<String>,
 }
 
 /// An event as the organiser API shows it.

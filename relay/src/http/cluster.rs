@@ -1,8 +1,8 @@
-//! Calls between the nodes of a cluster, authorised by the cluster's shared secret
-//! (`TOLK_CLUSTER_SECRET` as a bearer token): an edge subscribes to an event at its origin
-//! (`POST /cluster/v1/events/{event}/cascade`, an SDP offer with one receive-only audio section
-//! per channel) and ends that subscription (`DELETE /cluster/v1/sessions/{session}`). A node
-//! without a cluster answers 404.
+//! Cascades: an edge subscribes to an event at its origin (`POST
+//! /cluster/v1/events/{event}/cascade`, an SDP offer with one receive-only audio section per
+//! channel), asks whether its subscription stands (`GET /cluster/v1/sessions/{session}`) and ends
+//! it (`DELETE`). The edge is a node of this cluster (its bearer token is the cluster's secret,
+//! `TOLK_CLUSTER_SECRET`) or a peer cluster's (a peering token from `tolk peer add`).
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use axum::response::Response;
 
 use crate::app::App;
 use crate::auth::AuthError;
+use crate::cluster::Subscriber;
 use crate::cluster::cascade::CHANNELS_HEADER;
 use crate::http::ApiError;
 use crate::http::extract::{ClientAddr, SdpOffer, bearer};
@@ -20,27 +21,22 @@ use crate::http::media::served;
 use crate::http::openapi::SessionPath;
 use crate::ids::{EventId, SessionId};
 
-/// A node of this cluster calls (its bearer token is the cluster's secret).
-pub(super) struct Member;
-
-impl FromRequestParts<Arc<App>> for Member {
+impl FromRequestParts<Arc<App>> for Subscriber {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let Some(cluster) = &app.cluster else {
-            return Err(ApiError::not_found("this node is not part of a cluster"));
-        };
         let ClientAddr(client) = ClientAddr::from_request_parts(parts, app).await?;
-        let token = bearer(&parts.headers);
+        let token = bearer(&parts.headers).map(str::to_owned);
         let check = async {
             match token {
                 None => Err(AuthError::NoClusterSecret),
-                Some(t) if cluster.is_member(Some(t)) => Ok(()),
-                Some(_) => Err(AuthError::NotTheClusterSecret),
+                Some(t) if app.cluster.as_ref().is_some_and(|c| c.is_member(Some(&t))) => {
+                    Ok(Subscriber::Node)
+                }
+                Some(t) => app.auth.check_peer_token(&t).await.map(Subscriber::Peer),
             }
         };
-        app.auth.guarded(client, check).await?;
-        Ok(Self)
+        Ok(app.auth.guarded(client, check).await?)
     }
 }
 
@@ -51,33 +47,46 @@ impl FromRequestParts<Arc<App>> for Member {
     request_body(content = String, content_type = "application/sdp", description = "The SDP offer: one receive-only Opus section per channel."),
     responses((status = 201, description = "The SDP answer; `Location` is the cascade session's URL.", body = String, content_type = "application/sdp"),
         (status = 307, description = "Another node is the event's origin: `Location` is the same call there."),
-        (status = 400, description = "The offer is not SDP Tolk can answer."), (status = 401, description = "Not the cluster's secret."),
-        (status = 404, description = "No such event, or this node is not in a cluster."), (status = 409, description = "The event's channels are others (the answer names them)."),
+        (status = 400, description = "The offer is not SDP Tolk can answer."), (status = 401, description = "Neither the cluster's secret nor a peering token."),
+        (status = 404, description = "No such event."), (status = 409, description = "The event's channels are others (the answer names them)."),
         (status = 415, description = "The body is not `application/sdp`."), (status = 503, description = "The cluster's Redis does not answer.")))]
 pub(super) async fn cascade(
     State(app): State<Arc<App>>,
-    _member: Member,
+    subscriber: Subscriber,
     Path(event): Path<String>,
     headers: HeaderMap,
     SdpOffer(offer): SdpOffer<{ crate::net::offer::MAX_CASCADE_SECTIONS }>,
 ) -> Result<Response, ApiError> {
     let event = EventId::parse(&event)?;
     let channels = headers.get(CHANNELS_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let result = app.cascade(&event, channels, offer).await?;
+    let result = app.cascade(&event, channels, offer, subscriber).await?;
     Ok(served(&app, "cluster/v1", result))
 }
 
 /// `DELETE /cluster/v1/sessions/{session}`: an edge ends its subscription.
 #[utoipa::path(delete, path = "/cluster/v1/sessions/{session}", tag = "cluster", security(("cluster" = [])), params(SessionPath),
-    responses((status = 200, description = "Ended."), (status = 401, description = "Not the cluster's secret."),
+    responses((status = 200, description = "Ended."), (status = 401, description = "Neither the cluster's secret nor a peering token."),
         (status = 404, description = "No such session."), (status = 409, description = "Not a cascade session.")))]
 pub(super) async fn end_cascade(
     State(app): State<Arc<App>>,
-    _member: Member,
+    _subscriber: Subscriber,
     Path(session): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     app.end_cascade(&SessionId::parse(&session)?).await?;
     Ok(StatusCode::OK)
+}
+
+/// `GET /cluster/v1/sessions/{session}`: 204 while the origin holds the subscription.
+#[utoipa::path(get, path = "/cluster/v1/sessions/{session}", tag = "cluster", security(("cluster" = [])), params(SessionPath),
+    responses((status = 204, description = "The origin holds the subscription."), (status = 401, description = "Neither the cluster's secret nor a peering token."),
+        (status = 404, description = "No such session."), (status = 409, description = "Not a cascade session.")))]
+pub(super) async fn cascade_state(
+    State(app): State<Arc<App>>,
+    _subscriber: Subscriber,
+    Path(session): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.cascade_state(&SessionId::parse(&session)?)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Marks a request one node forwarded to another: it is never forwarded again (a lease that

@@ -179,6 +179,7 @@ impl From<crate::floors::FloorError> for ApiError {
         match e {
             FloorError::Bbb(_) => Self::bad_request(e.to_string()),
             FloorError::Net(e) => e.into(),
+            FloorError::Peer(_) => Self::new(StatusCode::BAD_GATEWAY, e.to_string()),
         }
     }
 }

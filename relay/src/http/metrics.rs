@@ -110,6 +110,12 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
         "Live media sessions (publishers and listeners).",
         [(String::new(), app.media_sessions() as f64)],
     );
+    out.family(
+        "tolk_cluster_cascades_out",
+        "gauge",
+        "Edges (of this cluster, or of peer clusters) subscribed to events this node is the origin of: one per event per edge.",
+        [(String::new(), app.cascade_sessions() as f64)],
+    );
     if let Some(cluster) = &app.cluster {
         let (origins, edges) = cluster.serving();
         out.family(
@@ -117,12 +123,6 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
             "gauge",
             "Events this node serves, as their origin or as an edge (its cascade from the origin).",
             [("{role=\"origin\"}".to_owned(), origins as f64), ("{role=\"edge\"}".to_owned(), edges as f64)],
-        );
-        out.family(
-            "tolk_cluster_cascades_out",
-            "gauge",
-            "Edges subscribed to events this node is the origin of (one per event per edge).",
-            [(String::new(), app.cascade_sessions() as f64)],
         );
         out.family(
             "tolk_cluster_nodes",

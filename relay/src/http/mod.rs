@@ -71,7 +71,7 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(media::end_listening, media::listening_state))
         .routes(routes!(media::switch_channel))
         .routes(routes!(cluster::cascade))
-        .routes(routes!(cluster::end_cascade))
+        .routes(routes!(cluster::end_cascade, cluster::cascade_state))
         .routes(routes!(pages::home))
         .routes(routes!(pages::listener))
         .routes(routes!(pages::booth))

@@ -854,6 +854,7 @@ mod tests {
             rtp_allow: Default::default(),
             mix: None,
             cascaded: false,
+            relayed: false,
         })
     }
 

@@ -66,6 +66,9 @@ pub struct EventLayout {
     /// This node is an edge of the event (a cluster): its channels carry what the event's origin
     /// node sends ([`Media::feed`]), not local sources.
     pub cascaded: bool,
+    /// The event relays a peer cluster's event (a `peer` floor): its channels always carry what
+    /// comes from there, on every node (cascaded even at this cluster's origin).
+    pub relayed: bool,
 }
 
 impl EventLayout {
@@ -446,6 +449,16 @@ impl Media {
             .ask(shard, |reply| Command::Join { event, session: sid, join: Join::Cascade, offer, reply })
             .await?;
         Ok((session, answer))
+    }
+
+    /// Up to `n` listener sessions (any event), to move off a draining node.
+    pub fn listener_sessions(&self, n: usize) -> Vec<SessionId> {
+        self.sessions
+            .iter()
+            .filter(|e| e.kind == SessionKind::Listener)
+            .take(n)
+            .map(|e| e.key().clone())
+            .collect()
     }
 
     /// A new input line (a source that starts, or starts again, from outside the shards).

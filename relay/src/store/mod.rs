@@ -5,6 +5,7 @@
 pub mod idempotency;
 pub mod interpreters;
 pub mod organisers;
+pub mod peers;
 mod ping;
 pub mod usage;
 pub mod usage_batch;
@@ -59,6 +60,9 @@ pub enum FloorKind {
     Rtp,
     /// A BigBlueButton meeting (see `bbb_meeting_id`).
     Bbb,
+    /// An event of a peer cluster (another co-op's Tolk): its floor and every channel, as that
+    /// cluster makes them.
+    Peer,
 }
 
 impl FloorKind {
@@ -67,6 +71,7 @@ impl FloorKind {
             FloorKind::Whip => "whip",
             FloorKind::Rtp => "rtp",
             FloorKind::Bbb => "bbb",
+            FloorKind::Peer => "peer",
         }
     }
 }
@@ -105,6 +110,28 @@ pub struct Event {
     /// The internal id of the BBB meeting this interpretation was started in (the plugin, or the
     /// meeting's metadata); None for events made through the API.
     pub bbb_room: Option<String>,
+    /// A `peer` floor: where the event comes from.
+    pub peer: Option<PeerFloor>,
+}
+
+/// An event of a peer cluster that a `peer` floor relays.
+#[derive(Clone, PartialEq)]
+pub struct PeerFloor {
+    /// The peer cluster's URL (any of its nodes, or its entry), `https://tolk.coop-a.example`.
+    pub url: String,
+    /// The event's id there.
+    pub event: EventId,
+    /// The peering token that cluster issued to this one.
+    pub token: String,
+}
+
+impl std::fmt::Debug for PeerFloor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerFloor")
+            .field("url", &self.url)
+            .field("event", &self.event)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The database (SQLite or PostgreSQL) behind a connection pool; clones share the pool.
@@ -315,8 +342,8 @@ async fn insert_event(conn: &mut sqlx::AnyConnection, event: &Event) -> Result<(
     let query = sqlx::query(
             "INSERT INTO events (id, title, floor_language, languages, starts_at, ends_at, expected_listeners,
                                  floor_kind, rtp_port, floor_token_hash, created_at, floor_under_db, organiser_id,
-                                 bbb_meeting_id, rtp_allow, bbb_room)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                                 bbb_meeting_id, rtp_allow, bbb_room, peer_url, peer_event, peer_token)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(event.id.as_str())
         .bind(&event.title)
@@ -341,6 +368,9 @@ async fn insert_event(conn: &mut sqlx::AnyConnection, event: &Event) -> Result<(
         .bind(event.bbb_meeting_id.as_deref())
         .bind(event.rtp_allow.to_stored())
         .bind(event.bbb_room.as_deref())
+        .bind(event.peer.as_ref().map(|p| p.url.as_str()))
+        .bind(event.peer.as_ref().map(|p| p.event.as_str()))
+        .bind(event.peer.as_ref().map(|p| p.token.as_str()))
         .execute(&mut *conn)
         .await;
     match result {
@@ -413,7 +443,18 @@ fn decode(row: &AnyRow) -> Result<Event, StoreError> {
         "whip" => FloorKind::Whip,
         "rtp" => FloorKind::Rtp,
         "bbb" => FloorKind::Bbb,
+        "peer" => FloorKind::Peer,
         other => return Err(corrupt(format!("unknown floor kind {other}"))),
+    };
+    let peer = match (
+        row.try_get::<Option<String>, _>("peer_url")?,
+        row.try_get::<Option<String>, _>("peer_event")?,
+        row.try_get::<Option<String>, _>("peer_token")?,
+    ) {
+        (Some(url), Some(event), Some(token)) => {
+            Some(PeerFloor { url, event: EventId::parse(&event).map_err(|e| corrupt(e.to_string()))?, token })
+        }
+        _ => None,
     };
     Ok(Event {
         id: EventId::parse(&id).map_err(|e| corrupt(e.to_string()))?,
@@ -433,6 +474,7 @@ fn decode(row: &AnyRow) -> Result<Event, StoreError> {
         rtp_allow: crate::allow::SourceAllow::parse_stored(&row.try_get::<String, _>("rtp_allow")?)
             .map_err(|e| corrupt(e.to_string()))?,
         bbb_room: row.try_get("bbb_room")?,
+        peer,
     })
 }
 
@@ -457,6 +499,7 @@ mod tests {
             bbb_meeting_id: Some("room-1".into()),
             rtp_allow: Default::default(),
             bbb_room: None,
+            peer: None,
         }
     }
 
