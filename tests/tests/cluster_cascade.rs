@@ -118,10 +118,22 @@ async fn an_edge_serves_the_origins_channels_byte_for_byte_through_a_handover_an
     assert_eq!(metric(&edge_metrics, "tolk_cluster_events{role=\"edge\"}"), Some(1.0));
     assert_eq!(metric(&edge_metrics, "tolk_cluster_nodes "), Some(2.0));
 
-    // Ana on air at the origin: heard on the edge.
+    // Ana on air at the origin: heard on the edge, and the edge's listener page says so.
     booth_action(&a, &ana_token, "on-air", json!({"language": "fr"})).await?;
     assert_hears(&on_edge[0], ANA, "fr on the edge with Ana on air").await?;
     assert_hears(&on_edge[2], FLOOR, "de on the edge is untouched").await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let channels: Value =
+            b.http.get(b.url(&format!("/api/v1/events/{id}/channels"))).send().await?.json().await?;
+        let fr =
+            channels["channels"].as_array().and_then(|c| c.iter().find(|c| c["language"] == "fr")).cloned();
+        if fr.as_ref().is_some_and(|fr| fr["interpreter"] == "Ana") {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the edge does not know who is on air: {channels}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Handover at the origin: no packet lost on the edge, no gap beyond the usual jitter.
     booth_action(&a, &ben_token, "handover-request", json!({})).await?;
@@ -156,6 +168,16 @@ async fn an_edge_serves_the_origins_channels_byte_for_byte_through_a_handover_an
          the cascade adds {:?} at p50",
         e50.saturating_sub(o50)
     );
+
+    // The event is cancelled on the origin: the edge's listeners end too.
+    let cancelled = a
+        .http
+        .delete(a.url(&format!("/api/v1/events/{id}")))
+        .bearer_auth(tolk_tests::relay::ADMIN)
+        .send()
+        .await?;
+    assert_eq!(cancelled.status().as_u16(), 204);
+    metric_until(&b, "tolk_sessions ", |v| v == 0.0).await?;
     Ok(())
 }
 

@@ -180,7 +180,7 @@ impl App {
             }
             None => (None, None),
         };
-        let (cluster, origin_changes) = match &settings.cluster {
+        let (cluster, cluster_notes) = match &settings.cluster {
             Some(config) => {
                 let (cluster, changes) = crate::cluster::Cluster::start(
                     config.clone(),
@@ -221,8 +221,8 @@ impl App {
         if let Some(cluster) = &app.cluster {
             tokio::spawn(follow_cluster_capacity(Arc::downgrade(&app), cluster.watch_nodes()));
         }
-        if let Some(changes) = origin_changes {
-            tokio::spawn(follow_origins(Arc::downgrade(&app), changes));
+        if let Some(notes) = cluster_notes {
+            tokio::spawn(follow_cluster(Arc::downgrade(&app), notes));
         }
         tokio::spawn(lifecycle::close_windows(Arc::downgrade(&app), closes));
         if let Some(api) = app.floors_api.clone() {
@@ -271,7 +271,16 @@ impl App {
                 }
             }
         };
-        let admitted = self.admission.admit(event, live.expected_listeners)?;
+        let admitted = match self.admission.admit(event, live.expected_listeners) {
+            // Full after all (joins in flight the last heartbeat did not count): another node.
+            Err(AdmissionError::NodeFull) if self.cluster.is_some() => {
+                match self.cluster.as_ref().and_then(|c| c.place_elsewhere(event)) {
+                    Some(node) => return Ok(Served::Elsewhere(format!("{node}/whep/{event}/{language}"))),
+                    None => return Err(AdmissionError::NodeFull.into()),
+                }
+            }
+            admitted => admitted?,
+        };
         let connecting = self.connecting.hold(client)?;
         let (session, answer) = self.media.listen(layout, language.clone(), offer).await?;
         admitted.keep();
@@ -290,6 +299,16 @@ impl App {
             Err(_) if cluster.is_origin(event) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// In a cluster, where a booth's calls go when this node is not the event's origin: `path`
+    /// on the origin (None: here).
+    pub(crate) async fn booth_origin(
+        &self,
+        me: &Interpreter,
+        path: &str,
+    ) -> Result<Option<String>, AppError> {
+        self.at_origin(&me.event, path).await
     }
 
     /// An edge node subscribes to every channel of `event` (`channels`: the channel order it
@@ -410,7 +429,42 @@ impl App {
     /// One booth action of `me` (its rate counted by [`Self::booth_rate`]).
     pub(crate) async fn booth_action(&self, me: &Interpreter, action: BoothAction) -> Result<(), AppError> {
         let live = self.events.live(&me.event).await?;
-        Ok(self.booths.act(me, &live, action).await?)
+        self.booths.act(me, &live, action).await?;
+        self.tell_edges_on_air(&me.event).await;
+        Ok(())
+    }
+
+    /// In a cluster, tell the edges who is on air now (after a booth action, or a booth leaving).
+    async fn tell_edges_on_air(&self, event: &EventId) {
+        let Some(cluster) = &self.cluster else { return };
+        let names: HashMap<_, _> = match self.store.interpreters(event).await {
+            Ok(all) => all.into_iter().map(|i| (i.id, i.name)).collect(),
+            Err(e) => {
+                tracing::warn!(%event, error = %e, "on-air not told to the edges");
+                return;
+            }
+        };
+        let channels = self
+            .booths
+            .on_air_now(event)
+            .into_iter()
+            .map(|(language, (who, muted))| crate::cluster::control::Speaking {
+                language,
+                interpreter: names.get(&who).cloned(),
+                muted,
+            })
+            .collect();
+        cluster.publish(event, crate::cluster::control::Control::OnAir { channels });
+    }
+
+    /// Cancel an event: here, and (in a cluster) on every node serving it.
+    pub(crate) async fn cancel_event(&self, event: &EventId) -> Result<(), AppError> {
+        self.events.cancel(event).await?;
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(event, crate::cluster::control::Control::Ended);
+            cluster.event_ended(event).await;
+        }
+        Ok(())
     }
 
     /// An interpreter's view of the booth.
@@ -480,9 +534,17 @@ impl App {
         let on_air = self.booths.on_air_now(&event.id);
         let names: HashMap<_, _> =
             self.store.interpreters(&event.id).await?.into_iter().map(|i| (i.id, i.name)).collect();
+        // An edge of the event knows who is on air from the origin's control messages.
+        let remote = self.cluster.as_ref().and_then(|c| c.remote_on_air(&event.id));
+        let speaking = |language: &Language| match &remote {
+            Some(remote) => {
+                remote.iter().find(|s| &s.language == language).and_then(|s| s.interpreter.clone())
+            }
+            None => on_air.get(language).and_then(|(who, _)| names.get(who).cloned()),
+        };
         let channels = channels(&event)
             .map(|(language, kind)| {
-                let interpreter = on_air.get(language).and_then(|(who, _)| names.get(who).cloned());
+                let interpreter = speaking(language);
                 PublicChannel {
                     language: language.clone(),
                     kind,
@@ -586,15 +648,24 @@ impl App {
     }
 }
 
-/// Run the floors Tolk pulls itself (BBB, peer) where the event's origin is: start them when this
-/// node takes an event's origin, stop them when it loses it.
-async fn follow_origins(app: std::sync::Weak<App>, mut changes: crate::cluster::OriginChanges) {
-    while let Some((id, here)) = changes.recv().await {
+/// What the cluster says: run the floors Tolk pulls itself (BBB, peer) where the event's origin
+/// is (start them when this node takes it, stop them when it loses it); end an event another
+/// node cancelled.
+async fn follow_cluster(app: std::sync::Weak<App>, mut notes: crate::cluster::ClusterNotes) {
+    use crate::cluster::ClusterNote;
+    while let Some(note) = notes.recv().await {
         let Some(app) = app.upgrade() else { return };
-        if !here {
-            app.floors.stop(&id);
-            continue;
-        }
+        let id = match note {
+            ClusterNote::Origin(id, false) => {
+                app.floors.stop(&id);
+                continue;
+            }
+            ClusterNote::Ended(id) => {
+                app.close_window(&id).await;
+                continue;
+            }
+            ClusterNote::Origin(id, true) => id,
+        };
         let Ok(event) = app.events.event(&id).await else { continue };
         if !matches!(event.floor_kind, FloorKind::Bbb | FloorKind::Peer) {
             continue;
@@ -643,6 +714,7 @@ async fn follow_notes(app: std::sync::Weak<App>, mut notes: tokio::sync::mpsc::U
             }
             MediaNote::SessionEnded { session, event, kind: Some(SessionKind::Booth(interpreter)) } => {
                 app.booths.session_ended(&event, interpreter, &session).await;
+                app.tell_edges_on_air(&event).await;
             }
             MediaNote::SessionEnded { session, kind: Some(SessionKind::Cascade), .. } => {
                 if let Err(e) = app.store.peer_unsubscribed(&session, crate::store::now_ms()).await {

@@ -6,18 +6,47 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Language, NodeId};
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_back_as_written_and_junk_is_refused() {
+        let on_air = Control::OnAir {
+            channels: vec![Speaking {
+                language: Language::parse("fr").unwrap(),
+                interpreter: Some("Ana".into()),
+                muted: false,
+            }],
+        };
+        let json = serde_json::to_string(&on_air).unwrap();
+        assert_eq!(serde_json::from_str::<Control>(&json).unwrap(), on_air);
+        assert_eq!(serde_json::from_str::<Control>(r#"{"kind":"ended"}"#).unwrap(), Control::Ended);
+        assert!(
+            serde_json::from_str::<Control>(r#"{"kind":"on_air","channels":[{"language":"!!"}]}"#).is_err()
+        );
+    }
+}
+
+/// Who speaks in one channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Speaking {
+    /// The channel.
+    pub language: Language,
+    /// The interpreter on air (their name), None: the floor.
+    pub interpreter: Option<String>,
+    /// Coughing.
+    pub muted: bool,
+}
+
 /// What changed about an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Control {
-    /// Who is on air in a channel (None: nobody, the channel carries the floor).
+    /// Who is on air, in every channel with someone on air (the origin's booths, after a change).
     OnAir {
-        /// The channel.
-        language: Language,
-        /// The interpreter's name.
-        interpreter: Option<String>,
-        /// Coughing.
-        muted: bool,
+        /// The channels with someone on air.
+        channels: Vec<Speaking>,
     },
     /// The event's channels changed: edges take the new layout from the store.
     Layout,

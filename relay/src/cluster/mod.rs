@@ -116,8 +116,18 @@ pub enum Placement {
     There(String),
 }
 
-/// Events this node takes (true) or loses (false) the origin of, as it happens.
-pub(crate) type OriginChanges = tokio::sync::mpsc::UnboundedReceiver<(EventId, bool)>;
+/// What the cluster tells the rest of the node, as it happens.
+#[derive(Debug, Clone)]
+pub(crate) enum ClusterNote {
+    /// This node took (true) or lost (false) the event's origin: the floors Tolk pulls itself
+    /// (BBB, peer) run on the origin.
+    Origin(EventId, bool),
+    /// Another node says the event was cancelled or ended: its sessions end here too.
+    Ended(EventId),
+}
+
+/// The receiving end of [`ClusterNote`]s.
+pub(crate) type ClusterNotes = tokio::sync::mpsc::UnboundedReceiver<ClusterNote>;
 
 /// This node in its cluster.
 pub(crate) struct Cluster {
@@ -139,9 +149,10 @@ pub(crate) struct Cluster {
     draining: AtomicBool,
     /// Whether the last Redis call failed (logged once per outage).
     redis_down: AtomicBool,
-    /// Events this node took (true) or lost (false) the origin of: the floors Tolk pulls itself
-    /// (BBB, peer) run on the origin.
-    origin_changes: tokio::sync::mpsc::UnboundedSender<(EventId, bool)>,
+    /// What the rest of the node hears of the cluster.
+    notes: tokio::sync::mpsc::UnboundedSender<ClusterNote>,
+    /// Who is on air at the origin, for the events this node is an edge of (control messages).
+    remote_on_air: Mutex<HashMap<EventId, Vec<control::Speaking>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -159,14 +170,14 @@ impl Cluster {
         media_ip: IpAddr,
         capacity: crate::capacity::Capacity,
         media: Arc<Media>,
-    ) -> Result<(Arc<Self>, OriginChanges), ClusterError> {
+    ) -> Result<(Arc<Self>, ClusterNotes), ClusterError> {
         if config.secret.len() < 16 {
             return Err(ClusterError::Config(
                 "TOLK_CLUSTER_SECRET must be set, and at least 16 characters, when TOLK_REDIS_URL is".into(),
             ));
         }
         let registry = Registry::open(&config.redis_url, &config.prefix)?;
-        let (origin_changes, changes) = tokio::sync::mpsc::unbounded_channel();
+        let (notes, changes) = tokio::sync::mpsc::unbounded_channel();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(2))
@@ -187,9 +198,11 @@ impl Cluster {
             nodes: tokio::sync::watch::Sender::new(Vec::new()),
             draining: AtomicBool::new(false),
             redis_down: AtomicBool::new(false),
-            origin_changes,
+            notes,
+            remote_on_air: Mutex::new(HashMap::new()),
         });
         tokio::spawn(heartbeats(Arc::downgrade(&cluster)));
+        tokio::spawn(follow_control(Arc::downgrade(&cluster)));
         info!(node = %cluster.me, redis = %cluster.config.redis_url, "joined the cluster");
         Ok((cluster, changes))
     }
@@ -278,7 +291,7 @@ impl Cluster {
             if new {
                 info!(%event, "this node is the event's origin");
                 self.stop_edge(event);
-                let _ = self.origin_changes.send((event.clone(), true));
+                let _ = self.notes.send(ClusterNote::Origin(event.clone(), true));
             }
             return Ok(Origin::Here);
         }
@@ -287,6 +300,43 @@ impl Cluster {
             None => Err(ClusterError::Redis(format!(
                 "the origin of {event} is node {holder}, which has no heartbeat yet; try again in a moment"
             ))),
+        }
+    }
+
+    /// Tell every node serving `event` (not waited for: control never holds up a request; a
+    /// Redis away loses the message, and the next change or the edges' own state makes up).
+    pub(crate) fn publish(self: &Arc<Self>, event: &EventId, message: control::Control) {
+        let (cluster, event) = (self.clone(), event.clone());
+        tokio::spawn(async move {
+            let sent = cluster.registry.publish(&event, &message).await;
+            cluster.note_redis(sent);
+        });
+    }
+
+    /// Who is on air at the origin of an event this node is an edge of (None: this node does not
+    /// know: it is the origin, or has heard nothing).
+    pub(crate) fn remote_on_air(&self, event: &EventId) -> Option<Vec<control::Speaking>> {
+        if self.is_origin(event) {
+            return None;
+        }
+        self.remote_on_air.lock().ok()?.get(event).cloned()
+    }
+
+    /// A control message about `event` from another node.
+    fn on_control(&self, event: EventId, message: control::Control) {
+        match message {
+            control::Control::OnAir { channels } => {
+                if let Ok(mut remote) = self.remote_on_air.lock() {
+                    remote.insert(event, channels);
+                }
+            }
+            control::Control::Ended => {
+                if let Ok(mut remote) = self.remote_on_air.lock() {
+                    remote.remove(&event);
+                }
+                let _ = self.notes.send(ClusterNote::Ended(event));
+            }
+            control::Control::Layout | control::Control::Origin { .. } => {}
         }
     }
 
@@ -316,6 +366,13 @@ impl Cluster {
             Some(n) => Ok(Placement::There(n.url.clone())),
             None => Err(ClusterError::Full),
         }
+    }
+
+    /// Another node for a listener this node turned out to be too full for: its URL.
+    pub(crate) fn place_elsewhere(&self, event: &EventId) -> Option<String> {
+        let mut nodes = self.nodes();
+        nodes.retain(|n| n.id != self.me);
+        placement::place_listener(&nodes, &self.me, event).map(|n| n.url.clone())
     }
 
     /// This node serves listeners of `event` whose origin is `origin`: the cascade runs (started
@@ -436,7 +493,7 @@ impl Cluster {
                     }
                     // Take it back if nobody else did.
                     if !matches!(self.ensure_origin(&event).await, Ok(Origin::Here)) {
-                        let _ = self.origin_changes.send((event.clone(), false));
+                        let _ = self.notes.send(ClusterNote::Origin(event.clone(), false));
                     }
                 }
                 Err(e) => {
@@ -484,6 +541,33 @@ impl Cluster {
             let _ = self.registry.release(&event, &self.me).await;
         }
         let _ = self.registry.leave(&self.me).await;
+    }
+}
+
+/// Follow every event's control channel, subscribing again after a Redis outage.
+async fn follow_control(cluster: Weak<Cluster>) {
+    use futures_util::StreamExt;
+    loop {
+        let Some(c) = cluster.upgrade() else { return };
+        let registry = c.registry.clone();
+        drop(c);
+        match registry.subscribe().await {
+            Ok(pubsub) => {
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    let Some(c) = cluster.upgrade() else { return };
+                    let Some(event) = registry.event_of_channel(message.get_channel_name()) else { continue };
+                    let Ok(payload) = message.get_payload::<String>() else { continue };
+                    match serde_json::from_str::<control::Control>(&payload) {
+                        Ok(control) => c.on_control(event, control),
+                        Err(e) => tracing::debug!(error = %e, "a control message that is not one"),
+                    }
+                }
+                tracing::debug!("control subscription ended; subscribing again");
+            }
+            Err(e) => tracing::debug!(error = %e, "control subscription failed; trying again"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -105,7 +105,7 @@ pub(super) async fn cancel_event(
     State(app): State<Arc<App>>,
     owned: OwnedEvent,
 ) -> Result<StatusCode, ApiError> {
-    app.events.cancel(&owned.event.id).await?;
+    app.cancel_event(&owned.event.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::{App, Served};
@@ -75,8 +75,15 @@ pub(super) async fn publish(
 ) -> Result<Response, ApiError> {
     match app.publish_booth(&me, offer.clone()).await? {
         Served::Elsewhere(origin) => {
-            super::cluster::forward(&app, &origin, &headers, offer, super::cluster::was_forwarded(&headers))
-                .await
+            super::cluster::forward(
+                &app,
+                Method::POST,
+                &origin,
+                &headers,
+                offer.into(),
+                super::cluster::was_forwarded(&headers),
+            )
+            .await
         }
         here => Ok(served(&app, "whip", here)),
     }
@@ -88,8 +95,14 @@ pub(super) async fn publish(
 pub(super) async fn state(
     State(app): State<Arc<App>>,
     Booth(me): Booth,
-) -> Result<Json<BoothState>, ApiError> {
-    Ok(Json(app.booth_state(&me).await?))
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // In a cluster, the booth desk is on the event's origin.
+    if let Some(origin) = app.booth_origin(&me, "/api/v1/booth/state").await? {
+        let forwarded = super::cluster::was_forwarded(&headers);
+        return super::cluster::forward(&app, Method::GET, &origin, &headers, Bytes::new(), forwarded).await;
+    }
+    Ok(Json(app.booth_state(&me).await?).into_response())
 }
 
 /// What a booth message may ask, for the sentence of a refusal.
@@ -138,9 +151,14 @@ pub(super) async fn action(
     headers: HeaderMap,
     Path(action): Path<String>,
     body: Bytes,
-) -> Result<Json<BoothState>, ApiError> {
+) -> Result<Response, ApiError> {
     app.booth_rate(me.id)?;
-    let action = parse_action(&action, &headers, &body)?;
-    app.booth_action(&me, action).await?;
-    Ok(Json(app.booth_state(&me).await?))
+    let parsed = parse_action(&action, &headers, &body)?;
+    // In a cluster, the booth desk is on the event's origin.
+    if let Some(origin) = app.booth_origin(&me, &format!("/api/v1/booth/{action}")).await? {
+        let forwarded = super::cluster::was_forwarded(&headers);
+        return super::cluster::forward(&app, Method::POST, &origin, &headers, body, forwarded).await;
+    }
+    app.booth_action(&me, parsed).await?;
+    Ok(Json(app.booth_state(&me).await?).into_response())
 }

@@ -47,6 +47,9 @@ pub(crate) mod close {
     pub(crate) const NOT_A_BOOTH_LINK: u16 = 4001;
     /// The first message was not the booth token, or it came too late: send it first.
     pub(crate) const NO_TOKEN: u16 = 4002;
+    /// The booth desk is on another node of the cluster (the event's origin): the page polls
+    /// the state and posts its actions through this node, which forwards them.
+    pub(crate) const ELSEWHERE: u16 = 4003;
 }
 
 /// The page's first message.
@@ -92,6 +95,15 @@ pub(super) async fn socket(
 
 async fn serve(app: Arc<App>, client: IpAddr, mut socket: WebSocket) {
     let Some((token, me)) = authenticate(&app, client, &mut socket).await else { return };
+    // In a cluster, the booth desk is on the event's origin: the page polls through this node.
+    match app.booth_origin(&me, "").await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            let why = "the booth desk is on another node of the cluster: this page follows it by polling";
+            return close(&mut socket, close::ELSEWHERE, why).await;
+        }
+        Err(e) => return close(&mut socket, close_code::AGAIN, &e.to_string()).await,
+    }
     let mut place = app.booths.sockets.open(me.id);
     let mut pushes = match app.events.live(&me.event).await {
         Ok(live) => app.booths.subscribe(&live),

@@ -98,14 +98,15 @@ pub(super) fn was_forwarded(headers: &HeaderMap) -> bool {
     headers.contains_key(FORWARDED_HEADER)
 }
 
-/// Send a publisher's request on to the event's origin (`url`) with its token and body, and
-/// answer what the origin answers (its `Location` is the session on the origin). A redirect is
-/// no use here: clients drop `Authorization` on a redirect to another host.
+/// Send a publisher's or a booth's request on to the event's origin (`url`) with its token and
+/// body, and answer what the origin answers (a WHIP `Location` is the session on the origin). A
+/// redirect is no use here: clients drop `Authorization` on a redirect to another host.
 pub(super) async fn forward(
     app: &App,
+    method: axum::http::Method,
     url: &str,
     headers: &HeaderMap,
-    body: String,
+    body: axum::body::Bytes,
     forwarded: bool,
 ) -> Result<Response, ApiError> {
     use axum::http::header;
@@ -118,7 +119,8 @@ pub(super) async fn forward(
     if forwarded {
         return Err(retry("the event's origin moved while this request travelled; send it again".into()));
     }
-    let mut request = cluster.http().post(url).header(FORWARDED_HEADER, "1").body(body);
+    let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
+    let mut request = cluster.http().request(method, url).header(FORWARDED_HEADER, "1").body(body);
     for name in [header::CONTENT_TYPE, header::AUTHORIZATION] {
         if let Some(value) = headers.get(&name) {
             request = request.header(name.as_str(), value.as_bytes());

@@ -58,8 +58,15 @@ pub(super) async fn publish_floor(
     let event = EventId::parse(&event)?;
     match app.publish_floor(&event, bearer(&headers), client, offer.clone()).await? {
         Served::Elsewhere(origin) => {
-            super::cluster::forward(&app, &origin, &headers, offer, super::cluster::was_forwarded(&headers))
-                .await
+            super::cluster::forward(
+                &app,
+                axum::http::Method::POST,
+                &origin,
+                &headers,
+                offer.into(),
+                super::cluster::was_forwarded(&headers),
+            )
+            .await
         }
         here => Ok(served(&app, "whip", here)),
     }

@@ -1,5 +1,7 @@
 //! Who listens to which channel: per channel, a dense list of subscribers that the shard walks for
 //! every channel packet. Adding and removing are O(1) (swap-remove with a position index).
+//! Subscribers added *first* (an edge node's cascade: its copy feeds a whole node of listeners)
+//! stay at the front of the list, so they are written before any listener's copy.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -9,12 +11,31 @@ use crate::media::router::ChannelIndex;
 #[derive(Debug)]
 pub struct Subscribers<K> {
     lists: Vec<Vec<K>>,
+    /// Per channel: how many of the list's first entries were added first.
+    front: Vec<usize>,
     position: HashMap<(K, ChannelIndex), usize>,
 }
 
 impl<K: Copy + Eq + Hash> Subscribers<K> {
     pub fn new(channels: usize) -> Self {
-        Self { lists: vec![Vec::new(); channels], position: HashMap::new() }
+        Self { lists: vec![Vec::new(); channels], front: vec![0; channels], position: HashMap::new() }
+    }
+
+    /// Subscribe `key` to `channel` ahead of every subscriber not added first (an edge's
+    /// cascade); false as for [`Subscribers::add`].
+    pub fn add_first(&mut self, channel: ChannelIndex, key: K) -> bool {
+        if !self.add(channel, key) {
+            return false;
+        }
+        let (list, front) = (&mut self.lists[channel], &mut self.front[channel]);
+        let last = list.len() - 1;
+        if last > *front {
+            list.swap(*front, last);
+            self.position.insert((list[last], channel), last);
+            self.position.insert((list[*front], channel), *front);
+        }
+        *front += 1;
+        true
     }
 
     /// Subscribe `key` to `channel`; false when the channel does not exist or `key` is already in.
@@ -32,10 +53,21 @@ impl<K: Copy + Eq + Hash> Subscribers<K> {
 
     /// Unsubscribe; false when `key` was not subscribed to `channel`.
     pub fn remove(&mut self, channel: ChannelIndex, key: K) -> bool {
-        let Some(at) = self.position.remove(&(key, channel)) else {
+        let Some(mut at) = self.position.remove(&(key, channel)) else {
             return false;
         };
-        let list = &mut self.lists[channel];
+        let (list, front) = (&mut self.lists[channel], &mut self.front[channel]);
+        if at < *front {
+            // Keep the front dense: the last of the front takes this place, this one leaves from
+            // the first place behind the front.
+            let last_front = *front - 1;
+            list.swap(at, last_front);
+            if at != last_front {
+                self.position.insert((list[at], channel), at);
+            }
+            *front -= 1;
+            at = last_front;
+        }
         list.swap_remove(at);
         if let Some(moved) = list.get(at) {
             self.position.insert((*moved, channel), at);
@@ -59,6 +91,39 @@ impl<K: Copy + Eq + Hash> Subscribers<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscribers_added_first_stay_in_front_through_adds_and_removes() {
+        let mut s = Subscribers::new(1);
+        for listener in 10..20u32 {
+            assert!(s.add(0, listener));
+        }
+        assert!(s.add_first(0, 1));
+        assert!(s.add_first(0, 2));
+        assert!(s.add(0, 20));
+        let front = |s: &Subscribers<u32>| {
+            let mut f = s.of(0)[..2].to_vec();
+            f.sort();
+            f
+        };
+        assert_eq!(front(&s), vec![1, 2]);
+        for gone in [10, 15, 20, 11] {
+            assert!(s.remove(0, gone));
+            assert_eq!(front(&s), vec![1, 2], "after {gone} left");
+        }
+        assert!(s.remove(0, 1));
+        assert_eq!(s.of(0)[0], 2, "the other cascade is still first");
+        assert!(s.add_first(0, 3));
+        let mut f = s.of(0)[..2].to_vec();
+        f.sort();
+        assert_eq!(f, vec![2, 3]);
+        // Every position is right: each key removes cleanly.
+        let all = s.of(0).to_vec();
+        for key in all {
+            assert!(s.remove(0, key));
+        }
+        assert!(s.is_empty());
+    }
 
     #[test]
     fn add_remove_keep_lists_dense() {

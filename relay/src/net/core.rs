@@ -428,7 +428,12 @@ impl ShardCore {
         });
         let media = self.event_media(&layout);
         for (i, channel) in tracks.into_iter().enumerate() {
-            media.subscribers.add(channel, (key.slot, i as u8));
+            if kind == SessionKind::Cascade {
+                // An edge's copy feeds a whole node: it leaves before any listener's.
+                media.subscribers.add_first(channel, (key.slot, i as u8));
+            } else {
+                media.subscribers.add(channel, (key.slot, i as u8));
+            }
         }
         if let Some(channel) = counted {
             media.listeners[channel] += 1;
