@@ -20,6 +20,7 @@ use crate::profile::Profile;
 use crate::results::{NodeReport, RunReport};
 use crate::run::{NodeTarget, RelayTarget, RunOptions};
 use crate::sysmon::Monitor;
+use crate::tally::LatencyHistogram;
 
 /// The nodes' names; listeners join through the first.
 pub const NODES: [&str; 3] = ["a", "b", "c"];
@@ -65,6 +66,9 @@ pub struct CostStep {
     pub cascades_out: f64,
     /// The origin process's mean CPU over the step (percent of one core).
     pub origin_cpu_percent: f64,
+    /// Relay-added latency p50 at each node's listeners over the step (every listener here
+    /// reads every stamp), by node name; an edge's is through the origin and its cascade.
+    pub latency_p50_ms: Vec<(String, f64)>,
 }
 
 /// The cluster run's report: the run's own (with its `nodes`), and the cascade's figures.
@@ -245,7 +249,7 @@ async fn cascade_cpu(
         until_cascades(cluster, 0.0).await.context("the run's cascades did not end")?;
         let mut joined = 0u32;
         let mut steps = Vec::new();
-        for (edges, node, count) in [(0u32, a, on_a), (1, b, on_b), (2, c, on_c)] {
+        for (edges, (group, node), count) in [(0u32, (0, a), on_a), (1, (1, b), on_b), (2, (2, c), on_c)] {
             for _ in 0..count {
                 let offer = engine::offer(Endpoint::Own(local_ip), false, 1)?;
                 let (session, answer) = engine::post_offer(&http, &url(node), None, &offer.sdp).await?;
@@ -255,10 +259,9 @@ async fn cascade_cpu(
                     node.name
                 );
                 joined += 1;
-                listening.send(Command::Add {
-                    id: u64::from(joined),
-                    peer: Box::new(offer.accept(&answer, None, false)?),
-                })?;
+                let mut ready = offer.accept(&answer, None, false)?;
+                ready.group = group;
+                listening.send(Command::Add { id: u64::from(joined), peer: Box::new(ready) })?;
             }
             until(Duration::from_secs(15), || listening.live.lock().is_ok_and(|l| l.connected >= joined))
                 .await
@@ -266,9 +269,20 @@ async fn cascade_cpu(
             until_cascades(cluster, f64::from(edges)).await?;
             // The joins' handshakes are over; what is left is the steady forwarding.
             tokio::time::sleep(Duration::from_millis(500)).await;
+            let before = latency_by_group(&listening);
             let monitor = Monitor::new(Some(pid));
             tokio::time::sleep(Duration::from_secs_f64(step_s)).await;
             let cpu = monitor.totals().map(|t| t.0).context("no CPU reading of node A")?;
+            let after = latency_by_group(&listening);
+            let latency_p50_ms = [a, b, c]
+                .iter()
+                .zip(after.iter().zip(before.iter().chain(std::iter::repeat(&LatencyHistogram::default()))))
+                .take(group + 1)
+                .map(|(node, (after, before))| {
+                    let counts = after.counts.iter().zip(&before.counts).map(|(x, y)| x.saturating_sub(*y));
+                    (node.name.clone(), LatencyHistogram { counts: counts.collect() }.quantile_ms(0.5))
+                })
+                .collect();
             let cascades_out = cascades_out(cluster).await?;
             steps.push(CostStep {
                 edges,
@@ -276,6 +290,7 @@ async fn cascade_cpu(
                 edge_listeners: [on_b, on_c].into_iter().take(edges as usize).collect(),
                 cascades_out,
                 origin_cpu_percent: cpu,
+                latency_p50_ms,
             });
         }
         let _ = listening.finish();
@@ -285,6 +300,11 @@ async fn cascade_cpu(
     .await;
     let _ = http.delete(format!("{}/api/v1/events/{id}", a.base)).bearer_auth(ADMIN).send().await;
     measured
+}
+
+/// A worker's whole-run latency histograms by group, as they are now.
+fn latency_by_group(worker: &Worker) -> Vec<LatencyHistogram> {
+    worker.live.lock().map(|l| l.groups.clone()).unwrap_or_default()
 }
 
 /// `tolk_cluster_cascades_out` on node A.
@@ -400,13 +420,21 @@ pub fn markdown(report: &ClusterReport) -> String {
     );
     if !report.cascade_cpu.is_empty() {
         md.push_str("## The origin's CPU per edge\n\n");
-        md.push_str("| Edges | Origin listeners | Edge listeners | Cascades out | Origin CPU |\n");
-        md.push_str("|---:|---:|---|---:|---:|\n");
+        md.push_str(
+            "| Edges | Origin listeners | Edge listeners | Cascades out | Origin CPU | p50 by node |\n",
+        );
+        md.push_str("|---:|---:|---|---:|---:|---|\n");
         for s in &report.cascade_cpu {
+            let p50: Vec<String> = s.latency_p50_ms.iter().map(|(n, p)| format!("{n} {p:.2} ms")).collect();
             let _ = writeln!(
                 md,
-                "| {} | {} | {:?} | {:.0} | {:.2} % |",
-                s.edges, s.origin_listeners, s.edge_listeners, s.cascades_out, s.origin_cpu_percent
+                "| {} | {} | {:?} | {:.0} | {:.2} % | {} |",
+                s.edges,
+                s.origin_listeners,
+                s.edge_listeners,
+                s.cascades_out,
+                s.origin_cpu_percent,
+                p50.join(", ")
             );
         }
         let per_edge: Vec<String> =
