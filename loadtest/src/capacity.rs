@@ -223,6 +223,7 @@ pub async fn run_against(
         listeners: None,
         duration_s: None,
         stop_when,
+        nodes: Vec::new(),
     };
     match kind {
         Relay::Tolk => {

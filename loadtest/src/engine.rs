@@ -159,6 +159,9 @@ pub struct Ready {
     pub decode: bool,
     /// Count media from the SRTP header only (see `Peer::light`).
     pub light: bool,
+    /// Whose latency histogram its packets go to (the node serving it, in a cluster run):
+    /// [`Live::groups`].
+    pub group: usize,
     pub tally: Tally,
 }
 
@@ -167,7 +170,8 @@ pub fn answer(ip: IpAddr, offer: &str, decode: bool) -> anyhow::Result<(Ready, S
     let (mut rtc, socket, local) = peer_on(Endpoint::Own(ip))?;
     let offer = str0m::change::SdpOffer::from_sdp_string(offer).context("the offer is not SDP")?;
     let answer = rtc.sdp_api().accept_offer(offer).context("cannot answer the offer")?;
-    let ready = Ready { rtc, socket, local, sender: None, decode, light: false, tally: Tally::default() };
+    let ready =
+        Ready { rtc, socket, local, sender: None, decode, light: false, group: 0, tally: Tally::default() };
     Ok((ready, answer.to_sdp_string()))
 }
 
@@ -243,6 +247,7 @@ impl Offer {
             sender,
             decode,
             light: false,
+            group: 0,
             tally: Tally::default(),
         })
     }
@@ -300,6 +305,8 @@ pub struct Live {
     /// Latency of the packets since the orchestrator last took it.
     pub window: LatencyHistogram,
     pub total: LatencyHistogram,
+    /// The whole run's latency by group ([`Ready::group`]; one group but in cluster runs).
+    pub groups: Vec<LatencyHistogram>,
 }
 
 struct Peer {
@@ -315,6 +322,8 @@ struct Peer {
     /// than the relay, which still encrypts for every listener. Full listeners (a sample)
     /// decrypt, read the stamps (latency) and decode.
     light: bool,
+    /// Its latency histogram in [`Loop::windows`].
+    group: usize,
     check: AudioCheck,
     tally: Tally,
     connected: bool,
@@ -328,6 +337,9 @@ struct Sending {
     seq: u64,
     ts: u32,
 }
+
+/// Latency groups a worker keeps apart at most (nodes of a cluster run); more share the last.
+pub const MAX_GROUPS: usize = 16;
 
 /// A worker's shared port and the next listener address on it.
 #[derive(Debug)]
@@ -395,7 +407,7 @@ impl Worker {
                 shared_port,
                 by_local: HashMap::new(),
                 packets_since_publish: 0,
-                window: LatencyHistogram::default(),
+                windows: vec![LatencyHistogram::default()],
                 arrived_us: None,
             };
             w.run();
@@ -497,7 +509,8 @@ struct Loop {
     shared_port: u16,
     by_local: HashMap<SocketAddr, u64>,
     packets_since_publish: u64,
-    window: LatencyHistogram,
+    /// Latency since the last publish, by group (one but in cluster runs).
+    windows: Vec<LatencyHistogram>,
     /// The kernel's receive time (µs since the Unix epoch) of the datagram being handled.
     arrived_us: Option<u64>,
 }
@@ -595,7 +608,11 @@ impl Loop {
     }
 
     fn add(&mut self, id: u64, peer: Ready) {
-        let Ready { rtc, socket, local, sender, decode, light, tally } = peer;
+        let Ready { rtc, socket, local, sender, decode, light, group, tally } = peer;
+        let group = group.min(MAX_GROUPS - 1);
+        if self.windows.len() <= group {
+            self.windows.resize_with(group + 1, LatencyHistogram::default);
+        }
         let socket = match socket {
             Some(socket) => {
                 // Full listeners measure latency to the kernel's receive time (the shared port
@@ -638,6 +655,7 @@ impl Loop {
                 sender,
                 decoder,
                 light,
+                group,
                 check,
                 tally,
                 connected: false,
@@ -721,7 +739,8 @@ impl Loop {
             && let Some((seq, ts)) = srtp_media_header(data)
         {
             let at = arrived_us.unwrap_or_else(stamp::now_us);
-            peer.tally.packet_arrived(seq, ts, &[], Instant::now(), at, &mut self.window);
+            let window = &mut self.windows[peer.group];
+            peer.tally.packet_arrived(seq, ts, &[], Instant::now(), at, window);
             return;
         }
         if let Ok(receive) = Receive::new(Protocol::Udp, source, peer.local, data) {
@@ -812,7 +831,7 @@ impl Loop {
                         &p.payload,
                         now,
                         self.arrived_us.unwrap_or_else(stamp::now_us),
-                        &mut self.window,
+                        &mut self.windows[peer.group],
                     );
                     self.packets_since_publish += 1;
                     if let Some(decoder) = peer.decoder.as_mut() {
@@ -851,10 +870,18 @@ impl Loop {
             live.senders = self.peers.values().filter(|p| p.connected && p.sender.is_some()).count() as u32;
             live.packets = packets;
             live.expected = expected;
-            live.window.merge(&self.window);
-            live.total.merge(&self.window);
+            if live.groups.len() < self.windows.len() {
+                live.groups.resize_with(self.windows.len(), LatencyHistogram::default);
+            }
+            for (group, window) in self.windows.iter().enumerate() {
+                live.window.merge(window);
+                live.total.merge(window);
+                live.groups[group].merge(window);
+            }
         }
-        self.window = LatencyHistogram::default();
+        for window in &mut self.windows {
+            *window = LatencyHistogram::default();
+        }
         self.packets_since_publish = 0;
     }
 }
@@ -900,22 +927,45 @@ pub async fn post_offer_as(
     offer: &str,
     client: Option<IpAddr>,
 ) -> anyhow::Result<(String, String)> {
-    let mut request = http.post(url).header("content-type", "application/sdp").body(offer.to_owned());
-    if let Some(client) = client {
-        request = request.header("x-forwarded-for", client.to_string());
+    let mut url = reqwest::Url::parse(url)?;
+    for _ in 0..=MAX_REDIRECTS {
+        let mut request =
+            http.post(url.clone()).header("content-type", "application/sdp").body(offer.to_owned());
+        if let Some(client) = client {
+            request = request.header("x-forwarded-for", client.to_string());
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        // A client that follows redirects itself ends up elsewhere than it was sent.
+        let answered_by = response.url().clone();
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = response.text().await?;
+        if matches!(status.as_u16(), 307 | 308) {
+            // A cluster node without room: the same offer, to the node it names.
+            let location = location.context("a redirect without a Location")?;
+            url = answered_by.join(&location)?;
+            continue;
+        }
+        if status.as_u16() != 201 {
+            let reason: String = body.chars().take(200).collect();
+            bail!("HTTP {}: {reason}", status.as_u16());
+        }
+        let location = location.context("201 without a Location")?;
+        let session = answered_by.join(&location)?.to_string();
+        return Ok((session, body));
     }
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = response.text().await?;
-    if status.as_u16() != 201 {
-        let reason: String = body.chars().take(200).collect();
-        bail!("HTTP {}: {reason}", status.as_u16());
-    }
-    let location = location.context("201 without a Location")?;
-    let session = reqwest::Url::parse(url)?.join(&location)?.to_string();
-    Ok((session, body))
+    bail!("more than {MAX_REDIRECTS} redirects from {url}")
+}
+
+/// Redirects a WHEP or WHIP POST follows at most (a cluster sends a listener on once).
+pub const MAX_REDIRECTS: usize = 3;
+
+/// The node a session URL is on: its scheme, host and port (`http://10.77.3.11:8080`).
+pub fn node_of(session_url: &str) -> String {
+    reqwest::Url::parse(session_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| session_url.to_owned())
 }

@@ -3,6 +3,7 @@
 
 pub mod capacity;
 pub mod churn;
+pub mod cluster;
 pub mod engine;
 pub mod janus;
 pub mod profile;

@@ -46,6 +46,29 @@ enum Command {
         #[arg(long)]
         duration: Option<f64>,
     },
+    /// Start three nodes (network namespaces, Redis, PostgreSQL: needs root) and run a profile
+    /// through node A; report per node, the cascade's added latency and CPU, and the cascades.
+    Cluster {
+        #[arg(long, default_value = "loadtest/profiles/cluster.toml")]
+        profile: PathBuf,
+        /// The relay binary the nodes run (build it with `cargo build --release --bin tolk`).
+        #[arg(long, default_value = "target/release/tolk")]
+        relay_bin: PathBuf,
+        /// Report directory (cluster.md, cluster.json, and the run's report.*).
+        #[arg(long, default_value = "loadtest-cluster")]
+        report: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Override the profile's listener count.
+        #[arg(long)]
+        listeners: Option<u32>,
+        /// Override the profile's duration (seconds).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Seconds of each step of the origin's CPU with 0, 1, 2 edges (0: skip).
+        #[arg(long, default_value_t = 10.0)]
+        cost_step: f64,
+    },
     /// Ramp listeners against a relay pinned to one core until loss > 0.5 % or p99 > 50 ms.
     Capacity {
         #[command(flatten)]
@@ -134,9 +157,28 @@ fn main() -> anyhow::Result<()> {
                 // have a p99 of 100 ms or more, and say so in the report. Not a soak: it runs its
                 // whole duration, and its verdict says what went wrong.
                 stop_when: (!profile.is_soak()).then_some((5.0, 99.9)),
+                nodes: Vec::new(),
             };
             let result = runtime.block_on(run(&profile, &options)).context("the run failed")?;
             println!("{}", tolk_loadtest::report::markdown_run(&result));
+            eprintln!("report written to {}", report.display());
+        }
+        Command::Cluster { profile, relay_bin, report, workers, listeners, duration, cost_step } => {
+            let profile = Profile::load(&profile)?;
+            let options = tolk_loadtest::cluster::ClusterOptions {
+                relay_bin: Some(relay_bin),
+                listeners,
+                duration_s: duration,
+                workers,
+                report_dir: Some(report.clone()),
+                progress: true,
+                cost_step_s: cost_step,
+            };
+            let result = runtime
+                .block_on(tolk_loadtest::cluster::cluster(&profile, &options))
+                .context("the cluster run failed")?;
+            println!("{}", tolk_loadtest::report::markdown_run(&result.run));
+            println!("{}", tolk_loadtest::cluster::markdown(&result));
             eprintln!("report written to {}", report.display());
         }
         Command::Capacity { search, report, janus } => {

@@ -116,6 +116,31 @@ pub struct RunReport {
     pub timeline: Vec<Sample>,
     /// Sentences: where a run stopped short, what was not measured and why.
     pub notes: Vec<String>,
+    /// By node, when listeners were served by more than one (a cluster); empty for one relay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeReport>,
+}
+
+/// What the listeners of one node of a cluster received, and the node's own figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// Its name (or its address when it was not named).
+    pub name: String,
+    /// Its base URL, as its session URLs start.
+    pub url: String,
+    /// Listeners it served over the run (a churned listener's successor counts again).
+    pub listeners: u32,
+    pub loss: Loss,
+    /// Relay-added latency at its str0m listeners (floor or booth send → listener receive:
+    /// on an edge, through the origin and the cascade).
+    pub latency_ms: Percentiles,
+    /// Mean CPU of its process over the run (percent of one core) and its peak RSS (MiB).
+    pub cpu_percent: Option<f64>,
+    pub rss_mib_peak: Option<f64>,
+    /// "origin" or "edge" for the run's event, from its metrics (`tolk_cluster_events`).
+    pub role: Option<String>,
+    /// `tolk_cluster_cascades_out`: edges subscribed to events it is the origin of.
+    pub cascades_out: Option<f64>,
 }
 
 /// One step of the capacity search.

@@ -55,6 +55,21 @@ pub struct RunOptions {
     /// Stop early once three seconds in a row lose more than this percent or have a p99 above
     /// this many ms (the capacity search).
     pub stop_when: Option<(f64, f64)>,
+    /// The nodes of a cluster (empty: one relay). Listeners are grouped by the node that serves
+    /// them whatever this says; these add names, CPU and the cluster's metrics to the report.
+    pub nodes: Vec<NodeTarget>,
+}
+
+/// A node of a cluster under test.
+#[derive(Debug, Clone, Default)]
+pub struct NodeTarget {
+    pub name: String,
+    /// Its base URL, as its session URLs start (`http://10.77.3.11:8080`).
+    pub base: String,
+    /// Its process, for CPU and memory.
+    pub pid: Option<u32>,
+    /// Its Prometheus metrics (`http://10.77.3.11:9464/metrics`).
+    pub metrics_url: Option<String>,
 }
 
 /// One listener in this many decrypts every packet (latency); the others count from the SRTP
@@ -75,6 +90,33 @@ struct Joined {
     errors: HashMap<String, u32>,
     ok: u32,
     failed: u32,
+    /// The nodes that served listeners (their base URLs), in the order first seen: a node's
+    /// index is its latency group in the workers.
+    nodes: Vec<String>,
+    /// Each listener's node (an index in `nodes`), whether it is still there or not.
+    node_of: HashMap<u64, usize>,
+}
+
+impl Joined {
+    /// The index of the node a session URL is on.
+    fn node(&mut self, session_url: &str) -> usize {
+        let node = engine::node_of(session_url);
+        match self.nodes.iter().position(|n| *n == node) {
+            Some(i) => i,
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        }
+    }
+}
+
+/// An interpreter of a booth: its token, and the node its booth session is on (where its
+/// booth actions go).
+#[derive(Debug, Clone)]
+struct Interpreter {
+    token: String,
+    base: String,
 }
 
 pub async fn run(profile: &Profile, options: &RunOptions) -> anyhow::Result<RunReport> {
@@ -87,8 +129,13 @@ pub async fn run(profile: &Profile, options: &RunOptions) -> anyhow::Result<RunR
     if let Some(d) = options.duration_s {
         profile.duration_s = d;
     }
-    let http =
-        reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(30)).build()?;
+    // Redirects are the listeners' to follow (`engine::post_offer_as`): a cluster's 307 names
+    // the node that serves them.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let base = options.target.trim_end_matches('/').to_owned();
     let started_at = chrono::Utc::now();
 
@@ -121,7 +168,7 @@ pub async fn run(profile: &Profile, options: &RunOptions) -> anyhow::Result<RunR
     Ok(report)
 }
 
-async fn create_event(
+pub(crate) async fn create_event(
     http: &reqwest::Client,
     base: &str,
     token: &str,
@@ -183,6 +230,22 @@ struct Run<'a> {
     rs_latency: Arc<Mutex<LatencyHistogram>>,
 }
 
+/// What the nodes of a cluster said at the end of the sampling: their CPU (mean over the run)
+/// and their metrics.
+#[derive(Default)]
+struct NodesSeen {
+    cpu: Vec<Option<(f64, f64)>>,
+    metrics: Vec<Option<NodeMetrics>>,
+}
+
+/// The cluster's metrics of one node.
+#[derive(Debug, Clone, Copy, Default)]
+struct NodeMetrics {
+    cascades_out: f64,
+    origin_events: f64,
+    edge_events: f64,
+}
+
 /// The tasks that run beside the sampling.
 struct Background {
     handovers: Option<JoinHandle<u32>>,
@@ -197,6 +260,7 @@ struct Sampled {
     /// Most listeners receiving at once.
     peak: u32,
     monitor: Monitor,
+    nodes: NodesSeen,
 }
 
 /// Everything measured, gathered at the end for the report.
@@ -204,6 +268,10 @@ struct Measured {
     joins: Joins,
     tallies: Vec<Tallied>,
     latency: LatencyHistogram,
+    /// By node: its base URL, its listeners' latency (str0m listeners), what it said.
+    nodes: Vec<(String, LatencyHistogram)>,
+    node_of: HashMap<u64, usize>,
+    nodes_seen: NodesSeen,
     timeline: Vec<Sample>,
     relay: RelaySeen,
     /// When the last join was planned, seconds after the ramp's start.
@@ -260,7 +328,10 @@ impl<'a> Run<'a> {
             relay_pid,
             notes,
             stop: Arc::default(),
-            joined: Arc::default(),
+            joined: Arc::new(Mutex::new(Joined {
+                nodes: options.nodes.iter().map(|n| engine::node_of(&n.base)).collect(),
+                ..Joined::default()
+            })),
             rs: Arc::default(),
             rs_latency: Arc::default(),
         })
@@ -283,8 +354,8 @@ impl<'a> Run<'a> {
     }
 
     /// The floor and the booths: publish them, wait until all send, put each booth's first
-    /// interpreter on air. Returns each language's interpreter tokens.
-    async fn start_senders(&mut self, event: Option<&EventView>) -> anyhow::Result<Vec<Vec<String>>> {
+    /// interpreter on air. Returns each language's interpreters.
+    async fn start_senders(&mut self, event: Option<&EventView>) -> anyhow::Result<Vec<Vec<Interpreter>>> {
         self.start_floor(event).await?;
         let booths = self.start_booths().await?;
         let senders = u32::from(self.rtp_floor.is_none()) + booths.iter().map(Vec::len).sum::<usize>() as u32;
@@ -294,9 +365,9 @@ impl<'a> Run<'a> {
         })
         .await
         .context("the floor and booth senders did not connect within 15 s")?;
-        for (language, tokens) in self.profile.languages.iter().zip(&booths) {
-            if let Some(first) = tokens.first() {
-                booth_action(self.http, self.base, first, "on-air", json!({"language": language})).await?;
+        for (language, interpreters) in self.profile.languages.iter().zip(&booths) {
+            if let Some(first) = interpreters.first() {
+                booth_action(self.http, first, "on-air", json!({"language": language})).await?;
             }
         }
         Ok(booths)
@@ -325,10 +396,10 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Every booth's interpreters, each publishing over WHIP. Returns their tokens per language.
-    async fn start_booths(&self) -> anyhow::Result<Vec<Vec<String>>> {
+    /// Every booth's interpreters, each publishing over WHIP. Returns them per language.
+    async fn start_booths(&self) -> anyhow::Result<Vec<Vec<Interpreter>>> {
         let (http, base) = (self.http, self.base);
-        let mut booths: Vec<Vec<String>> = Vec::new();
+        let mut booths: Vec<Vec<Interpreter>> = Vec::new();
         let per_booth = self.profile.interpreters.per_booth.max(1);
         for (li, language) in self.profile.languages.iter().enumerate() {
             let mut tokens = Vec::new();
@@ -345,14 +416,16 @@ impl<'a> Run<'a> {
                 let token = link.token.context("no booth token")?;
                 let source = 1 + (li as u32 * per_booth + j) as u16;
                 let offer = engine::offer(Endpoint::Own(self.local_ip), true, 2)?;
-                let (_, answer) =
+                // In a cluster, the booth session is on the event's origin (the entry node
+                // forwards the publish there): its booth actions go there too.
+                let (session, answer) =
                     engine::post_offer(http, &format!("{base}/whip/booth"), Some(&token), &offer.sdp)
                         .await
                         .with_context(|| format!("booth WHIP for {language}"))?;
                 let ready =
                     offer.accept(&answer, Some(Voice::new(source, u64::from(source) * 37)?), false)?;
                 self.publisher.send(Command::Add { id: u64::from(source), peer: Box::new(ready) })?;
-                tokens.push(token);
+                tokens.push(Interpreter { token, base: engine::node_of(&session) });
             }
             booths.push(tokens);
         }
@@ -361,11 +434,11 @@ impl<'a> Run<'a> {
 
     /// Handovers, staggered over the booths, where booths have more than one interpreter. The
     /// task ends with the number made.
-    fn spawn_handovers(&self, booths: Vec<Vec<String>>) -> Option<JoinHandle<u32>> {
+    fn spawn_handovers(&self, booths: Vec<Vec<Interpreter>>) -> Option<JoinHandle<u32>> {
         let every_s = self.profile.interpreters.handover_every_s;
         (self.profile.interpreters.per_booth.max(1) > 1 && every_s > 0.0).then(|| {
-            let (http, base, stop) = (self.http.clone(), self.base.to_owned(), self.stop.clone());
-            tokio::spawn(handovers(http, base, stop, booths, Duration::from_secs_f64(every_s)))
+            let (http, stop) = (self.http.clone(), self.stop.clone());
+            tokio::spawn(handovers(http, stop, booths, Duration::from_secs_f64(every_s)))
         })
     }
 
@@ -447,6 +520,8 @@ impl<'a> Run<'a> {
     /// capacity search's limits are broken), with a progress line if asked.
     async fn sample_until_end(&mut self, ramp_start: tokio::time::Instant, planned: u32) -> Sampled {
         let mut monitor = Monitor::new(self.relay_pid);
+        let mut node_monitors: Vec<Option<Monitor>> =
+            self.options.nodes.iter().map(|n| n.pid.map(|pid| Monitor::new(Some(pid)))).collect();
         let run_end = ramp_start + Duration::from_secs_f64(self.profile.duration_s);
         let mut timeline: Vec<Sample> = Vec::new();
         let mut last = (0u64, 0u64);
@@ -455,6 +530,9 @@ impl<'a> Run<'a> {
         while tokio::time::Instant::now() < run_end {
             tick.tick().await;
             let (connected, sample) = self.sample(ramp_start, &mut monitor, &mut last);
+            for node in node_monitors.iter_mut().flatten() {
+                node.sample();
+            }
             peak = peak.max(connected);
             if self.options.progress {
                 progress(&sample, self.profile.duration_s, planned, &self.joined);
@@ -474,7 +552,18 @@ impl<'a> Run<'a> {
         if self.options.progress {
             eprintln!();
         }
-        Sampled { timeline, peak, monitor }
+        // The nodes, while the event and its listeners are still there.
+        let mut nodes = NodesSeen::default();
+        for (node, monitor) in self.options.nodes.iter().zip(&node_monitors) {
+            let cpu = monitor.as_ref().and_then(|m| Some((m.totals()?.0, m.rss_peak)));
+            nodes.cpu.push(cpu);
+            let metrics = match &node.metrics_url {
+                Some(url) => node_metrics(self.http, url).await.ok(),
+                None => None,
+            };
+            nodes.metrics.push(metrics);
+        }
+        Sampled { timeline, peak, monitor, nodes }
     }
 
     /// One second's sample: the workers' counts and latency window (emptied), the relay's
@@ -538,7 +627,7 @@ impl<'a> Run<'a> {
     /// Collect every packet's latency (the workers' whole-run histograms) and every tally,
     /// finish the generator's threads, hang up the webrtc-rs listeners, and build the report.
     async fn collect(self, sampled: Sampled, planned: u32, ramp_end_s: f64) -> anyhow::Result<RunReport> {
-        let Sampled { timeline, peak, monitor } = sampled;
+        let Sampled { timeline, peak, monitor, nodes: nodes_seen } = sampled;
         let relay = RelaySeen {
             pid: self.relay_pid,
             totals: monitor.totals(),
@@ -546,9 +635,16 @@ impl<'a> Run<'a> {
             rss_peak: monitor.rss_peak,
         };
         let mut latency = LatencyHistogram::default();
+        let mut by_group: Vec<LatencyHistogram> = Vec::new();
         for w in &self.workers {
             if let Ok(live) = w.live.lock() {
                 latency.merge(&live.total);
+                if by_group.len() < live.groups.len() {
+                    by_group.resize_with(live.groups.len(), LatencyHistogram::default);
+                }
+                for (total, group) in by_group.iter_mut().zip(&live.groups) {
+                    total.merge(group);
+                }
             }
         }
         let mut tallies: Vec<Tallied> = Vec::new();
@@ -557,11 +653,34 @@ impl<'a> Run<'a> {
             tallies.extend(w.finish()?);
         }
         let _ = self.publisher.finish();
-        let rs_count =
-            hang_up_webrtc_rs(self.http, &self.rs, &self.rs_latency, &mut tallies, &mut latency).await;
-        let joins =
-            self.joined.lock().map_err(|_| anyhow::anyhow!("join state poisoned"))?.joins(planned, peak);
-        let measured = Measured { joins, tallies, latency, timeline, relay, ramp_end_s, ended };
+        let (joins, node_names, mut node_of) = {
+            let j = self.joined.lock().map_err(|_| anyhow::anyhow!("join state poisoned"))?;
+            (j.joins(planned, peak), j.nodes.clone(), j.node_of.clone())
+        };
+        let rs_count = hang_up_webrtc_rs(
+            self.http,
+            &self.rs,
+            &self.rs_latency,
+            &mut tallies,
+            &mut latency,
+            &mut node_of,
+            &node_names,
+        )
+        .await;
+        by_group.resize_with(node_names.len(), LatencyHistogram::default);
+        let nodes = node_names.into_iter().zip(by_group).collect();
+        let measured = Measured {
+            joins,
+            tallies,
+            latency,
+            nodes,
+            node_of,
+            nodes_seen,
+            timeline,
+            relay,
+            ramp_end_s,
+            ended,
+        };
         let soak = self.profile.is_soak();
         let warm_from = ramp_end_s + self.profile.listeners.warmup_s;
         let mut report = build_report(self.profile, self.options, self.started_at, measured, self.notes);
@@ -590,17 +709,25 @@ impl Joined {
 
 /// The webrtc-rs listeners: their tallies and latency beside the others', then hang up. Returns
 /// how many there were.
+/// Their tallies go by their node too (`node_of`, indexes in `nodes`).
 async fn hang_up_webrtc_rs(
     http: &reqwest::Client,
     rs: &Mutex<Vec<RsListener>>,
     rs_latency: &Mutex<LatencyHistogram>,
     tallies: &mut Vec<Tallied>,
     latency: &mut LatencyHistogram,
+    node_of: &mut HashMap<u64, usize>,
+    nodes: &[String],
 ) -> u32 {
     let rs: Vec<RsListener> = rs.lock().map(|mut v| v.drain(..).collect()).unwrap_or_default();
     let rs_count = rs.len() as u32;
     for (i, listener) in rs.into_iter().enumerate() {
-        tallies.push((2_000_000_000 + i as u64, listener.tally(), AudioCheck::default()));
+        let id = 2_000_000_000 + i as u64;
+        let node = engine::node_of(listener.session_url());
+        if let Some(n) = nodes.iter().position(|known| *known == node) {
+            node_of.insert(id, n);
+        }
+        tallies.push((id, listener.tally(), AudioCheck::default()));
         let _ = listener.close(http).await;
     }
     if let Ok(h) = rs_latency.lock() {
@@ -613,9 +740,8 @@ async fn hang_up_webrtc_rs(
 /// `period`, until `stop`. Returns the handovers made.
 async fn handovers(
     http: reqwest::Client,
-    base: String,
     stop: Arc<AtomicBool>,
-    booths: Vec<Vec<String>>,
+    booths: Vec<Vec<Interpreter>>,
     period: Duration,
 ) -> u32 {
     let mut on_air = vec![0usize; booths.len()];
@@ -628,8 +754,8 @@ async fn handovers(
         next += step;
         let tokens = &booths[b];
         let (from, to) = (on_air[b], (on_air[b] + 1) % tokens.len());
-        if booth_action(&http, &base, &tokens[to], "handover-request", json!({})).await.is_ok()
-            && booth_action(&http, &base, &tokens[from], "handover-accept", json!({})).await.is_ok()
+        if booth_action(&http, &tokens[to], "handover-request", json!({})).await.is_ok()
+            && booth_action(&http, &tokens[from], "handover-accept", json!({})).await.is_ok()
         {
             on_air[b] = to;
             count += 1;
@@ -684,6 +810,7 @@ impl Joiner {
             match result {
                 Ok(listener) => {
                     j.ok += 1;
+                    j.node(listener.session_url());
                     if let Ok(mut rs) = self.rs.lock() {
                         rs.push(listener);
                     }
@@ -704,6 +831,8 @@ impl Joiner {
             match result {
                 Ok(session) => {
                     j.ok += 1;
+                    let node = j.node(&session);
+                    j.node_of.insert(n as u64 + 1_000, node);
                     j.handles.insert(n as u64 + 1_000, Handle { worker, session, channel });
                 }
                 Err(e) => {
@@ -723,10 +852,13 @@ impl Joiner {
         let (session, mut ready) = match self.relay {
             RelayTarget::Tolk { .. } => {
                 let offer = engine::offer(command.endpoint(self.local_ip), false, 1)?;
-                let client = Some(offer.local_ip());
+                let client = Some(client_address(offer.local_ip(), n));
                 let (session, answer) =
                     engine::post_offer_as(&self.http, url, None, &offer.sdp, client).await?;
-                (session, offer.accept(&answer, None, decode)?)
+                let mut ready = offer.accept(&answer, None, decode)?;
+                // Its latency goes with the node's that serves it.
+                ready.group = self.joined.lock().map_or(0, |mut j| j.node(&session));
+                (session, ready)
             }
             RelayTarget::Janus { mountpoint, listener_ip, .. } => {
                 let (watch, offer) =
@@ -815,6 +947,35 @@ impl Switcher {
     }
 }
 
+/// Who listener `n` says it is (X-Forwarded-For): its own address on loopback (each listener
+/// has one there); elsewhere all listeners share the generator's address, so each says it is a
+/// client of its own in 198.18.0.0/15 (benchmarking addresses). A relay believes this only from
+/// a proxy it trusts (a cluster under test trusts the generator): thousands of joins are then not
+/// the one client's burst.
+fn client_address(local: IpAddr, n: usize) -> IpAddr {
+    if local.is_loopback() {
+        return local;
+    }
+    let [_, a, b, c] = (n as u32 + 1).to_be_bytes();
+    IpAddr::V4(std::net::Ipv4Addr::new(198, 18 + (a & 1), b, c))
+}
+
+/// The cluster's figures in a node's metrics.
+async fn node_metrics(http: &reqwest::Client, url: &str) -> anyhow::Result<NodeMetrics> {
+    let text = http.get(url).timeout(Duration::from_secs(5)).send().await?.error_for_status()?.text().await?;
+    let value = |name: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    Ok(NodeMetrics {
+        cascades_out: value("tolk_cluster_cascades_out "),
+        origin_events: value("tolk_cluster_events{role=\"origin\"}"),
+        edge_events: value("tolk_cluster_events{role=\"edge\"}"),
+    })
+}
+
 /// The address the generator's peers put in their candidates: the local one that routes to the
 /// relay (127.0.0.1 on one machine; the namespace's own address when the generator runs in one).
 async fn peers_ip(base: &str) -> anyhow::Result<std::net::IpAddr> {
@@ -840,13 +1001,14 @@ async fn wait_for(within: Duration, ready: impl Fn() -> bool) -> anyhow::Result<
     Ok(())
 }
 
+/// A booth action of `interpreter`, at the node its booth session is on.
 async fn booth_action(
     http: &reqwest::Client,
-    base: &str,
-    token: &str,
+    interpreter: &Interpreter,
     action: &str,
     body: Value,
 ) -> anyhow::Result<()> {
+    let Interpreter { token, base } = interpreter;
     let response =
         http.post(format!("{base}/api/v1/booth/{action}")).bearer_auth(token).json(&body).send().await?;
     if !response.status().is_success() {
@@ -937,7 +1099,8 @@ fn build_report(
     measured: Measured,
     notes: Vec<String>,
 ) -> RunReport {
-    let Measured { joins, tallies, latency, timeline, relay, ramp_end_s, ended } = measured;
+    let Measured { joins, tallies, latency, nodes, node_of, nodes_seen, timeline, relay, ramp_end_s, ended } =
+        measured;
     // The senders have ids below 1,000.
     let listeners: Vec<&Tallied> = tallies.iter().filter(|(id, _, _)| *id >= 1_000).collect();
     let first_audio = percentiles(listeners.iter().filter_map(|(_, t, _)| t.first_audio_ms()).collect());
@@ -951,6 +1114,7 @@ fn build_report(
     let generator_cpu =
         timeline.iter().map(|s| s.generator_cpu_percent).sum::<f64>() / timeline.len().max(1) as f64;
     let relay_usage = relay.usage(joins.peak);
+    let nodes = node_reports(options, &listeners, nodes, &node_of, &nodes_seen, ended);
     RunReport {
         relay: match options.relay {
             RelayTarget::Tolk { .. } => "tolk".into(),
@@ -975,7 +1139,56 @@ fn build_report(
         audio_checked: audio_checked(&listeners),
         timeline,
         notes,
+        nodes,
     }
+}
+
+/// The report by node: only when listeners were served by more than one node, or the run was
+/// told the nodes of a cluster (`options.nodes`, in that order, then any other that served).
+fn node_reports(
+    options: &RunOptions,
+    listeners: &[&Tallied],
+    nodes: Vec<(String, LatencyHistogram)>,
+    node_of: &HashMap<u64, usize>,
+    seen: &NodesSeen,
+    ended: Instant,
+) -> Vec<crate::results::NodeReport> {
+    let served = |i: usize| -> Vec<&Tallied> {
+        listeners.iter().copied().filter(|(id, _, _)| node_of.get(id) == Some(&i)).collect()
+    };
+    let serving = (0..nodes.len()).filter(|i| !served(*i).is_empty()).count();
+    if options.nodes.is_empty() && serving <= 1 {
+        return Vec::new();
+    }
+    nodes
+        .into_iter()
+        .enumerate()
+        .map(|(i, (url, latency))| {
+            let theirs = served(i);
+            let target = options.nodes.get(i);
+            let metrics = seen.metrics.get(i).copied().flatten();
+            let cpu = seen.cpu.get(i).copied().flatten();
+            crate::results::NodeReport {
+                name: target.map_or_else(|| url.trim_start_matches("http://").to_owned(), |t| t.name.clone()),
+                url,
+                listeners: theirs.len() as u32,
+                loss: loss(&theirs, ended),
+                latency_ms: latency_summary(&latency).0,
+                cpu_percent: cpu.map(|c| c.0),
+                rss_mib_peak: cpu.map(|c| c.1),
+                role: metrics.and_then(|m| {
+                    if m.origin_events > 0.0 {
+                        Some("origin".to_owned())
+                    } else if m.edge_events > 0.0 {
+                        Some("edge".to_owned())
+                    } else {
+                        None
+                    }
+                }),
+                cascades_out: metrics.map(|m| m.cascades_out),
+            }
+        })
+        .collect()
 }
 
 /// Packets the listeners should have had by `ended`, and had.

@@ -99,6 +99,16 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
+/// The local address towards the host of `url` (127.0.0.1 if it names no reachable address).
+fn local_ip_for(url: &str) -> std::net::IpAddr {
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
+    host.and_then(|h| h.parse().ok())
+        .and_then(|ip| crate::engine::local_ip_towards(ip).ok())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
+
 impl RsListener {
     /// Offer to `whep_url` and start counting what arrives. Sets `tally.posted_at` just before
     /// the POST; any answer but `201` with a `Location` is an error carrying the body.
@@ -138,8 +148,9 @@ impl RsListener {
             .with_setting_engine(settings)
             .with_interceptor_registry(registry)
             .with_handler(handler)
-            // A concrete address is bound as given: one host candidate, on loopback.
-            .with_udp_addrs(vec!["127.0.0.1:0"])
+            // A concrete address is bound as given: one host candidate, on the local address
+            // that routes to the relay (loopback for a relay on this machine).
+            .with_udp_addrs(vec![format!("{}:0", local_ip_for(whep_url))])
             .build()
             .await
             .context("building a webrtc-rs peer connection")?;
@@ -163,29 +174,14 @@ impl RsListener {
             let offer = pc.local_description().await.context("no local description after gathering")?;
 
             lock(&tally).posted_at = Some(Instant::now());
-            let response = http
-                .post(whep_url)
-                .header(reqwest::header::CONTENT_TYPE, "application/sdp")
-                .body(offer.sdp)
-                .timeout(HTTP_TIMEOUT)
-                .send()
+            // Following a cluster's redirect to the node with room; the session URL is on
+            // the node that answered.
+            let posted = crate::engine::post_offer(http, whep_url, None, &offer.sdp);
+            let (session_url, body) = tokio::time::timeout(HTTP_TIMEOUT, posted)
                 .await
+                .map_err(|_| anyhow!("no answer within {HTTP_TIMEOUT:?}"))
+                .and_then(|answered| answered)
                 .with_context(|| format!("POST {whep_url}"))?;
-            let status = response.status();
-            let location = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = response.text().await.unwrap_or_default();
-            if status != reqwest::StatusCode::CREATED {
-                bail!("POST {whep_url} answered {status}: {body}");
-            }
-            let location = location.with_context(|| format!("POST {whep_url}: 201 without Location"))?;
-            // The relay answers an absolute URL; a relative one resolves against the WHEP URL.
-            let session_url = reqwest::Url::parse(whep_url)
-                .and_then(|base| base.join(&location))
-                .map_or(location, String::from);
             pc.set_remote_description(RTCSessionDescription::answer(body)?)
                 .await
                 .context("webrtc-rs refused the relay's answer")?;

@@ -25,6 +25,7 @@ async fn the_smoke_profile_completes_without_loss() -> anyhow::Result<()> {
         listeners: None,
         duration_s: None,
         stop_when: None,
+        nodes: Vec::new(),
     };
     let report = run(&profile, &options).await?;
     println!("{}", tolk_loadtest::report::markdown_run(&report));

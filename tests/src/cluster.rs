@@ -234,6 +234,9 @@ impl Drop for ClusterNode {
 
 /// The `tolk` binary next to the test binaries.
 pub fn tolk_binary() -> anyhow::Result<PathBuf> {
+    if let Some(chosen) = CHOSEN_BINARY.get() {
+        return Ok(chosen.clone());
+    }
     let exe = std::env::current_exe()?;
     // target/debug/deps/<test> → target/debug/tolk
     let binary = exe.parent().and_then(|deps| deps.parent()).map(|dir| dir.join("tolk"));
@@ -367,5 +370,39 @@ impl TestCluster {
         let node = self.node(node)?;
         let text = self.http.get(format!("http://{}:9464/metrics", node.ip)).send().await?.text().await?;
         Ok(text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// For tolk-loadtest's `cluster` run (loadtest/src/cluster.rs): a binary given on its command
+// line, the nodes' pids (their CPU), and the addresses the test's side may have on its bridge.
+
+static CHOSEN_BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Run the nodes from `binary` rather than the `tolk` beside the running executable (a tool
+/// such as `tolk-loadtest cluster --relay-bin target/release/tolk`). Once per process; false if
+/// another binary was chosen already.
+pub fn use_tolk_binary(binary: PathBuf) -> bool {
+    CHOSEN_BINARY.get_or_init(|| binary.clone()) == &binary
+}
+
+impl ClusterNode {
+    /// The node's process id (`ip netns exec` execs `tolk serve`: the same process), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Its Prometheus metrics URL.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}:9464/metrics", self.ip)
+    }
+}
+
+impl TestNet {
+    /// Every address the test's side can have on a bridge of [`TestNet::new`] (10.77.N.1 for
+    /// each N it picks from): for `TOLK_TRUSTED_PROXIES`, which the nodes are given before the
+    /// bridge is chosen, so that they believe a load generator's X-Forwarded-For.
+    pub fn possible_host_ips() -> Vec<Ipv4Addr> {
+        (20..220).map(|n| Ipv4Addr::new(10, 77, n, 1)).collect()
     }
 }

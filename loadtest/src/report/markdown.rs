@@ -26,6 +26,7 @@ pub fn markdown_run(report: &RunReport) -> String {
     );
     let _ = writeln!(md, "Duration: {}.\n", fmt_duration(report.duration_s));
     run_listeners(&mut md, &report.joins);
+    run_nodes(&mut md, report);
     run_latency(&mut md, report);
     run_loss(&mut md, report);
     run_relay(&mut md, report);
@@ -36,6 +37,42 @@ pub fn markdown_run(report: &RunReport) -> String {
     md.push_str("![Listeners, packets/s and CPU over time](timeline.png)\n\n");
     md.push_str("![Latency histogram and time to first audio](histogram.png)\n");
     md
+}
+
+/// A cluster run's listeners by node (nothing for one relay).
+fn run_nodes(md: &mut String, report: &RunReport) {
+    if report.nodes.is_empty() {
+        return;
+    }
+    md.push_str(
+        "## By node
+
+",
+    );
+    md.push_str(
+        "| Node | Role | Listeners | Loss | Latency p50 | p99 | CPU | RSS peak | Cascades out |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for n in &report.nodes {
+        let _ = writeln!(
+            md,
+            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&n.name),
+            cell(&n.url),
+            n.role.as_deref().unwrap_or("-"),
+            fmt_count(n.listeners.into()),
+            fmt_percent(n.loss.percent),
+            fmt_ms(n.latency_ms.p50),
+            fmt_ms(n.latency_ms.p99),
+            n.cpu_percent.map_or_else(|| NOT_MEASURED.to_owned(), fmt_cpu),
+            n.rss_mib_peak.map_or_else(|| NOT_MEASURED.to_owned(), |r| format!("{} MiB", fmt_num(r, 1))),
+            n.cascades_out.map_or_else(|| "-".to_owned(), |c| fmt_num(c, 0)),
+        );
+    }
+    md.push_str(
+        "\nLatency by node is the str0m listeners' (kernel receive times); the webrtc-rs listeners \
+         count in the listeners and the loss.\n\n",
+    );
 }
 
 /// A run's listeners: planned, joined, failed, peak, and why joins failed.

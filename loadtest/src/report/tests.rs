@@ -66,6 +66,7 @@ fn run_report(relay: &str, slower: f64) -> RunReport {
             "Channel switches were not part of this profile: not measured.".to_string(),
             "10 listeners failed to join; their packets are not counted as lost.".to_string(),
         ],
+        nodes: Vec::new(),
     }
 }
 
