@@ -92,9 +92,10 @@ async fn an_edge_serves_the_origins_channels_byte_for_byte_through_a_handover_an
     // The floor publishes at A: A takes the event's origin.
     let floor = client::publish(&a.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
     assert_eq!(redis.keys(&format!("tolk:origin:{id}")).await?.len(), 1, "the origin lease is taken");
-    let whip_booth = a.url("/whip/booth");
-    let _ana = client::booth(&a.http, &whip_booth, &ana_token, ANA).await?;
-    let _ben = client::booth(&a.http, &whip_booth, &ben_token, BEN).await?;
+    let _ana = client::booth(&a.http, &a.url("/whip/booth"), &ana_token, ANA).await?;
+    // Ben's booth page came from node B: his publish is forwarded to the origin with his token.
+    let ben = client::booth(&b.http, &b.url("/whip/booth"), &ben_token, BEN).await?;
+    assert!(ben.session_url.starts_with(&a.base), "Ben's session is on the origin: {}", ben.session_url);
 
     // Listeners on the edge (B) and, to compare, on the origin (A).
     let at_origin = client::listen(&a.http, &a.url(&format!("/whep/{id}/fr")), 1).await?;
@@ -135,8 +136,15 @@ async fn an_edge_serves_the_origins_channels_byte_for_byte_through_a_handover_an
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // Handover at the origin: no packet lost on the edge, no gap beyond the usual jitter.
-    booth_action(&a, &ben_token, "handover-request", json!({})).await?;
+    // Handover at the origin (Ben asks through node B, which forwards it): no packet lost on
+    // the edge, no gap beyond the usual jitter.
+    booth_action(&b, &ben_token, "handover-request", json!({})).await?;
+    let state: Value =
+        b.http.get(b.url("/api/v1/booth/state")).bearer_auth(&ana_token).send().await?.json().await?;
+    assert_eq!(
+        state["handover_request"]["from"]["name"], "Ben",
+        "the origin's booth state, through B: {state}"
+    );
     let before = on_edge[1].track(0);
     let handover_at = Instant::now();
     booth_action(&a, &ana_token, "handover-accept", json!({})).await?;

@@ -457,6 +457,19 @@ impl App {
         cluster.publish(event, crate::cluster::control::Control::OnAir { channels });
     }
 
+    /// Change an event; in a cluster, the other nodes take the new layout and window.
+    pub(crate) async fn change_event(
+        &self,
+        event: &EventId,
+        change: crate::events::EventChange,
+    ) -> Result<EventView, AppError> {
+        let view = self.events.change(event, change).await?;
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(event, crate::cluster::control::Control::Layout);
+        }
+        Ok(view)
+    }
+
     /// Cancel an event: here, and (in a cluster) on every node serving it.
     pub(crate) async fn cancel_event(&self, event: &EventId) -> Result<(), AppError> {
         self.events.cancel(event).await?;
@@ -662,6 +675,11 @@ async fn follow_cluster(app: std::sync::Weak<App>, mut notes: crate::cluster::Cl
             }
             ClusterNote::Ended(id) => {
                 app.close_window(&id).await;
+                continue;
+            }
+            ClusterNote::Changed(id) => {
+                // Read again from the store at the next use (a new layout, a new window).
+                app.events.forget(&id);
                 continue;
             }
             ClusterNote::Origin(id, true) => id,

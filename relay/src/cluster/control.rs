@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{Language, NodeId};
+use crate::ids::Language;
 
 #[cfg(test)]
 mod tests {
@@ -48,13 +48,8 @@ pub enum Control {
         /// The channels with someone on air.
         channels: Vec<Speaking>,
     },
-    /// The event's channels changed: edges take the new layout from the store.
+    /// The event changed (channels, window): every node reads it again from the store.
     Layout,
     /// The event was cancelled or ended: every node drops its sessions.
     Ended,
-    /// A node took the event's origin (edges resubscribe to it).
-    Origin {
-        /// The new origin.
-        node: NodeId,
-    },
 }

@@ -124,6 +124,8 @@ pub(crate) enum ClusterNote {
     Origin(EventId, bool),
     /// Another node says the event was cancelled or ended: its sessions end here too.
     Ended(EventId),
+    /// Another node changed the event (channels, window): read it again.
+    Changed(EventId),
 }
 
 /// The receiving end of [`ClusterNote`]s.
@@ -336,7 +338,9 @@ impl Cluster {
                 }
                 let _ = self.notes.send(ClusterNote::Ended(event));
             }
-            control::Control::Layout | control::Control::Origin { .. } => {}
+            control::Control::Layout => {
+                let _ = self.notes.send(ClusterNote::Changed(event));
+            }
         }
     }
 

@@ -94,7 +94,7 @@ pub(super) async fn change_event(
     owned: OwnedEvent,
     JsonBody(change): JsonBody<EventChange>,
 ) -> Result<Json<EventView>, ApiError> {
-    Ok(Json(app.events.change(&owned.event.id, change).await?))
+    Ok(Json(app.change_event(&owned.event.id, change).await?))
 }
 
 /// `DELETE /api/v1/events/{id}`: cancel; its sessions end and its capacity is freed.
