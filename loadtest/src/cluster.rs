@@ -105,14 +105,7 @@ pub async fn cluster(profile: &Profile, options: &ClusterOptions) -> anyhow::Res
         let bin = bin.canonicalize().with_context(|| format!("no relay binary at {}", bin.display()))?;
         anyhow::ensure!(tolk_tests::cluster::use_tolk_binary(bin), "another relay binary was chosen already");
     }
-    let mut profile = profile.clone();
-    if let Some(n) = options.listeners {
-        profile.listeners.count = n;
-        profile.listeners.bursts.clear();
-    }
-    if let Some(d) = options.duration_s {
-        profile.duration_s = d;
-    }
+    let mut profile = profile.overridden(options.listeners, options.duration_s);
     profile.listeners.ramp_s = profile.listeners.ramp_s.min(profile.duration_s / 2.0);
     let listeners = profile.total_listeners();
     let caps = capacities(listeners);

@@ -139,6 +139,20 @@ pub struct Join {
 }
 
 impl Profile {
+    /// This profile with the command line's overrides: a listener count (the profile's bursts
+    /// dropped) and a duration in seconds.
+    pub fn overridden(&self, listeners: Option<u32>, duration_s: Option<f64>) -> Self {
+        let mut profile = self.clone();
+        if let Some(n) = listeners {
+            profile.listeners.count = n;
+            profile.listeners.bursts.clear();
+        }
+        if let Some(d) = duration_s {
+            profile.duration_s = d;
+        }
+        profile
+    }
+
     /// A soak: listeners come and go (churn) or its figures wait for a warm-up.
     pub fn is_soak(&self) -> bool {
         self.listeners.leaves_per_minute > 0.0 || self.listeners.warmup_s > 0.0

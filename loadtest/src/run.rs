@@ -121,14 +121,7 @@ struct Interpreter {
 
 pub async fn run(profile: &Profile, options: &RunOptions) -> anyhow::Result<RunReport> {
     tolk_relay::bbb::install_default_crypto();
-    let mut profile = profile.clone();
-    if let Some(n) = options.listeners {
-        profile.listeners.count = n;
-        profile.listeners.bursts.clear();
-    }
-    if let Some(d) = options.duration_s {
-        profile.duration_s = d;
-    }
+    let profile = profile.overridden(options.listeners, options.duration_s);
     // Redirects are the listeners' to follow (`engine::post_offer_as`): a cluster's 307 names
     // the node that serves them.
     let http = reqwest::Client::builder()

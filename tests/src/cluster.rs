@@ -365,6 +365,35 @@ impl TestCluster {
         self.redis.get(&format!("tolk:origin:{event}")).await
     }
 
+    /// Create an event through `node` (English floor, WHIP, `languages`, a window around now)
+    /// with the admin token; returns its id and floor token.
+    pub async fn create_event(
+        &self,
+        node: &str,
+        languages: &[&str],
+        expected_listeners: u32,
+    ) -> anyhow::Result<(String, String)> {
+        let now = chrono::Utc::now();
+        let created: serde_json::Value = self
+            .http
+            .post(self.node(node)?.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({
+                "title": "Cluster plenary", "floor_language": "en", "languages": languages,
+                "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+                "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+                "expected_listeners": expected_listeners, "floor": {"kind": "whip"},
+            }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = created["id"].as_str().with_context(|| format!("the event was not created: {created}"))?;
+        let token =
+            created["floor"]["token"].as_str().with_context(|| format!("no floor token: {created}"))?;
+        Ok((id.to_owned(), token.to_owned()))
+    }
+
     /// The value of a metric on a node (its metrics address).
     pub async fn metric(&self, node: &str, name: &str) -> anyhow::Result<Option<f64>> {
         let node = self.node(node)?;

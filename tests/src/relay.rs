@@ -241,6 +241,24 @@ impl TestRelay {
         }
     }
 
+    /// Wait until the metric line starting with `name` (`tolk_sessions `, with its labels) has a
+    /// value for which `what` holds, at most 10 s; returns it.
+    pub async fn metric_until(&self, name: &str, what: impl Fn(f64) -> bool) -> anyhow::Result<f64> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = self.metrics_text().await?;
+            let value =
+                text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok());
+            if let Some(v) = value.filter(|v| what(*v)) {
+                return Ok(v);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("{name} is {value:?} after 10 s");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stop this relay and start a new one on the same HTTP address, media port and data
     /// directory (a process restart; one media shard, whose port is kept).
     pub async fn restart(self, shards: usize) -> anyhow::Result<Self> {

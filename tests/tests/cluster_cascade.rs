@@ -185,23 +185,8 @@ async fn an_edge_serves_the_origins_channels_byte_for_byte_through_a_handover_an
         .send()
         .await?;
     assert_eq!(cancelled.status().as_u16(), 204);
-    metric_until(&b, "tolk_sessions ", |v| v == 0.0).await?;
+    b.metric_until("tolk_sessions ", |v| v == 0.0).await?;
     Ok(())
-}
-
-/// Wait until `what` holds for the metric `name` of `relay`, at most 10 s.
-async fn metric_until(relay: &TestRelay, name: &str, what: impl Fn(f64) -> bool) -> anyhow::Result<f64> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = relay.metrics_text().await?;
-        let value =
-            text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok());
-        if let Some(v) = value.filter(|v| what(*v)) {
-            return Ok(v);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "{name} is {value:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +209,7 @@ async fn a_full_node_sends_listeners_on_and_an_edge_without_listeners_unsubscrib
     for _ in 0..2 {
         at_b.push(client::listen(&b.http, &b.url(&format!("/whep/{id}/fr")), 1).await?);
     }
-    metric_until(&b, "tolk_cluster_events{role=\"edge\"}", |v| v == 1.0).await?;
+    b.metric_until("tolk_cluster_events{role=\"edge\"}", |v| v == 1.0).await?;
     tokio::time::sleep(Duration::from_millis(450)).await; // B's record counts them
     let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let offer = client::vanishing_offer()?;
@@ -244,7 +229,7 @@ async fn a_full_node_sends_listeners_on_and_an_edge_without_listeners_unsubscrib
     for listener in &at_b {
         listener.wait_packets(0, 25, Duration::from_secs(10)).await?;
     }
-    assert_eq!(metric_until(&a, "tolk_cluster_cascades_out ", |v| v == 1.0).await?, 1.0);
+    assert_eq!(a.metric_until("tolk_cluster_cascades_out ", |v| v == 1.0).await?, 1.0);
 
     // B's listeners leave: B drops its subscription, and A its cascade session.
     for listener in at_b {
@@ -252,8 +237,8 @@ async fn a_full_node_sends_listeners_on_and_an_edge_without_listeners_unsubscrib
         listener.stop()?;
         b.http.delete(&url).send().await?;
     }
-    metric_until(&b, "tolk_cluster_events{role=\"edge\"}", |v| v == 0.0).await?;
-    metric_until(&a, "tolk_cluster_cascades_out ", |v| v == 0.0).await?;
+    b.metric_until("tolk_cluster_events{role=\"edge\"}", |v| v == 0.0).await?;
+    a.metric_until("tolk_cluster_cascades_out ", |v| v == 0.0).await?;
     Ok(())
 }
 

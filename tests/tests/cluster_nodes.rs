@@ -8,11 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tolk_tests::audio::dominant_frequency;
 use tolk_tests::client::{self, Client};
 use tolk_tests::cluster::TestCluster;
-use tolk_tests::relay::ADMIN;
 
 const FLOOR: f64 = 440.0;
 
@@ -97,24 +96,7 @@ async fn listeners_spread_over_nodes_and_survive_an_edge_the_origin_and_redis_go
     })
     .await?;
     let (a, c) = (cluster.node("a")?.base.clone(), cluster.node("c")?.base.clone());
-    let now = chrono::Utc::now();
-    let created: Value = cluster
-        .http
-        .post(format!("{a}/api/v1/events"))
-        .bearer_auth(ADMIN)
-        .json(&json!({
-            "title": "Cluster plenary", "floor_language": "en", "languages": ["fr"],
-            "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
-            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
-            "expected_listeners": 6, "floor": {"kind": "whip"},
-        }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    anyhow::ensure!(created["id"].is_string(), "the event was not created: {created}");
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
-    let token = created["floor"]["token"].as_str().unwrap_or_default().to_owned();
+    let (id, token) = cluster.create_event("a", &["fr"], 6).await?;
     let http = reqwest::Client::new();
     let floor = client::publish(&http, &format!("{a}/whip/{id}/floor"), &token, FLOOR).await?;
     assert_eq!(cluster.origin_of(&id).await?.as_deref(), Some("a"), "the floor's node is the origin");
@@ -216,24 +198,7 @@ async fn a_listener_page_comes_back_on_another_node_when_its_edge_dies() -> anyh
     })
     .await?;
     let a = cluster.node("a")?.base.clone();
-    let now = chrono::Utc::now();
-    let created: Value = cluster
-        .http
-        .post(format!("{a}/api/v1/events"))
-        .bearer_auth(ADMIN)
-        .json(&json!({
-            "title": "Cluster plenary", "floor_language": "en", "languages": ["fr"],
-            "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
-            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
-            "expected_listeners": 5, "floor": {"kind": "whip"},
-        }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    anyhow::ensure!(created["id"].is_string(), "the event was not created: {created}");
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
-    let token = created["floor"]["token"].as_str().unwrap_or_default().to_owned();
+    let (id, token) = cluster.create_event("a", &["fr"], 5).await?;
     let _floor =
         client::publish(&reqwest::Client::new(), &format!("{a}/whip/{id}/floor"), &token, FLOOR).await?;
 
@@ -282,24 +247,7 @@ async fn draining_a_node_moves_its_listeners_and_the_status_shows_it() -> anyhow
     let cluster =
         TestCluster::start(&["a", "b"], |_| vec![("TOLK_CAPACITY_LISTENERS", "5".to_owned())]).await?;
     let (a, b) = (cluster.node("a")?.base.clone(), cluster.node("b")?.base.clone());
-    let now = chrono::Utc::now();
-    let created: Value = cluster
-        .http
-        .post(format!("{a}/api/v1/events"))
-        .bearer_auth(ADMIN)
-        .json(&json!({
-            "title": "Drain", "floor_language": "en", "languages": ["fr"],
-            "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
-            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
-            "expected_listeners": 4, "floor": {"kind": "whip"},
-        }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    anyhow::ensure!(created["id"].is_string(), "the event was not created: {created}");
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
-    let token = created["floor"]["token"].as_str().unwrap_or_default().to_owned();
+    let (id, token) = cluster.create_event("a", &["fr"], 4).await?;
     let _floor =
         client::publish(&reqwest::Client::new(), &format!("{a}/whip/{id}/floor"), &token, FLOOR).await?;
     let entry_b = format!("{b}/whep/{id}/fr");

@@ -23,20 +23,6 @@ fn clustered(redis: &TestRedis, node: &str) -> impl FnOnce(&mut tolk_relay::conf
     }
 }
 
-async fn metric_until(relay: &TestRelay, name: &str, what: impl Fn(f64) -> bool) -> anyhow::Result<f64> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = relay.metrics_text().await?;
-        let value =
-            text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok());
-        if let Some(v) = value.filter(|v| what(*v)) {
-            return Ok(v);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "{name} is {value:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_cluster_relays_an_event_to_its_own_listeners_with_a_peering_token() -> anyhow::Result<()> {
     // Co-op A: the event, its floor, and a peering token for co-op B.
@@ -88,7 +74,7 @@ async fn a_peer_cluster_relays_an_event_to_its_own_listeners_with_a_peering_toke
     println!("A's floor → B's listener (A → B's origin → B's edge): p50 {p50:?}, p95 {p95:?}");
 
     // A sees one subscriber for B's two nodes and two listeners.
-    assert_eq!(metric_until(&a, "tolk_cluster_cascades_out ", |v| v >= 1.0).await?, 1.0);
+    assert_eq!(a.metric_until("tolk_cluster_cascades_out ", |v| v >= 1.0).await?, 1.0);
     let usage: Value = a
         .http
         .get(a.url(&format!("/api/v1/events/{id}/usage")))

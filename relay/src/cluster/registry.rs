@@ -99,6 +99,20 @@ impl Registry {
         EventId::parse(id).ok()
     }
 
+    /// The keys matching `pattern` (SCAN, never KEYS: Redis goes on serving meanwhile).
+    async fn scan(&self, pattern: String, what: &str) -> Result<Vec<String>, ClusterError> {
+        let mut redis = self.redis.clone();
+        bounded(what, async {
+            let mut keys = Vec::new();
+            let mut iter = redis.scan_match::<_, String>(pattern).await?;
+            while let Some(key) = futures_util::StreamExt::next(&mut iter).await {
+                keys.push(key?);
+            }
+            Ok(keys)
+        })
+        .await
+    }
+
     /// Publish this node's record for `ttl`.
     pub async fn heartbeat(&self, node: &NodeInfo, ttl: Duration) -> Result<(), ClusterError> {
         let json = serde_json::to_string(node).map_err(|e| ClusterError::Redis(e.to_string()))?;
@@ -115,17 +129,7 @@ impl Registry {
 
     /// Every node whose record has not expired, by id.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
-        let mut redis = self.redis.clone();
-        let pattern = format!("{}:node:*", self.prefix);
-        let keys: Vec<String> = bounded("list nodes", async {
-            let mut keys = Vec::new();
-            let mut iter = redis.scan_match::<_, String>(pattern).await?;
-            while let Some(key) = futures_util::StreamExt::next(&mut iter).await {
-                keys.push(key?);
-            }
-            Ok(keys)
-        })
-        .await?;
+        let keys = self.scan(format!("{}:node:*", self.prefix), "list nodes").await?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -222,17 +226,7 @@ impl Registry {
 
     /// Every event with an origin, and the node holding it.
     pub async fn origins(&self) -> Result<Vec<(EventId, NodeId)>, ClusterError> {
-        let mut redis = self.redis.clone();
-        let pattern = format!("{}:origin:*", self.prefix);
-        let keys: Vec<String> = bounded("list leases", async {
-            let mut keys = Vec::new();
-            let mut iter = redis.scan_match::<_, String>(pattern).await?;
-            while let Some(key) = futures_util::StreamExt::next(&mut iter).await {
-                keys.push(key?);
-            }
-            Ok(keys)
-        })
-        .await?;
+        let keys = self.scan(format!("{}:origin:*", self.prefix), "list leases").await?;
         let mut out = Vec::new();
         for key in keys {
             let Some(event) = key.rsplit(':').next().and_then(|id| EventId::parse(id).ok()) else { continue };

@@ -10,12 +10,11 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::app::{App, Served};
+use crate::app::App;
 use crate::booths::desk::BoothAction;
 use crate::booths::{BoothState, InterpreterView, NewInterpreter};
 use crate::http::ApiError;
 use crate::http::extract::{Booth, JsonBody, OwnedEvent, SdpOffer, parse_json};
-use crate::http::media::served;
 use crate::http::openapi::EventPath;
 use crate::ids::InterpreterId;
 
@@ -65,7 +64,7 @@ pub(super) async fn revoke(
 
 /// `POST /whip/booth`: the interpreter's microphone up, their input and partner down.
 #[utoipa::path(post, path = "/whip/booth", tag = "booths", security(("booth" = [])), request_body(content = String, content_type = "application/sdp", description = "The SDP offer."),
-    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 307, description = "The event's origin is another node of the cluster: send the same offer to `Location`.", headers(("Location" = String, description = "The same request on that node."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."),
+    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."),
         (status = 401, description = "No valid booth token."), (status = 403, description = "Outside the event's media window.")))]
 pub(super) async fn publish(
     State(app): State<Arc<App>>,
@@ -73,20 +72,8 @@ pub(super) async fn publish(
     headers: HeaderMap,
     SdpOffer(offer): SdpOffer,
 ) -> Result<Response, ApiError> {
-    match app.publish_booth(&me, offer.clone()).await? {
-        Served::Elsewhere(origin) => {
-            super::cluster::forward(
-                &app,
-                Method::POST,
-                &origin,
-                &headers,
-                offer.into(),
-                super::cluster::was_forwarded(&headers),
-            )
-            .await
-        }
-        here => Ok(served(&app, "whip", here)),
-    }
+    let result = app.publish_booth(&me, offer.clone()).await?;
+    super::media::publish_served(&app, result, &headers, offer).await
 }
 
 /// `GET /api/v1/booth/state`.

@@ -46,7 +46,7 @@ fn created(app: &App, kind: &str, session: &SessionId, answer: String) -> Respon
 /// `POST /whip/{event}/floor` with the floor token.
 #[utoipa::path(post, path = "/whip/{event}/floor", tag = "media", security(("floor" = [])),
     params(("event" = EventId, Path, description = "The event's id.")), request_body(content = String, content_type = "application/sdp", description = "The SDP offer."),
-    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 307, description = "Another node of the cluster serves this: send the same offer to `Location`.", headers(("Location" = String, description = "The same request on that node."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."), (status = 401, description = "No valid floor token for this event."),
+    responses((status = 201, description = "The SDP answer; `Location` is the session's URL.", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session's URL."))), (status = 400, description = "The offer is not SDP Tolk can answer (the reason is named)."), (status = 415, description = "The body is not `application/sdp`."), (status = 401, description = "No valid floor token for this event."), (status = 503, description = "In a cluster: the event's origin node does not answer (failing over); try again (Retry-After)."),
         (status = 403, description = "Outside the event's media window."), (status = 404, description = "No such event.")))]
 pub(super) async fn publish_floor(
     State(app): State<Arc<App>>,
@@ -56,19 +56,25 @@ pub(super) async fn publish_floor(
     SdpOffer(offer): SdpOffer,
 ) -> Result<Response, ApiError> {
     let event = EventId::parse(&event)?;
-    match app.publish_floor(&event, bearer(&headers), client, offer.clone()).await? {
+    let result = app.publish_floor(&event, bearer(&headers), client, offer.clone()).await?;
+    publish_served(&app, result, &headers, offer).await
+}
+
+/// A WHIP publish's answer: here, `201`; when the event's origin is another node, the origin's
+/// own answer to the same request, forwarded there with its token.
+pub(crate) async fn publish_served(
+    app: &App,
+    result: Served,
+    headers: &HeaderMap,
+    offer: String,
+) -> Result<Response, ApiError> {
+    match result {
         Served::Elsewhere(origin) => {
-            super::cluster::forward(
-                &app,
-                axum::http::Method::POST,
-                &origin,
-                &headers,
-                offer.into(),
-                super::cluster::was_forwarded(&headers),
-            )
-            .await
+            let forwarded = super::cluster::was_forwarded(headers);
+            super::cluster::forward(app, axum::http::Method::POST, &origin, headers, offer.into(), forwarded)
+                .await
         }
-        here => Ok(served(&app, "whip", here)),
+        here => Ok(served(app, "whip", here)),
     }
 }
 
