@@ -156,6 +156,11 @@ pub struct ConfigArgs {
     /// data directory].
     #[arg(long, env = "TOLK_NODE_ID")]
     pub node_id: Option<String>,
+    /// Where people reach the cluster, whichever node answers (a load balancer, or a DNS name of
+    /// every node), e.g. https://tolk.coop.example: the links Tolk hands out (listener, booth,
+    /// WHIP) use it, so that they work while any node does [default: this node's public_url].
+    #[arg(long, env = "TOLK_CLUSTER_URL")]
+    pub cluster_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +200,7 @@ struct FileConfig {
     cluster_secret: Option<String>,
     region: Option<String>,
     node_id: Option<String>,
+    cluster_url: Option<String>,
 }
 
 /// The resolved configuration.
@@ -256,6 +262,8 @@ pub struct Settings {
     pub node_id: Option<String>,
     /// Clustering (None: a single node).
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Where the links Tolk hands out point (None: `public_url`): a cluster's entry.
+    pub cluster_url: Option<String>,
     /// The longest an event may last.
     pub max_event_length: chrono::Duration,
     /// Events an organiser account may have that are not over yet.
@@ -352,6 +360,21 @@ impl Settings {
                 None => None,
             },
             cluster,
+            cluster_url: match args
+                .cluster_url
+                .clone()
+                .or(file.cluster_url)
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+            {
+                Some(url) if url.is_empty() => None,
+                Some(url) if url.starts_with("http://") || url.starts_with("https://") => Some(url),
+                Some(url) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "cluster_url '{url}' must start with http:// or https://"
+                    )));
+                }
+                None => None,
+            },
             max_event_length: chrono::Duration::days(i64::from(
                 args.max_event_days.or(file.max_event_days).unwrap_or(7).clamp(1, 3650),
             )),
@@ -360,6 +383,11 @@ impl Settings {
                 .or(file.max_events_per_organiser)
                 .unwrap_or(50),
         })
+    }
+
+    /// Where the links Tolk hands out point: the cluster's entry, else this node.
+    pub fn links_url(&self) -> &str {
+        self.cluster_url.as_deref().unwrap_or(&self.public_url)
     }
 
     /// Where media sockets bind: loopback when clients are on this machine, else every interface.

@@ -46,6 +46,9 @@ pub(crate) struct Floors {
     http: reqwest::Client,
     /// In a cluster: BBB and peer floors start on the event's origin, not at creation.
     clustered: bool,
+    /// Held while a pulled floor starts: two starts of one floor (the origin taken, and the
+    /// event made there) make one.
+    starting: tokio::sync::Mutex<()>,
 }
 
 impl Floors {
@@ -65,7 +68,15 @@ impl Floors {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| FloorError::Peer(format!("HTTP client: {e}")))?;
-        Ok(Self { media, bbb, bbb_floors: DashMap::new(), peer_floors: DashMap::new(), http, clustered })
+        Ok(Self {
+            media,
+            bbb,
+            bbb_floors: DashMap::new(),
+            peer_floors: DashMap::new(),
+            http,
+            clustered,
+            starting: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Whether this node can take a BBB floor.
@@ -105,6 +116,7 @@ impl Floors {
         event: &Event,
         layout: Arc<EventLayout>,
     ) -> Result<(), FloorError> {
+        let _starting = self.starting.lock().await;
         match event.floor_kind {
             FloorKind::Bbb if !self.bbb_floors.contains_key(&event.id) => self.start_bbb(event, layout).await,
             FloorKind::Peer if !self.peer_floors.get(&event.id).is_some_and(|l| l.running()) => {

@@ -1,9 +1,10 @@
-//! Two nodes of a cluster in this process, on one real Redis and one store: the floor and booths
-//! publish to node A (the event's origin), listeners join at node B (an edge), which subscribes
-//! to A once over one WebRTC link carrying every channel. What the edge's listeners hear is
-//! checked by frequency and by payload (byte for byte what A's own listeners get), through a
-//! handover on A and a channel switch on B; the cascade's added latency is measured against a
-//! listener on A in the same run. A full edge sends a listener on with a 307.
+//! Nodes of a cluster in this process, on one real Redis and one store: the floor and booths
+//! publish to node A (the event's origin), listeners join at nodes B and C (edges), each of which
+//! subscribes to A once over one WebRTC link carrying every channel. What the edges' listeners
+//! hear is checked by frequency and by payload (byte for byte what A's own listeners get), through
+//! a handover on A (no packet lost, no silence, on both edges) and a channel switch on B; the
+//! cascade's added latency is measured against a listener on A in the same run. A full edge sends
+//! a listener on with a 307.
 
 use std::time::{Duration, Instant};
 
@@ -82,7 +83,8 @@ async fn an_edge_serves_the_origins_channels_byte_for_byte_through_a_handover_an
     let redis = TestRedis::start().await?;
     let a = TestRelay::start_with(1, clustered(&redis, "node-a")).await?;
     let b = TestRelay::start_shared(&a.data_dir, 1, clustered(&redis, "node-b")).await?;
-    until_listed(&redis, 2).await?;
+    let c = TestRelay::start_shared(&a.data_dir, 1, clustered(&redis, "node-c")).await?;
+    until_listed(&redis, 3).await?;
 
     let event = a.event_now(&["fr", "de"], "whip").await?;
     let id = event.id.as_str().to_owned();
@@ -103,21 +105,23 @@ async fn an_edge_serves_the_origins_channels_byte_for_byte_through_a_handover_an
     for language in ["fr", "fr", "de"] {
         on_edge.push(client::listen(&b.http, &b.url(&format!("/whep/{id}/{language}")), 1).await?);
     }
-    for listener in on_edge.iter().chain([&at_origin]) {
+    // And one on a second edge (C).
+    let on_c = client::listen(&c.http, &c.url(&format!("/whep/{id}/fr")), 1).await?;
+    for listener in on_edge.iter().chain([&at_origin, &on_c]) {
         listener.wait_packets(0, 50, Duration::from_secs(15)).await?;
     }
     assert_hears(&on_edge[0], FLOOR, "fr on the edge, nobody on air").await?;
 
-    // One subscription for the three edge listeners.
+    // One subscription per edge: B's three listeners and C's one.
     let metric = |text: &str, name: &str| -> Option<f64> {
         text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
     };
     let origin_metrics = a.metrics_text().await?;
-    assert_eq!(metric(&origin_metrics, "tolk_cluster_cascades_out "), Some(1.0), "one cascade per edge");
+    assert_eq!(metric(&origin_metrics, "tolk_cluster_cascades_out "), Some(2.0), "one cascade per edge");
     assert_eq!(metric(&origin_metrics, "tolk_cluster_events{role=\"origin\"}"), Some(1.0));
     let edge_metrics = b.metrics_text().await?;
     assert_eq!(metric(&edge_metrics, "tolk_cluster_events{role=\"edge\"}"), Some(1.0));
-    assert_eq!(metric(&edge_metrics, "tolk_cluster_nodes "), Some(2.0));
+    assert_eq!(metric(&edge_metrics, "tolk_cluster_nodes "), Some(3.0));
 
     // Ana on air at the origin: heard on the edge, and the edge's listener page says so.
     booth_action(&a, &ana_token, "on-air", json!({"language": "fr"})).await?;
@@ -145,14 +149,23 @@ async fn an_edge_serves_the_origins_channels_byte_for_byte_through_a_handover_an
         state["handover_request"]["from"]["name"], "Ben",
         "the origin's booth state, through B: {state}"
     );
-    let before = on_edge[1].track(0);
+    let before = [on_edge[1].track(0), on_c.track(0)];
     let handover_at = Instant::now();
     booth_action(&a, &ana_token, "handover-accept", json!({})).await?;
-    assert_hears(&on_edge[1], BEN, "fr on the edge after the handover").await?;
-    let after = on_edge[1].track(0);
-    assert_eq!(after.missing(), before.missing(), "no packet lost at the handover on the edge");
-    let gap = after.arrivals.windows(2).filter(|w| w[1].0 >= handover_at).map(|w| w[1].0 - w[0].0).max();
-    println!("handover seen on the edge: largest gap between packets {gap:?}");
+    for (edge, listener, before) in [("B", &on_edge[1], &before[0]), ("C", &on_c, &before[1])] {
+        assert_hears(listener, BEN, &format!("fr on edge {edge} after the handover")).await?;
+        let after = listener.track(0);
+        assert_eq!(after.missing(), before.missing(), "no packet lost at the handover on edge {edge}");
+        let gap = after.arrivals.windows(2).filter(|w| w[1].0 >= handover_at).map(|w| w[1].0 - w[0].0).max();
+        println!("handover seen on edge {edge}: largest gap between packets {gap:?}");
+        // No gap: every 10 ms of decoded audio around the handover carries a voice.
+        let around = listener.track(0).samples_since(handover_at - Duration::from_millis(200)).to_vec();
+        let quietest = around.chunks(480).take(40).map(tolk_tests::audio::level_db).fold(f64::MAX, f64::min);
+        assert!(
+            quietest > -20.0,
+            "edge {edge}: the quietest 10 ms around the handover is at {quietest:.1} dBFS"
+        );
+    }
 
     // A listener switches channel on the edge, without renegotiating.
     let switch = b
@@ -197,12 +210,23 @@ async fn a_full_node_sends_listeners_on_and_an_edge_without_listeners_unsubscrib
     let b = TestRelay::start_shared(&a.data_dir, 1, move |s| {
         capacity_two(s);
         s.capacity.listeners = 2;
+        s.cluster_url = Some("https://tolk.coop.example".into());
     })
     .await?;
     until_listed(&redis, 2).await?;
     let event = a.event_now(&["fr"], "whip").await?;
     let id = event.id.as_str().to_owned();
     let _floor = client::publish(&a.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
+    // B hands out links to the cluster's entry, not to itself.
+    let seen_at_b: Value = b
+        .http
+        .get(b.url(&format!("/api/v1/events/{id}")))
+        .bearer_auth(tolk_tests::relay::ADMIN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(seen_at_b["listener_url"], format!("https://tolk.coop.example/e/{id}"), "{seen_at_b}");
 
     // Two listeners fill B (an edge); B's next heartbeat says so; the third is sent to A.
     let mut at_b = Vec::new();
@@ -284,5 +308,58 @@ async fn a_cascade_needs_the_cluster_secret() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(response.status().as_u16(), 401);
+    Ok(())
+}
+
+/// A BBB-floor event in a cluster: the node it was made on (its BBB server's) takes the origin at
+/// once and is the only one in the meeting; an edge's listener hears the meeting through it. The
+/// origin stops: the other node takes the event and pulls the meeting itself, and the edge's
+/// listener, on the same session, hears it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bbb_floor_is_pulled_by_the_origin_only_and_by_the_next_one_after_it() -> anyhow::Result<()> {
+    use tolk_tests::bbb::{BbbStandIn, StandInConfig};
+    const MEETING: f64 = 520.0;
+    let bbb = BbbStandIn::start(StandInConfig::default()).await?;
+    bbb.create_meeting("plenary-1", MEETING);
+    let redis = TestRedis::start().await?;
+    let mut config = tolk_relay::bbb::BbbConfig::new(&bbb.api_url(), bbb.secret())?;
+    config.poll = Duration::from_millis(200);
+    let (cluster_a, config_a) = (clustered(&redis, "node-a"), config.clone());
+    let a = TestRelay::start_with(1, move |s| {
+        cluster_a(s);
+        s.bbb = Some(config_a);
+    })
+    .await?;
+    let cluster_b = clustered(&redis, "node-b");
+    let b = TestRelay::start_shared(&a.data_dir, 1, move |s| {
+        cluster_b(s);
+        s.bbb = Some(config);
+    })
+    .await?;
+    until_listed(&redis, 2).await?;
+
+    let event = a.bbb_event("plenary-1", chrono::Duration::hours(1)).await?;
+    let id = event.id.as_str().to_owned();
+    let origin = redis.get(&format!("tolk:origin:{id}")).await?;
+    assert_eq!(origin.as_deref(), Some("node-a"), "the BBB host's node takes the origin at once");
+    a.floor_until(&id, Duration::from_secs(20), |s| s.state == tolk_relay::api::FloorState::Live).await?;
+    let listener = client::listen(&b.http, &b.url(&format!("/whep/{id}/en")), 1).await?;
+    let heard = listener.wait_packets(0, 100, Duration::from_secs(20)).await?;
+    let frequency = dominant_frequency(heard.last_seconds(1.0));
+    assert!((frequency - MEETING).abs() <= 5.0, "the edge's listener hears {frequency} Hz");
+    assert_eq!(bbb.stats().joins.len(), 1, "one node in the meeting: the origin");
+
+    // The origin stops: B takes the event and joins the meeting itself.
+    let session = listener.session_url.clone();
+    a.stop().await;
+    let stopped = Instant::now();
+    bbb.wait_until(|s| s.joins.len() == 2, Duration::from_secs(10)).await?;
+    let before = listener.track(0).packets;
+    let heard = listener.wait_packets(0, before + 100, Duration::from_secs(20)).await?;
+    let frequency = dominant_frequency(heard.last_seconds(1.0));
+    assert!((frequency - MEETING).abs() <= 5.0, "after the failover the listener hears {frequency} Hz");
+    println!("BBB floor back through node B {:?} after node A stopped", stopped.elapsed());
+    assert_eq!(listener.session_url, session);
+    assert_eq!(redis.get(&format!("tolk:origin:{id}")).await?.as_deref(), Some("node-b"));
     Ok(())
 }

@@ -238,6 +238,7 @@ impl App {
             floor_under_interpretation_db: None,
         };
         let created = self.events.create_in_room(new, room).await?;
+        self.take_bbb_origin(&created.view.id).await;
         Ok(self.events.event(&created.view.id).await?)
     }
 

@@ -166,7 +166,8 @@ impl App {
         let floors = Arc::new(Floors::new(media.clone(), settings.bbb.clone(), settings.cluster.is_some())?);
         let (closing, closes) = lifecycle::Closing::new();
         let events = Events::new(&settings, store.clone(), media.clone(), floors.clone(), closing);
-        let booths = Booths::new(store.clone(), recorder.clone(), media.clone(), settings.public_url.clone());
+        let booths =
+            Booths::new(store.clone(), recorder.clone(), media.clone(), settings.links_url().to_owned());
         let join_rate = Rate { burst: settings.joins_burst, per_second: settings.joins_per_second };
         let (sessions, floors_api) = match &settings.bbb {
             Some(bbb) => {
@@ -633,11 +634,48 @@ impl App {
         dry_run: bool,
         key: Option<IdempotencyKey>,
     ) -> Result<Created, AppError> {
+        let bbb = matches!(request.floor, FloorRequest::Bbb { .. });
         if let FloorRequest::Bbb { meeting_id } = &request.floor {
             crate::events::validate(&request)?;
             self.auth.may_take_meeting(caller, meeting_id).await?;
         }
-        Ok(self.events.create(caller, request, dry_run, key).await?)
+        let created = self.events.create(caller, request, dry_run, key).await?;
+        if bbb && !dry_run {
+            self.take_bbb_origin(&created.view.id).await;
+        }
+        Ok(created)
+    }
+
+    /// In a cluster, the node of the BBB server a BBB-floor event was made on (through its API,
+    /// its plugin or its meeting's metadata) takes the event's origin at once: it pulls the
+    /// meeting's audio from its own BBB server, and the floor is there before anyone joins. (No
+    /// harm when another node holds it already: that one goes on.)
+    pub(crate) async fn take_bbb_origin(&self, event: &EventId) {
+        let (Some(cluster), Some(_)) = (&self.cluster, &self.floors_api) else { return };
+        match cluster.ensure_origin(event).await {
+            // The floor starts now: it is there when the answer is.
+            Ok(crate::cluster::Origin::Here) => self.start_pulled_floor(event).await,
+            Ok(crate::cluster::Origin::There(_)) => {}
+            Err(e) => {
+                tracing::warn!(%event, error = %e, "the BBB host's node could not take the event's origin yet")
+            }
+        }
+    }
+
+    /// Start the floor Tolk pulls itself (BBB, peer) of an event this node is the origin of,
+    /// unless it runs or the event is not in its window.
+    async fn start_pulled_floor(&self, id: &EventId) {
+        let Ok(event) = self.events.event(id).await else { return };
+        if !matches!(event.floor_kind, FloorKind::Bbb | FloorKind::Peer) {
+            return;
+        }
+        let live = self.events.remember(&event);
+        if live.window.check(Utc::now()).is_err() {
+            return;
+        }
+        if let Err(e) = self.floors.start_pulled(&event, live.layout.clone()).await {
+            tracing::warn!(event = %id, error = %e, "the origin could not take the floor");
+        }
     }
 
     pub(crate) async fn ensure_demo(&self) -> Result<EventView, AppError> {
@@ -684,17 +722,7 @@ async fn follow_cluster(app: std::sync::Weak<App>, mut notes: crate::cluster::Cl
             }
             ClusterNote::Origin(id, true) => id,
         };
-        let Ok(event) = app.events.event(&id).await else { continue };
-        if !matches!(event.floor_kind, FloorKind::Bbb | FloorKind::Peer) {
-            continue;
-        }
-        let live = app.events.remember(&event);
-        if live.window.check(Utc::now()).is_err() {
-            continue;
-        }
-        if let Err(e) = app.floors.start_pulled(&event, live.layout.clone()).await {
-            tracing::warn!(event = %id, error = %e, "the origin could not take the floor");
-        }
+        app.start_pulled_floor(&id).await;
     }
 }
 
