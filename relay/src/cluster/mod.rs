@@ -44,14 +44,6 @@ pub enum ClusterError {
     /// No node of the cluster has room (or none is alive).
     #[error("no node of the cluster has room for another listener")]
     Full,
-    /// The origin did not take the cascade.
-    #[error("the origin node {node} refused the cascade: {why}")]
-    Refused {
-        /// The origin.
-        node: NodeId,
-        /// Its answer.
-        why: String,
-    },
 }
 
 /// How a node takes part in a cluster.
@@ -382,11 +374,12 @@ impl Cluster {
     /// This node serves listeners of `event` whose origin is `origin`: the cascade runs (started
     /// now if it does not), and the layout the listeners join with is the edge's.
     pub(crate) fn edge_layout(self: &Arc<Self>, layout: &Arc<EventLayout>) -> Arc<EventLayout> {
-        let edge = Arc::new(EventLayout { cascaded: true, ..(**layout).clone() });
-        let Ok(mut edges) = self.edges.lock() else { return edge };
+        let edge = || Arc::new(EventLayout { cascaded: true, ..(**layout).clone() });
+        let Ok(mut edges) = self.edges.lock() else { return edge() };
         if let Some(link) = edges.get(&layout.id).filter(|l| l.running()) {
             return link.layout().clone();
         }
+        let edge = edge();
         self.media.prepare_event(edge.clone());
         let link = EdgeLink::start(
             cascade::Upstream::Cluster(Arc::downgrade(self)),

@@ -260,7 +260,6 @@ impl From<crate::cluster::ClusterError> for ApiError {
         let (status, retry_after) = match &e {
             ClusterError::Redis(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
             ClusterError::Full => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
-            ClusterError::Refused { .. } => (StatusCode::BAD_GATEWAY, None),
             ClusterError::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
         };
         if status != StatusCode::SERVICE_UNAVAILABLE || matches!(e, ClusterError::Redis(_)) {
