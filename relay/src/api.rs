@@ -10,14 +10,20 @@ pub use crate::app::views::{
 pub use crate::bbb::floor::{FloorState, FloorStatus};
 pub use crate::booths::desk::{BoothAction, Who};
 pub use crate::booths::views::{
-    BoothEvent, BoothState, ChannelState, HandoverAsk, InterpreterView, Member, NewInterpreter, Partner,
-    Speaker,
+    BoothEvent, BoothRecording, BoothState, ChannelState, ConsentChange, HandoverAsk, InterpreterView,
+    Member, NewInterpreter, Partner, Speaker,
 };
 pub use crate::capacity::{Capacity, FreeSegment};
-pub use crate::events::request::{EventChange, FloorRequest, NewEvent};
+pub use crate::events::request::{
+    AllChannels, ChannelChoice, EventChange, FloorRequest, NewEvent, RecordingRequest,
+};
 pub use crate::events::views::{ChannelView, EventView, FloorView};
 pub use crate::media::router::ChannelKind;
+pub use crate::recording::views::{
+    OnAirStretch, RecordingFileView, RecordingStatusView, RecordingSwitch, RecordingsView,
+};
 pub use crate::store::FloorKind;
+pub use crate::store::recordings::RecordingState;
 pub use crate::usage::{ChannelUsage, InterpreterUsage, UsageEvent, UsageReport};
 
 use crate::ids::Language;

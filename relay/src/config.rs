@@ -161,6 +161,17 @@ pub struct ConfigArgs {
     /// WHIP) use it, so that they work while any node does [default: this node's public_url].
     #[arg(long, env = "TOLK_CLUSTER_URL")]
     pub cluster_url: Option<String>,
+    /// Where recordings (one Ogg Opus file per recorded channel) are written
+    /// [default: <data_dir>/recordings].
+    #[arg(long, env = "TOLK_RECORDING_DIR")]
+    pub recording_dir: Option<PathBuf>,
+    /// Recordings are deleted this many days after they end; 0 keeps them until an organiser
+    /// deletes them [default: 30].
+    #[arg(long, env = "TOLK_RECORDING_RETENTION_DAYS")]
+    pub recording_retention_days: Option<u32>,
+    /// A recording does not start with less free disk space than this, in MB [default: 500].
+    #[arg(long, env = "TOLK_RECORDING_MIN_FREE_MB")]
+    pub recording_min_free_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,6 +212,9 @@ struct FileConfig {
     region: Option<String>,
     node_id: Option<String>,
     cluster_url: Option<String>,
+    recording_dir: Option<PathBuf>,
+    recording_retention_days: Option<u32>,
+    recording_min_free_mb: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -264,6 +278,8 @@ pub struct Settings {
     pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Where the links Tolk hands out point (None: `public_url`): a cluster's entry.
     pub cluster_url: Option<String>,
+    /// Recording: where files go, how long they are kept, the free space it needs.
+    pub recording: crate::recording::RecordingSettings,
     /// The longest an event may last.
     pub max_event_length: chrono::Duration,
     /// Events an organiser account may have that are not over yet.
@@ -304,14 +320,36 @@ impl Settings {
             )));
         }
         let metrics_listen = metrics_listen(args.metrics_listen.as_ref().or(file.metrics_listen.as_ref()))?;
+        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+        let recording = crate::recording::RecordingSettings {
+            dir: args
+                .recording_dir
+                .clone()
+                .or(file.recording_dir)
+                .unwrap_or_else(|| data_dir.join("recordings")),
+            retention_days: match args
+                .recording_retention_days
+                .or(file.recording_retention_days)
+                .unwrap_or(30)
+            {
+                0 => None,
+                days => Some(days.min(36_500)),
+            },
+            min_free_bytes: args
+                .recording_min_free_mb
+                .or(file.recording_min_free_mb)
+                .unwrap_or(500)
+                .saturating_mul(1_000_000),
+        };
         Ok(Self {
+            recording,
             listen,
             public_url,
             public_url_from_listen,
             public_ip,
             media_port: args.media_port.or(file.media_port).unwrap_or(40_000),
             media_shards,
-            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data")),
+            data_dir,
             database_url: args.database_url.clone().or(file.database_url),
             admin_token: args.admin_token.clone().or(file.admin_token).filter(|t| !t.is_empty()),
             connect_timeout: std::time::Duration::from_secs(10),

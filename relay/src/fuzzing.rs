@@ -111,6 +111,7 @@ impl BoothDesk {
             event: event.clone(),
             name: name.into(),
             languages,
+            recording_consent: false,
         })
         .collect::<Vec<_>>();
         let sessions = interpreters.iter().map(|_| SessionId::generate()).collect();

@@ -29,6 +29,9 @@ pub enum IdError {
     /// Not an `Idempotency-Key` (1 to 255 visible ASCII characters); holds the first 40 given.
     #[error("'{0}' is not an Idempotency-Key: use 1 to 255 visible ASCII characters, such as a UUID")]
     IdempotencyKey(String),
+    /// Not a recording id (16 hex digits); holds the first 40 characters given.
+    #[error("'{0}' is not a recording id")]
+    Recording(String),
     /// Not a node id; holds the first 40 characters given.
     #[error("'{0}' is not a node id: use 1 to 64 letters, digits, '-', '_' or '.'")]
     Node(String),
@@ -199,6 +202,31 @@ impl SessionId {
     }
 }
 
+/// One recorded file (a channel of a part of an event's recording): 64 random bits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RecordingId(String);
+
+impl RecordingId {
+    /// A fresh id (16 hex digits).
+    pub fn generate() -> Self {
+        Self(random_hex(8))
+    }
+
+    /// A recording id from a URL: 16 hex digits, in any case.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if s.len() != 16 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(IdError::Recording(truncate(s)));
+        }
+        Ok(Self(s.to_ascii_lowercase()))
+    }
+
+    /// The id in lower-case hex.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A node of a cluster: 1 to 64 letters, digits, `-`, `_` or `.` (the host name, or the
 /// random id in the data directory).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -311,6 +339,7 @@ macro_rules! string_id {
 string_id!(EventId);
 string_id!(Language);
 string_id!(SessionId);
+string_id!(RecordingId);
 
 #[cfg(test)]
 mod tests {

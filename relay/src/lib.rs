@@ -52,5 +52,6 @@ mod floors;
 mod http;
 mod languages;
 mod limits;
+pub mod recording;
 mod rtc_link;
 mod usage;

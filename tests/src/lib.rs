@@ -9,5 +9,6 @@ pub mod cluster;
 pub mod livekit;
 pub mod log;
 pub mod nginx;
+pub mod recording;
 pub mod redis;
 pub mod relay;

@@ -63,6 +63,7 @@ impl App {
         if let Some(cluster) = &self.cluster {
             cluster.leave().await;
         }
+        self.recordings.stop_all().await;
         self.recorder.flush().await;
         match self.store.close_open_usage(&self.node, Some(now_ms())).await {
             Ok(closed) => info!(closed, "usage intervals closed at shutdown"),
@@ -78,6 +79,7 @@ impl App {
             let event = id.clone();
             self.recorder.record(UsageFact::OnAir { event, interpreter, language: None, at });
         }
+        self.recordings.stop_recording(id, crate::store::recordings::RecordingState::Done).await;
         self.events.forget(id);
         self.floors.stop(id);
         self.media.end_event(id);

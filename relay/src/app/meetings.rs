@@ -236,6 +236,7 @@ impl App {
             expected_listeners: request.expected_listeners,
             floor: FloorRequest::Bbb { meeting_id: meeting.to_owned() },
             floor_under_interpretation_db: None,
+            recording: None,
         };
         let created = self.events.create_in_room(new, room).await?;
         self.take_bbb_origin(&created.view.id).await;

@@ -10,6 +10,7 @@
 pub(crate) mod lifecycle;
 pub(crate) mod meeting_watch;
 pub(crate) mod meetings;
+pub(crate) mod recording;
 pub(crate) mod views;
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ use crate::limits::{Limiter, Rate};
 use crate::net::{Media, MediaConfig, MediaNote, NetError, SessionKind, ShardStats};
 use crate::recorder::Recorder;
 use crate::store::interpreters::Interpreter;
+use crate::store::recordings::{RecordingPlan, RecordingState};
 use crate::store::{FloorKind, Store, StoreError};
 use crate::usage::UsageReport;
 
@@ -74,6 +76,8 @@ pub enum AppError {
     #[error(transparent)]
     Meeting(#[from] meetings::MeetingError),
     #[error(transparent)]
+    Recording(#[from] crate::recording::RecordingError),
+    #[error(transparent)]
     Id(#[from] crate::ids::IdError),
     #[error("could not prepare the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
@@ -106,6 +110,8 @@ pub(crate) struct App {
     pub connecting: Connecting,
     pub floors: Arc<Floors>,
     pub booths: Booths,
+    /// Recordings of events' channels (files on this node).
+    pub recordings: Arc<crate::recording::Recordings>,
     media: Arc<Media>,
     store: Store,
     /// Usage facts, written in batches.
@@ -162,6 +168,13 @@ impl App {
             },
             Some(notes_tx),
         )?);
+        let recordings = crate::recording::Recordings::start(
+            settings.recording.clone(),
+            store.clone(),
+            media.clone(),
+            node.clone(),
+        )
+        .await?;
         crate::bbb::install_default_crypto();
         let floors = Arc::new(Floors::new(media.clone(), settings.bbb.clone(), settings.cluster.is_some())?);
         let (closing, closes) = lifecycle::Closing::new();
@@ -207,6 +220,7 @@ impl App {
             events,
             floors,
             booths,
+            recordings,
             media,
             store,
             recorder,
@@ -226,6 +240,7 @@ impl App {
             tokio::spawn(follow_cluster(Arc::downgrade(&app), notes));
         }
         tokio::spawn(lifecycle::close_windows(Arc::downgrade(&app), closes));
+        tokio::spawn(recording::watch(Arc::downgrade(&app)));
         if let Some(api) = app.floors_api.clone() {
             tokio::spawn(meeting_watch::watch_meetings(Arc::downgrade(&app), api));
         }
@@ -464,7 +479,13 @@ impl App {
         event: &EventId,
         change: crate::events::EventChange,
     ) -> Result<EventView, AppError> {
+        let recording = change.recording.clone();
         let view = self.events.change(event, change).await?;
+        if let Some(recording) = recording {
+            let on = self.store.recording_plan(event).await?.is_some_and(|p| p.on);
+            let plan = RecordingPlan { channels: recording.channels(), on };
+            self.store.set_recording_plan(event, Some(&plan)).await?;
+        }
         if let Some(cluster) = &self.cluster {
             cluster.publish(event, crate::cluster::control::Control::Layout);
         }
@@ -474,6 +495,7 @@ impl App {
     /// Cancel an event: here, and (in a cluster) on every node serving it.
     pub(crate) async fn cancel_event(&self, event: &EventId) -> Result<(), AppError> {
         self.events.cancel(event).await?;
+        self.recordings.stop_recording(event, RecordingState::Done).await;
         if let Some(cluster) = &self.cluster {
             cluster.publish(event, crate::cluster::control::Control::Ended);
             cluster.event_ended(event).await;
@@ -486,7 +508,9 @@ impl App {
         let event = self.events.event(&me.event).await?;
         let live = self.events.live(&me.event).await?;
         let listeners = self.media.listeners(&me.event).await;
-        Ok(self.booths.state(me, &event, &live, &listeners).await?)
+        let mut state = self.booths.state(me, &event, &live, &listeners).await?;
+        state.recording.channels = self.recorded_now(&me.event).await;
+        Ok(state)
     }
 
     /// The organiser's live view of an event.
@@ -639,7 +663,12 @@ impl App {
             crate::events::validate(&request)?;
             self.auth.may_take_meeting(caller, meeting_id).await?;
         }
+        let recording = request.recording.clone();
         let created = self.events.create(caller, request, dry_run, key).await?;
+        if let Some(recording) = recording.filter(|_| !dry_run && !created.replayed) {
+            let plan = RecordingPlan { channels: recording.channels(), on: true };
+            self.store.set_recording_plan(&created.view.id, Some(&plan)).await?;
+        }
         if bbb && !dry_run {
             self.take_bbb_origin(&created.view.id).await;
         }
@@ -694,6 +723,7 @@ impl App {
             expected_listeners: 100,
             floor: FloorRequest::Rtp { allow: Vec::new() },
             floor_under_interpretation_db: None,
+            recording: None,
         };
         Ok(self.events.create_with_id(id, request, None, false, None).await?.view)
     }

@@ -371,6 +371,7 @@ mod tests {
             event: EventId::parse("desk").unwrap(),
             name: name.into(),
             languages: languages.iter().map(|l| lang(l)).collect(),
+            recording_consent: false,
         }
     }
 

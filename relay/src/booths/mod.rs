@@ -16,8 +16,8 @@ use tokio::sync::broadcast;
 use tracing::info;
 
 pub(crate) use views::{
-    BoothEvent, BoothState, ChannelState, HandoverAsk, InterpreterView, Member, NewInterpreter, Partner,
-    Speaker,
+    BoothEvent, BoothRecording, BoothState, ChannelState, ConsentChange, HandoverAsk, InterpreterView,
+    Member, NewInterpreter, Partner, Speaker,
 };
 
 use crate::booths::desk::{BoothAction, BoothDesk, BoothPush, DeskError, Effects, Who};
@@ -147,12 +147,16 @@ impl Booths {
     ) -> Result<InterpreterView, BoothError> {
         let name = check_link(event, &request)?;
         let token = Token::generate();
-        let interpreter = self.store.insert_interpreter(&event.id, name, &request.languages, &token).await?;
+        let interpreter = self
+            .store
+            .insert_interpreter(&event.id, name, &request.languages, &token, request.recording_consent)
+            .await?;
         info!(event = %event.id, interpreter = %interpreter.id, "booth link issued");
         Ok(InterpreterView {
             id: interpreter.id,
             name: interpreter.name,
             languages: interpreter.languages,
+            recording_consent: interpreter.recording_consent,
             booth_url: Some(booth_url(&self.public_url, &token)),
             token: Some(token.secret().to_owned()),
         })
@@ -209,6 +213,7 @@ impl Booths {
                 id: i.id,
                 name: i.name,
                 languages: i.languages,
+                recording_consent: i.recording_consent,
                 token: None,
                 booth_url: None,
             })
@@ -349,6 +354,13 @@ impl Booths {
             handover_request: desk
                 .request_for(me.id)
                 .map(|from| HandoverAsk { from: Who { id: from, name: name(&from) } }),
+            recording: BoothRecording {
+                consent: interpreters
+                    .iter()
+                    .find(|i| i.id == me.id)
+                    .map_or(me.recording_consent, |i| i.recording_consent),
+                channels: Vec::new(),
+            },
         })
     }
 
@@ -357,6 +369,14 @@ impl Booths {
         let Some(desk) = self.desks.get(event).map(|d| d.clone()) else { return HashMap::new() };
         let desk = lock(&desk);
         desk.desk.on_air().map(|(l, s)| (l.clone(), (s.interpreter, s.muted))).collect()
+    }
+
+    /// Something about the event changed outside the desk (recording started or stopped, a
+    /// consent given): each booth page fetches its state again.
+    pub(crate) fn changed(&self, event: &EventId) {
+        if let Some(desk) = self.desks.get(event).map(|d| d.clone()) {
+            let _ = lock(&desk).pushes.send(BoothPush::State);
+        }
     }
 
     /// Pushes of an event's booths, for a websocket.

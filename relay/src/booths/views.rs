@@ -27,6 +27,26 @@ pub struct BoothState {
     pub partners: Vec<Partner>,
     /// A partner's pending request that I hand the air over to them (null: none).
     pub handover_request: Option<HandoverAsk>,
+    /// Recording: whether I agreed to be recorded, and which channels are recorded now.
+    #[serde(default)]
+    pub recording: BoothRecording,
+}
+
+/// Recording as a booth sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BoothRecording {
+    /// I agreed to be recorded; if not, recordings hold silence while I am on air.
+    pub consent: bool,
+    /// The channels being recorded now (the page shows REC when one of mine is).
+    pub channels: Vec<Language>,
+}
+
+/// `POST /api/v1/booth/consent`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentChange {
+    /// Whether I agree to my interpretation being recorded.
+    pub recording_consent: bool,
 }
 
 /// The event a booth belongs to.
@@ -105,6 +125,10 @@ pub struct NewInterpreter {
     /// The languages they interpret into: one of the event's interpretation languages, or two
     /// different ones for an A/B booth.
     pub languages: Vec<Language>,
+    /// Whether the interpreter agreed to be recorded (they can change it on the booth page);
+    /// default false: recordings hold silence while they are on air.
+    #[serde(default)]
+    pub recording_consent: bool,
 }
 
 /// A booth link as issued (the token is shown once).
@@ -116,6 +140,9 @@ pub struct InterpreterView {
     pub name: String,
     /// The languages they interpret into: one, or two for an A/B booth.
     pub languages: Vec<Language>,
+    /// Whether they agreed to be recorded.
+    #[serde(default)]
+    pub recording_consent: bool,
     /// The booth link's secret: the bearer token of the booth API and `/whip/booth`; only in the
     /// answer that issued the link.
     #[serde(default, skip_serializing_if = "Option::is_none")]

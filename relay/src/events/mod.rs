@@ -57,6 +57,10 @@ pub enum EventError {
     FloorLanguageListed(Language),
     #[error("'{0}' is listed twice in 'languages'")]
     LanguageTwice(Language),
+    #[error("recording.channels: the event has no '{language}' channel; its channels are {channels}")]
+    RecordedChannel { language: Language, channels: String },
+    #[error("recording.channels must be \"all\" or a list of at least one of the event's languages")]
+    NothingRecorded,
     /// No such event, or not the caller's.
     #[error("no event with id {0}")]
     NoEvent(EventId),
@@ -623,6 +627,7 @@ pub(crate) fn changed(mut event: Event, change: EventChange) -> Result<Event, Ev
         expected_listeners: event.expected_listeners,
         floor: FloorRequest::Whip,
         floor_under_interpretation_db: event.floor_under_db,
+        recording: None,
     })?;
     Ok(event)
 }

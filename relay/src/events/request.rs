@@ -79,6 +79,48 @@ pub struct NewEvent {
     /// absent: pass-through (a listener can still mix the floor track in the browser).
     #[serde(default)]
     pub floor_under_interpretation_db: Option<f32>,
+    /// Record these channels from the event's start (each an Ogg Opus file); absent: not
+    /// recorded (the organiser can still switch recording on while the event runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingRequest>,
+}
+
+/// `recording` in an event request: which channels are recorded (one Ogg Opus file each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingRequest {
+    /// `"all"` (the floor and every interpretation channel) or a list of the event's languages
+    /// (the floor's included, if it is to be recorded).
+    pub channels: ChannelChoice,
+}
+
+/// `"all"`, or a list of languages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ChannelChoice {
+    /// Every channel.
+    All(AllChannels),
+    /// These channels.
+    Languages(Vec<Language>),
+}
+
+/// The word `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AllChannels {
+    /// Every channel.
+    All,
+}
+
+impl RecordingRequest {
+    /// The channels, as stored.
+    pub(crate) fn channels(&self) -> crate::store::recordings::RecordedChannels {
+        use crate::store::recordings::RecordedChannels;
+        match &self.channels {
+            ChannelChoice::All(_) => RecordedChannels::All,
+            ChannelChoice::Languages(languages) => RecordedChannels::Only(languages.clone()),
+        }
+    }
 }
 
 fn default_floor() -> FloorRequest {
@@ -99,11 +141,33 @@ pub struct EventChange {
     pub ends_at: Option<DateTime<Utc>>,
     /// A new number of listeners to reserve capacity for (1 to 1,000,000).
     pub expected_listeners: Option<u32>,
+    /// Which channels are recorded (a running recording takes them at its next part); to stop
+    /// or start recording, use `POST /api/v1/events/{id}/recording`.
+    pub recording: Option<RecordingRequest>,
 }
 
 /// Events happen between these years (far from chrono's limits, where date arithmetic panics).
 const FIRST_YEAR: i32 = 2000;
 const LAST_YEAR: i32 = 9999;
+
+/// Check that the recorded channels are channels of the event.
+pub(crate) fn check_recorded(
+    recording: &RecordingRequest,
+    floor: &Language,
+    languages: &[Language],
+) -> Result<(), EventError> {
+    if let ChannelChoice::Languages(recorded) = &recording.channels {
+        if recorded.is_empty() {
+            return Err(EventError::NothingRecorded);
+        }
+        if let Some(missing) = recorded.iter().find(|l| *l != floor && !languages.contains(l)) {
+            let channels =
+                std::iter::once(floor).chain(languages).map(Language::as_str).collect::<Vec<_>>().join(", ");
+            return Err(EventError::RecordedChannel { language: missing.clone(), channels });
+        }
+    }
+    Ok(())
+}
 
 /// Check a request; returns its interpretation languages in order.
 pub(crate) fn validate(request: &NewEvent) -> Result<Vec<Language>, EventError> {
@@ -155,6 +219,9 @@ pub(crate) fn validate(request: &NewEvent) -> Result<Vec<Language>, EventError> 
         }
         languages.push(language.clone());
     }
+    if let Some(recording) = &request.recording {
+        check_recorded(recording, &request.floor_language, &languages)?;
+    }
     Ok(languages)
 }
 
@@ -173,6 +240,7 @@ mod tests {
             expected_listeners: 100,
             floor: FloorRequest::Whip,
             floor_under_interpretation_db: None,
+            recording: None,
         }
     }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::booths::desk::BoothAction;
-use crate::booths::{BoothState, InterpreterView, NewInterpreter};
+use crate::booths::{BoothState, ConsentChange, InterpreterView, NewInterpreter};
 use crate::http::ApiError;
 use crate::http::extract::{Booth, JsonBody, OwnedEvent, SdpOffer, parse_json};
 use crate::http::openapi::EventPath;
@@ -89,6 +89,30 @@ pub(super) async fn state(
         let forwarded = super::cluster::was_forwarded(&headers);
         return super::cluster::forward(&app, Method::GET, &origin, &headers, Bytes::new(), forwarded).await;
     }
+    Ok(Json(app.booth_state(&me).await?).into_response())
+}
+
+/// `POST /api/v1/booth/consent`: whether I agree to my interpretation being recorded; answers
+/// the new state. Withdrawn, it takes effect at my next packet in a running recording.
+#[utoipa::path(post, path = "/api/v1/booth/consent", tag = "booths", security(("booth" = [])),
+    request_body = ConsentChange,
+    responses((status = 200, body = BoothState, description = "Done: the new state."),
+        (status = 400, description = "Not a consent change."), (status = 401, description = "No valid booth token.")))]
+pub(super) async fn consent(
+    State(app): State<Arc<App>>,
+    Booth(me): Booth,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    app.booth_rate(me.id)?;
+    let change: ConsentChange = parse_json(&headers, &body)?;
+    // In a cluster, a running recording is on the event's origin.
+    if let Some(origin) = app.booth_origin(&me, "/api/v1/booth/consent").await? {
+        let forwarded = super::cluster::was_forwarded(&headers);
+        return super::cluster::forward(&app, Method::POST, &origin, &headers, body, forwarded).await;
+    }
+    app.set_recording_consent(&me, change.recording_consent).await?;
+    let me = crate::store::interpreters::Interpreter { recording_consent: change.recording_consent, ..me };
     Ok(Json(app.booth_state(&me).await?).into_response())
 }
 

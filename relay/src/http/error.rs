@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use crate::api::Problem;
 use crate::ids::IdError;
 use crate::net::NetError;
+use crate::recording::RecordingError;
 use crate::store::StoreError;
 
 /// What a listener refused while too many are connecting is told to wait, in seconds.
@@ -68,7 +69,7 @@ fn jittered(secs: u32) -> u32 {
 impl From<IdError> for ApiError {
     fn from(e: IdError) -> Self {
         match e {
-            IdError::Event(_) | IdError::Session(_) => Self::not_found(e.to_string()),
+            IdError::Event(_) | IdError::Session(_) | IdError::Recording(_) => Self::not_found(e.to_string()),
             IdError::Language(_) => Self::not_found(e.to_string()),
             IdError::MeetingPattern(_) | IdError::IdempotencyKey(_) | IdError::Node(_) => {
                 Self::bad_request(e.to_string())
@@ -95,6 +96,33 @@ impl From<NetError> for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %e, "media error");
         }
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<RecordingError> for ApiError {
+    fn from(e: RecordingError) -> Self {
+        let status = match &e {
+            RecordingError::NoChannel { .. } | RecordingError::NoChannels => StatusCode::UNPROCESSABLE_ENTITY,
+            RecordingError::NotOpen | RecordingError::StillRecording(_) => StatusCode::CONFLICT,
+            RecordingError::NoRecording(_)
+            | RecordingError::Missing(_)
+            | RecordingError::NothingToDownload => StatusCode::NOT_FOUND,
+            RecordingError::DiskFull { .. } | RecordingError::Elsewhere { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            RecordingError::Writer(_) | RecordingError::Directory { .. } => {
+                tracing::error!(error = %e, "recording error");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            RecordingError::Store(_) | RecordingError::Net(_) => {
+                return match e {
+                    RecordingError::Store(e) => e.into(),
+                    RecordingError::Net(e) => e.into(),
+                    _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "recording error"),
+                };
+            }
+        };
         Self::new(status, e.to_string())
     }
 }
@@ -236,6 +264,7 @@ impl From<crate::app::AppError> for ApiError {
             AppError::Net(e) => e.into(),
             AppError::Id(e) => e.into(),
             AppError::Meeting(e) => e.into(),
+            AppError::Recording(e) => e.into(),
             AppError::NoListeningSession(_) => Self::not_found(e.to_string()),
             AppError::Connecting(_) => Self {
                 status: StatusCode::TOO_MANY_REQUESTS,

@@ -85,6 +85,47 @@ const SHARD_COUNTERS: [(&str, &str, Field); 12] = [
     ),
 ];
 
+/// Recording: files open, bytes and pages written, packets lost to a full queue, failures, and
+/// the free space where recordings go.
+fn recording_families(app: &App, out: &mut Exposition) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let counters = app.recordings.counters();
+    let one = |v: u64| [(String::new(), v as f64)];
+    out.family(
+        "tolk_recording_files_open",
+        "gauge",
+        "Recording files being written.",
+        one(counters.open_files.load(Relaxed)),
+    );
+    out.family(
+        "tolk_recording_bytes_total",
+        "counter",
+        "Bytes written to recording files.",
+        one(counters.bytes.load(Relaxed)),
+    );
+    out.family(
+        "tolk_recording_dropped_packets_total",
+        "counter",
+        "Channel packets the recorder's full queue refused (the file has a gap of silence there).",
+        one(counters.dropped.load(Relaxed)),
+    );
+    out.family(
+        "tolk_recording_late_packets_total",
+        "counter",
+        "Channel packets not written: later than the silence already written, or not Opus.",
+        one(counters.late.load(Relaxed)),
+    );
+    out.family(
+        "tolk_recording_failures_total",
+        "counter",
+        "Recordings stopped by a problem (a full disk, a failed write).",
+        one(counters.failures.load(Relaxed)),
+    );
+    if let Some(free) = app.recordings.free_bytes() {
+        out.family("tolk_recording_disk_free_bytes", "gauge", "Free space where recordings go.", one(free));
+    }
+}
+
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     let shards = app.media_stats().await;
     let per_event = app.settings.metrics_per_event;
@@ -149,6 +190,7 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
         "Listeners past their handshake, held without a WebRTC engine (consent answered by Tolk).",
         shards.iter().map(|s| (format!("{{shard=\"{}\"}}", s.index), s.settled as f64)),
     );
+    recording_families(&app, &mut out);
     for (name, help, field) in SHARD_COUNTERS {
         out.family(
             name,

@@ -20,6 +20,7 @@ mod pages;
 mod plugin;
 mod plugin_bundle;
 mod problems;
+mod recordings;
 
 use std::sync::Arc;
 
@@ -58,10 +59,16 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(organiser::usage))
         .routes(routes!(organiser::live))
         .routes(routes!(organiser::qr))
+        .routes(routes!(recordings::status, recordings::switch))
+        .routes(routes!(recordings::list, recordings::delete_all))
+        .routes(routes!(recordings::file, recordings::delete_one))
+        .routes(routes!(recordings::archive))
+        .routes(routes!(recordings::access))
         .routes(routes!(api::channels))
         .routes(routes!(booth::issue, booth::list))
         .routes(routes!(booth::revoke))
         .routes(routes!(booth::state))
+        .routes(routes!(booth::consent))
         .routes(routes!(booth_socket::socket))
         .routes(routes!(booth::action))
         .routes(routes!(booth::publish))

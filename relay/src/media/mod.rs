@@ -9,7 +9,8 @@
 //! - [`mixer`]: mix mode (the floor under the interpretation, decoded and encoded once per channel);
 //! - [`playout`]: one input's jitter buffer and decoder, shared by the mixes;
 //! - [`floor_mix`]: a floor made of many microphones (a LiveKit meeting), mixed into one;
-//! - [`srtp`]: SRTP protection of the fan-out, from DTLS-SRTP keying material.
+//! - [`srtp`]: SRTP protection of the fan-out, from DTLS-SRTP keying material;
+//! - [`tap`]: what a shard hands the recorder (channel packets, never waiting).
 
 pub mod continuity;
 pub mod fanout;
@@ -20,6 +21,7 @@ pub mod router;
 pub mod rtp;
 pub mod silence;
 pub mod srtp;
+pub mod tap;
 #[cfg(test)]
 mod test_tone;
 

@@ -21,6 +21,7 @@ use crate::media::fanout::Subscribers;
 use crate::media::mixer::Mixer;
 use crate::media::router::{ChannelIndex, EventRouter, OnAir};
 use crate::media::rtp::{self as plain_rtp, SeqExtender};
+use crate::media::tap::Tap;
 use crate::media::{ChannelPacket, Source, SourcePacket};
 use crate::net::offer::Offer;
 use crate::net::peer::{self, Peer, PeerRole, Stage, Written};
@@ -121,8 +122,8 @@ impl EventMedia {
     }
 }
 
-/// The shard that mixes an event (mix mode): a stable choice from the event id.
-fn mixing_shard(event: &EventId, shards: usize) -> usize {
+/// The shard that mixes an event (mix mode) and records it: a stable choice from the event id.
+pub(crate) fn mixing_shard(event: &EventId, shards: usize) -> usize {
     let hash = event
         .as_str()
         .bytes()
@@ -154,6 +155,8 @@ pub struct ShardCore {
     peers: PeerTable,
     events: HashMap<EventId, EventMedia>,
     rtp_floors: HashMap<EventId, RtpFloor>,
+    /// Recorded events (on the shard that records each: the one that mixes it).
+    taps: HashMap<EventId, Tap>,
     timers: Timers,
     /// What this turn's inputs produced and must still be routed.
     sources: Vec<Arc<SourcePacket>>,
@@ -180,6 +183,7 @@ impl ShardCore {
             peers: PeerTable::default(),
             events: HashMap::new(),
             rtp_floors: HashMap::new(),
+            taps: HashMap::new(),
             timers: Timers::default(),
             sources: Vec::new(),
             fanout: Fanout::default(),
@@ -373,6 +377,20 @@ impl ShardCore {
         }
     }
 
+    /// Start (`Some`) or stop recording an event's channels from this shard: every packet routed
+    /// to a recorded channel is offered to the tap as it is fanned out.
+    pub fn tap(&mut self, layout: &Arc<EventLayout>, tap: Option<Tap>) {
+        match tap {
+            Some(tap) => {
+                self.event_media(layout);
+                self.taps.insert(layout.id.clone(), tap);
+            }
+            None => {
+                self.taps.remove(&layout.id);
+            }
+        }
+    }
+
     /// The RTP floor of an event starts taking datagrams (the driver owns its socket).
     pub fn open_rtp_floor(&mut self, layout: &Arc<EventLayout>) {
         self.event_media(layout);
@@ -484,6 +502,7 @@ impl ShardCore {
         if let Some(floor) = self.rtp_floors.remove(event) {
             self.closed_rejected += floor.rejected;
         }
+        self.taps.remove(event);
         self.events.remove(event);
     }
 
@@ -741,6 +760,11 @@ impl ShardCore {
         let fanout = &mut self.fanout;
         fanout.routed.clear();
         media.router.route(&packet, now, &mut fanout.routed);
+        if let Some(tap) = self.taps.get(&packet.event) {
+            for (channel, out) in &fanout.routed {
+                tap.offer(&packet.event, *channel, out, media.router.on_air(*channel).map(|o| o.interpreter));
+            }
+        }
         fanout.current = Some(packet);
         fanout.channel = 0;
         fanout.next = 0;

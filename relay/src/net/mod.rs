@@ -210,6 +210,11 @@ pub(crate) enum Command {
     },
     Source(Arc<SourcePacket>),
     PrepareEvent(Arc<EventLayout>),
+    /// Record the event's channels into this tap (None: stop).
+    Tap {
+        event: Arc<EventLayout>,
+        tap: Option<crate::media::tap::Tap>,
+    },
     Stats {
         reply: oneshot::Sender<ShardStats>,
     },
@@ -497,6 +502,13 @@ impl Media {
         for shard in &self.shards {
             let _ = shard.send(Command::PrepareEvent(layout.clone()));
         }
+    }
+
+    /// Record an event's channels through `tap` (None: stop), on the one shard that routes its
+    /// mixes (every shard routes every packet of the event the same way; one records it).
+    pub fn tap(&self, event: Arc<EventLayout>, tap: Option<crate::media::tap::Tap>) -> Result<(), NetError> {
+        let shard = core::mixing_shard(&event.id, self.shards.len());
+        self.shards.get(shard).ok_or(NetError::ShardGone)?.send(Command::Tap { event, tap })
     }
 
     /// Who is on air in a channel, on every shard (takes effect at each shard's next packet).

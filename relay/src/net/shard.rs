@@ -307,6 +307,9 @@ impl Shard {
             Command::Source(packet) => {
                 contained(&mut self.core, None, |core| core.deliver(packet, now));
             }
+            Command::Tap { event, tap } => {
+                contained(&mut self.core, None, |core| core.tap(&event, tap));
+            }
             Command::PrepareEvent(layout) => {
                 contained(&mut self.core, None, |core| core.prepare_event(&layout));
             }

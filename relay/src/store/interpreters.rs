@@ -18,6 +18,8 @@ pub struct Interpreter {
     pub name: String,
     /// The languages they interpret into: one, or two for an A/B booth.
     pub languages: Vec<Language>,
+    /// Whether they agreed to be recorded (recordings hold silence for them otherwise).
+    pub recording_consent: bool,
 }
 
 impl Store {
@@ -28,17 +30,19 @@ impl Store {
         name: &str,
         languages: &[Language],
         token: &Token,
+        recording_consent: bool,
     ) -> Result<Interpreter, StoreError> {
         let encoded = serde_json::to_string(languages).unwrap_or_else(|_| "[]".into());
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO interpreters (event_id, name, languages, token_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO interpreters (event_id, name, languages, token_hash, created_at, recording_consent)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(event.as_str())
         .bind(name)
         .bind(encoded)
         .bind(token.hash())
         .bind(Utc::now().timestamp())
+        .bind(i64::from(recording_consent))
         .fetch_one(&self.pool)
         .await?;
         Ok(Interpreter {
@@ -46,13 +50,14 @@ impl Store {
             event: event.clone(),
             name: name.into(),
             languages: languages.to_vec(),
+            recording_consent,
         })
     }
 
     /// The live (not revoked) interpreter holding `token`, whose event is live too.
     pub async fn interpreter_by_token(&self, token: &Token) -> Result<Option<Interpreter>, StoreError> {
         let row = sqlx::query(
-            "SELECT i.id, i.event_id, i.name, i.languages FROM interpreters i JOIN events e ON e.id = i.event_id
+            "SELECT i.id, i.event_id, i.name, i.languages, i.recording_consent FROM interpreters i JOIN events e ON e.id = i.event_id
              WHERE i.token_hash = $1 AND i.revoked_at IS NULL AND e.cancelled_at IS NULL",
         )
         .bind(token.hash())
@@ -64,7 +69,7 @@ impl Store {
     /// Live interpreters of an event, in the order they were issued.
     pub async fn interpreters(&self, event: &EventId) -> Result<Vec<Interpreter>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, event_id, name, languages FROM interpreters WHERE event_id = $1 AND revoked_at IS NULL ORDER BY id",
+            "SELECT id, event_id, name, languages, recording_consent FROM interpreters WHERE event_id = $1 AND revoked_at IS NULL ORDER BY id",
         )
         .bind(event.as_str())
         .fetch_all(&self.pool)
@@ -75,7 +80,7 @@ impl Store {
     /// Every interpreter an event ever had, revoked ones too (for reports).
     pub async fn all_interpreters(&self, event: &EventId) -> Result<Vec<Interpreter>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, event_id, name, languages FROM interpreters WHERE event_id = $1 ORDER BY id",
+            "SELECT id, event_id, name, languages, recording_consent FROM interpreters WHERE event_id = $1 ORDER BY id",
         )
         .bind(event.as_str())
         .fetch_all(&self.pool)
@@ -93,7 +98,7 @@ impl Store {
         name: &str,
         languages: &[Language],
     ) -> Result<Interpreter, StoreError> {
-        let interpreter = self.insert_interpreter(event, name, languages, &Token::generate()).await?;
+        let interpreter = self.insert_interpreter(event, name, languages, &Token::generate(), false).await?;
         sqlx::query("UPDATE interpreters SET bbb_user_id = $1 WHERE id = $2")
             .bind(bbb_user)
             .bind(interpreter.id.0)
@@ -105,7 +110,7 @@ impl Store {
     /// The live interpreters of `event` named in its BBB meeting, with their BBB user ids.
     pub async fn bbb_interpreters(&self, event: &EventId) -> Result<Vec<(Interpreter, String)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, event_id, name, languages, bbb_user_id FROM interpreters
+            "SELECT id, event_id, name, languages, recording_consent, bbb_user_id FROM interpreters
              WHERE event_id = $1 AND revoked_at IS NULL AND bbb_user_id IS NOT NULL ORDER BY id",
         )
         .bind(event.as_str())
@@ -153,5 +158,6 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<Interpreter, StoreError> {
         event: EventId::parse(&event).map_err(|e| corrupt(e.to_string()))?,
         name: row.try_get("name")?,
         languages: serde_json::from_str(&languages).map_err(|e| corrupt(e.to_string()))?,
+        recording_consent: row.try_get::<i64, _>("recording_consent")? != 0,
     })
 }

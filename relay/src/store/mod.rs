@@ -7,6 +7,7 @@ pub mod interpreters;
 pub mod organisers;
 pub mod peers;
 mod ping;
+pub mod recordings;
 pub mod usage;
 pub mod usage_batch;
 

@@ -1,0 +1,451 @@
+//! Recording every channel, end to end over real WebRTC: a floor of 440 Hz bursts, Ana (880 Hz)
+//! then Ben (660 Hz) on air in `fr`, nobody in `de`. The files are downloaded through the API and
+//! decoded by ffmpeg: the bursts are where they were sent on the shared time base, the handover
+//! is seamless, the floor's payloads are the publisher's byte for byte; an interpreter without
+//! consent is silence; a full disk stops the recording, never the listeners.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tolk_relay::api::{BoothState, RecordingFileView, RecordingState, RecordingStatusView, RecordingsView};
+use tolk_tests::audio::{OpusTone, RATE, level_db, tone_level_db};
+use tolk_tests::client::{self, Client, fingerprint};
+use tolk_tests::recording::{decode, near, ogg_packets, onsets, tenths};
+use tolk_tests::relay::{ADMIN, TestRelay, booth_token, floor_token};
+
+const FLOOR: f64 = 440.0;
+const ANA: f64 = 880.0;
+const BEN: f64 = 660.0;
+/// The floor's bursts: 10 frames on, 10 off (an onset every 400 ms).
+const GATE: u64 = 10;
+
+/// The clocks of the test and the relay (one process): an instant as wall time.
+struct Clock {
+    instant: Instant,
+    wall: DateTime<Utc>,
+}
+
+impl Clock {
+    fn now() -> Self {
+        Self { instant: Instant::now(), wall: Utc::now() }
+    }
+
+    /// Where `at` falls in a file whose position 0 is `started_at`, in samples (may be negative).
+    fn position(&self, at: Instant, started_at: DateTime<Utc>) -> f64 {
+        let since = at.saturating_duration_since(self.instant).as_secs_f64()
+            - self.instant.saturating_duration_since(at).as_secs_f64();
+        let offset = (self.wall - started_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+        (since + offset) * f64::from(RATE)
+    }
+}
+
+async fn event_recording(
+    relay: &TestRelay,
+    recording: Value,
+) -> anyhow::Result<(String, tolk_relay::api::EventView)> {
+    let now = Utc::now();
+    let event = relay
+        .create_event(json!({
+            "title": "Recorded", "floor_language": "en", "languages": ["fr", "de"],
+            "starts_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "expected_listeners": 100, "floor": {"kind": "whip"}, "recording": recording,
+        }))
+        .await?;
+    Ok((event.id.as_str().to_owned(), event))
+}
+
+async fn status(relay: &TestRelay, id: &str) -> anyhow::Result<RecordingStatusView> {
+    relay.admin_get(&format!("/api/v1/events/{id}/recording")).await
+}
+
+/// Wait until the event's recording is (or is not) being written.
+async fn until_recording(
+    relay: &TestRelay,
+    id: &str,
+    recording: bool,
+) -> anyhow::Result<RecordingStatusView> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = status(relay, id).await?;
+        if now.recording == recording {
+            return Ok(now);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "recording is still {} after 10 s: {now:?}",
+            now.recording
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn switch(relay: &TestRelay, id: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
+    let response = relay
+        .http
+        .post(relay.url(&format!("/api/v1/events/{id}/recording")))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await?;
+    Ok((response.status(), response.json().await?))
+}
+
+async fn booth_call(relay: &TestRelay, token: &str, path: &str, body: Value) -> anyhow::Result<BoothState> {
+    let response = relay.http.post(relay.url(path)).bearer_auth(token).json(&body).send().await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(status == StatusCode::OK, "{path} answered {status}: {body}");
+    Ok(serde_json::from_value(body)?)
+}
+
+async fn link(relay: &TestRelay, id: &str, name: &str, consent: bool) -> anyhow::Result<String> {
+    let response = relay
+        .http
+        .post(relay.url(&format!("/api/v1/events/{id}/interpreters")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": name, "languages": ["fr"], "recording_consent": consent}))
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == StatusCode::CREATED, "booth link: {}", response.status());
+    let link: tolk_relay::api::InterpreterView = response.json().await?;
+    assert_eq!(link.recording_consent, consent);
+    Ok(booth_token(&link)?.to_owned())
+}
+
+/// The event's files, by language, downloaded into `dir`.
+async fn download(
+    relay: &TestRelay,
+    id: &str,
+    dir: &Path,
+) -> anyhow::Result<Vec<(RecordingFileView, PathBuf)>> {
+    let listed: RecordingsView = relay.admin_get(&format!("/api/v1/events/{id}/recordings")).await?;
+    let mut files = Vec::new();
+    for file in listed.recordings {
+        let bytes = relay.http.get(relay.url(&file.url)).bearer_auth(ADMIN).send().await?;
+        anyhow::ensure!(bytes.status() == StatusCode::OK, "download {}: {}", file.url, bytes.status());
+        assert_eq!(bytes.headers()["content-type"], "audio/ogg; codecs=opus");
+        let path = dir.join(format!("{}-{}.opus", file.part, file.language));
+        std::fs::write(&path, bytes.bytes().await?)?;
+        files.push((file, path));
+    }
+    Ok(files)
+}
+
+fn file_of<'a>(
+    files: &'a [(RecordingFileView, PathBuf)],
+    language: &str,
+) -> anyhow::Result<&'a (RecordingFileView, PathBuf)> {
+    files.iter().find(|(f, _)| f.language.as_str() == language).with_context(|| format!("no {language} file"))
+}
+
+/// Where the floor's bursts were sent, in samples of the file's time base, during the file.
+fn sent_onsets(floor: &Client, clock: &Clock, started_at: DateTime<Utc>, length: usize) -> Vec<f64> {
+    let frames = floor.frames_sent.lock().map(|f| f.clone()).unwrap_or_default();
+    frames
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (*i as u64).is_multiple_of(2 * GATE))
+        .map(|(_, at)| clock.position(*at, started_at))
+        .filter(|p| *p > 4800.0 && *p < length as f64 - 4800.0)
+        .collect()
+}
+
+/// Each onset heard in `samples` matches one sent, within 20 ms; returns the largest error (ms).
+fn onsets_match(samples: &[f32], sent: &[f64], what: &str) -> anyhow::Result<f64> {
+    let heard = onsets(samples, 0.02, 0.15, 2400);
+    let mut worst: f64 = 0.0;
+    let mut matched = 0;
+    for s in sent {
+        let Some(h) = heard.iter().min_by_key(|h| (**h as f64 - s).abs() as u64) else { continue };
+        let error_ms = (*h as f64 - s) / 48.0;
+        if error_ms.abs() < 100.0 {
+            matched += 1;
+            worst = worst.max(error_ms.abs());
+        }
+    }
+    anyhow::ensure!(
+        matched + 1 >= sent.len() && matched >= 3,
+        "{what}: {matched} of {} bursts found ({heard:?})",
+        sent.len()
+    );
+    anyhow::ensure!(worst <= 20.0, "{what}: a burst is {worst:.1} ms away from where it was sent");
+    Ok(worst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_channel_is_recorded_on_one_time_base_with_the_floor_bit_exact() -> anyhow::Result<()> {
+    let relay = TestRelay::start(2).await?;
+    let (id, event) = event_recording(&relay, json!({"channels": "all"})).await?;
+    let ana = link(&relay, &id, "Ana", true).await?;
+    let ben = link(&relay, &id, "Ben", true).await?;
+    let clock = Clock::now();
+    let floor = client::publish_tone(
+        &relay.http,
+        event.floor.whip_url.as_str(),
+        floor_token(&event)?,
+        OpusTone::new(FLOOR, 0.5)?.gated(GATE),
+    )
+    .await?;
+    let whip_booth = relay.url("/whip/booth");
+    let a = client::booth(&relay.http, &whip_booth, &ana, ANA).await?;
+    let b = client::booth(&relay.http, &whip_booth, &ben, BEN).await?;
+    let fr = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    fr.wait_packets(0, 25, Duration::from_secs(15)).await?;
+
+    // Planned at creation, for an event that has started: it records within a second.
+    let started = until_recording(&relay, &id, true).await?;
+    assert_eq!(started.part, Some(1));
+    let started_at = started.started_at.context("a start")?;
+    let state: BoothState =
+        relay.http.get(relay.url("/api/v1/booth/state")).bearer_auth(&ana).send().await?.json().await?;
+    assert!(state.recording.consent, "Ana agreed when her link was issued");
+    let recorded: Vec<&str> = state.recording.channels.iter().map(|l| l.as_str()).collect();
+    assert_eq!(recorded, ["en", "fr", "de"], "the booth page shows REC for fr");
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    booth_call(&relay, &ana, "/api/v1/booth/on-air", json!({"language": "fr"})).await?;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let handover_asked = Instant::now();
+    booth_call(&relay, &ben, "/api/v1/booth/on-air", json!({"language": "fr"})).await?;
+    let handover_answered = Instant::now();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (code, body) = switch(&relay, &id, json!({"on": false})).await?;
+    anyhow::ensure!(code == StatusCode::OK, "switch off: {code} {body}");
+    let stopped: RecordingStatusView = serde_json::from_value(body)?;
+    assert!(!stopped.on && !stopped.recording);
+
+    let dir = tempfile::tempdir()?;
+    let files = download(&relay, &id, dir.path()).await?;
+    assert_eq!(files.len(), 3, "floor, fr and de");
+    let (en_file, en_path) = file_of(&files, "en")?;
+    let (fr_file, fr_path) = file_of(&files, "fr")?;
+    let (_, de_path) = file_of(&files, "de")?;
+    assert_eq!(en_file.channel, "floor");
+    assert!(files.iter().all(|(f, _)| f.state == RecordingState::Done && f.started_at == started_at));
+    let names: Vec<(&str, bool)> = fr_file.on_air.iter().map(|s| (s.name.as_str(), s.consent)).collect();
+    assert_eq!(names, [("Ana", true), ("Ben", true)], "who was on air in fr");
+
+    let en = decode(en_path)?;
+    let fr_audio = decode(fr_path)?;
+    let de = decode(de_path)?;
+    // Durations agree within one frame.
+    let longest = en.len().max(fr_audio.len()).max(de.len());
+    let shortest = en.len().min(fr_audio.len()).min(de.len());
+    println!("durations: en {} fr {} de {} samples", en.len(), fr_audio.len(), de.len());
+    assert!(longest - shortest <= 960, "durations differ by {} samples", longest - shortest);
+    assert!((en_file.duration_ms - en.len() as i64 / 48).abs() <= 40, "the listing's duration is the file's");
+
+    // The floor's bursts are where they were sent, in the floor file and in de (nobody on air).
+    let sent = sent_onsets(&floor, &clock, started_at, en.len());
+    let en_worst = onsets_match(&en, &sent, "en")?;
+    let de_worst = onsets_match(&de, &sent, "de")?;
+    let ana_from = fr_file.on_air[0].from_ms as usize * 48;
+    let ben_from = fr_file.on_air[1].from_ms as usize * 48;
+    let fr_worst = onsets_match(
+        &fr_audio[..ana_from],
+        &sent.iter().copied().filter(|p| *p < ana_from as f64 - 4800.0).collect::<Vec<_>>(),
+        "fr before Ana",
+    )?;
+    println!("floor bursts vs sent, worst: en {en_worst:.1} ms, de {de_worst:.1} ms, fr {fr_worst:.1} ms");
+
+    // fr: the floor, then Ana, then Ben, with no silence at the handover.
+    let blocks = tenths(&fr_audio);
+    let ana_block = ana_from / 480;
+    let ben_block = ben_from / 480;
+    assert!(blocks[ana_block + 5..ben_block - 5].iter().all(|f| near(*f, ANA)), "Ana in fr");
+    let stop_block = blocks.len() - 30;
+    assert!(blocks[ben_block + 5..stop_block].iter().all(|f| near(*f, BEN)), "Ben in fr");
+    let around = &fr_audio[ben_from - 9600..ben_from + 9600];
+    let quietest = around.chunks_exact(240).map(level_db).fold(f64::MAX, f64::min);
+    assert!(quietest > -20.0, "the handover is seamless in the file: a 5 ms block at {quietest:.1} dB");
+    let switch_at = blocks.iter().position(|f| near(*f, BEN)).context("Ben is heard")? as f64 * 480.0;
+    let (asked, answered) =
+        (clock.position(handover_asked, started_at), clock.position(handover_answered, started_at));
+    println!(
+        "handover in the file at {:.1} ms; asked at {:.1} ms, answered at {:.1} ms",
+        switch_at / 48.0,
+        asked / 48.0,
+        answered / 48.0
+    );
+    assert!(
+        switch_at >= asked - 960.0 && switch_at <= answered + 2.0 * 960.0,
+        "Ben starts when he took the air"
+    );
+
+    // Pass-through: the floor file's payloads are the publisher's, byte for byte.
+    let packets = ogg_packets(&std::fs::read(en_path)?)?;
+    let sent_prints = floor.sent.lock().map(|s| s.clone()).unwrap_or_default();
+    let from_publisher = packets.iter().filter(|p| sent_prints.contains_key(&fingerprint(p))).count();
+    let other: Vec<usize> =
+        packets.iter().filter(|p| !sent_prints.contains_key(&fingerprint(p))).map(Vec::len).collect();
+    println!(
+        "floor file: {} packets, {from_publisher} the publisher's, {} silence fill",
+        packets.len(),
+        other.len()
+    );
+    assert!(other.iter().all(|len| *len <= 8), "every other packet is a silence fill: {other:?}");
+    let spoken = (en.len() as f64 - clock.position(floor.posted_at, started_at).max(0.0)) / 960.0;
+    assert!(
+        from_publisher as f64 >= spoken - 15.0,
+        "{from_publisher} of ~{spoken:.0} frames are the publisher's"
+    );
+
+    for c in [floor, a, b, fr] {
+        c.stop()?;
+    }
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_consent_the_interpreter_is_silence_in_the_file_and_heard_once_they_agree()
+-> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let (id, event) = event_recording(&relay, json!({"channels": ["fr"]})).await?;
+    let ana = link(&relay, &id, "Ana", false).await?;
+    let floor =
+        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
+    let a = client::booth(&relay.http, &relay.url("/whip/booth"), &ana, ANA).await?;
+    let fr = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/fr")), 1).await?;
+    fr.wait_packets(0, 25, Duration::from_secs(15)).await?;
+    until_recording(&relay, &id, true).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let state = booth_call(&relay, &ana, "/api/v1/booth/on-air", json!({"language": "fr"})).await?;
+    assert!(!state.recording.consent);
+    assert_eq!(state.recording.channels.iter().map(|l| l.as_str()).collect::<Vec<_>>(), ["fr"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Listeners hear her all along; only the file holds silence.
+    let heard = fr.track(0);
+    assert!(tone_level_db(heard.last_seconds(0.5), ANA) > -20.0, "listeners hear Ana");
+    let state = booth_call(&relay, &ana, "/api/v1/booth/consent", json!({"recording_consent": true})).await?;
+    assert!(state.recording.consent);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    switch(&relay, &id, json!({"on": false})).await?;
+
+    let dir = tempfile::tempdir()?;
+    let files = download(&relay, &id, dir.path()).await?;
+    assert_eq!(files.len(), 1, "only fr is recorded");
+    let (file, path) = file_of(&files, "fr")?;
+    let stretches: Vec<(bool, i64, Option<i64>)> =
+        file.on_air.iter().map(|s| (s.consent, s.from_ms, s.to_ms)).collect();
+    println!("fr stretches: {stretches:?}");
+    assert_eq!(stretches.len(), 2, "without consent, then with");
+    assert!(!stretches[0].0 && stretches[1].0);
+    let audio = decode(path)?;
+    let (silent_from, silent_to) =
+        (stretches[0].1 as usize * 48, stretches[0].2.context("closed")? as usize * 48);
+    let withheld = &audio[silent_from + 960..silent_to - 960];
+    assert!(level_db(withheld) < -60.0, "Ana without consent is silence: {:.1} dB", level_db(withheld));
+    let agreed = &audio[silent_to + 1920..stretches[1].2.context("closed")? as usize * 48 - 960];
+    assert!(tone_level_db(agreed, ANA) > -15.0, "Ana with consent is in the file");
+    let before = &audio[4800..silent_from - 960];
+    assert!(tone_level_db(before, FLOOR) > -15.0, "the floor before she went on air");
+
+    for c in [floor, a, fr] {
+        c.stop()?;
+    }
+    relay.stop().await;
+    Ok(())
+}
+
+/// A small file system the test makes (tmpfs), nearly full; unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn new(free_kb: u64) -> anyhow::Result<Option<Self>> {
+        let dir = std::env::temp_dir().join(format!("tolk-disk-{}", tolk_relay::ids::random_hex(6)));
+        std::fs::create_dir_all(&dir)?;
+        let size = free_kb + 256;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}k"), "tolk-test"])
+            .arg(&dir)
+            .status();
+        if !mounted.is_ok_and(|s| s.success()) {
+            return Ok(None);
+        }
+        std::fs::write(dir.join("filler"), vec![0u8; 256 * 1024])?;
+        Ok(Some(Self(dir)))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fills_stops_the_recording_and_never_the_listeners() -> anyhow::Result<()> {
+    let Some(disk) = SmallDisk::new(48)? else {
+        bail!("this test mounts a tmpfs: run it as root (CI does)");
+    };
+    let dir = disk.0.join("recordings");
+    let relay = TestRelay::start_with(1, |s| {
+        s.recording.dir = dir.clone();
+        s.recording.min_free_bytes = 0;
+    })
+    .await?;
+    let (id, event) = event_recording(&relay, json!({"channels": "all"})).await?;
+    let floor =
+        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{id}/de")), 1).await?;
+    listener.wait_packets(0, 10, Duration::from_secs(15)).await?;
+    until_recording(&relay, &id, true).await?;
+
+    // Three channels of ~8 kB/s fill 48 kB in seconds.
+    let failed = until_recording(&relay, &id, false).await?;
+    let at = Instant::now();
+    println!("stopped: {failed:?}");
+    assert!(!failed.on, "switched off: it does not start again by itself");
+    assert_eq!(failed.problem.as_deref(), Some("the disk is full"));
+    relay.metric_until("tolk_recording_failures_total", |v| v >= 1.0).await?;
+    let listed: RecordingsView = relay.admin_get(&format!("/api/v1/events/{id}/recordings")).await?;
+    assert!(listed.recordings.iter().all(|f| f.state == RecordingState::Failed), "{listed:?}");
+    for file in &listed.recordings {
+        let path = dir.join(&id).join(format!("part-01-{}.opus", file.language));
+        let audio = decode(&path)?;
+        println!("{}: {} ms recorded before the disk filled", file.language, audio.len() / 48);
+        assert!(audio.len() >= 48_000, "the file plays to where the disk filled");
+        assert!((file.size as u64) == std::fs::metadata(&path)?.len(), "whole pages only");
+    }
+
+    // Listeners went on without a loss, before and after.
+    let before = listener.track(0).packets;
+    listener.wait_packets(0, before + 50, Duration::from_secs(5)).await?;
+    let track = listener.track(0);
+    println!(
+        "listener: {} packets, {} missing, longest gap {:?}",
+        track.packets,
+        track.missing(),
+        track.max_gap
+    );
+    assert_eq!(track.missing(), 0, "no packet lost");
+    assert!(track.max_gap < Duration::from_millis(200), "no stall: {:?}", track.max_gap);
+    assert!(at.elapsed() < Duration::from_secs(5));
+
+    floor.stop()?;
+    listener.stop()?;
+    relay.stop().await;
+
+    // A start on a disk with too little room is refused, and says why.
+    let relay = TestRelay::start_with(1, |s| {
+        s.recording.dir = dir.clone();
+        s.recording.min_free_bytes = 10_000_000_000_000;
+    })
+    .await?;
+    let (id, _) = event_recording(&relay, json!({"channels": "all"})).await?;
+    let (code, body) = switch(&relay, &id, json!({"on": true})).await?;
+    println!("refused: {body}");
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("not enough free disk space")));
+    relay.metric_until("tolk_recording_disk_free_bytes", |v| v >= 0.0).await?;
+    relay.stop().await;
+    Ok(())
+}
