@@ -24,7 +24,7 @@ pub use crate::recording::views::{
 };
 pub use crate::store::FloorKind;
 pub use crate::store::recordings::RecordingState;
-pub use crate::usage::{ChannelUsage, InterpreterUsage, UsageEvent, UsageReport};
+pub use crate::usage::{ChannelUsage, InterpreterUsage, RecordedUsage, UsageEvent, UsageReport};
 
 use crate::ids::Language;
 

@@ -35,6 +35,22 @@ pub struct InterpreterUsage {
     pub on_air_minutes: f64,
 }
 
+/// One interpreter's recorded time in one language, in the usage report: what the recordings hold
+/// of them, and what they held silent for want of their consent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct RecordedUsage {
+    /// The booth link's id.
+    pub id: InterpreterId,
+    /// The interpreter's name.
+    pub name: String,
+    /// The channel recorded.
+    pub language: Language,
+    /// Minutes of their interpretation in recordings (they had agreed), rounded to 0.01.
+    pub recorded_minutes: f64,
+    /// Minutes on air in a recorded channel without their consent (silence in the file).
+    pub withheld_minutes: f64,
+}
+
 /// `GET /api/v1/events/{id}/usage`: an event's usage up to now (also as CSV with `?format=csv`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct UsageReport {
@@ -52,6 +68,10 @@ pub struct UsageReport {
     /// one subscriber per edge, whatever its listeners.
     #[serde(default)]
     pub peers: Vec<crate::store::peers::PeerUsage>,
+    /// Who was on air in recorded channels, per interpreter and language (from the recordings'
+    /// on-air stretches).
+    #[serde(default)]
+    pub recorded: Vec<RecordedUsage>,
 }
 
 /// The event a usage report is about.
@@ -123,6 +143,24 @@ pub(crate) async fn report(store: &Store, event: Event) -> Result<UsageReport, S
             on_air_minutes: minutes(ms),
         })
         .collect();
+    let files = store.recordings(id).await?;
+    let mut per_recorded: BTreeMap<(InterpreterId, Language), (i64, i64)> = BTreeMap::new();
+    for stretch in store.recording_stretches(id).await? {
+        let Some(file) = files.iter().find(|f| f.id == stretch.recording) else { continue };
+        let ms = stretch.to_ms.unwrap_or(file.duration_ms).max(stretch.from_ms) - stretch.from_ms;
+        let entry = per_recorded.entry((stretch.interpreter, file.language.clone())).or_default();
+        if stretch.consent { entry.0 += ms } else { entry.1 += ms }
+    }
+    let recorded = per_recorded
+        .into_iter()
+        .map(|((id, language), (recorded, withheld))| RecordedUsage {
+            id,
+            name: names.get(&id).cloned().unwrap_or_default(),
+            language,
+            recorded_minutes: minutes(recorded),
+            withheld_minutes: minutes(withheld),
+        })
+        .collect();
     Ok(UsageReport {
         event: UsageEvent {
             id: event.id,
@@ -135,10 +173,13 @@ pub(crate) async fn report(store: &Store, event: Event) -> Result<UsageReport, S
         handovers,
         slow_downs,
         peers,
+        recorded,
     })
 }
 
-/// The report as CSV: one row per channel and per interpreter and language, then the counts.
+/// The report as CSV: one row per channel and per interpreter and language, then per recorded
+/// interpreter and language (on-air minutes recorded; `count`: minutes withheld for want of
+/// consent), then the counts.
 pub(crate) fn to_csv(report: &UsageReport) -> String {
     let mut out = String::from(
         "row,language,interpreter_id,interpreter,peak_listeners,listener_minutes,on_air_minutes,count\n",
@@ -154,6 +195,17 @@ pub(crate) fn to_csv(report: &UsageReport) -> String {
             i.id,
             csv_field(&i.name),
             i.on_air_minutes
+        );
+    }
+    for r in &report.recorded {
+        let _ = writeln!(
+            out,
+            "recorded,{},{},{},,,{},{}",
+            r.language,
+            r.id,
+            csv_field(&r.name),
+            r.recorded_minutes,
+            r.withheld_minutes
         );
     }
     let _ = writeln!(out, "handovers,,,,,,,{}", report.handovers);

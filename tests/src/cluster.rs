@@ -197,10 +197,7 @@ impl ClusterNode {
 
     /// SIGKILL: the node dies as in a crash.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::process::kill(&mut self.child);
     }
 
     /// Whether the process is running.
@@ -219,9 +216,7 @@ impl ClusterNode {
 
     /// The last lines of the node's log (for a failing test's message).
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.data_dir.join("tolk.log")).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::process::log_tail(&self.data_dir.join("tolk.log"), lines)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod livekit;
 pub mod log;
 pub mod nginx;
+pub mod process;
 pub mod recording;
 pub mod redis;
 pub mod relay;

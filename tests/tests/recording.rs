@@ -346,6 +346,15 @@ async fn without_consent_the_interpreter_is_silence_in_the_file_and_heard_once_t
     assert!(tone_level_db(agreed, ANA) > -15.0, "Ana with consent is in the file");
     let before = &audio[4800..silent_from - 960];
     assert!(tone_level_db(before, FLOOR) > -15.0, "the floor before she went on air");
+    // The usage report says what the recordings hold of her, and what they held silent.
+    let usage: tolk_relay::api::UsageReport = relay.admin_get(&format!("/api/v1/events/{id}/usage")).await?;
+    let recorded = usage.recorded.first().context("Ana in the report's recorded stretches")?;
+    println!("usage: {recorded:?}");
+    assert_eq!(recorded.name, "Ana");
+    assert!(
+        (recorded.withheld_minutes * 60.0 - 2.0).abs() < 0.3
+            && (recorded.recorded_minutes * 60.0 - 2.0).abs() < 0.3
+    );
 
     for c in [floor, a, fr] {
         c.stop()?;
@@ -406,8 +415,16 @@ async fn a_disk_that_fills_stops_the_recording_and_never_the_listeners() -> anyh
     assert!(!failed.on, "switched off: it does not start again by itself");
     assert_eq!(failed.problem.as_deref(), Some("the disk is full"));
     relay.metric_until("tolk_recording_failures_total", |v| v >= 1.0).await?;
-    let listed: RecordingsView = relay.admin_get(&format!("/api/v1/events/{id}/recordings")).await?;
-    assert!(listed.recordings.iter().all(|f| f.state == RecordingState::Failed), "{listed:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let listed = loop {
+        let listed: RecordingsView = relay.admin_get(&format!("/api/v1/events/{id}/recordings")).await?;
+        if listed.recordings.iter().all(|f| f.state == RecordingState::Failed) {
+            break listed;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "not every file failed: {listed:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(listed.recordings.len(), 3);
     for file in &listed.recordings {
         let path = dir.join(&id).join(format!("part-01-{}.opus", file.language));
         let audio = decode(&path)?;
@@ -446,6 +463,219 @@ async fn a_disk_that_fills_stops_the_recording_and_never_the_listeners() -> anyh
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body["detail"].as_str().is_some_and(|d| d.contains("not enough free disk space")));
     relay.metric_until("tolk_recording_disk_free_bytes", |v| v >= 0.0).await?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_leaves_a_file_that_plays_and_continues_in_a_second_part() -> anyhow::Result<()> {
+    use tolk_tests::process::TolkProcess;
+    let mut node = TolkProcess::start(&[]).await?;
+    let http = reqwest::Client::new();
+    let now = Utc::now();
+    let created = http
+        .post(node.url("/api/v1/events"))
+        .bearer_auth(ADMIN)
+        .json(&json!({
+            "title": "Crash", "floor_language": "en", "languages": ["fr"],
+            "starts_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "expected_listeners": 10, "floor": {"kind": "rtp"}, "recording": {"channels": "all"},
+        }))
+        .send()
+        .await?;
+    anyhow::ensure!(created.status() == StatusCode::CREATED, "create: {}", created.status());
+    let event: tolk_relay::api::EventView = created.json().await?;
+    let id = event.id.as_str().to_owned();
+    let rtp = tolk_tests::relay::rtp_url(&event)?.trim_start_matches("rtp://").parse()?;
+    let floor = client::RtpSender::start(rtp, FLOOR)?;
+    let get_status = || async {
+        let s: RecordingStatusView = http
+            .get(node.url(&format!("/api/v1/events/{id}/recording")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        anyhow::Ok(s)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let started = loop {
+        let s = get_status().await?;
+        if s.recording {
+            break s;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "not recording: {s:?}\n{}", node.log_tail(20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let started_at = started.started_at.context("a start")?;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let killed_at = Utc::now();
+    node.kill();
+
+    // As the crash left it: every whole page plays, to within a second of the kill.
+    let part_one = node.path(format!("recordings/{id}/part-01-en.opus"));
+    let audio = decode(&part_one)?;
+    let recorded_ms = audio.len() as i64 / 48;
+    let ran_ms = (killed_at - started_at).num_milliseconds();
+    println!("killed after {ran_ms} ms of recording; the file plays {recorded_ms} ms");
+    assert!(recorded_ms >= ran_ms - 1000, "the file plays to within a second of the kill");
+    assert!(tone_level_db(&audio[audio.len() - 24_000..], FLOOR) > -15.0, "the floor to the end");
+
+    // Restarted: the first part is closed as interrupted, a second part follows.
+    node.restart().await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let listed = loop {
+        let listed: RecordingsView = http
+            .get(node.url(&format!("/api/v1/events/{id}/recordings")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if listed.recordings.iter().any(|f| f.part == 2 && f.state == RecordingState::Recording) {
+            break listed;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no second part: {listed:?}\n{}", node.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let first: Vec<&RecordingFileView> = listed.recordings.iter().filter(|f| f.part == 1).collect();
+    assert_eq!(first.len(), 2, "en and fr");
+    for file in &first {
+        assert_eq!(file.state, RecordingState::Interrupted);
+        assert!(
+            (file.duration_ms - recorded_ms).abs() <= 40,
+            "{} ms listed, {recorded_ms} ms plays",
+            file.duration_ms
+        );
+    }
+    let sealed = decode(&part_one)?;
+    assert_eq!(sealed.len(), audio.len(), "sealing keeps every whole page");
+    let bytes = std::fs::read(&part_one)?;
+    let last_page = bytes.windows(4).rposition(|w| w == b"OggS").context("pages")?;
+    assert_eq!(bytes[last_page + 5] & 4, 4, "the last page ends the stream");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let part_two = decode(&node.path(format!("recordings/{id}/part-02-en.opus")))?;
+    assert!(
+        tone_level_db(&part_two[part_two.len().saturating_sub(24_000)..], FLOOR) > -15.0,
+        "part 2 records the floor"
+    );
+    floor.stop()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_to_their_organiser_only_with_ranges_a_zip_and_a_retention() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let (id, event) = event_recording(&relay, json!({"channels": ["en", "fr"]})).await?;
+    let (other, _) = event_recording(&relay, json!({"channels": "all"})).await?;
+    let floor =
+        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
+    until_recording(&relay, &id, true).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A file being written is not deleted.
+    let listed: RecordingsView = relay.admin_get(&format!("/api/v1/events/{id}/recordings")).await?;
+    let busy = relay.http.delete(relay.url(&listed.recordings[0].url)).bearer_auth(ADMIN).send().await?;
+    assert_eq!(busy.status(), StatusCode::CONFLICT);
+    switch(&relay, &id, json!({"on": false})).await?;
+    let listed: RecordingsView = relay.admin_get(&format!("/api/v1/events/{id}/recordings")).await?;
+    let file = &listed.recordings[0];
+
+    // No token, a wrong one, a cookie of another event: refused. Nothing in a URL.
+    let url = relay.url(&file.url);
+    assert_eq!(relay.http.get(&url).send().await?.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        relay.http.get(&url).bearer_auth("wrong-token-xxxxxxxxxxxxxxxx").send().await?.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let access = |event: String| {
+        let relay = &relay;
+        async move {
+            let r = relay
+                .http
+                .post(relay.url(&format!("/api/v1/events/{event}/recordings/access")))
+                .bearer_auth(ADMIN)
+                .send()
+                .await?;
+            anyhow::ensure!(r.status() == StatusCode::NO_CONTENT, "access: {}", r.status());
+            let cookie = r.headers()["set-cookie"].to_str()?.to_owned();
+            anyhow::Ok(cookie)
+        }
+    };
+    let cookie = access(id.clone()).await?;
+    println!(
+        "download cookie: {}",
+        cookie.split_once('=').map_or("", |(_, rest)| rest.split_once(';').map_or("", |(_, a)| a))
+    );
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(cookie.contains(&format!("Path=/api/v1/events/{id}/recordings/")));
+    let pair = cookie.split(';').next().context("cookie")?.to_owned();
+    let other_pair = access(other.clone()).await?.split(';').next().context("cookie")?.to_owned();
+    assert_eq!(
+        relay.http.get(&url).header("cookie", &other_pair).send().await?.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // With the cookie: the whole file, a range of it (a browser seeking).
+    let whole = relay.http.get(&url).header("cookie", &pair).send().await?;
+    assert_eq!(whole.status(), StatusCode::OK);
+    let whole = whole.bytes().await?;
+    assert_eq!(whole.len() as i64, file.size);
+    let range = relay.http.get(&url).header("cookie", &pair).header("range", "bytes=100-1099").send().await?;
+    assert_eq!(range.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(range.headers()["content-range"].to_str()?, format!("bytes 100-1099/{}", whole.len()));
+    assert_eq!(range.bytes().await?, whole.slice(100..1100));
+
+    // The ZIP of all files: read by Python's zipfile, CRCs checked, the files as listed.
+    let zip = relay
+        .http
+        .get(relay.url(&format!("/api/v1/events/{id}/recordings/all.zip")))
+        .header("cookie", &pair)
+        .send()
+        .await?;
+    assert_eq!(zip.status(), StatusCode::OK);
+    let dir = tempfile::tempdir()?;
+    let zip_path = dir.path().join("all.zip");
+    std::fs::write(&zip_path, zip.bytes().await?)?;
+    let check = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(' '.join(f'{i.filename}:{i.file_size}' for i in z.infolist()))"])
+        .arg(&zip_path)
+        .output()?;
+    let names = String::from_utf8_lossy(&check.stdout).trim().to_owned();
+    println!("zip: {names}");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let expected: Vec<String> =
+        listed.recordings.iter().map(|f| format!("part-01/{}.opus:{}", f.language, f.size)).collect();
+    assert_eq!(names, expected.join(" "));
+
+    // Deleted by the organiser: gone from the list and the disk.
+    let gone = relay.http.delete(&url).bearer_auth(ADMIN).send().await?;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert_eq!(relay.http.get(&url).bearer_auth(ADMIN).send().await?.status(), StatusCode::NOT_FOUND);
+    let on_disk = relay.data_dir.join(format!("recordings/{id}/part-01-{}.opus", file.language));
+    assert!(!on_disk.exists());
+
+    // Retention: a file that ended 31 days ago is deleted at the next start (default: 30 days).
+    let store = match tolk_tests::relay::test_database(&relay.data_dir).await? {
+        Some(url) => tolk_relay::store::Store::open(&url).await?,
+        None => tolk_relay::store::Store::open_in(&relay.data_dir).await?,
+    };
+    let old = chrono::Utc::now().timestamp_millis() - 31 * 86_400_000;
+    let left = &listed.recordings[1];
+    store.age_recording_for_tests(&tolk_relay::ids::RecordingId::parse(&left.id)?, old).await?;
+    drop(store);
+    floor.stop()?;
+    let relay = relay.restart(1).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed: RecordingsView = relay.admin_get(&format!("/api/v1/events/{id}/recordings")).await?;
+        if listed.recordings.is_empty() {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the expired file is still listed: {listed:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!relay.data_dir.join(format!("recordings/{id}/part-01-{}.opus", left.language)).exists());
     relay.stop().await;
     Ok(())
 }

@@ -1062,6 +1062,37 @@ mod tests {
     }
 
     #[test]
+    fn a_tapped_event_hands_each_recorded_channel_its_packets_with_who_is_on_air() {
+        let mut core = core();
+        let now = Instant::now();
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let dropped = Arc::new(AtomicU64::new(0));
+        core.tap(&layout(), Some(Tap::new(vec![false, true], tx, dropped)));
+        core.deliver(Arc::new(floor_packet(1, now)), now);
+        let first: Vec<_> = rx.try_iter().collect();
+        assert_eq!(first.len(), 1, "fr only: the floor channel is not recorded");
+        assert_eq!((first[0].channel, first[0].on_air), (1, None));
+        assert_eq!(&first[0].payload[..], &[0xfc, 1, 2, 3], "the payload as listeners get it");
+        let ana = crate::ids::InterpreterId(7);
+        core.set_on_air(
+            &layout().id,
+            &Language::parse("fr").unwrap(),
+            Some(OnAir { interpreter: ana, muted: true }),
+        );
+        core.deliver(Arc::new(floor_packet(2, now)), now);
+        assert!(rx.try_iter().next().is_none(), "fr carries Ana (muted), not the floor");
+        let mic = SourcePacket { source: Source::Booth(ana), input: 5, ..floor_packet(1, now) };
+        core.deliver(Arc::new(mic), now);
+        let coughed: Vec<_> = rx.try_iter().collect();
+        assert_eq!(coughed.len(), 1);
+        assert_eq!(coughed[0].on_air, Some(ana));
+        assert_eq!(coughed[0].payload, crate::media::silence::opus_silence(), "a cough is silence");
+        core.tap(&layout(), None);
+        core.deliver(Arc::new(floor_packet(3, now)), now);
+        assert!(rx.try_iter().next().is_none(), "untapped");
+    }
+
+    #[test]
     fn a_settled_listener_whose_consent_lapses_is_removed_and_noted() {
         let mut core = core();
         let mut now = Instant::now();

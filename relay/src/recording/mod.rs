@@ -570,13 +570,19 @@ async fn follow_writer(
                 if *state == RecordingState::Failed {
                     let problem = problem.as_deref().unwrap_or("the recording failed");
                     recordings.failed(event, problem);
-                    if let Some(active) = recordings.active.lock().await.remove(event) {
-                        let _ = recordings.media.tap(active.layout, None);
+                    let mut active = recordings.active.lock().await;
+                    if active.contains_key(event) {
+                        // Switched off before it stops counting as recording: nobody sees it
+                        // stopped and still on (and the watch does not start it again).
                         if let Ok(Some(mut plan)) = store.recording_plan(event).await {
                             plan.on = false;
                             let _ = store.set_recording_plan(event, Some(&plan)).await;
                         }
+                        if let Some(stopped) = active.remove(event) {
+                            let _ = recordings.media.tap(stopped.layout, None);
+                        }
                     }
+                    drop(active);
                 }
                 store.update_recording(id, *duration_ms, *size, *state, problem.as_deref()).await
             }

@@ -327,6 +327,17 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
+    /// Make a file look as if it ended at `ended_at` (Unix ms): for tests of the retention.
+    #[doc(hidden)]
+    pub async fn age_recording_for_tests(&self, id: &RecordingId, ended_at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recordings SET ended_at = $1 WHERE id = $2")
+            .bind(ended_at)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Forget a file (its bytes are removed by the caller) and its stretches.
     pub async fn delete_recording(&self, id: &RecordingId) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
