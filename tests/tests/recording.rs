@@ -679,3 +679,41 @@ async fn files_go_to_their_organiser_only_with_ranges_a_zip_and_a_retention() ->
     relay.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_channel_records_its_mix_with_the_floor_under_the_voice() -> anyhow::Result<()> {
+    let relay = TestRelay::start(2).await?;
+    let now = Utc::now();
+    let event = relay
+        .create_event(json!({
+            "title": "Mixed", "floor_language": "en", "languages": ["fr"],
+            "starts_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "expected_listeners": 10, "floor": {"kind": "whip"},
+            "floor_under_interpretation_db": -12.0, "recording": {"channels": ["fr"]},
+        }))
+        .await?;
+    let id = event.id.as_str().to_owned();
+    let ana = link(&relay, &id, "Ana", true).await?;
+    let floor = client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
+    let a = client::booth(&relay.http, &relay.url("/whip/booth"), &ana, ANA).await?;
+    until_recording(&relay, &id, true).await?;
+    booth_call(&relay, &ana, "/api/v1/booth/on-air", json!({"language": "fr"})).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    switch(&relay, &id, json!({"on": false})).await?;
+    let dir = tempfile::tempdir()?;
+    let files = download(&relay, &id, dir.path()).await?;
+    let (file, path) = file_of(&files, "fr")?;
+    let audio = decode(path)?;
+    let from = file.on_air[0].from_ms as usize * 48 + 24_000;
+    let mixed = &audio[from..audio.len() - 9600];
+    let (voice, under) = (tone_level_db(mixed, ANA), tone_level_db(mixed, FLOOR));
+    println!("mixed fr file: Ana {voice:.1} dB, the floor under her {under:.1} dB");
+    assert!(voice > -15.0, "Ana in the mix");
+    assert!(under < voice - 6.0 && under > voice - 20.0, "the floor under her, about 12 dB down");
+    for c in [floor, a] {
+        c.stop()?;
+    }
+    relay.stop().await;
+    Ok(())
+}
