@@ -363,3 +363,72 @@ async fn a_bbb_floor_is_pulled_by_the_origin_only_and_by_the_next_one_after_it()
     assert_eq!(redis.get(&format!("tolk:origin:{id}")).await?.as_deref(), Some("node-b"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_records_and_any_node_serves_its_files() -> anyhow::Result<()> {
+    use tolk_relay::api::{RecordingStatusView, RecordingsView};
+    let redis = TestRedis::start().await?;
+    let a = TestRelay::start_with(1, clustered(&redis, "node-a")).await?;
+    let b = TestRelay::start_shared(&a.data_dir, 1, clustered(&redis, "node-b")).await?;
+    until_listed(&redis, 2).await?;
+    let event = a.event_now(&["fr"], "whip").await?;
+    let id = event.id.as_str().to_owned();
+    let floor = client::publish(&a.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
+    // Switched on at the edge: the origin records (the edge only stores the switch).
+    let on = b
+        .http
+        .post(b.url(&format!("/api/v1/events/{id}/recording")))
+        .bearer_auth(tolk_tests::relay::ADMIN)
+        .json(&json!({"on": true}))
+        .send()
+        .await?;
+    assert!(on.status().is_success(), "switch: {}", on.status());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a.admin_get::<RecordingStatusView>(&format!("/api/v1/events/{id}/recording")).await?.recording {
+        anyhow::ensure!(Instant::now() < deadline, "the origin does not record");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!b.admin_get::<RecordingStatusView>(&format!("/api/v1/events/{id}/recording")).await?.recording);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let off = a
+        .http
+        .post(a.url(&format!("/api/v1/events/{id}/recording")))
+        .bearer_auth(tolk_tests::relay::ADMIN)
+        .json(&json!({"on": false}))
+        .send()
+        .await?;
+    assert!(off.status().is_success());
+
+    let listed: RecordingsView = b.admin_get(&format!("/api/v1/events/{id}/recordings")).await?;
+    assert_eq!(listed.recordings.len(), 2);
+    let url = &listed.recordings[0].url;
+    let at_origin =
+        a.http.get(a.url(url)).bearer_auth(tolk_tests::relay::ADMIN).send().await?.bytes().await?;
+    let through_edge = b.http.get(b.url(url)).bearer_auth(tolk_tests::relay::ADMIN).send().await?;
+    assert_eq!(through_edge.status(), 200);
+    assert_eq!(through_edge.headers()["content-type"], "audio/ogg; codecs=opus");
+    assert_eq!(through_edge.bytes().await?, at_origin, "the same file through the edge");
+    let range = b
+        .http
+        .get(b.url(url))
+        .bearer_auth(tolk_tests::relay::ADMIN)
+        .header("range", "bytes=0-99")
+        .send()
+        .await?;
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.bytes().await?, at_origin.slice(0..100));
+    // A download cookie from the edge opens the file at the edge (and so at the origin).
+    let access = b
+        .http
+        .post(b.url(&format!("/api/v1/events/{id}/recordings/access")))
+        .bearer_auth(tolk_tests::relay::ADMIN)
+        .send()
+        .await?;
+    let cookie = access.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or_default().to_owned();
+    let by_cookie = b.http.get(b.url(url)).header("cookie", &cookie).send().await?;
+    assert_eq!(by_cookie.status(), 200);
+    assert_eq!(by_cookie.bytes().await?, at_origin);
+    println!("a {}-byte file recorded at the origin, served byte for byte through the edge", at_origin.len());
+    floor.stop()?;
+    Ok(())
+}

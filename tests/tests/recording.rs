@@ -695,7 +695,8 @@ async fn a_mixed_channel_records_its_mix_with_the_floor_under_the_voice() -> any
         .await?;
     let id = event.id.as_str().to_owned();
     let ana = link(&relay, &id, "Ana", true).await?;
-    let floor = client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
+    let floor =
+        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
     let a = client::booth(&relay.http, &relay.url("/whip/booth"), &ana, ANA).await?;
     until_recording(&relay, &id, true).await?;
     booth_call(&relay, &ana, "/api/v1/booth/on-air", json!({"language": "fr"})).await?;

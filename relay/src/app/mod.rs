@@ -173,6 +173,7 @@ impl App {
             store.clone(),
             media.clone(),
             node.clone(),
+            settings.cluster.as_ref().map(|c| c.secret.clone()),
         )
         .await?;
         crate::bbb::install_default_crypto();

@@ -110,8 +110,7 @@ pub(super) async fn access(State(app): State<Arc<App>>, owned: OwnedEvent) -> Re
     let ticket = app.recordings.issue_ticket(id);
     let secure = if app.settings.public_url.starts_with("https://") { "; Secure" } else { "" };
     let cookie = format!(
-        "{TICKET_COOKIE}={}; Path=/api/v1/events/{id}/recordings/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
-        ticket.secret(),
+        "{TICKET_COOKIE}={ticket}; Path=/api/v1/events/{id}/recordings/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
         TICKET_LIFETIME.as_secs()
     );
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -181,7 +180,13 @@ pub(super) async fn file(
     Path((_, recording)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (row, path) = app.recordings.file(&reader.event, &RecordingId::parse(&recording)?).await?;
+    let (row, path) = match app.recordings.file(&reader.event, &RecordingId::parse(&recording)?).await {
+        // In a cluster, the node that recorded it serves it, through this one.
+        Err(RecordingError::Elsewhere { node, .. }) if app.cluster.is_some() => {
+            return from_node(&app, &node, request).await;
+        }
+        found => found?,
+    };
     let served = tower_http::services::ServeFile::new(&path).oneshot(request).await;
     let mut response = match served {
         Ok(response) => response.map(Body::new),
@@ -194,6 +199,66 @@ pub(super) async fn file(
     if let Ok(value) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
+    Ok(response)
+}
+
+/// A file another node of the cluster holds: the same request sent there (with its
+/// authorization, download cookie and range), the answer streamed back as it comes.
+async fn from_node(app: &App, node: &str, request: Request) -> Result<Response, ApiError> {
+    let unavailable =
+        |detail: String| ApiError { status: StatusCode::SERVICE_UNAVAILABLE, detail, retry_after: Some(5) };
+    let Some(cluster) = &app.cluster else { return Err(unavailable(format!("recording is on node {node}"))) };
+    if request.headers().contains_key(super::cluster::FORWARDED_HEADER) {
+        return Err(unavailable("the recording is not on the node it was sent to".into()));
+    }
+    let Some(base) = cluster.nodes().into_iter().find(|n| n.id.as_str() == node).map(|n| n.url) else {
+        return Err(unavailable(format!("the node that holds this recording ({node}) is not running now")));
+    };
+    let url = format!("{base}{}", request.uri().path());
+    let mut ask = cluster.http().get(&url).header(super::cluster::FORWARDED_HEADER, "1");
+    for name in [header::AUTHORIZATION, header::COOKIE, header::RANGE, header::IF_RANGE] {
+        if let Some(value) = request.headers().get(&name) {
+            ask = ask.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let mut answer = ask.send().await.map_err(|e| {
+        tracing::warn!(%url, error = %e, "the node holding a recording does not answer");
+        unavailable(format!("the node that holds this recording ({node}) does not answer; try again"))
+    })?;
+    let mut response = StatusCode::OK.into_response();
+    *response.status_mut() =
+        StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_RANGE,
+        header::ACCEPT_RANGES,
+        header::CONTENT_DISPOSITION,
+        header::CACHE_CONTROL,
+        header::LAST_MODIFIED,
+    ] {
+        if let Some(value) = answer.headers().get(name.as_str())
+            && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
+        {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let chunk = answer.chunk().await.map_err(std::io::Error::other);
+            let done = matches!(chunk, Ok(None) | Err(_));
+            if let Some(chunk) = chunk.transpose()
+                && tx.send(chunk).await.is_err()
+            {
+                break;
+            }
+            if done {
+                break;
+            }
+        }
+    });
+    *response.body_mut() = Body::from_stream(stream_of(rx));
     Ok(response)
 }
 
@@ -229,7 +294,7 @@ pub(super) async fn archive(State(app): State<Arc<App>>, reader: Reader) -> Resu
         ));
     }
     let chunks = zip::stream(entries);
-    let body = Body::from_stream(tokio_stream_from(chunks));
+    let body = Body::from_stream(stream_of(chunks));
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
@@ -240,7 +305,7 @@ pub(super) async fn archive(State(app): State<Arc<App>>, reader: Reader) -> Resu
     Ok(response)
 }
 
-fn tokio_stream_from(
+fn stream_of(
     mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
 ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))

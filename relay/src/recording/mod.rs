@@ -8,12 +8,14 @@
 //! - [`writer`]: the thread that owns the open files (the shards hand it packets through a
 //!   bounded tap and never wait for it);
 //! - [`files`]: the recording directory (paths, free space, sealing a crashed file);
+//! - [`tickets`]: the download cookie's tickets (no token in a URL);
 //! - [`zip`]: every file of an event as one download; [`views`]: what organisers read and send;
 //! - this module: the service (start, stop, consent, listing, deleting, retention, metrics).
 
 pub(crate) mod files;
 pub(crate) mod ogg;
 pub(crate) mod opus;
+pub(crate) mod tickets;
 pub(crate) mod track;
 pub(crate) mod views;
 pub(crate) mod writer;
@@ -151,8 +153,8 @@ pub(crate) struct Recordings {
     consent: RwLock<HashMap<EventId, Consent>>,
     problems: RwLock<HashMap<EventId, String>>,
     /// Download tickets (a cookie the organiser page gets, so `<audio>` can fetch files with
-    /// range requests and no token in a URL): their hash, event and expiry.
-    tickets: std::sync::Mutex<HashMap<String, (EventId, Instant)>>,
+    /// range requests and no token in a URL).
+    tickets: tickets::Tickets,
 }
 
 /// How long a download ticket lasts.
@@ -165,6 +167,7 @@ impl Recordings {
         store: Store,
         media: Arc<Media>,
         node: String,
+        ticket_secret: Option<String>,
     ) -> Result<Arc<Self>, RecordingError> {
         let dir_err = |source| RecordingError::Directory { path: settings.dir.display().to_string(), source };
         tokio::fs::create_dir_all(&settings.dir).await.map_err(dir_err)?;
@@ -184,7 +187,7 @@ impl Recordings {
             active: tokio::sync::Mutex::new(HashMap::new()),
             consent: RwLock::new(HashMap::new()),
             problems: RwLock::new(HashMap::new()),
-            tickets: std::sync::Mutex::new(HashMap::new()),
+            tickets: tickets::Tickets::new(ticket_secret.as_deref()),
         });
         recordings.seal_left_open().await?;
         tokio::spawn(follow_writer(Arc::downgrade(&recordings), notes));
@@ -499,24 +502,14 @@ impl Recordings {
     }
 
     /// A download ticket for an event's files (its organiser asked), valid [`TICKET_LIFETIME`].
-    pub(crate) fn issue_ticket(&self, event: &EventId) -> crate::ids::Token {
-        let token = crate::ids::Token::generate();
-        let now = Instant::now();
-        if let Ok(mut tickets) = self.tickets.lock() {
-            tickets.retain(|_, (_, until)| *until > now);
-            tickets.insert(token.hash(), (event.clone(), now + TICKET_LIFETIME));
-        }
-        token
+    pub(crate) fn issue_ticket(&self, event: &EventId) -> String {
+        let expires = chrono::Utc::now().timestamp() + TICKET_LIFETIME.as_secs() as i64;
+        self.tickets.issue(event, expires)
     }
 
     /// Whether `ticket` opens `event`'s files now.
     pub(crate) fn ticket_opens(&self, ticket: &str, event: &EventId) -> bool {
-        let hash = crate::ids::Token::from_secret(ticket).hash();
-        self.tickets
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&hash).cloned())
-            .is_some_and(|(e, until)| &e == event && until > Instant::now())
+        self.tickets.opens(ticket, event, chrono::Utc::now().timestamp())
     }
 
     /// Why an event's recording stopped (or did not start) by itself.
