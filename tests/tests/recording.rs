@@ -718,3 +718,75 @@ async fn a_mixed_channel_records_its_mix_with_the_floor_under_the_voice() -> any
     relay.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_recording_requests_are_refused_with_a_sentence_and_change_nothing() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let now = Utc::now();
+    let request = |recording: Value| {
+        json!({
+            "title": "Bad", "floor_language": "en", "languages": ["fr"],
+            "starts_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "expected_listeners": 10, "recording": recording,
+        })
+    };
+    for (recording, says) in [
+        (json!({"channels": ["it"]}), "no 'it' channel"),
+        (json!({"channels": []}), "at least one"),
+        (json!({"channels": "some"}), "recording"),
+        (json!({"channels": "all", "format": "mp3"}), "format"),
+    ] {
+        let r = relay
+            .http
+            .post(relay.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .json(&request(recording.clone()))
+            .send()
+            .await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        println!("{recording} → {status}: {}", body["detail"]);
+        assert!(status.is_client_error(), "{recording}: {status}");
+        assert!(body["detail"].as_str().is_some_and(|d| d.contains(says)), "{recording}: {body}");
+    }
+    let events: Vec<Value> = relay.admin_get("/api/v1/events").await?;
+    assert!(events.is_empty(), "nothing was created");
+
+    let (id, _) = event_recording(&relay, json!({"channels": ["fr"]})).await?;
+    let patch = relay
+        .http
+        .patch(relay.url(&format!("/api/v1/events/{id}")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"title": "Renamed", "recording": {"channels": ["it"]}}))
+        .send()
+        .await?;
+    assert_eq!(patch.status(), StatusCode::BAD_REQUEST);
+    let event: tolk_relay::api::EventView = relay.admin_get(&format!("/api/v1/events/{id}")).await?;
+    assert_eq!(event.title, "Recorded", "a refused change changes nothing");
+    let (code, body) = switch(&relay, &id, json!({"on": true, "channels": ["it"]})).await?;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (code, _) = switch(&relay, &id, json!({"on": "yes"})).await?;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let status = status(&relay, &id).await?;
+    assert_eq!(
+        status.channels,
+        Some(tolk_relay::api::ChannelChoice::Languages(vec![tolk_relay::ids::Language::parse("fr")?]))
+    );
+    let other = relay
+        .http
+        .get(relay.url(&format!("/api/v1/events/{id}/recordings/0123456789abcdef")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    let junk = relay
+        .http
+        .get(relay.url(&format!("/api/v1/events/{id}/recordings/..%2F..%2Ftolk.sqlite")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?;
+    assert_eq!(junk.status(), StatusCode::NOT_FOUND, "a file id is 16 hex digits, never a path");
+    relay.stop().await;
+    Ok(())
+}

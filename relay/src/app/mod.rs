@@ -481,6 +481,11 @@ impl App {
         change: crate::events::EventChange,
     ) -> Result<EventView, AppError> {
         let recording = change.recording.clone();
+        if let Some(recording) = &recording {
+            let now = self.events.event(event).await?;
+            let languages = change.languages.as_ref().unwrap_or(&now.languages);
+            crate::events::request::check_recorded(recording, &now.floor_language, languages)?;
+        }
         let view = self.events.change(event, change).await?;
         if let Some(recording) = recording {
             let on = self.store.recording_plan(event).await?.is_some_and(|p| p.on);

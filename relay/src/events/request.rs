@@ -95,13 +95,31 @@ pub struct RecordingRequest {
 }
 
 /// `"all"`, or a list of languages.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ChannelChoice {
     /// Every channel.
     All(AllChannels),
     /// These channels.
     Languages(Vec<Language>),
+}
+
+impl<'de> Deserialize<'de> for ChannelChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Word(String),
+            Languages(Vec<Language>),
+        }
+        match Given::deserialize(deserializer) {
+            Ok(Given::Word(word)) if word == "all" => Ok(Self::All(AllChannels::All)),
+            Ok(Given::Languages(languages)) => Ok(Self::Languages(languages)),
+            _ => Err(serde::de::Error::custom(
+                "recording.channels must be \"all\" or a list of the event's language codes, like [\"en\", \"fr\"]",
+            )),
+        }
+    }
 }
 
 /// The word `all`.

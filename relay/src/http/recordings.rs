@@ -109,8 +109,12 @@ pub(super) async fn access(State(app): State<Arc<App>>, owned: OwnedEvent) -> Re
     let id = &owned.event.id;
     let ticket = app.recordings.issue_ticket(id);
     let secure = if app.settings.public_url.starts_with("https://") { "; Secure" } else { "" };
+    // Behind a proxy at a path (`https://bbb.example.org/tolk`), browsers see that path first.
+    let prefix = url::Url::parse(&app.settings.public_url)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
     let cookie = format!(
-        "{TICKET_COOKIE}={ticket}; Path=/api/v1/events/{id}/recordings/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+        "{TICKET_COOKIE}={ticket}; Path={prefix}/api/v1/events/{id}/recordings/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
         TICKET_LIFETIME.as_secs()
     );
     let mut response = StatusCode::NO_CONTENT.into_response();
