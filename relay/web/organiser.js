@@ -1629,7 +1629,10 @@ function renderRecFiles(R) {
     if (!parts.has(f.part)) parts.set(f.part, []);
     parts.get(f.part).push(f);
   }
+  const order = ev ? [ev.floor_language].concat(ev.languages || []) : [];
+  const rank = (f) => (f.channel === "floor" ? -1 : order.indexOf(f.language) >>> 0);
   const sections = [...parts.entries()].sort((a, b) => b[0] - a[0]).map(([part, list]) => {
+    list.sort((a, b) => rank(a) - rank(b) || a.language.localeCompare(b.language));
     const started = list[0].started_at;
     return el("div", { class: "to-rec__part", "data-part": part },
       el("h5", { class: "to-rec__part-title" }, `Part ${part}`,
