@@ -3,10 +3,10 @@
  *
  * This file owns: the booth state (GET state, websocket pushes, polling
  * fallback), the actions (on air / off air / cough / input / handover / chat /
- * slow down), the WHIP session (microphone out, input + partner in, reconnect
- * with backoff), the WebAudio graph (input and partner volume, microphone
- * meter with clip lamp, tone measurement), line quality from getStats() and
- * the window.tolkBooth test hook.
+ * slow down / recording consent), the REC sign, the WHIP session (microphone
+ * out, input + partner in, reconnect with backoff), the WebAudio graph (input
+ * and partner volume, microphone meter with clip lamp, tone measurement),
+ * line quality from getStats() and the window.tolkBooth test hook.
  * Markup lives in booth.html, looks in tolk.css (section "booth"). Shared
  * with the listener page: HTTP in http.js, the session lifecycle in
  * session.js, WebAudio parts in audio.js, the tone measurement in measure.js.

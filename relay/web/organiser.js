@@ -5,8 +5,10 @@
  * event list, the event editor (create / change, with a debounced capacity
  * dry run shown next to the Save button), the capacity calendar, the event
  * detail (listener link and QR for the room, floor input, booth links, the
- * live view polled every 2 s with slow-down alerts, the usage report and its
- * downloads) and the window.tolkOrganiser test hook.
+ * live view polled every 2 s with slow-down alerts, the recording section:
+ * switch, state and files with players and downloads through the download
+ * cookie, polled while on screen; the usage report and its downloads) and
+ * the window.tolkOrganiser test hook.
  * Markup lives in organiser.html, looks in tolk.css (section "organiser").
  * HTTP helpers are shared with the other pages (http.js); the language
  * table is the server's own (languages.js, made by the relay from
@@ -1581,7 +1583,7 @@ function renderRecStatus(s) {
     ui.recStateExtra.textContent = [s.part != null ? `part ${s.part}` : "", since].filter(Boolean).join(" · ");
   } else if (s.on) {
     ui.recStateText.textContent = "Switched on: waiting for the event";
-    ui.recStateExtra.textContent = `Recording ${which || "all channels"} starts when the event is live.`;
+    ui.recStateExtra.textContent = `Will record ${which || "all channels"} from when the event is live`;
   } else {
     ui.recStateText.textContent = "Not recording";
     ui.recStateExtra.textContent = "";

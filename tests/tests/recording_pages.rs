@@ -9,24 +9,31 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use fantoccini::Locator;
 use serde_json::{Value, json};
-use tolk_relay::api::{EventView, RecordingStatusView};
+use tolk_relay::api::{EventView, RecordingStatusView, RecordingsView};
 use tolk_tests::browser::Browser;
 use tolk_tests::client;
 use tolk_tests::relay::{ADMIN, TestRelay, booth_token, booth_url, floor_token};
 
 const FLOOR: f64 = 440.0;
 
-/// An event happening now (English floor, French and German channels) recording all channels.
-async fn recorded_event(relay: &TestRelay) -> anyhow::Result<EventView> {
+/// A relay with an event happening now (English floor, French and German channels) created to
+/// record all channels, its floor publishing a tone, and its files being written.
+async fn recording_now() -> anyhow::Result<(TestRelay, EventView, client::Client)> {
+    let relay = TestRelay::start(1).await?;
     let now = Utc::now();
-    relay
+    let event = relay
         .create_event(json!({
             "title": "Recorded assembly", "floor_language": "en", "languages": ["fr", "de"],
             "starts_at": (now - chrono::Duration::minutes(10)).to_rfc3339(),
             "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
             "expected_listeners": 100, "floor": {"kind": "whip"}, "recording": {"channels": "all"},
         }))
-        .await
+        .await?;
+    let floor =
+        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
+    let status = until_recording(&relay, event.id.as_str()).await?;
+    println!("recording: {status:?}");
+    Ok((relay, event, floor))
 }
 
 /// Wait until the event's files are being written (the recording starts within about a second).
@@ -42,6 +49,28 @@ async fn until_recording(relay: &TestRelay, id: &str) -> anyhow::Result<Recordin
     }
 }
 
+/// The organiser page in Chromium, signed in with the admin token.
+async fn organiser_page(relay: &TestRelay) -> anyhow::Result<Browser> {
+    let browser = Browser::start(None).await?;
+    browser.goto(&relay.url("/")).await?;
+    let signed_in = browser.eval_promise(&format!("window.tolkOrganiser.signIn({ADMIN:?})")).await?;
+    anyhow::ensure!(signed_in == true, "the admin token signs in: {signed_in}");
+    Ok(browser)
+}
+
+/// Click the element `css` selects.
+async fn click(browser: &Browser, css: &str) -> anyhow::Result<()> {
+    browser.client.find(Locator::Css(css)).await?.click().await?;
+    Ok(())
+}
+
+/// Click `css`, then "Confirm" in the dialog that asks.
+async fn click_confirmed(browser: &Browser, css: &str) -> anyhow::Result<()> {
+    click(browser, css).await?;
+    browser.wait_for("document.querySelector('#confirm').open", Duration::from_secs(5)).await?;
+    click(browser, "#confirm-ok").await
+}
+
 async fn screenshot(browser: &Browser, name: &str) -> anyhow::Result<()> {
     if let Ok(dir) = std::env::var("TOLK_SCREENSHOTS") {
         browser.screenshot(&std::path::Path::new(&dir).join(name)).await?;
@@ -52,18 +81,10 @@ async fn screenshot(browser: &Browser, name: &str) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_organiser_stops_the_recording_then_plays_and_downloads_the_files_in_the_page()
 -> anyhow::Result<()> {
-    let relay = TestRelay::start(1).await?;
-    let event = recorded_event(&relay).await?;
+    let (relay, event, floor) = recording_now().await?;
     let id = event.id.as_str();
-    let floor =
-        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
-    let status = until_recording(&relay, id).await?;
-    println!("recording: {status:?}");
 
-    let browser = Browser::start(None).await?;
-    browser.goto(&relay.url("/")).await?;
-    let signed_in = browser.eval_promise(&format!("window.tolkOrganiser.signIn({ADMIN:?})")).await?;
-    assert_eq!(signed_in, true);
+    let browser = organiser_page(&relay).await?;
     browser
         .eval(&format!(
             "(window.tolkOrganiser.openEvent({id:?}), document.querySelector('#recording').scrollIntoView(), true)"
@@ -81,8 +102,25 @@ async fn the_organiser_stops_the_recording_then_plays_and_downloads_the_files_in
     println!("while recording the page says: {shown:?}");
     assert!(shown.contains("REC") && shown.contains("part 1") && shown.contains("free on disk"), "{shown}");
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    browser.client.find(Locator::Css("#rec-toggle")).await?.click().await?;
+    let recording_since = Instant::now();
+
+    // Meanwhile a booth link with consent, issued in the page.
+    browser.client.find(Locator::Css("#bl-name")).await?.send_keys("Ana").await?;
+    browser.client.find(Locator::Css("#bl-languages")).await?.send_keys("fr").await?;
+    click(&browser, "#bl-consent").await?;
+    click(&browser, "#bl-issue").await?;
+    browser
+        .wait_for(
+            "(document.querySelector('#bl-list .to-consent') || {}).textContent === 'Agreed to be recorded'",
+            Duration::from_secs(10),
+        )
+        .await?;
+    let links: Value = relay.admin_get(&format!("/api/v1/events/{id}/interpreters")).await?;
+    assert_eq!(links[0]["recording_consent"], true, "{links}");
+
+    browser.eval("(document.querySelector('#recording').scrollIntoView(), true)").await?;
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(recording_since.elapsed())).await;
+    click(&browser, "#rec-toggle").await?;
     browser
         .wait_for(
             "window.tolkOrganiser.recording.status.on === false \
@@ -153,6 +191,29 @@ async fn the_organiser_stops_the_recording_then_plays_and_downloads_the_files_in
     assert_eq!(bare.status().as_u16(), 401);
 
     screenshot(&browser, "organiser-recording.png").await?;
+
+    // Delete one file (confirmed), then all: the list says so.
+    click_confirmed(&browser, "#rec-files tr[data-language=\"de\"] button.t-btn--danger").await?;
+    browser
+        .wait_for(
+            "document.querySelectorAll('#rec-files tr[data-rid]').length === 2",
+            Duration::from_secs(10),
+        )
+        .await?;
+    let left: RecordingsView = relay.admin_get(&format!("/api/v1/events/{id}/recordings")).await?;
+    assert_eq!(left.recordings.len(), 2);
+    assert!(left.recordings.iter().all(|f| f.language.as_str() != "de"));
+    click_confirmed(&browser, "#rec-delete-all").await?;
+    browser
+        .wait_for(
+            "document.querySelector('#rec-files').textContent === 'No recordings yet.' \
+             && document.querySelector('#rec-zip').hidden",
+            Duration::from_secs(10),
+        )
+        .await?;
+    let left: RecordingsView = relay.admin_get(&format!("/api/v1/events/{id}/recordings")).await?;
+    assert!(left.recordings.is_empty());
+
     browser.close().await?;
     floor.stop()?;
     relay.stop().await;
@@ -161,12 +222,8 @@ async fn the_organiser_stops_the_recording_then_plays_and_downloads_the_files_in
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interpreter_without_consent_sees_rec_and_agrees_on_the_booth_page() -> anyhow::Result<()> {
-    let relay = TestRelay::start(1).await?;
-    let event = recorded_event(&relay).await?;
+    let (relay, event, floor) = recording_now().await?;
     let id = event.id.as_str();
-    let floor =
-        client::publish(&relay.http, event.floor.whip_url.as_str(), floor_token(&event)?, FLOOR).await?;
-    until_recording(&relay, id).await?;
     let ana = relay.booth_link(id, "Ana", &["fr"]).await?;
     assert!(!ana.recording_consent, "booth links are issued without consent by default");
 
@@ -194,7 +251,7 @@ async fn an_interpreter_without_consent_sees_rec_and_agrees_on_the_booth_page() 
     assert!(sign.contains("REC"), "{sign}");
     screenshot(&booth, "booth-recording.png").await?;
 
-    booth.client.find(Locator::Css("#rec-consent")).await?.click().await?;
+    click(&booth, "#rec-consent").await?;
     booth
         .wait_for(
             "document.querySelector('#rec-note').hidden && document.querySelector('#rec-consent').checked \
@@ -219,6 +276,36 @@ async fn an_interpreter_without_consent_sees_rec_and_agrees_on_the_booth_page() 
 
     booth.close().await?;
     floor.stop()?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_created_in_the_page_with_record_checked_will_record_all_channels() -> anyhow::Result<()> {
+    let relay = TestRelay::start(1).await?;
+    let browser = organiser_page(&relay).await?;
+    click(&browser, "#new-event").await?;
+    browser.client.find(Locator::Css("#ev-title")).await?.send_keys("Recorded later").await?;
+    click(&browser, "#ev-record").await?;
+    click(&browser, "#ev-save").await?;
+    browser
+        .wait_for("(document.querySelector('#ev-floor-token') || {}).textContent", Duration::from_secs(10))
+        .await?;
+    let events: Value = relay.admin_get("/api/v1/events").await?;
+    let id = events[0]["id"].as_str().unwrap_or("");
+    let status: RecordingStatusView = relay.admin_get(&format!("/api/v1/events/{id}/recording")).await?;
+    assert!(status.on && !status.recording, "switched on, waiting for the event: {status:?}");
+    assert_eq!(serde_json::to_value(&status.channels)?, json!("all"));
+    browser
+        .wait_for(
+            "document.querySelector('#rec-state').dataset.state === 'waiting' \
+             && document.querySelector('#rec-files').textContent === 'No recordings yet.'",
+            Duration::from_secs(10),
+        )
+        .await?;
+    let shown = browser.client.find(Locator::Css("#rec-state")).await?.text().await?;
+    println!("an upcoming recorded event: {shown:?}");
+    browser.close().await?;
     relay.stop().await;
     Ok(())
 }
