@@ -1607,7 +1607,7 @@ function onAirText(stretches) {
   return el("ul", { class: "to-rec__air" }, stretches.map((o) => el("li", { "data-consent": String(Boolean(o.consent)) },
     el("span", { class: "to-cell-main", text: o.name }), " ",
     el("span", { class: "to-small t-muted", text: `${fmtDuration(o.from_ms)}–${o.to_ms == null ? "now" : fmtDuration(o.to_ms)}` }),
-    o.consent ? null : el("span", { class: "to-rec__nocons", text: "not recorded: no consent" }))));
+    o.consent ? null : [" ", el("span", { class: "to-rec__nocons", text: "not recorded: no consent" })])));
 }
 
 function renderRecFiles(R) {
@@ -1661,7 +1661,7 @@ function recRow(id, f, players) {
   return el("tr", { "data-rid": f.id, "data-state": f.state, "data-language": f.language },
     el("td", null,
       el("span", { class: "to-cell-main", text: labelOf(f.language) }), " ",
-      el("span", { class: "t-code to-dim", text: f.language }),
+      el("span", { class: "t-code to-dim", text: f.language }), " ",
       el("span", { class: "t-tag to-tag-gap", text: f.channel === "floor" ? "floor" : "interpretation" })),
     el("td", { class: "to-num", text: fmtDuration(f.duration_ms) }),
     el("td", { class: "to-num", text: fmtBytes(f.size) }),
@@ -1670,14 +1670,14 @@ function recRow(id, f, players) {
       f.problem ? el("span", { class: "to-small to-block to-error", text: sentence(f.problem) }) : null),
     el("td", null, onAirText(f.on_air)),
     el("td", null, player),
-    el("td", { class: "to-rec__actions" },
+    el("td", null, el("div", { class: "to-rec__actions" },
       el("a", { class: "t-btn to-btn-sm", href: url, download: `${slug(f.language)}-part-${f.part}.opus`, "aria-label": `Download ${name}, part ${f.part}` }, "Download"),
       f.state === "recording" ? null : el("button", {
         type: "button",
         class: "t-btn t-btn--danger to-btn-sm",
         "aria-label": `Delete ${name}, part ${f.part}`,
         onclick: () => deleteRecording(id, f, name),
-      }, "Delete")));
+      }, "Delete"))));
 }
 
 async function toggleRecording() {

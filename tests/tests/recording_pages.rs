@@ -274,6 +274,44 @@ async fn an_interpreter_without_consent_sees_rec_and_agrees_on_the_booth_page() 
         "REC stays while recording"
     );
 
+    // The organiser sees who was on air in the French file, and which stretch is silence.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped = relay
+        .http
+        .post(relay.url(&format!("/api/v1/events/{id}/recording")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"on": false}))
+        .send()
+        .await?;
+    assert_eq!(stopped.status().as_u16(), 200);
+    let organiser = organiser_page(&relay).await?;
+    organiser
+        .eval(&format!(
+            "(window.tolkOrganiser.openEvent({id:?}), document.querySelector('#recording').scrollIntoView(), true)"
+        ))
+        .await?;
+    organiser
+        .wait_for(
+            "document.querySelectorAll('#rec-files tr[data-language=\"fr\"] li[data-consent]').length >= 2",
+            Duration::from_secs(15),
+        )
+        .await?;
+    let on_air = organiser
+        .eval(
+            "[...document.querySelectorAll('#rec-files tr[data-language=\"fr\"] li[data-consent]')]
+                .map(li => li.dataset.consent + ': ' + li.textContent)",
+        )
+        .await?;
+    println!("on air in the French file: {on_air}");
+    let stretches: Vec<&str> =
+        on_air.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    assert!(
+        stretches[0].starts_with("false: Ana") && stretches[0].ends_with("not recorded: no consent"),
+        "{on_air}"
+    );
+    assert!(stretches[1].starts_with("true: Ana") && !stretches[1].contains("no consent"), "{on_air}");
+    organiser.close().await?;
+
     booth.close().await?;
     floor.stop()?;
     relay.stop().await;
