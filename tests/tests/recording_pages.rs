@@ -58,6 +58,16 @@ async fn organiser_page(relay: &TestRelay) -> anyhow::Result<Browser> {
     Ok(browser)
 }
 
+/// Open the event in the organiser page, its recording section on screen (it polls while shown).
+async fn open_recording(browser: &Browser, id: &str) -> anyhow::Result<()> {
+    browser
+        .eval(&format!(
+            "(window.tolkOrganiser.openEvent({id:?}), document.querySelector('#recording').scrollIntoView(), true)"
+        ))
+        .await?;
+    Ok(())
+}
+
 /// Click the element `css` selects.
 async fn click(browser: &Browser, css: &str) -> anyhow::Result<()> {
     browser.client.find(Locator::Css(css)).await?.click().await?;
@@ -85,11 +95,7 @@ async fn the_organiser_stops_the_recording_then_plays_and_downloads_the_files_in
     let id = event.id.as_str();
 
     let browser = organiser_page(&relay).await?;
-    browser
-        .eval(&format!(
-            "(window.tolkOrganiser.openEvent({id:?}), document.querySelector('#recording').scrollIntoView(), true)"
-        ))
-        .await?;
+    open_recording(&browser, id).await?;
     browser
         .wait_for(
             "window.tolkOrganiser.recording.status.recording === true \
@@ -285,11 +291,7 @@ async fn an_interpreter_without_consent_sees_rec_and_agrees_on_the_booth_page() 
         .await?;
     assert_eq!(stopped.status().as_u16(), 200);
     let organiser = organiser_page(&relay).await?;
-    organiser
-        .eval(&format!(
-            "(window.tolkOrganiser.openEvent({id:?}), document.querySelector('#recording').scrollIntoView(), true)"
-        ))
-        .await?;
+    open_recording(&organiser, id).await?;
     organiser
         .wait_for(
             "document.querySelectorAll('#rec-files tr[data-language=\"fr\"] li[data-consent]').length >= 2",
