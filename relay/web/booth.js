@@ -3,10 +3,10 @@
  *
  * This file owns: the booth state (GET state, websocket pushes, polling
  * fallback), the actions (on air / off air / cough / input / handover / chat /
- * slow down), the WHIP session (microphone out, input + partner in, reconnect
- * with backoff), the WebAudio graph (input and partner volume, microphone
- * meter with clip lamp, tone measurement), line quality from getStats() and
- * the window.tolkBooth test hook.
+ * slow down / recording consent), the REC sign, the WHIP session (microphone
+ * out, input + partner in, reconnect with backoff), the WebAudio graph (input
+ * and partner volume, microphone meter with clip lamp, tone measurement),
+ * line quality from getStats() and the window.tolkBooth test hook.
  * Markup lives in booth.html, looks in tolk.css (section "booth"). Shared
  * with the listener page: HTTP in http.js, the session lifecycle in
  * session.js, WebAudio parts in audio.js, the tone measurement in measure.js.
@@ -66,6 +66,11 @@ const ui = {
   airText: $("air-text"),
   airMuted: $("air-muted"),
   airSub: $("air-sub"),
+  recSign: $("rec-sign"),
+  recording: $("recording"),
+  recNow: $("rec-now"),
+  recConsent: $("rec-consent"),
+  recNote: $("rec-note"),
   airButtons: $("air-buttons"),
   offAir: $("off-air"),
   handoverRequest: $("handover-request"),
@@ -128,6 +133,7 @@ const st = {
   muteWanted: null, // value still to be sent to the server
   muteSending: false,
   airBusy: false, // an on-air/off-air/handover call is in flight
+  consentBusy: false, // a consent change is in flight
   pendingInput: null, // input source clicked, not yet confirmed
   handoverAskedAt: 0,
   pendingChats: [], // own messages shown before the server echoed them
@@ -556,6 +562,7 @@ function render(prev) {
   if (!s) return;
   renderHeader();
   renderAir();
+  renderRecording();
   renderAirButtons();
   renderHandover();
   renderCough();
@@ -606,6 +613,43 @@ function renderAir() {
     }).join(" · ") || "You are not on air.";
   }
   ui.airSub.textContent = sub;
+}
+
+// My languages recorded now (state.recording.channels), and whether I agreed to be recorded.
+function recording() {
+  const r = (st.state && st.state.recording) || {};
+  const now = Array.isArray(r.channels) ? r.channels : [];
+  return { consent: Boolean(r.consent), mine: myLanguages().filter((l) => now.some((c) => sameLang(c, l))) };
+}
+
+function renderRecording() {
+  const s = st.state;
+  const { consent, mine } = recording();
+  const onAirRecorded = Boolean(s.on_air) && mine.some((l) => sameLang(l, s.on_air));
+  ui.recSign.hidden = !mine.length || Boolean(st.fatal);
+  ui.recSign.dataset.live = String(onAirRecorded);
+  ui.recSign.title = mine.length ? `Recording ${mine.map(CODE).join(", ")}` : "";
+  ui.recording.dataset.recording = String(mine.length > 0);
+  ui.recNow.textContent = mine.length
+    ? `Recording now: ${mine.map(labelOf).join(", ")}${onAirRecorded ? ", while you are on air" : ""}.`
+    : "Your channels are not being recorded.";
+  if (!st.consentBusy) ui.recConsent.checked = consent;
+  ui.recConsent.disabled = st.consentBusy || Boolean(st.fatal);
+  ui.recNote.hidden = consent || !mine.length;
+}
+
+function setConsent() {
+  if (!st.state || st.consentBusy) return;
+  const want = ui.recConsent.checked;
+  st.consentBusy = true;
+  renderRecording();
+  act("consent", { recording_consent: want })
+    .then(() => announce(want ? "You agreed to be recorded." : "You are no longer recorded: silence while you speak."))
+    .catch(() => {})
+    .finally(() => {
+      st.consentBusy = false;
+      if (st.state) renderRecording();
+    });
 }
 
 function renderAirButtons() {
@@ -1401,6 +1445,7 @@ function init() {
   ui.handoverRequest.addEventListener("click", requestHandover);
   ui.handoverAccept.addEventListener("click", acceptHandover);
   ui.slowDown.addEventListener("click", slowDown);
+  ui.recConsent.addEventListener("change", setConsent);
   ui.chatForm.addEventListener("submit", sendChat);
   ui.micRetry.addEventListener("click", retryMic);
   ui.soundUnlock.addEventListener("click", unlockAudio);
@@ -1448,6 +1493,7 @@ function init() {
  *   message          the status line's sentence
  *   micLevelDb       microphone RMS level now, dBFS (-200 when silent / no microphone)
  *   quality          {grade, rtt_ms, loss_pct, jitter_ms} or null
+ *   recording        {consent, mine}: my languages recorded now, and my consent
  *   call(action, body) → Promise<state>; rejects with an Error whose message is the detail
  *   measureInput(ms), measurePartner(ms) → Promise<{frequency, level_db, frames}>
  */
@@ -1460,6 +1506,7 @@ window.tolkBooth = {
     return reportDb(micLevel().rms);
   },
   get quality() { return copy(st.quality); },
+  get recording() { return st.state ? recording() : null; },
   get muted() { return st.coughHeld || Boolean(st.state && st.state.muted); },
   call,
   refresh: () => fetchState().then(copy),

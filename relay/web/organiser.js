@@ -5,8 +5,10 @@
  * event list, the event editor (create / change, with a debounced capacity
  * dry run shown next to the Save button), the capacity calendar, the event
  * detail (listener link and QR for the room, floor input, booth links, the
- * live view polled every 2 s with slow-down alerts, the usage report and its
- * downloads) and the window.tolkOrganiser test hook.
+ * live view polled every 2 s with slow-down alerts, the recording section:
+ * switch, state and files with players and downloads through the download
+ * cookie, polled while on screen; the usage report and its downloads) and
+ * the window.tolkOrganiser test hook.
  * Markup lives in organiser.html, looks in tolk.css (section "organiser").
  * HTTP helpers are shared with the other pages (http.js); the language
  * table is the server's own (languages.js, made by the relay from
@@ -16,7 +18,7 @@
  * path prefix (https://host/prefix/). Errors are problem+json: the page
  * always shows their "detail"; a 401 returns to the sign-in form.
  */
-import { problemFrom, request } from "./http.js";
+import { problemFrom, request, sentence } from "./http.js";
 import { LANGUAGES } from "./languages.js";
 import { $ } from "./page.js";
 
@@ -29,6 +31,8 @@ const SLOW_RECENT_MS = 60000; // slow-downs already there when the live view ope
 const COPIED_MS = 2000;
 const MIXED_CHANNEL_UNITS = 10; // as the server counts a mixed channel
 const MAX_SUGGESTIONS = 8;
+const RECORDING_MS = 3000; // recording state and files, while the section is on screen
+const ACCESS_RENEW_MS = 50 * 60e3; // the download cookie lasts an hour
 
 const ui = {
   user: $("user"),
@@ -70,6 +74,8 @@ const ui = {
   mixDb: $("ev-mix-db"),
   meetingField: $("ev-meeting-field"),
   meetingId: $("ev-meeting-id"),
+  recordField: $("ev-record-field"),
+  record: $("ev-record"),
   locked: $("ev-locked"),
   formError: $("ev-error"),
   save: $("ev-save"),
@@ -104,8 +110,24 @@ const ui = {
   blName: $("bl-name"),
   blLanguages: $("bl-languages"),
   blIssue: $("bl-issue"),
+  blConsent: $("bl-consent"),
   blPicks: $("bl-picks"),
   blError: $("bl-error"),
+  recording: $("recording"),
+  recUpdated: $("rec-updated"),
+  recState: $("rec-state"),
+  recStateText: $("rec-state-text"),
+  recStateExtra: $("rec-state-extra"),
+  recChoice: $("rec-choice"),
+  recAll: $("rec-all"),
+  recSome: $("rec-some"),
+  recLangs: $("rec-langs"),
+  recToggle: $("rec-toggle"),
+  recProblem: $("rec-problem"),
+  recError: $("rec-error"),
+  recZip: $("rec-zip"),
+  recDeleteAll: $("rec-delete-all"),
+  recFiles: $("rec-files"),
   usageRefresh: $("usage-refresh"),
   usageJson: $("usage-json"),
   usageCsv: $("usage-csv"),
@@ -142,6 +164,9 @@ const st = {
   issued: new Map(), // event id → [{id, name, languages, booth_url}], shown once
   live: null, // { id, timer, seen: Set, first, data }
   usage: null,
+  rec: null, // { id, timer, status, files, key, busy }: the recording section of the open event
+  recAccess: new Map(), // event id → when its download cookie was set
+  recInView: false,
   calStart: startOfDay(new Date()),
   calData: null,
   calSeq: 0,
@@ -408,6 +433,8 @@ function signedOut(message) {
   st.token = null;
   try { sessionStorage.removeItem(TOKEN_KEY); } catch (_) { /* ignore */ }
   stopLive();
+  stopRecordingView();
+  st.recAccess.clear();
   clearTimeout(st.refreshTimer);
   clearTimeout(st.capTimer);
   st.capSeq++;
@@ -566,6 +593,7 @@ function setView(view) {
   ui.detail.hidden = view !== "detail";
   if (view !== "detail") {
     stopLive();
+    stopRecordingView();
     ui.slowAlert.hidden = true;
     document.title = TITLE;
   }
@@ -624,6 +652,8 @@ function openEditor(mode, ev) {
   for (const f of [ui.floorLanguage, ui.floorKind, ui.meetingId, ui.mixDb]) f.disabled = mode === "edit";
   ui.meetingField.hidden = ui.floorKind.value !== "bbb";
   ui.locked.hidden = mode !== "edit";
+  ui.recordField.hidden = mode === "edit";
+  ui.record.checked = false;
   renderChips();
   scheduleCapacity();
   ui.title.focus();
@@ -953,6 +983,7 @@ async function save(e) {
 }
 
 async function saveNew(body) {
+  if (ui.record.checked) body.recording = { channels: "all" };
   const ev = await api("POST", "api/v1/events", body);
   rememberCreated(ev);
   await refreshAll();
@@ -1002,9 +1033,11 @@ function openDetail(id, focus) {
     ui.blError.textContent = "";
     ui.blName.value = "";
     ui.blLanguages.value = "";
+    ui.blConsent.checked = false;
     renderDetail(false);
     loadInterpreters(id);
     startLive(id);
+    startRecordingView(id);
     st.usage = null;
     ui.usageError.textContent = "";
     if (statusOf(ev) !== "upcoming") loadUsage(id);
@@ -1019,6 +1052,7 @@ function renderDetail(keepSections) {
   renderDetailHead(ev);
   renderIssued(ev.id);
   renderPicks(ev);
+  renderRecChoice(ev);
   if (keepSections && st.live && st.live.data) renderLive(st.live.data);
 }
 
@@ -1213,7 +1247,9 @@ function renderInterpreters(id, list) {
   ui.blList.replaceChildren(el("ul", { class: "to-rows" }, list.map((i) => el("li", { class: "to-row", "data-id": i.id },
     el("span", { class: "to-row__main" },
       el("span", { class: "to-row__name", text: i.name }),
-      el("span", { class: "to-small t-muted", text: (i.languages || []).length === 2 ? `A/B booth · ${langList(i.languages)}` : langList(i.languages) })),
+      el("span", { class: "to-small t-muted", text: (i.languages || []).length === 2 ? `A/B booth · ${langList(i.languages)}` : langList(i.languages) }),
+      el("span", { class: "to-small to-consent", "data-consent": String(Boolean(i.recording_consent)),
+        text: i.recording_consent ? "Agreed to be recorded" : "No recording consent: silence in recordings while on air" })),
     el("button", {
       type: "button",
       class: "t-btn t-btn--danger to-btn-sm",
@@ -1254,8 +1290,9 @@ function renderPicks(ev) {
   }, el("span", { class: "t-code", text: c }), " ", labelOf(c))));
 }
 
-async function issueBoothLink(eventId, name, languages) {
-  const res = await api("POST", `api/v1/events/${enc(eventId)}/interpreters`, { name, languages });
+async function issueBoothLink(eventId, name, languages, recordingConsent) {
+  const res = await api("POST", `api/v1/events/${enc(eventId)}/interpreters`,
+    { name, languages, recording_consent: Boolean(recordingConsent) });
   if (res && res.booth_url) {
     const list = st.issued.get(eventId) || [];
     list.unshift({ id: res.id, name: res.name, languages: res.languages, booth_url: res.booth_url });
@@ -1287,9 +1324,10 @@ async function onIssue(e) {
   }
   ui.blIssue.disabled = true;
   try {
-    const res = await issueBoothLink(id, name, languages);
+    const res = await issueBoothLink(id, name, languages, ui.blConsent.checked);
     ui.blName.value = "";
     ui.blLanguages.value = "";
+    ui.blConsent.checked = false;
     announce(`Booth link issued for ${res.name || name}. Copy it now: it is shown only once.`);
     const copy = ui.blIssued.querySelector(".to-once button");
     if (copy) copy.focus();
@@ -1433,6 +1471,274 @@ function noteSlowDowns(L, list) {
   ui.slowAlert.classList.remove("to-alert--flash");
   void ui.slowAlert.offsetWidth;
   ui.slowAlert.classList.add("to-alert--flash");
+}
+
+/* -------------------------------------------------------------- recording */
+
+// Bytes in human units: 980 B, 1.2 MB, 3.4 GB.
+function fmtBytes(n) {
+  n = Number(n) || 0;
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return `${i === 0 ? nf.format(n) : nf1.format(n)} ${units[i]}`;
+}
+
+// A duration in ms as m:ss, or h:mm:ss from an hour on.
+function fmtDuration(ms) {
+  const s = Math.max(0, Math.floor((Number(ms) || 0) / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
+}
+
+const REC_STATE = { recording: "Recording", done: "Done", interrupted: "Interrupted", failed: "Failed" };
+
+function recPath(id, rest) {
+  return `api/v1/events/${enc(id)}/recording${rest || ""}`;
+}
+
+function startRecordingView(id) {
+  stopRecordingView();
+  st.rec = { id, timer: 0, status: null, files: null, key: null, busy: false, polling: false };
+  ui.recFiles.replaceChildren(el("p", { class: "t-muted", text: "Loading…" }));
+  ui.recError.textContent = "";
+  ui.recUpdated.textContent = "";
+  ui.recStateText.textContent = "Loading…";
+  ui.recStateExtra.textContent = "";
+  ui.recProblem.hidden = true;
+  ui.recZip.hidden = true;
+  ui.recDeleteAll.hidden = true;
+  ui.recAll.checked = true;
+  renderRecChoice(findEvent(id));
+  pollRecording(st.rec);
+}
+
+function stopRecordingView() {
+  if (st.rec) clearTimeout(st.rec.timer);
+  st.rec = null;
+}
+
+// Polled while the section is on screen and the tab visible; coming back polls at once.
+function recordingVisible() {
+  return document.visibilityState === "visible" && st.recInView;
+}
+
+async function pollRecording(R) {
+  if (st.rec !== R || R.polling) return;
+  clearTimeout(R.timer);
+  R.polling = true;
+  try {
+    if (recordingVisible() || !R.status) await loadRecording(R);
+  } catch (err) {
+    if (st.rec === R && err.status !== 401) ui.recError.textContent = err.message;
+  } finally {
+    R.polling = false;
+    if (st.rec === R) R.timer = setTimeout(() => pollRecording(R), RECORDING_MS);
+  }
+}
+
+async function loadRecording(R) {
+  const [status, list] = await Promise.all([
+    api("GET", recPath(R.id)),
+    api("GET", recPath(R.id, "s")),
+  ]);
+  const files = (list && list.recordings) || [];
+  // Players and links fetch with the download cookie: get it before showing them.
+  if (files.length) await recordingAccess(R.id);
+  if (st.rec !== R) return;
+  R.status = status;
+  R.files = files;
+  renderRecStatus(status);
+  renderRecFiles(R);
+  ui.recUpdated.textContent = `Updated ${fmtTimeSec.format(new Date())}`;
+}
+
+// The download cookie (an hour): asked again when older than ACCESS_RENEW_MS.
+async function recordingAccess(id) {
+  const at = st.recAccess.get(id);
+  if (at && Date.now() - at < ACCESS_RENEW_MS) return;
+  await api("POST", recPath(id, "s/access"));
+  st.recAccess.set(id, Date.now());
+}
+
+function renderRecChoice(ev) {
+  const codes = ev ? [ev.floor_language].concat(ev.languages || []).filter(Boolean) : [];
+  const chosen = new Set([...ui.recLangs.querySelectorAll("input:checked")].map((i) => i.value));
+  ui.recLangs.replaceChildren(...codes.map((c) => el("label", { class: "to-pick to-check" },
+    el("input", { type: "checkbox", value: c, checked: chosen.has(c), onchange: () => { ui.recSome.checked = true; } }),
+    el("span", { class: "t-code", text: c }), " ", labelOf(c))));
+}
+
+function renderRecStatus(s) {
+  s = s || {};
+  const recording = Boolean(s.recording);
+  ui.recording.dataset.recording = String(recording);
+  ui.recState.dataset.state = recording ? "recording" : s.on ? "waiting" : "off";
+  const which = s.channels === "all" ? "all channels"
+    : Array.isArray(s.channels) && s.channels.length ? s.channels.map((c) => c.toUpperCase()).join(", ") : "";
+  if (recording) {
+    ui.recStateText.textContent = `Recording ${which}`.trim();
+    const since = s.started_at ? `since ${fmtTimeSec.format(new Date(s.started_at))} (${fmtDuration(Date.now() - Date.parse(s.started_at))})` : "";
+    ui.recStateExtra.textContent = [s.part != null ? `part ${s.part}` : "", since].filter(Boolean).join(" · ");
+  } else if (s.on) {
+    ui.recStateText.textContent = "Switched on: waiting for the event";
+    ui.recStateExtra.textContent = `Will record ${which || "all channels"} from when the event is live`;
+  } else {
+    ui.recStateText.textContent = "Not recording";
+    ui.recStateExtra.textContent = "";
+  }
+  if (s.free_bytes != null) {
+    ui.recStateExtra.textContent = [ui.recStateExtra.textContent, `${fmtBytes(s.free_bytes)} free on disk`].filter(Boolean).join(" · ");
+  }
+  ui.recProblem.hidden = !s.problem;
+  ui.recProblem.textContent = s.problem ? `Recording stopped by itself: ${sentence(s.problem)}` : "";
+  ui.recToggle.textContent = s.on ? "Stop recording" : "Start recording";
+  ui.recToggle.setAttribute("aria-pressed", String(Boolean(s.on)));
+  ui.recToggle.classList.toggle("t-btn--danger", Boolean(s.on));
+  ui.recToggle.classList.toggle("t-btn--primary", !s.on);
+  ui.recChoice.disabled = Boolean(s.on);
+  ui.recChoice.hidden = Boolean(s.on);
+}
+
+// Who was on air in a file, and the stretches without consent (silence in the file).
+function onAirText(stretches) {
+  if (!stretches || !stretches.length) return el("span", { class: "t-muted", text: "nobody" });
+  return el("ul", { class: "to-rec__air" }, stretches.map((o) => el("li", { "data-consent": String(Boolean(o.consent)) },
+    el("span", { class: "to-cell-main", text: o.name }), " ",
+    el("span", { class: "to-small t-muted", text: `${fmtDuration(o.from_ms)}–${o.to_ms == null ? "now" : fmtDuration(o.to_ms)}` }),
+    o.consent ? null : [" ", el("span", { class: "to-rec__nocons", text: "not recorded: no consent" })])));
+}
+
+function renderRecFiles(R) {
+  const files = R.files || [];
+  const ev = findEvent(R.id);
+  ui.recZip.hidden = !files.length;
+  ui.recZip.href = recPath(R.id, "s/all.zip");
+  ui.recZip.setAttribute("download", `tolk-recordings-${slug(ev && ev.title)}.zip`);
+  ui.recDeleteAll.hidden = !files.some((f) => f.state !== "recording");
+  const key = JSON.stringify(files);
+  if (key === R.key) return;
+  R.key = key;
+  if (!files.length) {
+    ui.recFiles.replaceChildren(el("p", { class: "t-muted", text: "No recordings yet." }));
+    return;
+  }
+  // Keep the <audio> elements of files already shown: a poll must not stop playback.
+  const players = new Map([...ui.recFiles.querySelectorAll("audio[data-rid]")].map((a) => [a.dataset.rid, a]));
+  const parts = new Map();
+  for (const f of files) {
+    if (!parts.has(f.part)) parts.set(f.part, []);
+    parts.get(f.part).push(f);
+  }
+  const order = ev ? [ev.floor_language].concat(ev.languages || []) : [];
+  const rank = (f) => (f.channel === "floor" ? -1 : order.indexOf(f.language) >>> 0);
+  const sections = [...parts.entries()].sort((a, b) => b[0] - a[0]).map(([part, list]) => {
+    list.sort((a, b) => rank(a) - rank(b) || a.language.localeCompare(b.language));
+    const started = list[0].started_at;
+    return el("div", { class: "to-rec__part", "data-part": part },
+      el("h5", { class: "to-rec__part-title" }, `Part ${part}`,
+        el("span", { class: "to-small t-muted", text: ` · started ${day(new Date(started))}, ${fmtTimeSec.format(new Date(started))}` })),
+      el("div", { class: "to-table-wrap" }, el("table", { class: "to-table to-rec__table" },
+        el("caption", { class: "t-sr-only", text: `Files of part ${part}` }),
+        el("thead", null, el("tr", null,
+          ["Channel", "Duration", "Size", "State", "On air", "Listen"].map((h) => el("th", { scope: "col", text: h })),
+          el("th", { scope: "col" }, el("span", { class: "t-sr-only", text: "Actions" })))),
+        el("tbody", null, list.map((f) => recRow(R.id, f, players))))));
+  });
+  ui.recFiles.replaceChildren(...sections);
+}
+
+function recRow(id, f, players) {
+  const url = recPath(id, `s/${enc(f.id)}`);
+  const name = `${labelOf(f.language)} (${f.language})`;
+  let player = players.get(f.id);
+  if (!player || f.state === "recording") {
+    player = f.state === "recording"
+      ? el("span", { class: "to-small t-muted", text: "playable once this part ends" })
+      : el("audio", { controls: true, preload: "metadata", src: url, "data-rid": f.id, "aria-label": `Play ${name}, part ${f.part}` });
+  }
+  return el("tr", { "data-rid": f.id, "data-state": f.state, "data-language": f.language },
+    el("td", null,
+      el("span", { class: "to-cell-main", text: labelOf(f.language) }), " ",
+      el("span", { class: "t-code to-dim", text: f.language }), " ",
+      el("span", { class: "t-tag to-tag-gap", text: f.channel === "floor" ? "floor" : "interpretation" })),
+    el("td", { class: "to-num", text: fmtDuration(f.duration_ms) }),
+    el("td", { class: "to-num", text: fmtBytes(f.size) }),
+    el("td", null,
+      el("span", { class: "to-badge to-rec__badge", "data-state": f.state, text: REC_STATE[f.state] || f.state }),
+      f.problem ? el("span", { class: "to-small to-block to-error", text: sentence(f.problem) }) : null),
+    el("td", null, onAirText(f.on_air)),
+    el("td", null, player),
+    el("td", null, el("div", { class: "to-rec__actions" },
+      el("a", { class: "t-btn to-btn-sm", href: url, download: `${slug(f.language)}-part-${f.part}.opus`, "aria-label": `Download ${name}, part ${f.part}` }, "Download"),
+      f.state === "recording" ? null : el("button", {
+        type: "button",
+        class: "t-btn t-btn--danger to-btn-sm",
+        "aria-label": `Delete ${name}, part ${f.part}`,
+        onclick: () => deleteRecording(id, f, name),
+      }, "Delete"))));
+}
+
+async function toggleRecording() {
+  const R = st.rec;
+  if (!R || R.busy) return;
+  const on = !(R.status && R.status.on);
+  const body = { on };
+  if (on && ui.recSome.checked) {
+    const chosen = [...ui.recLangs.querySelectorAll("input:checked")].map((i) => i.value);
+    if (!chosen.length) {
+      ui.recError.textContent = "Choose at least one channel to record, or all channels.";
+      return;
+    }
+    body.channels = chosen;
+  } else if (on) body.channels = "all";
+  ui.recError.textContent = "";
+  R.busy = true;
+  ui.recToggle.disabled = true;
+  try {
+    const status = await api("POST", recPath(R.id), body);
+    if (st.rec !== R) return;
+    R.status = status;
+    renderRecStatus(status);
+    announce(on ? "Recording started." : "Recording stopped.");
+    await loadRecording(R);
+  } catch (err) {
+    if (st.rec === R && err.status !== 401) {
+      ui.recError.textContent = `${on ? "Recording did not start" : "Recording did not stop"}: ${err.message}`;
+    }
+  } finally {
+    R.busy = false;
+    ui.recToggle.disabled = false;
+  }
+}
+
+async function deleteRecording(id, f, name) {
+  const yes = await confirmDialog(`Delete the recording of ${name}, part ${f.part}? It cannot be undone.`, "Delete", "Keep");
+  if (!yes) return;
+  ui.recError.textContent = "";
+  try {
+    await api("DELETE", recPath(id, `s/${enc(f.id)}`));
+    announce(`Recording of ${name} deleted.`);
+  } catch (err) {
+    if (err.status !== 401) ui.recError.textContent = err.message;
+  }
+  if (st.rec && st.rec.id === id) await loadRecording(st.rec).catch(() => {});
+}
+
+async function deleteAllRecordings() {
+  const R = st.rec;
+  if (!R) return;
+  const yes = await confirmDialog("Delete all recordings of this event? Files being written now are kept. It cannot be undone.", "Delete all", "Keep");
+  if (!yes) return;
+  ui.recError.textContent = "";
+  try {
+    await api("DELETE", recPath(R.id, "s"));
+    announce("Recordings deleted.");
+  } catch (err) {
+    if (err.status !== 401) ui.recError.textContent = err.message;
+  }
+  if (st.rec === R) await loadRecording(R).catch(() => {});
 }
 
 /* ------------------------------------------------------------------ usage */
@@ -1743,6 +2049,15 @@ function wire() {
   ui.confirmCancel.addEventListener("click", () => ui.confirm.close("cancel"));
 
   ui.blForm.addEventListener("submit", onIssue);
+  ui.recToggle.addEventListener("click", toggleRecording);
+  ui.recDeleteAll.addEventListener("click", deleteAllRecordings);
+  if (typeof IntersectionObserver === "function") {
+    new IntersectionObserver((entries) => {
+      const was = st.recInView;
+      st.recInView = entries[entries.length - 1].isIntersecting;
+      if (st.recInView && !was && st.rec) pollRecording(st.rec);
+    }).observe(ui.recording);
+  } else st.recInView = true;
   ui.usageRefresh.addEventListener("click", () => st.selectedId && loadUsage(st.selectedId));
   ui.usageJson.addEventListener("click", (e) => download("json", e.currentTarget));
   ui.usageCsv.addEventListener("click", (e) => download("csv", e.currentTarget));
@@ -1765,7 +2080,10 @@ function wire() {
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") hideTip(); });
 
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && st.signedIn) refreshAll();
+    if (document.visibilityState === "visible" && st.signedIn) {
+      refreshAll();
+      if (st.rec) pollRecording(st.rec);
+    }
   });
 }
 
@@ -1787,7 +2105,8 @@ function init() {
  *                       yet, incomplete form, or a check under way)
  *   selectedId, view    the event open in the detail, and "empty" | "editor" | "detail"
  *   live, usage         the last live view and usage report of that event
- *   createEvent(body), issueBoothLink(eventId, name, languages)
+ *   recording           {status, files} of that event's recording section (null: not loaded)
+ *   createEvent(body), issueBoothLink(eventId, name, languages, recordingConsent)
  *                       → Promise of the server's JSON (rejects with .status, .detail)
  *   signIn(token) → Promise<bool>, signOut(), refresh(), openEvent(id)
  */
@@ -1799,6 +2118,7 @@ window.tolkOrganiser = {
   get view() { return st.view; },
   get live() { return st.live && st.live.data; },
   get usage() { return st.usage; },
+  get recording() { return st.rec && st.rec.status ? { status: st.rec.status, files: st.rec.files } : null; },
   get languages() { return st.languages.slice(); },
   async createEvent(body) {
     const ev = await api("POST", "api/v1/events", body);
