@@ -16,6 +16,7 @@ fn fill(path: &str, event: &str) -> String {
         .replace("{action}", "off-air")
         .replace("{token}", "abc")
         .replace("{file}", "tolk.css")
+        .replace("{recording}", "0123456789abcdef")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,6 +34,16 @@ async fn every_documented_operation_is_served_and_errs_in_problem_json() -> anyh
     }
     let paths = doc["paths"].as_object().cloned().unwrap_or_default();
     assert!(paths.len() >= 25, "{} paths", paths.len());
+    // Every operationId once: tools link operations by it (a duplicate sends them to the wrong one).
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().into_iter().flatten())
+        .filter_map(|(_, op)| op["operationId"].as_str())
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "operationIds are unique: {ids:?}");
     let mut operations = 0;
     for (path, item) in &paths {
         for (method, _) in item.as_object().into_iter().flatten() {

@@ -94,7 +94,7 @@ pub(super) async fn state(
 
 /// `POST /api/v1/booth/consent`: whether I agree to my interpretation being recorded; answers
 /// the new state. Withdrawn, it takes effect at my next packet in a running recording.
-#[utoipa::path(post, path = "/api/v1/booth/consent", tag = "booths", security(("booth" = [])),
+#[utoipa::path(operation_id = "booth_consent", post, path = "/api/v1/booth/consent", tag = "booths", security(("booth" = [])),
     request_body = ConsentChange,
     responses((status = 200, body = BoothState, description = "Done: the new state."),
         (status = 400, description = "Not a consent change."), (status = 401, description = "No valid booth token.")))]

@@ -27,7 +27,7 @@ use crate::store::recordings::RecordingState;
 const TICKET_COOKIE: &str = "tolk_recordings";
 
 /// `GET /api/v1/events/{id}/recording`: the switch and what is written now.
-#[utoipa::path(get, path = "/api/v1/events/{id}/recording", tag = "recordings", security(("organiser" = [])),
+#[utoipa::path(operation_id = "recording_status", get, path = "/api/v1/events/{id}/recording", tag = "recordings", security(("organiser" = [])),
     params(EventPath),
     responses((status = 200, body = RecordingStatusView), (status = 401, description = "No valid organiser token."),
         (status = 404, description = "No such event.")))]
@@ -39,7 +39,7 @@ pub(super) async fn status(
 }
 
 /// `POST /api/v1/events/{id}/recording`: switch recording on (a new part starts now) or off.
-#[utoipa::path(post, path = "/api/v1/events/{id}/recording", tag = "recordings", security(("organiser" = [])),
+#[utoipa::path(operation_id = "recording_switch", post, path = "/api/v1/events/{id}/recording", tag = "recordings", security(("organiser" = [])),
     params(EventPath), request_body = RecordingSwitch,
     responses((status = 200, body = RecordingStatusView, description = "Switched: the new state."),
         (status = 400, description = "Not a switch."), (status = 401, description = "No valid organiser token."),
@@ -56,7 +56,7 @@ pub(super) async fn switch(
 }
 
 /// `GET /api/v1/events/{id}/recordings`: the files, with who was on air in each.
-#[utoipa::path(get, path = "/api/v1/events/{id}/recordings", tag = "recordings", security(("organiser" = [])),
+#[utoipa::path(operation_id = "recordings_list", get, path = "/api/v1/events/{id}/recordings", tag = "recordings", security(("organiser" = [])),
     params(EventPath),
     responses((status = 200, body = RecordingsView), (status = 401, description = "No valid organiser token."),
         (status = 404, description = "No such event.")))]
@@ -68,7 +68,7 @@ pub(super) async fn list(
 }
 
 /// `DELETE /api/v1/events/{id}/recordings`: delete every file of the event not being written.
-#[utoipa::path(delete, path = "/api/v1/events/{id}/recordings", tag = "recordings", security(("organiser" = [])),
+#[utoipa::path(operation_id = "recordings_delete_all", delete, path = "/api/v1/events/{id}/recordings", tag = "recordings", security(("organiser" = [])),
     params(EventPath),
     responses((status = 200, body = RecordingsView, description = "Deleted: what is left (files being written)."),
         (status = 401, description = "No valid organiser token."), (status = 404, description = "No such event.")))]
@@ -84,7 +84,7 @@ pub(super) async fn delete_all(
 }
 
 /// `DELETE /api/v1/events/{id}/recordings/{recording}`.
-#[utoipa::path(delete, path = "/api/v1/events/{id}/recordings/{recording}", tag = "recordings",
+#[utoipa::path(operation_id = "recording_delete", delete, path = "/api/v1/events/{id}/recordings/{recording}", tag = "recordings",
     security(("organiser" = [])), params(EventPath, ("recording" = String, Path, description = "The file's id.")),
     responses((status = 204, description = "Deleted."), (status = 401, description = "No valid organiser token."),
         (status = 404, description = "No such event or file."),
@@ -101,7 +101,7 @@ pub(super) async fn delete_one(
 /// `POST /api/v1/events/{id}/recordings/access`: a download cookie for the event's files (an
 /// hour; `HttpOnly`, `SameSite=Strict`, for these paths only), so the organiser page can play
 /// and download them with plain links.
-#[utoipa::path(post, path = "/api/v1/events/{id}/recordings/access", tag = "recordings",
+#[utoipa::path(operation_id = "recordings_access", post, path = "/api/v1/events/{id}/recordings/access", tag = "recordings",
     security(("organiser" = [])), params(EventPath),
     responses((status = 204, description = "The cookie is set."), (status = 401, description = "No valid organiser token."),
         (status = 404, description = "No such event.")))]
@@ -171,7 +171,7 @@ fn cookie(parts: &Parts, name: &str) -> Option<String> {
 
 /// `GET /api/v1/events/{id}/recordings/{recording}`: the file (`audio/ogg`, Ogg Opus), with
 /// range requests.
-#[utoipa::path(get, path = "/api/v1/events/{id}/recordings/{recording}", tag = "recordings",
+#[utoipa::path(operation_id = "recording_file", get, path = "/api/v1/events/{id}/recordings/{recording}", tag = "recordings",
     security(("organiser" = [])), params(EventPath, ("recording" = String, Path, description = "The file's id.")),
     responses((status = 200, description = "The file.", content_type = "audio/ogg"),
         (status = 206, description = "The range asked for."),
@@ -268,7 +268,7 @@ async fn from_node(app: &App, node: &str, request: Request) -> Result<Response, 
 
 /// `GET /api/v1/events/{id}/recordings/all.zip`: every file of the event on this node in one
 /// ZIP (files still being written up to where they are now).
-#[utoipa::path(get, path = "/api/v1/events/{id}/recordings/all.zip", tag = "recordings",
+#[utoipa::path(operation_id = "recordings_zip", get, path = "/api/v1/events/{id}/recordings/all.zip", tag = "recordings",
     security(("organiser" = [])), params(EventPath),
     responses((status = 200, description = "The archive.", content_type = "application/zip"),
         (status = 401, description = "No valid organiser token or download cookie."),
