@@ -135,6 +135,7 @@ pub fn ramp_profile(max: u32, step: u32, joins_per_s: f64) -> Profile {
             webrtc_rs_every: 0,
         },
         impairment: Default::default(),
+        recording: false,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod engine;
 pub mod janus;
 pub mod profile;
+pub mod recording;
 pub mod report;
 pub mod results;
 pub mod run;

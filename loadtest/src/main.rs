@@ -45,6 +45,10 @@ enum Command {
         /// Override the profile's duration (seconds).
         #[arg(long)]
         duration: Option<f64>,
+        /// Run the profile twice back to back, recording every channel off then on, and compare
+        /// the listeners' latency and loss and the relay's CPU (recording.md in the report).
+        #[arg(long)]
+        compare_recording: bool,
     },
     /// Start three nodes (network namespaces, Redis, PostgreSQL: needs root) and run a profile
     /// through node A; report per node, the cascade's added latency and CPU, and the cascades.
@@ -141,7 +145,17 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     match cli.command {
-        Command::Run { profile, target, admin_token, report, relay_pid, workers, listeners, duration } => {
+        Command::Run {
+            profile,
+            target,
+            admin_token,
+            report,
+            relay_pid,
+            workers,
+            listeners,
+            duration,
+            compare_recording,
+        } => {
             let profile = Profile::load(&profile)?;
             let options = RunOptions {
                 relay: tolk_loadtest::run::RelayTarget::Tolk { rtp_floor: false },
@@ -159,6 +173,17 @@ fn main() -> anyhow::Result<()> {
                 stop_when: (!profile.is_soak()).then_some((5.0, 99.9)),
                 nodes: Vec::new(),
             };
+            if compare_recording {
+                // Both runs go to their end, whatever a moment of overload does to one of them:
+                // the comparison is of two whole runs.
+                let options = RunOptions { stop_when: None, ..options };
+                let result = runtime
+                    .block_on(tolk_loadtest::recording::compare_recording(&profile, &options))
+                    .context("the comparison failed")?;
+                println!("{}", tolk_loadtest::report::markdown_recording_compare(&result));
+                eprintln!("report written to {}", report.display());
+                return Ok(());
+            }
             let result = runtime.block_on(run(&profile, &options)).context("the run failed")?;
             println!("{}", tolk_loadtest::report::markdown_run(&result));
             eprintln!("report written to {}", report.display());

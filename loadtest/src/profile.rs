@@ -24,6 +24,10 @@ pub struct Profile {
     pub listeners: Listeners,
     #[serde(default)]
     pub impairment: ImpairmentConfig,
+    /// Record every channel: the event is created with `"recording": {"channels": "all"}`, and
+    /// the report lists the files the relay wrote.
+    #[serde(default)]
+    pub recording: bool,
 }
 
 fn english() -> String {

@@ -119,6 +119,21 @@ pub struct RunReport {
     /// By node, when listeners were served by more than one (a cluster); empty for one relay.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeReport>,
+    /// The files the relay wrote, when the profile recorded every channel (`recording = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Vec<RecordedFile>>,
+}
+
+/// One file the relay recorded in a run, as its API listed it at the end (recording switched off).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordedFile {
+    pub language: String,
+    /// `done`, `interrupted` or `failed` (`recording` if it had not ended).
+    pub state: String,
+    pub duration_ms: i64,
+    pub size: i64,
+    /// Why it ended early, if it did.
+    pub problem: Option<String>,
 }
 
 /// What the listeners of one node of a cluster received, and the node's own figures.
@@ -184,5 +199,14 @@ pub struct CompareReport {
     pub latency_p99_ratio: f64,
     /// Relay CPU per 1,000 listeners, Janus / Tolk, from the runs.
     pub cpu_per_listener_ratio: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+/// `tolk-loadtest run --compare-recording`: one profile run twice back to back against the same
+/// relay, recording every channel off then on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordingCompareReport {
+    pub off: RunReport,
+    pub on: RunReport,
     pub notes: Vec<String>,
 }

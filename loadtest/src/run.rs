@@ -60,6 +60,26 @@ pub struct RunOptions {
     pub nodes: Vec<NodeTarget>,
 }
 
+impl RunOptions {
+    /// A run against Tolk at `target` (its floor over WHIP) with one listener worker, no report
+    /// directory, no progress line, the profile as it is: what the tests start from.
+    pub fn tolk(target: String, admin_token: String) -> Self {
+        Self {
+            relay: RelayTarget::Tolk { rtp_floor: false },
+            target,
+            admin_token,
+            report_dir: None,
+            relay_pid: None,
+            workers: 1,
+            progress: false,
+            listeners: None,
+            duration_s: None,
+            stop_when: None,
+            nodes: Vec::new(),
+        }
+    }
+}
+
 /// A node of a cluster under test.
 #[derive(Debug, Clone, Default)]
 pub struct NodeTarget {
@@ -136,10 +156,26 @@ pub async fn run(profile: &Profile, options: &RunOptions) -> anyhow::Result<RunR
         RelayTarget::Tolk { rtp_floor } => {
             let event = create_event(&http, &base, &options.admin_token, &profile, rtp_floor).await?;
             let id = event.id.as_str().to_owned();
-            let outcome = match Run::start(&http, &base, &id, &profile, options, started_at).await {
-                Ok(run) => run.drive(Some(&event)).await,
+            let recorded = match profile.recording {
+                true => crate::recording::until_recording(&http, &base, &options.admin_token, &id).await,
+                false => Ok(()),
+            };
+            let mut outcome = match recorded {
+                Ok(()) => match Run::start(&http, &base, &id, &profile, options, started_at).await {
+                    Ok(run) => run.drive(Some(&event)).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
+            if profile.recording
+                && let Ok(report) = &mut outcome
+            {
+                let files = crate::recording::stop_and_list(&http, &base, &options.admin_token, &id).await;
+                match files {
+                    Ok(files) => report.recording = Some(files),
+                    Err(e) => report.notes.push(format!("The recording's files could not be listed: {e:#}")),
+                }
+            }
             // Leave nothing behind on the relay, whatever happened.
             let _ = http
                 .delete(format!("{base}/api/v1/events/{id}"))
@@ -180,6 +216,7 @@ pub(crate) async fn create_event(
             "ends_at": (now + chrono::Duration::seconds(profile.duration_s as i64 + 3600)).to_rfc3339(),
             "expected_listeners": profile.total_listeners().max(1),
             "floor": {"kind": if rtp_floor { "rtp" } else { "whip" }},
+            "recording": profile.recording.then(|| json!({"channels": "all"})),
         }))
         .send()
         .await
@@ -401,7 +438,9 @@ impl<'a> Run<'a> {
                 let link: InterpreterView = http
                     .post(format!("{base}/api/v1/events/{}/interpreters", self.id))
                     .bearer_auth(&self.options.admin_token)
-                    .json(&json!({"name": name, "languages": [language]}))
+                    // Agreeing to be recorded when the run records: their voices are then in
+                    // the files (without it, the files hold silence where they speak).
+                    .json(&json!({"name": name, "languages": [language], "recording_consent": self.profile.recording}))
                     .send()
                     .await?
                     .json()
@@ -418,7 +457,13 @@ impl<'a> Run<'a> {
                 let ready =
                     offer.accept(&answer, Some(Voice::new(source, u64::from(source) * 37)?), false)?;
                 self.publisher.send(Command::Add { id: u64::from(source), peer: Box::new(ready) })?;
-                tokens.push(Interpreter { token, base: engine::node_of(&session) });
+                let interpreter = Interpreter { token, base: engine::node_of(&session) };
+                if self.profile.recording {
+                    // Said again from the booth: a link's consent reaches a recording that is
+                    // running already only this way.
+                    booth_action(http, &interpreter, "consent", json!({"recording_consent": true})).await?;
+                }
+                tokens.push(interpreter);
             }
             booths.push(tokens);
         }
@@ -1133,6 +1178,7 @@ fn build_report(
         timeline,
         notes,
         nodes,
+        recording: None,
     }
 }
 

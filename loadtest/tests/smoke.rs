@@ -15,17 +15,10 @@ async fn the_smoke_profile_completes_without_loss() -> anyhow::Result<()> {
     let profile = Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/smoke.toml"))?;
     let dir = std::env::temp_dir().join(format!("tolk-loadtest-{}", tolk_relay::ids::random_hex(4)));
     let options = RunOptions {
-        relay: tolk_loadtest::run::RelayTarget::Tolk { rtp_floor: false },
-        target: relay.base.clone(),
-        admin_token: ADMIN.into(),
         report_dir: Some(dir.clone()),
         relay_pid: Some(std::process::id()),
-        workers: 1,
         progress: true,
-        listeners: None,
-        duration_s: None,
-        stop_when: None,
-        nodes: Vec::new(),
+        ..RunOptions::tolk(relay.base.clone(), ADMIN.into())
     };
     let report = run(&profile, &options).await?;
     println!("{}", tolk_loadtest::report::markdown_run(&report));

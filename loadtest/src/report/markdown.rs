@@ -31,6 +31,7 @@ pub fn markdown_run(report: &RunReport) -> String {
     run_loss(&mut md, report);
     run_relay(&mut md, report);
     run_generator(&mut md, report);
+    super::recording::run_recording(&mut md, report);
     notes(&mut md, "Notes", report.notes.iter().map(|n| n.to_string()));
     md.push_str("## Plots\n\n");
     md.push_str("![Relay-added latency per second](latency.png)\n\n");
@@ -406,7 +407,7 @@ fn percentile_row(md: &mut String, name: &str, p: &Percentiles) {
 }
 
 /// A section of notes, one a line; nothing if there are none.
-fn notes(md: &mut String, title: &str, notes: impl Iterator<Item = String>) {
+pub(super) fn notes(md: &mut String, title: &str, notes: impl Iterator<Item = String>) {
     let mut any = false;
     for n in notes {
         if !any {

@@ -18,6 +18,7 @@ mod format;
 mod json;
 mod markdown;
 mod plot;
+mod recording;
 #[cfg(test)]
 mod tests;
 
@@ -28,7 +29,8 @@ use anyhow::Context as _;
 
 pub use self::markdown::{markdown_capacity, markdown_compare, markdown_run};
 use self::plot::{Ink, write_plot};
-use crate::results::{CapacityReport, CompareReport, RunReport};
+pub use self::recording::{WRITER_THREAD, markdown_recording_compare};
+use crate::results::{CapacityReport, CompareReport, RecordingCompareReport, RunReport};
 
 /// Writes `report.json`, `report.md`, `latency.png` (relay-added latency per second),
 /// `timeline.png` (listeners, packets/s and CPU over time) and `histogram.png` (the latency
@@ -49,6 +51,16 @@ pub fn write_capacity(dir: &Path, report: &CapacityReport) -> anyhow::Result<Vec
 /// Returns the files written.
 pub fn write_compare(dir: &Path, report: &CompareReport) -> anyhow::Result<Vec<PathBuf>> {
     write_compare_with(dir, report, Ink::detect())
+}
+
+/// Writes `recording.json` and `recording.md` (a profile with recording off then on) into
+/// `dir`, creating it if missing; each run's own report is in `recording-off/` and
+/// `recording-on/`. Returns the files written.
+pub fn write_recording_compare(dir: &Path, report: &RecordingCompareReport) -> anyhow::Result<Vec<PathBuf>> {
+    create_dir(dir)?;
+    let json = json::write_json(dir, "recording.json", report)?;
+    let md = write_text(dir, "recording.md", &markdown_recording_compare(report))?;
+    Ok(vec![json, md])
 }
 
 fn write_run_with(dir: &Path, report: &RunReport, ink: Ink) -> anyhow::Result<Vec<PathBuf>> {

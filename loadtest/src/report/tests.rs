@@ -67,6 +67,7 @@ fn run_report(relay: &str, slower: f64) -> RunReport {
             "10 listeners failed to join; their packets are not counted as lost.".to_string(),
         ],
         nodes: Vec::new(),
+        recording: None,
     }
 }
 

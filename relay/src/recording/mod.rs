@@ -12,6 +12,8 @@
 //! - [`zip`]: every file of an event as one download; [`views`]: what organisers read and send;
 //! - this module: the service (start, stop, consent, listing, deleting, retention, metrics).
 
+#[doc(hidden)]
+pub mod bench;
 pub(crate) mod files;
 pub(crate) mod ogg;
 pub(crate) mod opus;
