@@ -143,14 +143,20 @@ fn file_of<'a>(
     files.iter().find(|(f, _)| f.language.as_str() == language).with_context(|| format!("no {language} file"))
 }
 
-/// Where the floor's bursts were sent, in samples of the file's time base, during the file.
+/// Where the floor's bursts were spoken, in samples of the file's time base, during the file:
+/// on the publisher's media clock (frame k at its start + 20 ms × k, the start taken from its
+/// least delayed frame, as the recorder anchors a line), not at the instants its thread happened
+/// to send them (a busy test thread sends some frames late).
 fn sent_onsets(floor: &Client, clock: &Clock, started_at: DateTime<Utc>, length: usize) -> Vec<f64> {
     let frames = floor.frames_sent.lock().map(|f| f.clone()).unwrap_or_default();
-    frames
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| (*i as u64).is_multiple_of(2 * GATE))
-        .map(|(_, at)| clock.position(*at, started_at))
+    let frame = Duration::from_millis(20);
+    let Some(start) = frames.iter().enumerate().filter_map(|(k, at)| at.checked_sub(frame * k as u32)).min()
+    else {
+        return Vec::new();
+    };
+    (0..frames.len())
+        .filter(|k| (*k as u64).is_multiple_of(2 * GATE))
+        .map(|k| clock.position(start + frame * k as u32, started_at))
         .filter(|p| *p > 4800.0 && *p < length as f64 - 4800.0)
         .collect()
 }
@@ -160,10 +166,12 @@ fn onsets_match(samples: &[f32], sent: &[f64], what: &str) -> anyhow::Result<f64
     let heard = onsets(samples, 0.02, 0.15, 2400);
     let mut worst: f64 = 0.0;
     let mut matched = 0;
+    let mut signed = Vec::new();
     for s in sent {
         let Some(h) = heard.iter().min_by_key(|h| (**h as f64 - s).abs() as u64) else { continue };
         let error_ms = (*h as f64 - s) / 48.0;
         if error_ms.abs() < 100.0 {
+            signed.push(error_ms.round() as i64);
             matched += 1;
             worst = worst.max(error_ms.abs());
         }
@@ -173,6 +181,7 @@ fn onsets_match(samples: &[f32], sent: &[f64], what: &str) -> anyhow::Result<f64
         "{what}: {matched} of {} bursts found ({heard:?})",
         sent.len()
     );
+    println!("{what}: burst heard minus sent (ms): {signed:?}");
     anyhow::ensure!(worst <= 20.0, "{what}: a burst is {worst:.1} ms away from where it was sent");
     Ok(worst)
 }
@@ -227,6 +236,7 @@ async fn every_channel_is_recorded_on_one_time_base_with_the_floor_bit_exact() -
     let (_, de_path) = file_of(&files, "de")?;
     assert_eq!(en_file.channel, "floor");
     assert!(files.iter().all(|(f, _)| f.state == RecordingState::Done && f.started_at == started_at));
+    println!("fr on air: {:?}", fr_file.on_air);
     let names: Vec<(&str, bool)> = fr_file.on_air.iter().map(|s| (s.name.as_str(), s.consent)).collect();
     assert_eq!(names, [("Ana", true), ("Ben", true)], "who was on air in fr");
 
@@ -261,6 +271,8 @@ async fn every_channel_is_recorded_on_one_time_base_with_the_floor_bit_exact() -
     let stop_block = blocks.len() - 30;
     assert!(blocks[ben_block + 5..stop_block].iter().all(|f| near(*f, BEN)), "Ben in fr");
     let around = &fr_audio[ben_from - 9600..ben_from + 9600];
+    let levels: Vec<i64> = around.chunks_exact(240).map(|c| level_db(c) as i64).collect();
+    println!("5 ms levels around the handover: {levels:?}");
     let quietest = around.chunks_exact(240).map(level_db).fold(f64::MAX, f64::min);
     assert!(quietest > -20.0, "the handover is seamless in the file: a 5 ms block at {quietest:.1} dB");
     let switch_at = blocks.iter().position(|f| near(*f, BEN)).context("Ben is heard")? as f64 * 480.0;
@@ -272,8 +284,10 @@ async fn every_channel_is_recorded_on_one_time_base_with_the_floor_bit_exact() -
         asked / 48.0,
         answered / 48.0
     );
+    // Ben is heard from his next packet after the switch (within a frame), give or take the
+    // 10 ms blocks of the analysis and the decoder's crossfade.
     assert!(
-        switch_at >= asked - 960.0 && switch_at <= answered + 2.0 * 960.0,
+        switch_at >= asked - 960.0 && switch_at <= answered + 3.0 * 960.0,
         "Ben starts when he took the air"
     );
 

@@ -40,6 +40,7 @@ pub(crate) async fn watch(app: Weak<App>) {
         ticks.tick().await;
         let Some(app) = app.upgrade() else { return };
         app.sync_recordings().await;
+        app.recordings.refresh_consent().await;
         if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
             last_retention = Some(tokio::time::Instant::now());
             match app.recordings.apply_retention().await {

@@ -29,7 +29,12 @@ pub(super) async fn issue(
     owned: OwnedEvent,
     JsonBody(request): JsonBody<NewInterpreter>,
 ) -> Result<(StatusCode, Json<InterpreterView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(app.booths.issue(&owned.event, request).await?)))
+    let issued = app.booths.issue(&owned.event, request).await?;
+    if issued.recording_consent {
+        // A recording running now hears them from their first word.
+        app.recordings.refresh_consent().await;
+    }
+    Ok((StatusCode::CREATED, Json(issued)))
 }
 
 /// `GET /api/v1/events/{id}/interpreters`: the live booth links (without tokens).

@@ -65,7 +65,7 @@ pub struct WriterRun {
     thread: Option<JoinHandle<()>>,
     counters: Arc<WriterCounters>,
     paths: Vec<PathBuf>,
-    _notes: tokio::sync::mpsc::UnboundedReceiver<WriterNote>,
+    notes: tokio::sync::mpsc::UnboundedReceiver<WriterNote>,
 }
 
 impl std::fmt::Debug for WriterRun {
@@ -100,7 +100,7 @@ impl WriterRun {
         orders.send(order).map_err(|_| "the writer stopped".to_owned())?;
         answer.blocking_recv().map_err(|_| "the writer stopped".to_owned())??;
         let tap = Tap::new(vec![true; channels], packets, counters.dropped.clone());
-        Ok(Self { event, tap, orders, thread: Some(thread), counters, paths, _notes: notes })
+        Ok(Self { event, tap, orders, thread: Some(thread), counters, paths, notes })
     }
 
     /// Hand one channel packet to the writer, as the shard does (never waits).
@@ -116,12 +116,17 @@ impl WriterRun {
 
     /// Close the files now, stop the thread; returns each file and its size.
     pub fn finish(mut self) -> std::io::Result<Vec<(PathBuf, u64)>> {
-        let (closed, done) = tokio::sync::oneshot::channel();
+        let (closed, _done) = tokio::sync::oneshot::channel();
         let event = self.event.clone();
         let order =
             Order::Close { event, at: Instant::now(), state: RecordingState::Done, closed: Some(closed) };
         if self.orders.send(order).is_ok() {
-            let _ = done.blocking_recv();
+            // The writer answers a close through its notes, after the files' last notes.
+            while let Some(note) = self.notes.blocking_recv() {
+                if matches!(note, WriterNote::Stored(_)) {
+                    break;
+                }
+            }
         }
         let (orders, _) = crossbeam_channel::unbounded();
         drop(std::mem::replace(&mut self.orders, orders));

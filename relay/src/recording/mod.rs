@@ -154,6 +154,8 @@ pub(crate) struct Recordings {
     /// Consent sets of the events being recorded (read by the writer for every voice).
     consent: RwLock<HashMap<EventId, Consent>>,
     problems: RwLock<HashMap<EventId, String>>,
+    /// Held while consent changes (store and running set), so a refresh never reads between.
+    consent_changes: tokio::sync::Mutex<()>,
     /// Download tickets (a cookie the organiser page gets, so `<audio>` can fetch files with
     /// range requests and no token in a URL).
     tickets: tickets::Tickets,
@@ -189,6 +191,7 @@ impl Recordings {
             active: tokio::sync::Mutex::new(HashMap::new()),
             consent: RwLock::new(HashMap::new()),
             problems: RwLock::new(HashMap::new()),
+            consent_changes: tokio::sync::Mutex::new(()),
             tickets: tickets::Tickets::new(ticket_secret.as_deref()),
         });
         recordings.seal_left_open().await?;
@@ -388,32 +391,55 @@ impl Recordings {
         consent: bool,
     ) -> Result<(), RecordingError> {
         // The running recording first when consent is withdrawn, the store first when given:
-        // either way, no voice is written without consent at any moment.
-        let apply = || {
-            if let Some(set) = self.consent.read().ok().and_then(|sets| sets.get(event).cloned())
-                && let Ok(mut set) = set.write()
-            {
-                if consent {
-                    set.insert(interpreter);
-                } else {
-                    set.remove(&interpreter);
-                }
-            }
-        };
+        // either way, no voice is written without consent at any moment. A refresh from the
+        // store waits (it would read the store between the two).
+        let _held = self.consent_changes.lock().await;
         if !consent {
-            apply();
+            self.apply_consent(event, |set| {
+                set.remove(&interpreter);
+            });
         }
         self.store.set_recording_consent(interpreter, consent).await?;
         if consent {
-            apply();
+            self.apply_consent(event, |set| {
+                set.insert(interpreter);
+            });
         }
         Ok(())
     }
 
+    /// Read again who agreed to be recorded, for every event recorded here: a booth link issued
+    /// with consent while its event is recorded, consent given through another node.
+    pub(crate) async fn refresh_consent(&self) {
+        let events: Vec<EventId> =
+            self.consent.read().map(|sets| sets.keys().cloned().collect()).unwrap_or_default();
+        for event in events {
+            let _held = self.consent_changes.lock().await;
+            match self.store.consenting_interpreters(&event).await {
+                Ok(ids) => self.apply_consent(&event, |set| *set = ids.into_iter().collect()),
+                Err(e) => warn!(%event, error = %e, "recording consent could not be read"),
+            }
+        }
+    }
+
+    fn apply_consent(
+        &self,
+        event: &EventId,
+        change: impl FnOnce(&mut std::collections::HashSet<InterpreterId>),
+    ) {
+        if let Some(set) = self.consent.read().ok().and_then(|sets| sets.get(event).cloned())
+            && let Ok(mut set) = set.write()
+        {
+            change(&mut set);
+        }
+    }
+
     /// The recording state of an event.
     pub(crate) async fn status(&self, event: &EventId) -> Result<Status, RecordingError> {
-        let plan = self.store.recording_plan(event).await?;
+        // The plan is read under the lock a failure switches it off under: never "stopped
+        // by itself" and still on.
         let active = self.active.lock().await;
+        let plan = self.store.recording_plan(event).await?;
         let running = active.get(event);
         Ok(Status {
             plan,
@@ -548,6 +574,7 @@ async fn follow_writer(
         let Some(recordings) = recordings.upgrade() else { return };
         let store = &recordings.store;
         let written = match &note {
+            WriterNote::Stored(_) => Ok(()),
             WriterNote::Progress { id, duration_ms, size } => {
                 store.update_recording(id, *duration_ms, *size, RecordingState::Recording, None).await
             }
@@ -584,6 +611,9 @@ async fn follow_writer(
         };
         if let Err(e) = written {
             warn!(error = %e, "a recording's state could not be stored");
+        }
+        if let WriterNote::Stored(stored) = note {
+            let _ = stored.send(());
         }
     }
 }

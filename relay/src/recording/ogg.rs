@@ -11,6 +11,12 @@ const FIRST: u8 = 0x02;
 const LAST: u8 = 0x04;
 /// The most lacing values a page holds.
 const MAX_SEGMENTS: usize = 255;
+/// Pre-skip (RFC 7845 §4.2): what a player drops from the decoder's output before position 0.
+/// Tolk does not encode a pass-through channel, so the sender's encoder delay is not known;
+/// this is libopus's (312 samples, 6.5 ms, what browsers send with), so that a voice is played
+/// at the time it was spoken. The file starts with the recording's own silence, so nothing
+/// spoken is dropped.
+pub(crate) const PRE_SKIP: u16 = 312;
 /// Fixed part of a page header, before the lacing values.
 pub(crate) const HEADER: usize = 27;
 
@@ -57,7 +63,7 @@ impl OggStream {
         head.extend_from_slice(b"OpusHead");
         head.push(1); // version
         head.push(1); // output channels: mono (stereo packets are downmixed by decoders)
-        head.extend_from_slice(&0u16.to_le_bytes()); // pre-skip: the stream starts at the recording's start
+        head.extend_from_slice(&PRE_SKIP.to_le_bytes());
         head.extend_from_slice(&48_000u32.to_le_bytes());
         head.extend_from_slice(&0i16.to_le_bytes()); // output gain
         head.push(0); // channel mapping family 0

@@ -41,6 +41,16 @@ pub(crate) struct Stretch {
     pub to: Option<u64>,
 }
 
+/// A packet held until the line is anchored.
+#[derive(Debug)]
+struct Held {
+    arrived: u64,
+    ts: u32,
+    payload: Vec<u8>,
+    samples: u32,
+    withhold: bool,
+}
+
 /// What the track did with a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Placed {
@@ -62,6 +72,10 @@ pub(crate) struct Track {
     out: Vec<u8>,
     stretch: Option<Stretch>,
     closed: Vec<Stretch>,
+    /// The voice changed (a handover, the floor back): the next packet follows the last one.
+    follow: bool,
+    /// The line's first packets, until it is anchored.
+    held: Vec<Held>,
     /// Samples of silence written for gaps, and in place of voices without consent.
     pub(crate) filled: u64,
     pub(crate) withheld: u64,
@@ -80,6 +94,8 @@ impl Track {
             out,
             stretch: None,
             closed: Vec::new(),
+            follow: false,
+            held: Vec::new(),
             filled: 0,
             withheld: 0,
             fill: Vec::new(),
@@ -111,6 +127,7 @@ impl Track {
             open.to = Some(at.max(open.from));
             self.closed.push(open);
         }
+        self.follow = true;
         self.stretch = who.map(|(interpreter, consent)| Stretch { interpreter, consent, from: at, to: None });
     }
 
@@ -126,6 +143,10 @@ impl Track {
 
     /// Place one packet that arrived at `arrived` (samples on the time base), at `ts` on its
     /// channel's line, lasting `samples`. `withhold`: write silence of its length instead.
+    ///
+    /// The line's first [`LATENESS`] of packets are held, and the line anchored where the least
+    /// delayed of them says (a first packet that waited for a busy thread does not shift the
+    /// whole line late).
     pub(crate) fn packet(
         &mut self,
         arrived: u64,
@@ -134,6 +155,34 @@ impl Track {
         samples: u32,
         withhold: bool,
     ) -> Placed {
+        if self.anchor.is_none() {
+            self.held.push(Held { arrived, ts, payload: payload.to_vec(), samples, withhold });
+            if arrived.saturating_sub(self.held[0].arrived) >= LATENESS {
+                self.release();
+            }
+            return Placed::Written;
+        }
+        self.place(arrived, ts, payload, samples, withhold)
+    }
+
+    /// Anchor the line on its held packets and write them.
+    fn release(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        let Some(first) = held.first() else { return };
+        let ts0 = first.ts;
+        let earliest = held
+            .iter()
+            .map(|h| h.arrived as i64 - i64::from(h.ts.wrapping_sub(ts0) as i32))
+            .min()
+            .unwrap_or(first.arrived as i64);
+        self.anchor = Some((earliest.max(0) as u64, ts0));
+        self.follow = false;
+        for h in held {
+            self.place(h.arrived, h.ts, &h.payload, h.samples, h.withhold);
+        }
+    }
+
+    fn place(&mut self, arrived: u64, ts: u32, payload: &[u8], samples: u32, withhold: bool) -> Placed {
         let by_line = self.anchor.map(|(at, anchor_ts)| {
             let delta = i64::from(ts.wrapping_sub(anchor_ts) as i32);
             at.saturating_add_signed(delta)
@@ -144,6 +193,15 @@ impl Track {
                 self.anchor = Some((arrived, ts));
                 arrived
             }
+        };
+        // The first packet of a new voice: the line's timestamps stepped by the wall time since
+        // the old voice's last packet (at least a frame, more by the two microphones' phase and
+        // jitter); in the file it follows on, as listeners hear it through their jitter buffer.
+        let at = if std::mem::take(&mut self.follow) && at > self.next && at - self.next <= RESYNC {
+            self.anchor = Some((self.next, ts));
+            self.next
+        } else {
+            at
         };
         if at + u64::from(samples) <= self.next {
             return Placed::Late;
@@ -171,6 +229,12 @@ impl Track {
 
     /// Nothing arrived: fill silence up to [`LATENESS`] behind `now` (samples on the time base).
     pub(crate) fn keep_time(&mut self, now: u64) {
+        if let Some(first) = self.held.first() {
+            if now.saturating_sub(first.arrived) < LATENESS {
+                return; // the line's first packets wait for their anchor
+            }
+            self.release();
+        }
         let until = now.saturating_sub(LATENESS);
         if until > self.next {
             self.silence(until - self.next);
@@ -179,6 +243,7 @@ impl Track {
 
     /// Fill silence to `until` and close the stream (the recording stops at `until`).
     pub(crate) fn finish(&mut self, until: u64) {
+        self.release();
         if until > self.next {
             self.silence(until - self.next);
         }
@@ -273,12 +338,40 @@ mod tests {
         let mut track = Track::new(1, &[]);
         track.packet(0, 0, &voice(1), 960, false);
         track.packet(960, 960, &voice(1), 960, false);
+        track.release();
         // The new voice's first packet, 5 ms after a frame (Continuity advanced the line by the
         // wall time that passed): no 5 ms of silence before it.
         track.packet(1920 + 240, 1920 + 240, &voice(2), 960, false);
         track.packet(2880 + 240, 2880 + 240, &voice(2), 960, false);
         assert_eq!(track.filled, 0);
         assert_eq!(track.position(), 4 * 960);
+        // A handover whose new voice comes 35 ms after the old one's last packet: it follows on
+        // (the line stepped by 35 ms; listeners' jitter buffers play through it).
+        track.on_air(Some((InterpreterId(2), true)), track.position());
+        let step = 4 * 960 + 240 + 1680;
+        track.packet(step, step as u32, &voice(3), 960, false);
+        track.packet(step + 960, step as u32 + 960, &voice(3), 960, false);
+        assert_eq!(track.filled, 0, "no silence at the handover");
+        assert_eq!(track.position(), 6 * 960);
+        // A packet lost later in the same voice stays a gap.
+        track.packet(step + 3 * 960, step as u32 + 3 * 960, &voice(3), 960, false);
+        assert_eq!(track.filled, 960);
+    }
+
+    #[test]
+    fn the_line_is_anchored_where_its_least_delayed_first_packet_says() {
+        let mut track = Track::new(1, &[]);
+        // Sent from 100 ms on; the first packet waited 30 ms for a busy thread, the rest did not.
+        let start = 4800;
+        track.packet(start + 1440, 0, &voice(1), 960, false);
+        for i in 1..13u32 {
+            track.packet(start + u64::from(i) * 960, i * 960, &voice(1), 960, false);
+        }
+        assert_eq!(track.anchor.map(|a| a.0), Some(start), "anchored at the true start");
+        track.finish(0);
+        let written = packets(&mut track);
+        let first = written.iter().find(|(p, _)| p == &voice(1)).expect("written");
+        assert_eq!(first.1 - 960, start, "the first packet where it was sent");
     }
 
     #[test]
@@ -308,7 +401,7 @@ mod tests {
             let arrived = i * 960;
             let ts = (i * 960 * 101 / 100) as u32;
             track.packet(arrived, ts, &voice(1), 960, false);
-            let at = track.anchor.expect("anchored").0;
+            let Some((at, _)) = track.anchor else { continue };
             if at != last_at {
                 anchors += 1;
                 last_at = at;
@@ -323,6 +416,7 @@ mod tests {
         let mut track = Track::new(1, &[]);
         track.packet(0, 0, &voice(1), 960, false);
         track.packet(960, 960, &voice(2), 960, false);
+        track.release();
         assert_eq!(track.packet(960, 960, &voice(2), 960, false), Placed::Late);
         assert_eq!(track.packet(0, 0, &voice(1), 960, false), Placed::Late);
     }
