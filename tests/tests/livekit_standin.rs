@@ -101,7 +101,13 @@ async fn livekit_client_publishes_and_is_heard_by_another_and_by_a_hidden_partic
     let (received, forwarded) = (after.received - before.received, after.forwarded - before.forwarded);
     println!("forwarded {forwarded} packets for {received} received");
     assert!(forwarded + 10 >= 2 * received, "forwarded to two subscribers: {before:?} → {after:?}");
-    assert_eq!(after.with_audio_level, after.received, "every packet had its level");
+    // Counted since `before`: a browser's first packets may go out before the audio-level
+    // extension is negotiated (seen in CI: 23 of a run's first 51 had none).
+    assert_eq!(
+        after.with_audio_level - before.with_audio_level,
+        received,
+        "every packet had its level: {before:?} → {after:?}"
+    );
     // The hidden one unsubscribes: only bob gets the track; it subscribes again and hears it again.
     let subscription = |subscribe| {
         proto::signal_request::Message::Subscription(proto::UpdateSubscription {
