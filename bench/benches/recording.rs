@@ -140,7 +140,6 @@ fn channel_counts() -> Vec<usize> {
 struct TapBench {
     tap: Tap,
     queue: crossbeam_channel::Receiver<Tapped>,
-    event: EventId,
     packet: ChannelPacket,
 }
 
@@ -148,7 +147,7 @@ impl TapBench {
     /// A tap of two channels; the packets go to channel 1, recorded or not.
     fn new(recorded: bool) -> anyhow::Result<Self> {
         let (tx, queue) = crossbeam_channel::bounded(QUEUE);
-        let tap = Tap::new(vec![true, recorded], tx, Arc::new(AtomicU64::new(0)));
+        let tap = Tap::new(EventId::parse("bench")?, vec![true, recorded], tx, Arc::new(AtomicU64::new(0)));
         let packet = ChannelPacket {
             seq: 0,
             ts: 0,
@@ -156,7 +155,7 @@ impl TapBench {
             payload: opus_payload(),
             received_at: Instant::now(),
         };
-        Ok(Self { tap, queue, event: EventId::parse("bench")?, packet })
+        Ok(Self { tap, queue, packet })
     }
 
     /// Offer `n` packets, the queue emptied (untimed) whenever it is full; the time offering.
@@ -169,7 +168,7 @@ impl TapBench {
             for _ in 0..batch {
                 self.packet.seq += 1;
                 self.packet.ts = self.packet.ts.wrapping_add(FRAME_TICKS);
-                self.tap.offer(&self.event, 1, black_box(&self.packet), None);
+                self.tap.offer(1, black_box(&self.packet), None);
             }
             timed += start.elapsed();
             left -= batch;

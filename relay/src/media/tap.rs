@@ -13,7 +13,8 @@ use crate::media::router::ChannelIndex;
 /// One channel packet for the recorder.
 #[derive(Debug, Clone)]
 pub struct Tapped {
-    pub event: EventId,
+    /// Shared with the tap: no allocation per packet on the shard.
+    pub event: Arc<EventId>,
     pub channel: ChannelIndex,
     /// Position on the channel's line (continuous across sources).
     pub ts: u32,
@@ -27,6 +28,7 @@ pub struct Tapped {
 /// Where an event's recorded channels go.
 #[derive(Debug, Clone)]
 pub struct Tap {
+    event: Arc<EventId>,
     /// Recorded channels, by index.
     channels: Arc<[bool]>,
     to_recorder: crossbeam_channel::Sender<Tapped>,
@@ -34,29 +36,24 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// A tap for `channels` (by index) into the recorder's queue; `dropped` counts what a full
-    /// queue refused.
+    /// A tap for `event`'s `channels` (by index) into the recorder's queue; `dropped` counts
+    /// what a full queue refused.
     pub fn new(
+        event: EventId,
         channels: Vec<bool>,
         to_recorder: crossbeam_channel::Sender<Tapped>,
         dropped: Arc<AtomicU64>,
     ) -> Self {
-        Self { channels: channels.into(), to_recorder, dropped }
+        Self { event: Arc::new(event), channels: channels.into(), to_recorder, dropped }
     }
 
     /// Hand a routed packet to the recorder if its channel is recorded; never blocks.
-    pub fn offer(
-        &self,
-        event: &EventId,
-        channel: ChannelIndex,
-        packet: &ChannelPacket,
-        on_air: Option<InterpreterId>,
-    ) {
+    pub fn offer(&self, channel: ChannelIndex, packet: &ChannelPacket, on_air: Option<InterpreterId>) {
         if !self.channels.get(channel).copied().unwrap_or(false) {
             return;
         }
         let tapped = Tapped {
-            event: event.clone(),
+            event: self.event.clone(),
             channel,
             ts: packet.ts,
             payload: packet.payload.clone(),
@@ -77,8 +74,8 @@ mod tests {
     fn only_recorded_channels_are_offered_and_a_full_queue_counts_drops() {
         let (tx, rx) = crossbeam_channel::bounded(2);
         let dropped = Arc::new(AtomicU64::new(0));
-        let tap = Tap::new(vec![true, false, true], tx, dropped.clone());
         let event = EventId::parse("e").expect("valid");
+        let tap = Tap::new(event, vec![true, false, true], tx, dropped.clone());
         let packet = ChannelPacket {
             seq: 1,
             ts: 960,
@@ -86,11 +83,11 @@ mod tests {
             payload: Arc::from(&[1u8][..]),
             received_at: Instant::now(),
         };
-        tap.offer(&event, 1, &packet, None);
-        tap.offer(&event, 5, &packet, None);
+        tap.offer(1, &packet, None);
+        tap.offer(5, &packet, None);
         assert!(rx.is_empty(), "channels 1 and 5 are not recorded");
         for _ in 0..3 {
-            tap.offer(&event, 2, &packet, None);
+            tap.offer(2, &packet, None);
         }
         assert_eq!(rx.len(), 2);
         assert_eq!(dropped.load(Ordering::Relaxed), 1, "the third waited for nobody");

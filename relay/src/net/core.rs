@@ -762,7 +762,7 @@ impl ShardCore {
         media.router.route(&packet, now, &mut fanout.routed);
         if let Some(tap) = self.taps.get(&packet.event) {
             for (channel, out) in &fanout.routed {
-                tap.offer(&packet.event, *channel, out, media.router.on_air(*channel).map(|o| o.interpreter));
+                tap.offer(*channel, out, media.router.on_air(*channel).map(|o| o.interpreter));
             }
         }
         fanout.current = Some(packet);
@@ -1067,7 +1067,7 @@ mod tests {
         let now = Instant::now();
         let (tx, rx) = crossbeam_channel::bounded(16);
         let dropped = Arc::new(AtomicU64::new(0));
-        core.tap(&layout(), Some(Tap::new(vec![false, true], tx, dropped)));
+        core.tap(&layout(), Some(Tap::new(layout().id.clone(), vec![false, true], tx, dropped)));
         core.deliver(Arc::new(floor_packet(1, now)), now);
         let first: Vec<_> = rx.try_iter().collect();
         assert_eq!(first.len(), 1, "fr only: the floor channel is not recorded");

@@ -99,13 +99,13 @@ impl WriterRun {
         let order = Order::Open { event: event.clone(), start: Instant::now(), files, consent, opened };
         orders.send(order).map_err(|_| "the writer stopped".to_owned())?;
         answer.blocking_recv().map_err(|_| "the writer stopped".to_owned())??;
-        let tap = Tap::new(vec![true; channels], packets, counters.dropped.clone());
+        let tap = Tap::new(event.clone(), vec![true; channels], packets, counters.dropped.clone());
         Ok(Self { event, tap, orders, thread: Some(thread), counters, paths, notes })
     }
 
     /// Hand one channel packet to the writer, as the shard does (never waits).
     pub fn offer(&self, channel: usize, packet: &ChannelPacket) {
-        self.tap.offer(&self.event, channel, packet, None);
+        self.tap.offer(channel, packet, None);
     }
 
     /// Packets a full queue refused, and packets the writer found late or not Opus.

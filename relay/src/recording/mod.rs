@@ -346,7 +346,7 @@ impl Recordings {
         }
         self.media.tap(
             layout.clone(),
-            Some(Tap::new(recorded, self.packets.clone(), self.counters.dropped.clone())),
+            Some(Tap::new(event.clone(), recorded, self.packets.clone(), self.counters.dropped.clone())),
         )?;
         if let Ok(mut sets) = self.consent.write() {
             sets.insert(event.clone(), consent);

@@ -243,7 +243,7 @@ impl Writer {
     }
 
     fn packet(&mut self, packet: &Tapped) {
-        let Some(recording) = self.recordings.get_mut(&packet.event) else { return };
+        let Some(recording) = self.recordings.get_mut(&*packet.event) else { return };
         let start = recording.start;
         let Some(open) = recording.files.get_mut(&packet.channel) else { return };
         let Some(samples) = packet_samples(&packet.payload) else {
