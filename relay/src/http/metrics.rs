@@ -89,40 +89,39 @@ const SHARD_COUNTERS: [(&str, &str, Field); 12] = [
 /// the free space where recordings go.
 fn recording_families(app: &App, out: &mut Exposition) {
     use std::sync::atomic::Ordering::Relaxed;
-    let counters = app.recordings.counters();
-    let one = |v: u64| [(String::new(), v as f64)];
-    out.family(
-        "tolk_recording_files_open",
-        "gauge",
-        "Recording files being written.",
-        one(counters.open_files.load(Relaxed)),
-    );
-    out.family(
-        "tolk_recording_bytes_total",
-        "counter",
-        "Bytes written to recording files.",
-        one(counters.bytes.load(Relaxed)),
-    );
-    out.family(
-        "tolk_recording_dropped_packets_total",
-        "counter",
-        "Channel packets the recorder's full queue refused (the file has a gap of silence there).",
-        one(counters.dropped.load(Relaxed)),
-    );
-    out.family(
-        "tolk_recording_late_packets_total",
-        "counter",
-        "Channel packets not written: later than the silence already written, or not Opus.",
-        one(counters.late.load(Relaxed)),
-    );
-    out.family(
-        "tolk_recording_failures_total",
-        "counter",
-        "Recordings stopped by a problem (a full disk, a failed write).",
-        one(counters.failures.load(Relaxed)),
-    );
+    let c = app.recordings.counters();
+    let families = [
+        ("tolk_recording_files_open", "gauge", "Recording files being written.", &c.open_files),
+        ("tolk_recording_bytes_total", "counter", "Bytes written to recording files.", &c.bytes),
+        (
+            "tolk_recording_dropped_packets_total",
+            "counter",
+            "Channel packets the recorder's full queue refused (the file has a gap of silence there).",
+            &*c.dropped,
+        ),
+        (
+            "tolk_recording_late_packets_total",
+            "counter",
+            "Channel packets not written: later than the silence already written, or not Opus.",
+            &c.late,
+        ),
+        (
+            "tolk_recording_failures_total",
+            "counter",
+            "Recordings stopped by a problem (a full disk, a failed write).",
+            &c.failures,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        out.family(name, kind, help, [(String::new(), value.load(Relaxed) as f64)]);
+    }
     if let Some(free) = app.recordings.free_bytes() {
-        out.family("tolk_recording_disk_free_bytes", "gauge", "Free space where recordings go.", one(free));
+        out.family(
+            "tolk_recording_disk_free_bytes",
+            "gauge",
+            "Free space where recordings go.",
+            [(String::new(), free as f64)],
+        );
     }
 }
 
