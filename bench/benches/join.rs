@@ -58,13 +58,13 @@ fn main() -> anyhow::Result<()> {
     let offer = listener_offer()?;
     let candidate: SocketAddr = "127.0.0.1:40001".parse()?;
     // Both paths must work before they are timed.
-    tolk_relay::net::peer::accept(Instant::now(), candidate, &offer)?;
+    tolk_relay::net::peer::accept(Instant::now(), &[candidate], &offer)?;
     accept_with_stock_provider(candidate, &offer, true)?;
 
     let mut c = Criterion::default().configure_from_args().measurement_time(Duration::from_secs(3));
     let mut group = c.benchmark_group("join");
     group.bench_function("tolk provider", |b| {
-        b.iter(|| black_box(tolk_relay::net::peer::accept(Instant::now(), candidate, &offer).is_ok()))
+        b.iter(|| black_box(tolk_relay::net::peer::accept(Instant::now(), &[candidate], &offer).is_ok()))
     });
     group.bench_function("stock provider, one certificate", |b| {
         b.iter(|| black_box(accept_with_stock_provider(candidate, &offer, true).is_ok()))

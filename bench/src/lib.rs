@@ -196,7 +196,7 @@ impl Fanout {
             CoreConfig {
                 index: 0,
                 shards: 1,
-                candidate: socket.local_addr()?,
+                candidates: vec![socket.local_addr()?],
                 connect_timeout: Duration::from_secs(3600),
                 direct_srtp: path == SendPath::Direct,
                 flush_at: FLUSH_AT,

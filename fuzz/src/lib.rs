@@ -96,7 +96,7 @@ pub fn core(shards: usize) -> ShardCore {
         CoreConfig {
             index: 0,
             shards,
-            candidate: RELAY,
+            candidates: vec![RELAY],
             connect_timeout: Duration::from_secs(10),
             direct_srtp: true,
             flush_at: FLUSH_AT,

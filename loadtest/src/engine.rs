@@ -695,7 +695,7 @@ impl Loop {
             any |= received > 0;
             let port = self.shared_port;
             for (source, data, meta) in batch.iter_ancillary() {
-                let Some(to) = meta.destination else { continue };
+                let Some(to @ IpAddr::V4(_)) = meta.destination else { continue };
                 if let Some(&id) = self.by_local.get(&SocketAddr::from((to, port))) {
                     self.receive(id, source, data, meta.received_at);
                 }

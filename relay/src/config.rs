@@ -45,9 +45,10 @@ pub struct ConfigArgs {
     /// (e.g. https://bbb.example.org/tolk) [default: http://<listen>].
     #[arg(long, env = "TOLK_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Address put in ICE candidates: the one clients reach the media ports on [default: 127.0.0.1].
+    /// Addresses put in ICE candidates, comma-separated (IPv4 and IPv6): those clients reach the
+    /// media ports on [default: this machine's addresses, then 127.0.0.1].
     #[arg(long, env = "TOLK_PUBLIC_IP")]
-    pub public_ip: Option<IpAddr>,
+    pub public_ip: Option<String>,
     /// First media UDP port; shard k uses port + k [default: 40000].
     #[arg(long, env = "TOLK_MEDIA_PORT")]
     pub media_port: Option<u16>,
@@ -179,7 +180,7 @@ pub struct ConfigArgs {
 struct FileConfig {
     listen: Option<SocketAddr>,
     public_url: Option<String>,
-    public_ip: Option<IpAddr>,
+    public_ip: Option<String>,
     media_port: Option<u16>,
     media_shards: Option<usize>,
     data_dir: Option<PathBuf>,
@@ -226,8 +227,9 @@ pub struct Settings {
     pub public_url: String,
     /// The public URL was not configured but derived from `listen` (and follows the bound port).
     pub public_url_from_listen: bool,
-    /// The address put in ICE candidates: the one clients reach the media ports on.
-    pub public_ip: IpAddr,
+    /// The addresses put in ICE candidates, the first the main one (in links and the cluster's
+    /// record): configured, or this machine's (`net::addresses`).
+    pub public_ips: Vec<IpAddr>,
     /// The first media UDP port; media shard k uses this port + k.
     pub media_port: u16,
     /// The number of media shards (threads with a UDP socket each), 1 to 256.
@@ -313,12 +315,14 @@ impl Settings {
         if media_shards == 0 || media_shards > 256 {
             return Err(ConfigError::Invalid(format!("media_shards must be 1 to 256, not {media_shards}")));
         }
-        let public_ip = args.public_ip.or(file.public_ip).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        if public_ip.is_unspecified() || public_ip.is_multicast() {
-            return Err(ConfigError::Invalid(format!(
-                "public_ip {public_ip} cannot be put in an ICE candidate: give the address clients reach"
-            )));
-        }
+        // An empty value (`TOLK_PUBLIC_IP=`) is no value: the machine's addresses.
+        let configured = args.public_ip.clone().or(file.public_ip).filter(|l| !l.trim().is_empty());
+        let public_ips = match configured {
+            Some(list) => {
+                crate::net::addresses::parse(&list).map_err(|e| ConfigError::Invalid(e.to_string()))?
+            }
+            None => crate::net::addresses::discover(),
+        };
         let metrics_listen = metrics_listen(args.metrics_listen.as_ref().or(file.metrics_listen.as_ref()))?;
         let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
         let recording = crate::recording::RecordingSettings {
@@ -346,7 +350,7 @@ impl Settings {
             listen,
             public_url,
             public_url_from_listen,
-            public_ip,
+            public_ips,
             media_port: args.media_port.or(file.media_port).unwrap_or(40_000),
             media_shards,
             data_dir,
@@ -428,9 +432,15 @@ impl Settings {
         self.cluster_url.as_deref().unwrap_or(&self.public_url)
     }
 
+    /// The main address put in ICE candidates (the first): where an RTP floor is sent, and the
+    /// node's media address in a cluster.
+    pub fn public_ip(&self) -> IpAddr {
+        self.public_ips.first().copied().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
     /// Where media sockets bind: loopback when clients are on this machine, else every interface.
     pub fn media_bind_ip(&self) -> IpAddr {
-        if self.public_ip.is_loopback() { self.public_ip } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) }
+        crate::net::addresses::bind_ip(&self.public_ips)
     }
 }
 
@@ -630,6 +640,23 @@ mod tests {
         );
         let err = with("everywhere").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("metrics_listen"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn media_addresses_are_configured_as_a_list_or_found_on_the_machine() -> Result<(), ConfigError> {
+        let with =
+            |v: &str| Settings::resolve(&ConfigArgs { public_ip: Some(v.into()), ..Default::default() });
+        let s = with("203.0.113.7, 2001:db8::7")?;
+        assert_eq!(s.public_ips, ["203.0.113.7".parse::<IpAddr>().unwrap(), "2001:db8::7".parse().unwrap()]);
+        assert_eq!(s.public_ip(), "203.0.113.7".parse::<IpAddr>().unwrap());
+        assert_eq!(s.media_bind_ip(), IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        assert_eq!(with("127.0.0.1")?.media_bind_ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        // Empty is unset: this machine's addresses, loopback last.
+        let found = with(" ")?;
+        assert_eq!(found.public_ips.last(), Some(&IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let err = with("203.0.113.7,0.0.0.0").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("0.0.0.0") && err.contains("clients reach"), "{err}");
         Ok(())
     }
 

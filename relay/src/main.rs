@@ -144,7 +144,16 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
+async fn run(mut args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
+    let phone_port = if demo && args.listen.is_none() {
+        // The demo is for hearing on a phone too: it listens on every interface (its links
+        // still say 127.0.0.1 for this machine's browser); TOLK_LISTEN keeps it to one address.
+        args.listen = Some(std::net::SocketAddr::from(([0, 0, 0, 0], 8080)));
+        args.public_url.get_or_insert_with(|| "http://127.0.0.1:8080".into());
+        Some(8080)
+    } else {
+        None
+    };
     let settings = Settings::resolve(&args)?;
     let mut server = Server::start(settings).await?;
     let stop_demo = Arc::new(AtomicBool::new(false));
@@ -165,6 +174,7 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
             "\nTolk demo is running. Open this in a browser and press Play:\n\n  {}\n",
             event.listener_url
         );
+        print_phone_links(&server, phone_port, &event.listener_url);
     }
     let stopped_shard = server.shard_stopped();
     let stopped = tokio::select! {
@@ -185,6 +195,35 @@ async fn run(args: ConfigArgs, demo: bool) -> anyhow::Result<()> {
     // Writes every usage fact and closes the open intervals before the process exits.
     server.stop().await;
     Ok(())
+}
+
+/// The demo's listener link for a phone on the same network: one per address of this machine
+/// others reach, with a QR code of the first to scan.
+fn print_phone_links(server: &Server, port: Option<u16>, listener_url: &str) {
+    let Some(port) = port else { return };
+    let base = &server.settings().public_url;
+    let path = listener_url.strip_prefix(base.as_str()).unwrap_or(listener_url);
+    // IPv4 only: the demo's HTTP listens on 0.0.0.0.
+    let v4: Vec<std::net::IpAddr> =
+        server.settings().public_ips.iter().copied().filter(|ip| ip.is_ipv4()).collect();
+    let links: Vec<String> = tolk_relay::net::addresses::lan_hosts(&v4)
+        .into_iter()
+        .map(|host| format!("http://{host}:{port}{path}"))
+        .collect();
+    let Some(first) = links.first() else {
+        println!("No network address found for a phone: this machine has only loopback.\n");
+        return;
+    };
+    let (first_port, shards) = (server.settings().media_port, server.settings().media_shards as u16);
+    let last_port = first_port.saturating_add(shards.saturating_sub(1));
+    println!("On a phone on the same network (it must reach UDP ports {first_port}-{last_port}):\n");
+    for link in &links {
+        println!("  {link}");
+    }
+    if let Ok(code) = qrcode::QrCode::new(first.as_bytes()) {
+        println!("\n{}", code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
+    }
+    println!("(The demo listens on every interface; TOLK_LISTEN=127.0.0.1:8080 keeps it to this machine.)\n");
 }
 
 async fn shutdown_signal() {

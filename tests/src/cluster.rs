@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
@@ -191,6 +191,80 @@ pub struct ClusterNode {
 }
 
 impl ClusterNode {
+    /// `tolk serve` in a new namespace on `net`: HTTP and metrics on the namespace's address,
+    /// media on UDP 40000, its candidates that address, SQLite in a new data directory; `extra`
+    /// adds to or replaces that environment (`("TOLK_PUBLIC_IP", "")`: the relay's defaults).
+    pub fn start_in(net: &mut TestNet, name: &str, extra: Vec<(&str, String)>) -> anyhow::Result<Self> {
+        let (ns, ip) = net.add_namespace(name)?;
+        let data_dir =
+            std::env::temp_dir().join(format!("tolk-node-{}-{name}", tolk_relay::ids::random_hex(4)));
+        std::fs::create_dir_all(&data_dir)?;
+        let mut env: Vec<(String, String)> = vec![
+            ("TOLK_LISTEN", format!("{ip}:8080")),
+            ("TOLK_PUBLIC_URL", format!("http://{ip}:8080")),
+            ("TOLK_PUBLIC_IP", ip.to_string()),
+            ("TOLK_MEDIA_PORT", "40000".into()),
+            ("TOLK_MEDIA_SHARDS", "1".into()),
+            ("TOLK_DATA_DIR", data_dir.to_string_lossy().into_owned()),
+            ("TOLK_ADMIN_TOKEN", ADMIN.into()),
+            ("TOLK_METRICS_LISTEN", format!("{ip}:9464")),
+            ("TOLK_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_owned(), v));
+        }
+        let mut node = Self {
+            name: name.to_owned(),
+            ns,
+            ip,
+            base: format!("http://{ip}:8080"),
+            data_dir,
+            env,
+            child: None,
+        };
+        node.spawn()?;
+        Ok(node)
+    }
+
+    /// Wait until the node answers `/healthz` (30 s at most).
+    pub async fn until_healthy(&self, http: &reqwest::Client) -> anyhow::Result<()> {
+        let who = format!("node {}", self.name);
+        crate::process::until_healthy(http, &self.url("/healthz"), &self.data_dir.join("tolk.log"), &who)
+            .await
+    }
+
+    /// Create an event on this node (English floor, WHIP, `languages`, a window around now) with
+    /// the admin token; returns its id and floor token.
+    pub async fn create_event(
+        &self,
+        http: &reqwest::Client,
+        languages: &[&str],
+        expected_listeners: u32,
+    ) -> anyhow::Result<(String, String)> {
+        let now = chrono::Utc::now();
+        let created: serde_json::Value = http
+            .post(self.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({
+                "title": "Cluster plenary", "floor_language": "en", "languages": languages,
+                "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+                "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+                "expected_listeners": expected_listeners, "floor": {"kind": "whip"},
+            }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = created["id"].as_str().with_context(|| format!("the event was not created: {created}"))?;
+        let token =
+            created["floor"]["token"].as_str().with_context(|| format!("no floor token: {created}"))?;
+        Ok((id.to_owned(), token.to_owned()))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -209,7 +283,8 @@ impl ClusterNode {
         let log = std::fs::File::create(self.data_dir.join("tolk.log"))?;
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.ns, &tolk_binary()?.to_string_lossy(), "serve"]);
-        command.envs(self.env.iter().map(|(k, v)| (k, v))).stdout(Stdio::null()).stderr(log);
+        // The log goes to stdout, panics to stderr: both into the file.
+        command.envs(self.env.iter().map(|(k, v)| (k, v))).stdout(log.try_clone()?).stderr(log);
         self.child = Some(command.spawn().context("starting tolk serve in its namespace")?);
         Ok(())
     }
@@ -265,43 +340,14 @@ impl TestCluster {
         let postgres = TestPostgres::start(host)?;
         let mut nodes = Vec::new();
         for name in names {
-            let (ns, ip) = net.add_namespace(name)?;
-            let data_dir =
-                std::env::temp_dir().join(format!("tolk-node-{}-{name}", tolk_relay::ids::random_hex(4)));
-            std::fs::create_dir_all(&data_dir)?;
-            let mut env: Vec<(String, String)> = vec![
-                ("TOLK_LISTEN", format!("{ip}:8080")),
-                ("TOLK_PUBLIC_URL", format!("http://{ip}:8080")),
-                ("TOLK_PUBLIC_IP", ip.to_string()),
-                ("TOLK_MEDIA_PORT", "40000".into()),
-                ("TOLK_MEDIA_SHARDS", "1".into()),
-                ("TOLK_DATA_DIR", data_dir.to_string_lossy().into_owned()),
+            let mut env: Vec<(&'static str, String)> = vec![
                 ("TOLK_DATABASE_URL", postgres.url.clone()),
-                ("TOLK_ADMIN_TOKEN", ADMIN.into()),
-                ("TOLK_METRICS_LISTEN", format!("{ip}:9464")),
                 ("TOLK_REDIS_URL", redis.url()),
                 ("TOLK_CLUSTER_SECRET", SECRET.into()),
                 ("TOLK_NODE_ID", (*name).to_owned()),
-                ("TOLK_LOG", "info".into()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-            for (k, v) in extra(name) {
-                env.retain(|(key, _)| key != k);
-                env.push((k.to_owned(), v));
-            }
-            let mut node = ClusterNode {
-                name: (*name).to_owned(),
-                ns,
-                ip,
-                base: format!("http://{ip}:8080"),
-                data_dir,
-                env,
-                child: None,
-            };
-            node.spawn()?;
-            nodes.push(node);
+            ];
+            env.extend(extra(name));
+            nodes.push(ClusterNode::start_in(&mut net, name, env)?);
         }
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
         let cluster = Self { nodes, redis, postgres, http, net };
@@ -313,18 +359,7 @@ impl TestCluster {
     }
 
     async fn until_healthy(&self, node: &ClusterNode) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = self.http.get(node.url("/healthz")).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("node {} did not start:\n{}", node.name, node.log_tail(30));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        node.until_healthy(&self.http).await
     }
 
     /// Wait until Redis lists `n` nodes, and a heartbeat more (every node has read the others).
@@ -368,25 +403,7 @@ impl TestCluster {
         languages: &[&str],
         expected_listeners: u32,
     ) -> anyhow::Result<(String, String)> {
-        let now = chrono::Utc::now();
-        let created: serde_json::Value = self
-            .http
-            .post(self.node(node)?.url("/api/v1/events"))
-            .bearer_auth(ADMIN)
-            .json(&serde_json::json!({
-                "title": "Cluster plenary", "floor_language": "en", "languages": languages,
-                "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
-                "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
-                "expected_listeners": expected_listeners, "floor": {"kind": "whip"},
-            }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let id = created["id"].as_str().with_context(|| format!("the event was not created: {created}"))?;
-        let token =
-            created["floor"]["token"].as_str().with_context(|| format!("no floor token: {created}"))?;
-        Ok((id.to_owned(), token.to_owned()))
+        self.node(node)?.create_event(&self.http, languages, expected_listeners).await
     }
 
     /// The value of a metric on a node (its metrics address).

@@ -2,7 +2,7 @@
 //! crash (SIGKILL), and started again on the same data directory, ports and database.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -32,6 +32,27 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Wait until `healthz` answers 2xx (30 s at most); the error says `who` and ends with `log`'s tail.
+pub(crate) async fn until_healthy(
+    http: &reqwest::Client,
+    healthz: &str,
+    log: &Path,
+    who: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(healthz).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{who} did not start:\n{}", log_tail(log, 30));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A free TCP port on loopback (bound and released).
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -53,6 +74,8 @@ impl TolkProcess {
             ("TOLK_MEDIA_SHARDS".into(), "1".into()),
             ("TOLK_METRICS_LISTEN".into(), "off".into()),
             ("TOLK_LOG".into(), "info".into()),
+            // Loopback candidates; `("TOLK_PUBLIC_IP", "")` in `extra` gives the relay's defaults.
+            ("TOLK_PUBLIC_IP".into(), "127.0.0.1".into()),
         ];
         if let Some(url) = test_database(&data_dir).await? {
             env.push(("TOLK_DATABASE_URL".into(), url));
@@ -90,21 +113,15 @@ impl TolkProcess {
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::File::options().create(true).append(true).open(self.data_dir.join("tolk.log"))?;
         let mut command = Command::new(tolk_binary()?);
-        command.arg("serve").envs(self.env.iter().map(|(k, v)| (k, v))).stdout(Stdio::null()).stderr(log);
+        command.arg("serve").envs(self.env.iter().map(|(k, v)| (k, v))).stdout(log.try_clone()?).stderr(log);
         self.child = Some(command.spawn().context("starting tolk serve")?);
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = http.get(self.url("/healthz")).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("tolk serve did not start:\n{}", self.log_tail(30));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_healthy(
+            &reqwest::Client::new(),
+            &self.url("/healthz"),
+            &self.data_dir.join("tolk.log"),
+            "tolk serve",
+        )
+        .await
     }
 }
 

@@ -65,6 +65,9 @@ impl TestRelay {
             data_dir: Some(data_dir.clone()),
             admin_token: Some(ADMIN.into()),
             metrics_listen: Some("127.0.0.1:0".into()),
+            // Loopback candidates, as the tests' peers are here (a test wanting the defaults sets
+            // `settings.public_ips` to `tolk_relay::net::addresses::discover()`).
+            public_ip: Some("127.0.0.1".into()),
             ..Default::default()
         };
         let mut settings = Settings::resolve(&args)?;

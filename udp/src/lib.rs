@@ -18,7 +18,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -28,17 +28,18 @@ pub const BATCH: usize = 64;
 pub const MAX_DATAGRAM: usize = 2048;
 
 /// Ancillary data room per datagram, in u64 words (cmsg alignment): an `SCM_TIMESTAMPNS` (a
-/// 16-byte header and a 16-byte timespec) and an `IP_PKTINFO` (16 + 12, padded to 32), with room
-/// to spare.
-const CONTROL_WORDS: usize = 12;
+/// 16-byte header and a 16-byte timespec) and an `IP_PKTINFO` (16 + 12, padded to 32) or an
+/// `IPV6_PKTINFO` (16 + 20, padded to 40), with room to spare.
+const CONTROL_WORDS: usize = 14;
 
 /// What the kernel said of a datagram besides its contents, on sockets that asked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ancillary {
     /// When it arrived (wall clock, since the Unix epoch): [`enable_receive_times`].
     pub received_at: Option<Duration>,
-    /// The local address it was sent to: [`enable_destination_address`].
-    pub destination: Option<Ipv4Addr>,
+    /// The local address it was sent to: [`enable_destination_address`]. An IPv4 address that
+    /// reached an IPv6 socket (as `::ffff:a.b.c.d`) is given as the IPv4 address.
+    pub destination: Option<IpAddr>,
 }
 
 /// Reusable receive buffers for [`recv_batch`].
@@ -92,6 +93,12 @@ pub fn enable_receive_times(socket: &impl AsRawFd) -> io::Result<()> {
 /// load generator's listeners on 127.x.y.z.
 pub fn enable_destination_address(socket: &impl AsRawFd) -> io::Result<()> {
     set_flag(socket, libc::IPPROTO_IP, libc::IP_PKTINFO)
+}
+
+/// [`enable_destination_address`] for an IPv6 socket (`IPV6_RECVPKTINFO`): IPv6 datagrams, and
+/// on a dual-stack socket the IPv4 ones too (as mapped addresses), carry their destination.
+pub fn enable_destination_address_v6(socket: &impl AsRawFd) -> io::Result<()> {
+    set_flag(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
 }
 
 /// Ask for a receive buffer of `bytes` (`SO_RCVBUF`; the kernel caps it at `net.core.rmem_max`).
@@ -197,7 +204,11 @@ fn ancillary(header: &libc::msghdr) -> Ancillary {
         } else if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
             // SAFETY: an IP_PKTINFO cmsg carries one in_pktinfo; read unaligned as above.
             let info: libc::in_pktinfo = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
-            found.destination = Some(Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes()));
+            found.destination = Some(IpAddr::V4(Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes())));
+        } else if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
+            // SAFETY: an IPV6_PKTINFO cmsg carries one in6_pktinfo; read unaligned as above.
+            let info: libc::in6_pktinfo = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            found.destination = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr).to_canonical());
         }
         // SAFETY: as above; NXTHDR returns null past the end of the buffer.
         cmsg = unsafe { libc::CMSG_NXTHDR(header, cmsg) };
@@ -272,9 +283,17 @@ pub struct SendBatch {
     /// Datagrams and bytes handed to the kernel since the last [`SendBatch::take_counts`].
     sent: (u64, u64),
     dropped: u64,
+    /// The socket is IPv6 (dual-stack): IPv4 destinations go out as mapped addresses.
+    ipv6_socket: bool,
 }
 
 impl SendBatch {
+    /// Whether the batch is sent on an IPv6 socket, which reaches IPv4 peers by their mapped
+    /// addresses (`::ffff:a.b.c.d`); false by default.
+    pub fn set_ipv6_socket(&mut self, ipv6: bool) {
+        self.ipv6_socket = ipv6;
+    }
+
     pub fn push(&mut self, to: SocketAddr, datagram: Vec<u8>) {
         self.queue.push((to, datagram));
     }
@@ -309,7 +328,7 @@ impl SendBatch {
         let mut start = 0;
         while start < self.queue.len() {
             let end = (start + BATCH).min(self.queue.len());
-            match send_chunk(socket, &self.queue[start..end]) {
+            match send_chunk(socket, &self.queue[start..end], self.ipv6_socket) {
                 Ok(n) => {
                     self.sent.0 += n as u64;
                     self.sent.1 +=
@@ -357,14 +376,24 @@ impl SendBatch {
     }
 }
 
-fn send_chunk(socket: &impl AsRawFd, chunk: &[(SocketAddr, Vec<u8>)]) -> io::Result<usize> {
+fn send_chunk(
+    socket: &impl AsRawFd,
+    chunk: &[(SocketAddr, Vec<u8>)],
+    ipv6_socket: bool,
+) -> io::Result<usize> {
     let count = chunk.len().min(BATCH);
     let mut addrs: [MaybeUninit<libc::sockaddr_storage>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
     let mut addr_lens = [0 as libc::socklen_t; BATCH];
     let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
     let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
     for (i, (to, data)) in chunk.iter().take(count).enumerate() {
-        addr_lens[i] = write_sockaddr(*to, &mut addrs[i]);
+        let to = match to {
+            SocketAddr::V4(v4) if ipv6_socket => {
+                SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+            }
+            other => *other,
+        };
+        addr_lens[i] = write_sockaddr(to, &mut addrs[i]);
         iovecs[i].write(libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() });
         // SAFETY: msghdr is plain old data; zero is a valid starting value for every field.
         let mut hdr: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -426,6 +455,10 @@ fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
             // SAFETY: as above, for sockaddr_in6.
             let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            // An IPv4 peer of a dual-stack socket: given as the IPv4 address it is.
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return Some(SocketAddr::V4(SocketAddrV4::new(v4, u16::from_be(sin6.sin6_port))));
+            }
             Some(SocketAddr::V6(SocketAddrV6::new(
                 ip,
                 u16::from_be(sin6.sin6_port),
@@ -543,7 +576,36 @@ mod tests {
         let mut batch = RecvBatch::default();
         assert_eq!(recv_batch(&shared, &mut batch)?, 2);
         let got: Vec<_> = batch.iter_ancillary().map(|(_, d, m)| (d.to_vec(), m.destination)).collect();
-        assert_eq!(got, vec![(b"from a".to_vec(), Some(a)), (b"from b".to_vec(), Some(b))]);
+        assert_eq!(got, vec![(b"from a".to_vec(), Some(a.into())), (b"from b".to_vec(), Some(b.into()))]);
+        Ok(())
+    }
+
+    /// A relay's media socket on `[::]`: IPv4 peers are seen (and answered) at their IPv4
+    /// addresses, and each datagram says which local address it reached.
+    #[test]
+    fn a_dual_stack_socket_serves_ipv4_peers_and_says_where_they_sent() -> io::Result<()> {
+        // Where the machine has IPv6 at all (std binds `[::]` dual-stack on Linux by default).
+        let Ok(relay) = std::net::UdpSocket::bind("[::]:0") else { return Ok(()) };
+        enable_destination_address_v6(&relay)?;
+        relay.set_nonblocking(true)?;
+        let port = relay.local_addr()?.port();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        peer.send_to(b"hello", (Ipv4Addr::LOCALHOST, port))?;
+        let mut batch = RecvBatch::default();
+        let mut got = Vec::new();
+        while got.is_empty() {
+            recv_batch(&relay, &mut batch)?;
+            got.extend(batch.iter_ancillary().map(|(from, d, m)| (from, d.to_vec(), m.destination)));
+        }
+        let expected: IpAddr = Ipv4Addr::LOCALHOST.into();
+        assert_eq!(got, vec![(peer.local_addr()?, b"hello".to_vec(), Some(expected))]);
+        let mut out = SendBatch::default();
+        out.set_ipv6_socket(true);
+        out.push(peer.local_addr()?, b"answer".to_vec());
+        out.flush(&relay);
+        let mut buf = [0u8; 16];
+        let (n, from) = peer.recv_from(&mut buf)?;
+        assert_eq!((&buf[..n], from), (&b"answer"[..], SocketAddr::from((Ipv4Addr::LOCALHOST, port))));
         Ok(())
     }
 

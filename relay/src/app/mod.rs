@@ -160,7 +160,7 @@ impl App {
         let (notes_tx, notes) = tokio::sync::mpsc::unbounded_channel();
         let media = Arc::new(Media::start(
             &MediaConfig {
-                public_ip: settings.public_ip,
+                public_ips: settings.public_ips.clone(),
                 bind_ip: settings.media_bind_ip(),
                 first_port: settings.media_port,
                 shards: settings.media_shards,
@@ -201,7 +201,7 @@ impl App {
                     config.clone(),
                     crate::ids::NodeId::parse(&node)?,
                     settings.public_url.clone(),
-                    settings.public_ip,
+                    settings.public_ip(),
                     settings.capacity,
                     media.clone(),
                 )?;

@@ -170,7 +170,7 @@ impl Events {
                 max_length: settings.max_event_length,
                 max_per_organiser: settings.max_events_per_organiser,
                 public_url: settings.links_url().to_owned(),
-                public_ip: settings.public_ip,
+                public_ip: settings.public_ip(),
                 mix_complexity: settings.mix_complexity,
                 mix_bitrate: settings.mix_bitrate,
             },

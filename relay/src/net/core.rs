@@ -6,7 +6,7 @@
 //! source packets for the other shards, notes for the control plane.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use crate::media::router::{ChannelIndex, EventRouter, OnAir};
 use crate::media::rtp::{self as plain_rtp, SeqExtender};
 use crate::media::tap::Tap;
 use crate::media::{ChannelPacket, Source, SourcePacket};
+use crate::net::addresses;
 use crate::net::offer::Offer;
 use crate::net::peer::{self, Peer, PeerRole, Stage, Written};
 use crate::net::rtp_floor::{RtpFloor, Verdict};
@@ -45,8 +46,9 @@ pub struct CoreConfig {
     /// The shard's index and how many shards the node has (mix mode runs on one of them).
     pub index: usize,
     pub shards: usize,
-    /// The address put in ICE candidates (and given to str0m as the local address).
-    pub candidate: SocketAddr,
+    /// The addresses put in ICE candidates, all on the shard's port (given to str0m as the local
+    /// address a datagram reached: `addresses::reached`).
+    pub candidates: Vec<SocketAddr>,
     /// A peer not connected (ICE + DTLS) this long after its offer is dropped.
     pub connect_timeout: Duration,
     /// Whether Tolk protects and sends connected peers' packets itself (true in the relay);
@@ -197,9 +199,14 @@ impl ShardCore {
         }
     }
 
-    /// The address put in ICE candidates.
+    /// The main ICE candidate's address (the first).
     pub fn candidate(&self) -> SocketAddr {
-        self.config.candidate
+        self.config.candidates.first().copied().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Every ICE candidate's address.
+    pub fn candidates(&self) -> &[SocketAddr] {
+        &self.config.candidates
     }
 
     /// What the driver must carry out.
@@ -233,8 +240,20 @@ impl ShardCore {
 
     // ---- inputs -----------------------------------------------------------------------------
 
-    /// One datagram from the shard's socket.
+    /// One datagram from the shard's socket, to its first candidate (a socket bound to it).
     pub fn on_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        self.on_datagram_to(now, source, None, data);
+    }
+
+    /// One datagram from the shard's socket; `destination`, when the socket says it, is the local
+    /// address it was sent to: which of the candidates the peer uses.
+    pub fn on_datagram_to(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: Option<IpAddr>,
+        data: &[u8],
+    ) {
         self.counters.packets_in += 1;
         self.counters.bytes_in += data.len() as u64;
         let slot = match self.peers.slot_of_addr(&source) {
@@ -282,7 +301,8 @@ impl ShardCore {
             }
             Stage::Closed => return,
             Stage::Connecting(engine) | Stage::Engine(engine) | Stage::Direct(engine, _) => {
-                let Ok(receive) = Receive::new(Protocol::Udp, source, self.config.candidate, data) else {
+                let local = addresses::reached(&self.config.candidates, source, destination);
+                let Ok(receive) = Receive::new(Protocol::Udp, source, local, data) else {
                     debug!(%source, "datagram that is not STUN, DTLS or (S)RTP dropped");
                     return;
                 };
@@ -418,7 +438,7 @@ impl ShardCore {
         join: Join,
         offer: Offer,
     ) -> Result<Joined, NetError> {
-        let mut accepted = peer::accept_offer(now, self.config.candidate, offer)?;
+        let mut accepted = peer::accept_offer(now, &self.config.candidates, offer)?;
         let span = info_span!(parent: None, "session", session = %session, event = %layout.id);
         let media = self.event_media(&layout);
         let (role, kind) = role_of(&join, &accepted, &media.router)?;
@@ -892,7 +912,7 @@ mod tests {
             CoreConfig {
                 index: 0,
                 shards: 2,
-                candidate: RELAY,
+                candidates: vec![RELAY],
                 connect_timeout: Duration::from_secs(10),
                 direct_srtp: true,
                 flush_at: FLUSH_AT,

@@ -4,6 +4,7 @@
 //! through a command channel with a reply; it never touches media state. Shards pass source
 //! packets to each other so a listener on any shard hears a publisher on any other.
 
+pub mod addresses;
 pub mod contain;
 pub mod core;
 pub mod health;
@@ -257,9 +258,9 @@ impl ShardHandle {
 /// How the shards are set up.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// The address put in ICE candidates.
-    pub public_ip: IpAddr,
-    /// The address sockets bind to (usually the unspecified address).
+    /// The addresses put in ICE candidates (`addresses`).
+    pub public_ips: Vec<IpAddr>,
+    /// The address sockets bind to (`addresses::bind_ip`).
     pub bind_ip: IpAddr,
     /// Shard k listens on `first_port + k`.
     pub first_port: u16,

@@ -187,12 +187,12 @@ pub struct Accepted {
 }
 
 /// Build a peer from an offer. Nothing is kept on error.
-pub fn accept(now: Instant, candidate: SocketAddr, offer: &str) -> Result<Accepted, NetError> {
-    accept_offer(now, candidate, Offer::parse(offer)?)
+pub fn accept(now: Instant, candidates: &[SocketAddr], offer: &str) -> Result<Accepted, NetError> {
+    accept_offer(now, candidates, Offer::parse(offer)?)
 }
 
 /// Build a peer from an offer already checked and parsed (off the media thread).
-pub fn accept_offer(now: Instant, candidate: SocketAddr, offer: Offer) -> Result<Accepted, NetError> {
+pub fn accept_offer(now: Instant, candidates: &[SocketAddr], offer: Offer) -> Result<Accepted, NetError> {
     let offer = offer.0;
     let remote_ice =
         offer.session.ice_creds().or_else(|| offer.media_lines.iter().find_map(|m| m.ice_creds()));
@@ -211,8 +211,10 @@ pub fn accept_offer(now: Instant, candidate: SocketAddr, offer: Offer) -> Result
             .set_stats_interval(None)
             .build(now)
     });
-    let local = Candidate::host(candidate, "udp").map_err(|e| NetError::Rtc(e.to_string()))?;
-    rtc.add_local_candidate(local);
+    for candidate in candidates {
+        let local = Candidate::host(*candidate, "udp").map_err(|e| NetError::Rtc(e.to_string()))?;
+        rtc.add_local_candidate(local);
+    }
     let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| NetError::BadSdp(e.to_string()))?;
     let mut transmits = Vec::new();
     let timeout = loop {

@@ -62,6 +62,46 @@ pub(crate) struct Shard {
     heartbeat: Arc<Heartbeat>,
 }
 
+/// Bind a media socket at `addr` (non-blocking, Don't Fragment where it can). The unspecified
+/// address binds a socket that says each datagram's destination, so one socket serves every
+/// candidate; `[::]` is dual-stack, and falls back to `0.0.0.0` on a machine without IPv6.
+fn bind_media_socket(addr: SocketAddr) -> Result<(std::net::UdpSocket, SocketAddr), NetError> {
+    let bind_err = |source| NetError::Bind { addr, source };
+    let socket = match addr {
+        SocketAddr::V6(_) => {
+            let dual =
+                socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None).and_then(|s| {
+                    s.set_only_v6(false)?;
+                    s.bind(&addr.into())?;
+                    Ok(s)
+                });
+            match dual {
+                Ok(s) => std::net::UdpSocket::from(s),
+                Err(e) => {
+                    let v4 = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());
+                    warn!(%addr, error = %e, "no IPv6 media socket; IPv4 candidates only");
+                    return bind_media_socket(v4);
+                }
+            }
+        }
+        SocketAddr::V4(_) => std::net::UdpSocket::bind(addr).map_err(bind_err)?,
+    };
+    socket.set_nonblocking(true).map_err(bind_err)?;
+    // An optimisation only (see the function): without it media still flows.
+    if let Err(e) = udp::set_dont_fragment(&socket, addr.is_ipv6()) {
+        warn!(%addr, error = %e, "cannot set Don't Fragment on the media socket; sending without it");
+    }
+    if addr.ip().is_unspecified() {
+        let told = if addr.is_ipv6() {
+            udp::enable_destination_address_v6(&socket)
+        } else {
+            udp::enable_destination_address(&socket)
+        };
+        told.map_err(bind_err)?;
+    }
+    Ok((socket, addr))
+}
+
 impl Shard {
     /// Bind the shard's socket; the thread starts with [`Shard::run`].
     pub(crate) fn bind(
@@ -79,31 +119,39 @@ impl Shard {
                 source: io::Error::new(io::ErrorKind::InvalidInput, "media ports run past 65535"),
             })?
         };
-        let addr = SocketAddr::new(config.bind_ip, port);
+        let (std_socket, addr) = bind_media_socket(SocketAddr::new(config.bind_ip, port))?;
         let bind_err = |source| NetError::Bind { addr, source };
-        let std_socket = std::net::UdpSocket::bind(addr).map_err(bind_err)?;
-        std_socket.set_nonblocking(true).map_err(bind_err)?;
-        // An optimisation only (see the function): without it media still flows.
-        if let Err(e) = udp::set_dont_fragment(&std_socket, addr.is_ipv6()) {
-            warn!(%addr, error = %e, "cannot set Don't Fragment on the media socket; sending without it");
-        }
         let local = std_socket.local_addr().map_err(bind_err)?;
+        // A socket bound to IPv4 only serves the IPv4 candidates.
+        let candidates: Vec<SocketAddr> = config
+            .public_ips
+            .iter()
+            .filter(|ip| addr.is_ipv6() || ip.is_ipv4())
+            .map(|ip| SocketAddr::new(*ip, local.port()))
+            .collect();
+        if candidates.is_empty() {
+            return Err(bind_err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "IPv6 is off on this machine and every media address is IPv6",
+            )));
+        }
         let mut socket = UdpSocket::from_std(std_socket);
         let poll = Poll::new().map_err(bind_err)?;
         poll.registry().register(&mut socket, SOCKET, Interest::READABLE).map_err(bind_err)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(bind_err)?);
         let (tx, rx) = crossbeam_channel::bounded(COMMAND_QUEUE);
-        let core = ShardCore::new(
+        let mut core = ShardCore::new(
             CoreConfig {
                 index,
                 shards: config.shards.max(1),
-                candidate: SocketAddr::new(config.public_ip, local.port()),
+                candidates,
                 connect_timeout: config.connect_timeout,
                 direct_srtp: true,
                 flush_at: FLUSH_AT,
             },
             inputs,
         );
+        core.outbox().send.set_ipv6_socket(addr.is_ipv6());
         Ok(Self {
             index,
             socket,
@@ -145,7 +193,7 @@ impl Shard {
     pub(crate) fn run(mut self) {
         let span = info_span!("shard", index = self.index, addr = %self.core.candidate());
         let _enter = span.enter();
-        info!("media shard listening");
+        info!(candidates = ?self.core.candidates(), "media shard listening");
         let mut events = Events::with_capacity(256);
         let mut recv = RecvBatch::default();
         loop {
@@ -377,8 +425,10 @@ impl Shard {
                 }
             };
             let now = Instant::now();
-            for (source, data) in recv.iter() {
-                contained(&mut self.core, None, |core| core.on_datagram(now, source, data));
+            for (source, data, told) in recv.iter_ancillary() {
+                contained(&mut self.core, None, |core| {
+                    core.on_datagram_to(now, source, told.destination, data)
+                });
                 self.carry_out();
             }
             if received < udp::BATCH {
@@ -425,7 +475,7 @@ mod tests {
 
     fn shard() -> Shard {
         let config = MediaConfig {
-            public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            public_ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             first_port: 0,
             shards: 1,
