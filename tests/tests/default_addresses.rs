@@ -7,37 +7,53 @@
 use std::time::Duration;
 
 use tolk_tests::audio::{OpusTone, tone_level_db};
-use tolk_tests::client;
+use tolk_tests::browser::Browser;
+use tolk_tests::client::{self, Client};
 use tolk_tests::cluster::{ClusterNode, TestNet};
+
+/// A node with the relay's default addresses in its own namespace, an event on it (languages
+/// `fr`) and a 440 Hz floor published over WHIP; returns the event's id too.
+struct LanEvent {
+    node: ClusterNode,
+    id: String,
+    floor: Client,
+    _net: TestNet,
+}
+
+impl LanEvent {
+    async fn start(http: &reqwest::Client) -> anyhow::Result<Self> {
+        let mut net = TestNet::new()?;
+        let node = ClusterNode::start_in(&mut net, "lan", vec![("TOLK_PUBLIC_IP", String::new())])?;
+        node.until_healthy(http).await?;
+        // Its candidates: the namespace's address (found, not configured), then loopback.
+        let log = node.log_tail(50);
+        let found = format!("{}:40000", node.ip);
+        assert!(
+            log.contains(&found) && log.contains("127.0.0.1:40000"),
+            "the relay offers {found} and 127.0.0.1:40000:\n{log}"
+        );
+        let (id, token) = node.create_event(http, &["fr"], 10).await?;
+        let whip = node.url(&format!("/whip/{id}/floor"));
+        let floor = client::publish_tone(http, &whip, &token, OpusTone::new(440.0, 0.5)?).await?;
+        Ok(Self { node, id, floor, _net: net })
+    }
+}
+
+/// The test's HTTP client (rustls's provider chosen first).
+fn http() -> reqwest::Client {
+    tolk_relay::bbb::install_default_crypto();
+    reqwest::Client::new()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_with_default_addresses_is_heard_from_another_host() -> anyhow::Result<()> {
-    tolk_relay::bbb::install_default_crypto();
-    let mut net = TestNet::new()?;
-    let node = ClusterNode::start_in(&mut net, "lan", vec![("TOLK_PUBLIC_IP", String::new())])?;
-    let http = reqwest::Client::new();
-    node.until_healthy(&http).await?;
-    // Its candidates: the namespace's address (found, not configured), then loopback.
-    let log = node.log_tail(50);
-    let found = format!("{}:40000", node.ip);
-    assert!(
-        log.contains(&found) && log.contains("127.0.0.1:40000"),
-        "the relay offers {found} and 127.0.0.1:40000:\n{log}"
-    );
-    let (id, token) = node.create_event(&http, &["fr"], 10).await?;
-    let floor = client::publish_tone(
-        &http,
-        &node.url(&format!("/whip/{id}/floor")),
-        &token,
-        OpusTone::new(440.0, 0.5)?,
-    )
-    .await?;
-
-    let listener = client::listen(&http, &node.url(&format!("/whep/{id}/fr")), 1).await?;
+    let http = http();
+    let lan = LanEvent::start(&http).await?;
+    let listener = client::listen(&http, &lan.node.url(&format!("/whep/{}/fr", lan.id)), 1).await?;
     let stats = listener
         .wait_packets(0, 100, Duration::from_secs(20))
         .await
-        .map_err(|e| anyhow::anyhow!("{e}; the node's log:\n{}", node.log_tail(20)))?;
+        .map_err(|e| anyhow::anyhow!("{e}; the node's log:\n{}", lan.node.log_tail(20)))?;
     let level = tone_level_db(stats.last_seconds(1.0), 440.0);
     println!(
         "listener across the bridge: {} packets, {} missing, 440 Hz at {level:.1} dBFS",
@@ -47,6 +63,30 @@ async fn a_relay_with_default_addresses_is_heard_from_another_host() -> anyhow::
     assert!(level > -20.0, "the floor's tone is heard across the bridge ({level:.1} dBFS)");
     assert_eq!(stats.missing(), 0, "no packet lost on the way");
     listener.stop()?;
-    floor.stop()?;
+    lan.floor.stop()?;
     Ok(())
+}
+
+/// The listener page, in a browser on the host, plays the floor of a relay with its defaults.
+async fn the_listener_page_plays_across_the_bridge(browser: Browser, name: &str) -> anyhow::Result<()> {
+    let http = http();
+    let lan = LanEvent::start(&http).await?;
+    browser.goto(&lan.node.url(&format!("/e/{}?lang=fr&autoplay=1", lan.id))).await?;
+    browser
+        .wait_for("window.tolkListener && window.tolkListener.firstAudioMs !== null", Duration::from_secs(20))
+        .await?;
+    let measured = browser.eval_promise("window.tolkListener.measureTone(1500)").await?;
+    println!("{name}, listener page across the bridge: {measured}");
+    let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
+    let level = measured["level_db"].as_f64().unwrap_or(-200.0);
+    assert!((frequency - 440.0).abs() < 10.0, "{name} hears {frequency} Hz, not 440 Hz");
+    assert!(level > -30.0, "{name} hears the tone at {level} dBFS");
+    browser.close().await?;
+    lan.floor.stop()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_plays_a_relay_with_default_addresses() -> anyhow::Result<()> {
+    the_listener_page_plays_across_the_bridge(Browser::start(None).await?, "Chromium").await
 }
