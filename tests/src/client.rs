@@ -128,7 +128,7 @@ fn local_toward(url: &str) -> std::net::IpAddr {
         return loopback;
     };
     if ip.is_loopback() {
-        return loopback;
+        return if ip.is_ipv6() { std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) } else { loopback };
     }
     UdpSocket::bind("0.0.0.0:0")
         .and_then(|probe| {
@@ -523,7 +523,7 @@ impl RtpSender {
         mut map: impl FnMut(Vec<u8>) -> Vec<u8> + Send + 'static,
     ) -> anyhow::Result<Self> {
         let mut tone = OpusTone::new(frequency, 0.5)?;
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        let socket = UdpSocket::bind(if to.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" })?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ use tolk_tests::audio::{OpusTone, tone_level_db};
 use tolk_tests::browser::Browser;
 use tolk_tests::client::{self, Client};
 use tolk_tests::cluster::{ClusterNode, TestNet};
+use tolk_tests::relay::TestRelay;
 
 /// A node with the relay's default addresses in its own namespace, an event on it (languages
 /// `fr`) and a 440 Hz floor published over WHIP; returns the event's id too.
@@ -89,4 +90,41 @@ async fn the_listener_page_plays_across_the_bridge(browser: Browser, name: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_plays_a_relay_with_default_addresses() -> anyhow::Result<()> {
     the_listener_page_plays_across_the_bridge(Browser::start(None).await?, "Chromium").await
+}
+
+/// `TOLK_PUBLIC_IP` with an IPv6 address: the media socket is dual-stack, and a listener over IPv6
+/// hears an RTP floor sent over IPv6 too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_with_an_ipv6_address_is_heard_over_ipv6() -> anyhow::Result<()> {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        println!("skipped: this machine has no IPv6 loopback");
+        return Ok(());
+    }
+    let relay = TestRelay::start_with(1, |s| {
+        s.listen = "[::1]:0".parse().expect("an address");
+        s.public_url_from_listen = true;
+        s.public_ips = vec!["::1".parse().expect("an address"), "127.0.0.1".parse().expect("an address")];
+    })
+    .await?;
+    let event = relay.event_now(&["fr"], "rtp").await?;
+    assert!(
+        event.floor.rtp_url.as_deref().is_some_and(|u| u.starts_with("rtp://[::1]:")),
+        "{:?}",
+        event.floor
+    );
+    let floor = relay.tone_floor(&event, 440.0).await?;
+    let listener = client::listen(&relay.http, &relay.url(&format!("/whep/{}/fr", event.id)), 1).await?;
+    assert!(listener.session_url.contains("[::1]"), "the listener is on IPv6: {}", listener.session_url);
+    let stats = listener.wait_packets(0, 100, Duration::from_secs(20)).await?;
+    let level = tone_level_db(stats.last_seconds(1.0), 440.0);
+    println!(
+        "listener over IPv6: {} packets, {} missing, 440 Hz at {level:.1} dBFS",
+        stats.packets,
+        stats.missing()
+    );
+    assert!(level > -20.0, "the floor's tone is heard over IPv6 ({level:.1} dBFS)");
+    listener.stop()?;
+    floor.stop()?;
+    relay.stop().await;
+    Ok(())
 }
