@@ -108,9 +108,10 @@ const ONSET_QUIET_S = 0.03; // this much below it before, and the sound is a new
  * newest samples are read every few milliseconds, only those that arrived
  * since the last read are looked at (by the context's clock), and a sample
  * above the threshold after ONSET_QUIET_S of quiet is an onset, dated by
- * its place before the newest sample. The time is when the page's graph
- * has the sound; the device's output latency (ctx.baseLatency,
- * ctx.outputLatency) comes on top and is reported beside it.
+ * its place before the newest sample (none after samples went by unread).
+ * The time is when the page's graph has the sound; the device's output
+ * latency (ctx.baseLatency, ctx.outputLatency) comes on top and is
+ * reported beside it.
  */
 export class OnsetClock {
   constructor(analyser) {
@@ -133,6 +134,9 @@ export class OnsetClock {
     const end = Math.round(ctx.currentTime * ctx.sampleRate); // frame after the newest sample
     const buf = timeDomain(an, this);
     const fresh = this.lastFrame === null ? 0 : Math.min(buf.length, Math.max(0, end - this.lastFrame));
+    // Samples went by unread (the page was busy): what came before is
+    // unknown, so what follows is not dated as an onset.
+    if (this.lastFrame !== null && end - this.lastFrame > buf.length) this.quiet = 0;
     this.lastFrame = end;
     for (let i = buf.length - fresh; i < buf.length; i++) {
       if (Math.abs(buf[i]) < ONSET_THRESHOLD) {
