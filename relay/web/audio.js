@@ -1,11 +1,14 @@
 /*
  * Tolk page module: WebAudio, shared by the listener and booth pages.
  *
- * This file owns: the page's AudioContext (created on first use, resumed,
- * and whether the browser's autoplay policy holds it back until a gesture),
- * playing a received WebRTC track through WebAudio (TrackPlayer, with an
- * analyser before any gain), volume gains and the 0–100 % sliders that set
- * them, and levels: dBFS of an analyser's newest samples and the level bar.
+ * This file owns: the page's AudioContext (created on first use with the
+ * lowest output latency, resumed, whether the browser's autoplay policy holds
+ * it back until a gesture, and resumed again when the page comes back: a
+ * phone unlocked, a tab shown again, iOS's "interrupted" state over), playing
+ * a received WebRTC track through WebAudio (TrackPlayer, with an analyser
+ * before any gain) or, without WebAudio, through its media element, volume
+ * gains and the 0–100 % sliders that set them, and levels: dBFS of an
+ * analyser's newest samples and the level bar.
  * The pages build their own graphs and meters from these parts.
  */
 
@@ -20,12 +23,28 @@ const METER_INTERVAL_MS = 50;
  *   wanted()          the page wants sound now (else a suspended context
  *                     needs no gesture)
  *   gestureNeeded()   needsGesture changed
+ *   woke()            optional: the page is shown again (unlocked, tab
+ *                     back, restored from the back/forward cache)
+ *
+ * Where the page is hidden (a locked phone, a tab in the background) the
+ * browser may suspend the context (iOS: "interrupted"); when the page is
+ * shown again the context is resumed, and where that needs a gesture the
+ * page's prompt says so (needsGesture).
  */
 export class PageAudio {
   constructor(hooks) {
     this.hooks = hooks;
     this.ctx = null;
-    this.needsGesture = false; // held back by the autoplay policy
+    this.needsGesture = false; // held back by the autoplay policy (or not resumed after a lock)
+    this.unsupported = false; // no WebAudio at all: the players' media elements play
+    const wake = () => {
+      if (document.visibilityState === "hidden") return;
+      this.resume();
+      if (this.hooks.woke) this.hooks.woke();
+    };
+    document.addEventListener("visibilitychange", wake);
+    window.addEventListener("pageshow", (e) => { if (e.persisted) wake(); });
+    document.addEventListener("resume", wake); // Page Lifecycle: frozen → active
   }
 
   // Creates the context on first use and resumes it (called on a user
@@ -33,29 +52,60 @@ export class PageAudio {
   ensure() {
     if (!this.ctx) {
       const Ctx = window.AudioContext || window.webkitAudioContext;
-      if (!Ctx) return null;
-      this.ctx = new Ctx();
+      this.ctx = Ctx ? newContext(Ctx) : null;
+      if (!this.ctx) {
+        this.unsupported = true;
+        return null;
+      }
       this.hooks.build(this.ctx);
-      this.ctx.addEventListener("statechange", () => this.check());
+      this.ctx.addEventListener("statechange", () => this.onState());
       setInterval(this.hooks.tick, METER_INTERVAL_MS);
     }
-    if (this.ctx.state !== "running") this.ctx.resume().then(() => this.check(), () => {});
+    this.resume();
     // Without a user gesture resume() stays pending; look again shortly.
     setTimeout(() => this.check(), 600);
     return this.ctx;
   }
 
+  resume() {
+    if (this.ctx && this.ctx.state !== "running" && this.ctx.state !== "closed") {
+      this.ctx.resume().then(() => this.check(), () => this.check());
+    }
+  }
+
+  // iOS interrupts the context (a call, the screen locked) and may not
+  // resume it by itself: try while the page is shown, else wait for wake.
+  onState() {
+    if (this.ctx.state === "interrupted" && document.visibilityState !== "hidden") this.resume();
+    this.check();
+  }
+
   check() {
-    const blocked = Boolean(this.ctx) && this.ctx.state === "suspended" && this.hooks.wanted();
-    if (blocked === this.needsGesture) return;
-    this.needsGesture = blocked;
+    const held = Boolean(this.ctx) && (this.ctx.state === "suspended" || this.ctx.state === "interrupted");
+    this.blocked(held && this.hooks.wanted());
+  }
+
+  // Sound is held back (or no longer): the page's prompt follows.
+  blocked(yes) {
+    if (yes === this.needsGesture) return;
+    this.needsGesture = yes;
     this.hooks.gestureNeeded();
   }
 
   // On a user gesture: resume the context and the players' media elements.
   unlock(players) {
-    if (this.ctx && this.ctx.state !== "running") this.ctx.resume().then(() => this.check(), () => {});
-    for (const p of players) p.replay();
+    this.resume();
+    for (const p of players) p.replay(this);
+  }
+}
+
+// An AudioContext asking for the lowest output latency the device allows;
+// null where it cannot be made.
+function newContext(Ctx) {
+  try {
+    return new Ctx({ latencyHint: "interactive" });
+  } catch (_) {
+    try { return new Ctx(); } catch (_) { return null; }
   }
 }
 
@@ -64,7 +114,9 @@ export class PageAudio {
  * (Chromium only feeds remote WebRTC audio to WebAudio when a media element
  * plays it), in a MediaStream of its own (given a stream holding two tracks,
  * createMediaStreamSource() would pick one of them); its source feeds the
- * page's graph and, with analyse, an analyser before any gain.
+ * page's graph and, with analyse, an analyser before any gain. Without
+ * WebAudio (ctx null) the element itself plays, at the level output() sets
+ * (its volume where the browser lets a page set it, else only muted or not).
  */
 export class TrackPlayer {
   constructor(el, analyse) {
@@ -75,15 +127,20 @@ export class TrackPlayer {
     this.source = null;
     this.analyser = null;
     this.buf = null; // see timeDomain()
+    this.level = 1; // without WebAudio, see output()
   }
 
-  attach(ctx, track, into) {
+  attach(ctx, track, into, sound) {
     this.detach();
     const stream = new MediaStream([track]);
     this.track = track;
-    this.el.muted = true;
+    this.el.muted = Boolean(ctx) || this.level === 0;
     this.el.srcObject = stream;
-    this.el.play().catch(() => {});
+    this.replay(sound);
+    if (!ctx) {
+      this.output(this.level);
+      return;
+    }
     this.source = ctx.createMediaStreamSource(stream);
     if (this.analyse) {
       this.analyser = ctx.createAnalyser();
@@ -104,9 +161,30 @@ export class TrackPlayer {
     this.el.srcObject = null;
   }
 
-  replay() {
-    if (this.el.srcObject) this.el.play().catch(() => {});
+  // Plays the element. Without WebAudio it is what is heard: a refusal
+  // (NotAllowedError, no gesture yet) makes sound (the PageAudio) prompt.
+  replay(sound) {
+    if (!this.el.srcObject) return;
+    const heard = Boolean(sound && sound.unsupported);
+    this.el.play().then(
+      () => { if (heard) sound.blocked(false); },
+      (err) => { if (heard && err && err.name === "NotAllowedError") sound.blocked(true); });
   }
+
+  // Without WebAudio: the element's own level, 0–1 (0: muted).
+  output(level) {
+    this.level = level;
+    if (this.source) return;
+    this.el.muted = level === 0;
+    try { this.el.volume = Math.min(1, Math.max(0, level)); } catch (_) { /* read-only (iOS) */ }
+  }
+}
+
+// Can a page set a media element's volume? Not on iOS, where it stays 1.
+export function volumeSettable() {
+  const probe = document.createElement("audio");
+  try { probe.volume = 0.5; } catch (_) { return false; }
+  return Math.abs(probe.volume - 0.5) < 0.01;
 }
 
 /* --------------------------------------------------------------- volume */

@@ -14,18 +14,24 @@
  * Every URL is resolved relative to the page, so the server may be mounted
  * behind a path prefix (https://host/prefix/booth#token={token}).
  *
+ * The interpreter must hear the floor as early as the network allows: the
+ * receivers ask the browser for the lowest playout delay (lowPlayoutDelay in
+ * session.js) and the AudioContext for the lowest output latency.
+ * ?playout=default leaves the browser's own playout delay (for comparison:
+ * tests/tests/booth_delay.rs, docs/browsers.md).
+ *
  * The booth token never goes into a URL the browser requests (logs and
  * proxies keep those): it comes from the address's fragment and goes out in
  * an Authorization header (state, actions, WHIP) and as the websocket's
  * first message.
  */
 import { Backoff, HttpError, isPermanent, problemFrom, request, sentence as toSentence } from "./http.js";
-import { SessionLink } from "./session.js";
+import { SessionLink, lowPlayoutDelay } from "./session.js";
 import {
   LevelMeter, PageAudio, SILENCE_DB, TrackPlayer, fraction, levelDb, meanSquareTail, meterDb, percentSlider,
   rampGain, timeDomain, toDb,
 } from "./audio.js";
-import { measureTone, reportDb } from "./measure.js";
+import { measureTone, onsetHooks, reportDb } from "./measure.js";
 import { $, fragment, pageRoot } from "./page.js";
 
 const INPUT_VOLUME_KEY = "tolk.booth.inputVolume";
@@ -104,6 +110,7 @@ const ui = {
 };
 
 const params = new URLSearchParams(location.search);
+const LOW_PLAYOUT_DELAY = params.get("playout") !== "default";
 // The page lives at {root}/booth#token={token}; everything else hangs off {root}.
 const ROOT = pageRoot(1);
 const token = fragment("token");
@@ -172,6 +179,7 @@ const sound = new PageAudio({
   tick: meterTick,
   wanted: () => !st.fatal,
   gestureNeeded() { ui.soundHint.hidden = !sound.needsGesture; },
+  woke() { if (!st.fatal && !st.leaving) link.revive(); },
 });
 
 // The WHIP session: the current one is link.current, see startSession().
@@ -1207,6 +1215,7 @@ function prepareSession(s, pc) {
     : pc.addTransceiver("audio", { direction: "sendonly" });
   s.tIn = pc.addTransceiver("audio", { direction: "recvonly" });
   s.tPartner = pc.addTransceiver("audio", { direction: "recvonly" });
+  s.playout = LOW_PLAYOUT_DELAY ? lowPlayoutDelay([s.tIn.receiver, s.tPartner.receiver]) : [];
   pc.ontrack = (e) => {
     if (s.closed) return;
     const role = roleOf(s, e);
@@ -1249,7 +1258,7 @@ function unlockAudio() {
 // Received track → muted <audio> and → analyser + volume gain (audio.js).
 function attachRemote(role, track) {
   const ctx = sound.ensure();
-  if (ctx) players[role].attach(ctx, track, audio.gain[role]);
+  players[role].attach(ctx, track, ctx && audio.gain[role], sound);
 }
 
 function attachMicMeter() {
@@ -1496,6 +1505,13 @@ function init() {
  *   recording        {consent, mine}: my languages recorded now, and my consent
  *   call(action, body) → Promise<state>; rejects with an Error whose message is the detail
  *   measureInput(ms), measurePartner(ms) → Promise<{frequency, level_db, frames}>
+ *   playout          the low playout delay settings the receivers took
+ *                    (["jitterBufferTarget", "playoutDelayHint"], [] with
+ *                    ?playout=default or in a browser with neither)
+ *   recordOnsets(), onsetCount(), onsets() → Promise<{times, gaps, latency,
+ *                    jitter_buffer}>: when
+ *                    tone bursts begin in the input track (wall-clock ms) and the
+ *                    quiet before each (measure.js, OnsetClock)
  */
 window.tolkBooth = {
   get state() { return copy(st.state); },
@@ -1512,6 +1528,8 @@ window.tolkBooth = {
   refresh: () => fetchState().then(copy),
   measureInput: (ms) => measureTone(() => players.input.analyser, ms),
   measurePartner: (ms) => measureTone(() => players.partner.analyser, ms),
+  get playout() { return link.current && link.current.playout ? link.current.playout.slice() : null; },
+  ...onsetHooks(() => players.input.analyser, sound, () => link.current && link.current.tIn.receiver),
 };
 
 init();

@@ -16,17 +16,29 @@
  *
  * Every URL is resolved relative to the page, so the server may be mounted
  * behind a path prefix (https://host/prefix/e/{event}).
+ *
+ * Phones: the volume is a WebAudio gain (iOS ignores a media element's
+ * volume), and where WebAudio cannot be used the media elements play and
+ * only Mute works; sound starts from a tap ("Tap to listen" when the
+ * browser holds it back); when the page is shown again (unlocked, tab
+ * back) the sound resumes and a connection lost meanwhile is made again;
+ * the language, volume and mute are remembered (localStorage; the
+ * address's ?lang= wins). See docs/browsers.md.
  */
 import { backoffSeconds, isPermanent, problemFrom, request, sentence } from "./http.js";
-import { SessionLink, connectionState } from "./session.js";
-import { FFT_SIZE, LevelMeter, PageAudio, SILENCE_DB, TrackPlayer, levelDb, percentSlider, rampGain } from "./audio.js";
-import { measureTone as measureAnalyser } from "./measure.js";
+import { SessionLink, connectionState, jitterBuffer } from "./session.js";
+import {
+  FFT_SIZE, LevelMeter, PageAudio, SILENCE_DB, TrackPlayer, gainFor, levelDb, percentSlider, rampGain, volumeSettable,
+} from "./audio.js";
+import { measureTone as measureAnalyser, onsetHooks } from "./measure.js";
 import { $, pageRoot, templated } from "./page.js";
 
 const VOLUME_KEY = "tolk.listener.volume";
 const DEFAULT_VOLUME = 80;
 const ORIGINAL_KEY = "tolk.listener.original";
 const DEFAULT_ORIGINAL = 0;
+const MUTED_KEY = "tolk.listener.muted";
+const LANGUAGE_KEY = "tolk.listener.language";
 const REFRESH_MS = 5000; // channel list (who is speaking) while playing
 // After the server confirmed a channel switch, audio of the old channel is
 // still in flight and in the jitter buffer; this plus the measured playout
@@ -47,6 +59,11 @@ const ui = {
   hint: $("hint"),
   volume: $("volume"),
   volumeValue: $("volume-value"),
+  volumeHelp: $("volume-help"),
+  mute: $("mute"),
+  muteLabel: $("mute-label"),
+  iconWaves: $("icon-waves"),
+  iconMuted: $("icon-muted"),
   originalField: $("original-field"),
   original: $("original"),
   originalValue: $("original-value"),
@@ -76,13 +93,15 @@ const st = {
   refreshTimer: 0,
   refreshing: false, // a channel list request is under way
   channelsAt: -Infinity, // performance.now() of the newest channel list
+  muted: stored(MUTED_KEY) === "true",
 };
 
-// channel source → analyser (meter, measureTone) and → gain (volume) → speakers
-// floor source → floorGain (Original slider) → gain
+// channel source → analyser (meter, measureTone) and → gain (volume, mute) → speakers
+// floor source → floorGain (Original slider) → gain; gain → out (measureOutput)
 const audio = {
   gain: null,
   floorGain: null,
+  out: null,
   ariaAt: 0,
 };
 const channel = new TrackPlayer(ui.audio, true);
@@ -92,6 +111,10 @@ const sound = new PageAudio({
   build(ctx) {
     audio.gain = ctx.createGain();
     audio.gain.connect(ctx.destination);
+    audio.out = ctx.createAnalyser();
+    audio.out.fftSize = FFT_SIZE;
+    audio.out.smoothingTimeConstant = 0;
+    audio.gain.connect(audio.out);
     audio.floorGain = ctx.createGain();
     audio.floorGain.gain.value = 0;
     audio.floorGain.connect(audio.gain);
@@ -101,6 +124,7 @@ const sound = new PageAudio({
   tick: meterTick,
   wanted: () => st.wanted,
   gestureNeeded: renderPlayButton,
+  woke,
 });
 
 // The WHEP session: the current one is link.current, see startSession().
@@ -156,10 +180,22 @@ function setState(state, message, quiet) {
 function renderPlayButton() {
   const mode = sound.needsGesture ? "unlock" : st.wanted ? "stop" : "play";
   ui.play.dataset.mode = mode;
-  ui.playLabel.textContent = { play: "Play", stop: "Stop", unlock: "Enable sound" }[mode];
+  ui.playLabel.textContent = { play: "Play", stop: "Stop", unlock: "Tap to listen" }[mode];
   ui.iconPlay.toggleAttribute("hidden", mode === "stop"); // SVG: no .hidden property
   ui.iconStop.toggleAttribute("hidden", mode !== "stop");
   ui.hint.hidden = !sound.needsGesture;
+}
+
+function renderMute() {
+  ui.mute.setAttribute("aria-pressed", String(st.muted));
+  ui.muteLabel.textContent = st.muted ? "Unmute" : "Mute";
+  ui.iconWaves.toggleAttribute("hidden", st.muted);
+  ui.iconMuted.toggleAttribute("hidden", !st.muted);
+  // Without WebAudio where the page cannot set a media element's volume
+  // (iOS), only Mute works: the slider says so.
+  const fixed = sound.unsupported && !volumeSettable();
+  ui.volume.disabled = fixed;
+  ui.volumeHelp.hidden = !fixed;
 }
 
 /* --------------------------------------------------------- event + channels */
@@ -222,7 +258,7 @@ function showChannels(list) {
     setState("error", "This event has no language channels yet.");
     return;
   }
-  const pick = channelFor(params.get("lang")) ||
+  const pick = channelFor(params.get("lang")) || channelFor(stored(LANGUAGE_KEY)) ||
     st.channels.find((c) => c.kind === "floor") || st.channels[0];
   selectLanguage(pick.language);
   ui.play.disabled = false;
@@ -383,6 +419,7 @@ function selectLanguage(language) {
 }
 
 function rememberLanguage(language) {
+  store(LANGUAGE_KEY, language);
   try {
     const url = new URL(location.href);
     url.searchParams.set("lang", language);
@@ -410,6 +447,14 @@ function stop() {
   renderPlayButton();
   renderOriginal();
   setState("idle");
+}
+
+// The page is shown again (a phone unlocked, a tab back): PageAudio resumed
+// the sound; a connection lost meanwhile is made again now.
+function woke() {
+  if (!st.wanted) return;
+  startRefresh();
+  if (!link.revive()) startSession(st.language, true);
 }
 
 function onPlayClick() {
@@ -493,16 +538,8 @@ async function settle(s) {
 
 // Average jitter buffer delay of the channel track (inbound-rtp stats).
 async function playoutDelayMs(s) {
-  let ms = NaN;
-  try {
-    const stats = await s.channelTx.receiver.getStats();
-    stats.forEach((r) => {
-      if (r.type === "inbound-rtp" && r.jitterBufferEmittedCount > 0) {
-        ms = r.jitterBufferDelay / r.jitterBufferEmittedCount * 1000;
-      }
-    });
-  } catch (_) { /* the browser does not say */ }
-  return Number.isFinite(ms) ? Math.min(1000, Math.max(0, ms)) : 100;
+  const ms = (await jitterBuffer(s.channelTx.receiver)).average_ms;
+  return ms === null ? 100 : Math.min(1000, Math.max(0, ms));
 }
 
 // The status line for session s, from its connection and any switch.
@@ -602,31 +639,49 @@ function unlockAudio() {
 
 // The channel → analyser (meter, measureTone) and → volume gain; the
 // analyser comes before any gain: volume and the floor do not change the
-// measurement.
+// measurement. Without WebAudio the media elements play (audio.js).
 function attachChannel(track) {
   const ctx = sound.ensure();
-  if (ctx) channel.attach(ctx, track, audio.gain);
+  channel.attach(ctx, track, ctx && audio.gain, sound);
+  renderMute();
 }
 
 // The floor → floor gain (Original slider) → volume gain.
 function attachFloor(track) {
   const ctx = sound.ensure();
-  if (ctx) floor.attach(ctx, track, audio.floorGain);
+  floor.attach(ctx, track, ctx && audio.floorGain, sound);
+  applyOriginal();
+}
+
+function volumePercent() {
+  return st.muted ? 0 : Number(ui.volume.value);
 }
 
 function applyVolume() {
-  if (audio.gain) rampGain(audio.gain, Number(ui.volume.value));
+  if (audio.gain) rampGain(audio.gain, volumePercent());
+  else {
+    channel.output(gainFor(volumePercent()));
+    applyOriginal();
+  }
+}
+
+function toggleMute() {
+  st.muted = !st.muted;
+  store(MUTED_KEY, String(st.muted));
+  renderMute();
+  applyVolume();
 }
 
 // The floor is mixed in only under an interpretation channel: on the floor
 // channel both tracks carry the same sound. While a switch is under way
 // both the chosen and the still-playing channel must be interpretations.
 function applyOriginal() {
-  if (!audio.floorGain) return;
   const s = link.current;
   const playing = s ? s.language : st.language;
   const on = !isFloor(st.language) && !isFloor(playing);
-  rampGain(audio.floorGain, on ? Number(ui.original.value) : 0);
+  const percent = on ? Number(ui.original.value) : 0;
+  if (audio.floorGain) rampGain(audio.floorGain, percent);
+  else floor.output(gainFor(percent) * gainFor(volumePercent()));
 }
 
 // The Original slider: hidden without interpretation channels, disabled
@@ -686,23 +741,28 @@ function switchSettled() {
 
 /* ---------------------------------------------------------------- wiring */
 
+// localStorage, where the browser lets the page have it.
+function stored(key) {
+  try { return localStorage.getItem(key); } catch (_) { return null; }
+}
+
+function store(key, value) {
+  try { localStorage.setItem(key, value); } catch (_) { /* storage disabled */ }
+}
+
 function init() {
   percentSlider(ui.volume, ui.volumeValue, VOLUME_KEY, DEFAULT_VOLUME, applyVolume);
   percentSlider(ui.original, ui.originalValue, ORIGINAL_KEY, DEFAULT_ORIGINAL, applyOriginal);
   renderPlayButton();
+  renderMute();
   renderOriginal();
   ui.play.addEventListener("click", onPlayClick);
+  ui.mute.addEventListener("click", toggleMute);
   // With ?autoplay=1 but no autoplay permission: any click unlocks sound.
   document.addEventListener("click", (e) => {
     if (sound.needsGesture && !ui.play.contains(e.target)) unlockAudio();
   });
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && st.wanted) startRefresh();
-  });
-  window.addEventListener("pagehide", () => link.end());
-  window.addEventListener("pageshow", (e) => {
-    if (e.persisted && st.wanted && !link.current) startSession(st.language, true);
-  });
+  window.addEventListener("pagehide", () => link.end()); // back: woke()
   loadEvent(0);
 }
 
@@ -720,6 +780,18 @@ function init() {
  *                  slider), before any gain; waits for a switch under way
  *   selectLanguage(lang) → Promise; while playing it resolves once the new
  *                  channel is what plays
+ *   volume         {percent, muted, gain}: the slider, Mute, and the volume
+ *                  gain node's value (null without WebAudio)
+ *   measureOutput(ms) → like measureTone, after the volume gain (what is heard)
+ *   audioState     the AudioContext's state ("none" before it exists)
+ *   needsGesture   the browser holds the sound back until a tap
+ *   recordOnsets(), onsetCount(), onsets() → Promise<{times, gaps, latency,
+ *                  jitter_buffer}>: when
+ *                  tone bursts begin in the channel track (wall-clock ms) and the
+ *                  quiet before each (measure.js, OnsetClock)
+ *   interrupt()    what a locked phone may do, for tests: the AudioContext
+ *                  suspended and the connection gone, unnoticed until the
+ *                  page is shown again
  */
 window.tolkListener = {
   get state() { return st.state; },
@@ -727,10 +799,25 @@ window.tolkListener = {
   get language() { return st.language; },
   get firstAudioMs() { return st.firstAudioMs; },
   get channels() { return st.channels.map((c) => Object.assign({}, c)); },
+  get volume() {
+    return { percent: Number(ui.volume.value), muted: st.muted, gain: audio.gain ? audio.gain.gain.value : null };
+  },
+  get audioState() { return sound.ctx ? sound.ctx.state : "none"; },
+  get needsGesture() { return sound.needsGesture; },
   measureTone,
+  measureOutput: (ms) => measureAnalyser(() => audio.out, ms),
   play,
   stop,
   selectLanguage,
+  interrupt() {
+    const s = link.current;
+    if (s && s.pc) {
+      s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
+      s.pc.close();
+    }
+    return sound.ctx ? sound.ctx.suspend() : Promise.resolve();
+  },
+  ...onsetHooks(() => channel.analyser, sound, () => link.current && link.current.channelTx.receiver),
 };
 
 init();

@@ -5,9 +5,12 @@
  *
  * This file owns: averaging an analyser's spectrum (linear power) and the
  * received signal's power over a time, the peak frequency of that spectrum,
- * and levels as plain JSON numbers (FLOOR_DB instead of -Infinity).
+ * levels as plain JSON numbers (FLOOR_DB instead of -Infinity), and the
+ * times at which tone bursts begin in a received track (OnsetClock, for the
+ * playout delay test: window.tolkBooth.onsets, window.tolkListener.onsets).
  */
 import { FFT_SIZE, meanSquareTail, timeDomain, toDb } from "./audio.js";
+import { jitterBuffer } from "./session.js";
 
 const MEASURE_INTERVAL_MS = 50;
 export const FLOOR_DB = -200; // reported instead of -Infinity so results stay plain JSON numbers
@@ -90,4 +93,94 @@ function peakFrequency(m) {
   const denom = a - 2 * b + c;
   const delta = denom < 0 ? Math.max(-0.5, Math.min(0.5, 0.5 * (a - c) / denom)) : 0;
   return (k + delta) * binHz;
+}
+
+/* -------------------------------------------------------------- onsets */
+
+const ONSET_POLL_MS = 5;
+const ONSET_THRESHOLD = 0.05; // |sample| above -26 dBFS is sound
+const ONSET_QUIET_S = 0.03; // this much below it before, and the sound is a new burst
+
+/*
+ * The wall-clock times (ms since 1970, performance.timeOrigin +
+ * performance.now(), comparable with another program's clock on the same
+ * machine) at which bursts of sound begin in what analyser() analyses: the
+ * newest samples are read every few milliseconds, only those that arrived
+ * since the last read are looked at (by the context's clock), and a sample
+ * above the threshold after ONSET_QUIET_S of quiet is an onset, dated by
+ * its place before the newest sample (none after samples went by unread).
+ * The time is when the page's graph has the sound; the device's output
+ * latency (ctx.baseLatency, ctx.outputLatency) comes on top and is
+ * reported beside it.
+ */
+export class OnsetClock {
+  constructor(analyser) {
+    this.analyser = analyser;
+    this.times = [];
+    this.gaps = []; // ms of quiet before each onset
+    // Seconds of quiet up to the last sample read: the recording begins as
+    // after a second of it, so the first sound is an onset.
+    this.quiet = 1;
+    this.lastFrame = null; // context frame of the newest sample read
+    this.buf = null;
+    this.timer = setInterval(() => this.read(), ONSET_POLL_MS);
+  }
+
+  read() {
+    const an = this.analyser();
+    if (!an) return;
+    const ctx = an.context;
+    const nowMs = performance.timeOrigin + performance.now();
+    const end = Math.round(ctx.currentTime * ctx.sampleRate); // frame after the newest sample
+    const buf = timeDomain(an, this);
+    const fresh = this.lastFrame === null ? 0 : Math.min(buf.length, Math.max(0, end - this.lastFrame));
+    // Samples went by unread (the page was busy): what came before is
+    // unknown, so what follows is not dated as an onset.
+    if (this.lastFrame !== null && end - this.lastFrame > buf.length) this.quiet = 0;
+    this.lastFrame = end;
+    for (let i = buf.length - fresh; i < buf.length; i++) {
+      if (Math.abs(buf[i]) < ONSET_THRESHOLD) {
+        this.quiet += 1 / ctx.sampleRate;
+        continue;
+      }
+      if (this.quiet >= ONSET_QUIET_S) {
+        this.times.push(nowMs - ((buf.length - i) / ctx.sampleRate) * 1000);
+        this.gaps.push(Math.round(this.quiet * 1000));
+      }
+      this.quiet = 0;
+    }
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    return { times: this.times, gaps: this.gaps };
+  }
+
+  // The context's own latencies, ms (what the device adds after the graph).
+  static latency(ctx) {
+    const ms = (s) => (typeof s === "number" ? Math.round(s * 10000) / 10 : null);
+    return ctx ? { base_ms: ms(ctx.baseLatency), output_ms: ms(ctx.outputLatency), sample_rate: ctx.sampleRate } : null;
+  }
+}
+
+// The pages' test hooks for onsets in a received track: recordOnsets()
+// starts (anew), onsetCount() so far, onsets() ends it → Promise<{times,
+// gaps, latency, jitter_buffer}>: gaps are the ms of quiet before each
+// onset, jitter_buffer the track's receiver's (session.js).
+export function onsetHooks(analyser, sound, receiver) {
+  let clock = null;
+  return {
+    recordOnsets() {
+      if (clock) clock.stop();
+      clock = new OnsetClock(analyser);
+      return true;
+    },
+    onsetCount: () => (clock ? clock.times.length : 0),
+    async onsets() {
+      const found = clock ? clock.stop() : { times: [], gaps: [] };
+      clock = null;
+      const r = receiver();
+      return Object.assign(found, { latency: OnsetClock.latency(sound.ctx), jitter_buffer: r && await jitterBuffer(r) });
+    },
+  };
 }

@@ -12,8 +12,11 @@
  * restarted, or dropped the session) reconnects at once instead of waiting for
  * ICE to notice, as does silence from another node of a cluster that the
  * session was placed on; while the server does not answer at all, the countdown to
- * the next attempt ends as soon as it answers again. What a session carries, what the status line says
- * and whether a failure is retried stay with the page, through the hooks.
+ * the next attempt ends as soon as it answers again. When the page is shown again after
+ * being hidden (a phone unlocked), revive() reconnects a session lost meanwhile at once.
+ * What a session carries, what the status line says and whether a failure is retried stay
+ * with the page, through the hooks. lowPlayoutDelay() asks the browser to play received audio
+ * as early as the network allows.
  */
 import { Backoff, HttpError, jittered, request } from "./http.js";
 
@@ -237,6 +240,28 @@ export class SessionLink {
     this.retryTimer = 0;
   }
 
+  // The page is shown again (a phone unlocked, a tab back): a session whose
+  // connection was lost meanwhile, or a countdown to the next attempt (its
+  // timers may have been held back while hidden), starts again now; a live
+  // one is asked about (probe) if its media stalled. Returns whether
+  // anything is under way (a session or a countdown).
+  revive() {
+    if (this.retryTimer) {
+      this.clearRetry();
+      this.hooks.restart();
+      return true;
+    }
+    const s = this.current;
+    if (!s) return false;
+    const state = s.pc ? connectionState(s.pc) : "new";
+    if (state === "failed" || state === "closed") {
+      this.fail(s, new HttpError("The connection was lost while the page was in the background.", { retryAfter: 0 }));
+    } else if (state === "disconnected" || state === "connected") {
+      this.probe(s);
+    }
+    return true;
+  }
+
   // No session and no retry.
   stop() {
     this.clearRetry();
@@ -282,6 +307,44 @@ function iceGatheringDone(pc, maxMs) {
     const timer = setTimeout(done, maxMs);
     pc.addEventListener("icegatheringstatechange", check);
   });
+}
+
+// Asks the browser to play what these RTCRtpReceivers get as early as the
+// network allows: no jitter buffer target of the page's own (jitterBufferTarget,
+// Chromium 114+, Firefox, Safari 18.4+) and the older playoutDelayHint (Chromium).
+// Both are only hints: the browser's jitter buffer still adapts to the jitter
+// it sees. Returns the settings taken, for the test hooks.
+export function lowPlayoutDelay(receivers) {
+  const taken = [];
+  for (const r of receivers) {
+    if (!r) continue;
+    for (const key of ["jitterBufferTarget", "playoutDelayHint"]) {
+      if (!(key in r)) continue;
+      try {
+        r[key] = 0;
+        taken.push(key);
+      } catch (_) { /* refused */ }
+    }
+  }
+  return [...new Set(taken)];
+}
+
+// A receiver's jitter buffer (its inbound-rtp stats), ms per sample played:
+// the average delay so far, and the target and minimum delay; null where the
+// browser does not say.
+export async function jitterBuffer(receiver) {
+  const out = { average_ms: null, target_ms: null, minimum_ms: null };
+  try {
+    (await receiver.getStats()).forEach((r) => {
+      const n = r.jitterBufferEmittedCount;
+      if (r.type !== "inbound-rtp" || !(n > 0)) return;
+      const per = (v) => (typeof v === "number" ? Math.round((v / n) * 10000) / 10 : null);
+      out.average_ms = per(r.jitterBufferDelay);
+      out.target_ms = per(r.jitterBufferTargetDelay);
+      out.minimum_ms = per(r.jitterBufferMinimumDelay);
+    });
+  } catch (_) { /* the browser does not say */ }
+  return out;
 }
 
 // connectionState, falling back to the ICE state on older browsers.

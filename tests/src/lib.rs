@@ -1,5 +1,5 @@
 //! Support for Tolk's integration tests: the relay in-process, real WebRTC clients (str0m), test
-//! audio and its measurement, headless Chromium, a BigBlueButton stand-in, a LiveKit stand-in, and nginx in front.
+//! audio and its measurement, headless Chromium (also as a phone), a BigBlueButton stand-in, a LiveKit stand-in, and nginx in front.
 
 pub mod audio;
 pub mod bbb;
@@ -8,6 +8,7 @@ pub mod client;
 pub mod cluster;
 pub mod livekit;
 pub mod log;
+pub mod mobile;
 pub mod nginx;
 pub mod process;
 pub mod recording;
