@@ -201,6 +201,9 @@ async fn start_in(
         .env("HOME", dir)
         .env("XDG_RUNTIME_DIR", dir)
         .env("MOZ_CRASHREPORTER_DISABLE", "1")
+        // The window Chromium gets too (`--window-size=1280,900`).
+        .env("MOZ_HEADLESS_WIDTH", "1280")
+        .env("MOZ_HEADLESS_HEIGHT", "900")
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY");
@@ -210,7 +213,7 @@ async fn start_in(
         "browserName": "firefox",
         "moz:firefoxOptions": {
             "binary": FIREFOX,
-            "args": ["-headless", "-no-remote", "-profile", profile, "-width", "1280", "-height", "900"],
+            "args": ["-headless", "-no-remote", "-profile", profile],
             "prefs": prefs(options),
         },
     });
