@@ -1,20 +1,20 @@
-//! The listener page in headless Chromium plays the floor: the page's own WebAudio analyser finds
-//! the floor's tone in what arrives over WebRTC.
+//! The listener page in headless Chromium (and, for the first test, Firefox) plays the floor: the
+//! page's own WebAudio analyser finds the floor's tone in what arrives over WebRTC.
 
 use std::time::Duration;
 
-use tolk_tests::browser::Browser;
+use tolk_tests::browser::{Browser, Kind};
 use tolk_tests::client::RtpSender;
 use tolk_tests::relay::TestRelay;
 
-/// A relay with an event whose RTP floor carries a 440 Hz tone, and Chromium on its listener page
+/// A relay with an event whose RTP floor carries a 440 Hz tone, and a browser on its listener page
 /// in French, listening.
-async fn listening_page() -> anyhow::Result<(TestRelay, RtpSender, Browser)> {
+async fn listening_page(kind: Kind) -> anyhow::Result<(TestRelay, RtpSender, Browser)> {
     let relay = TestRelay::start(1).await?;
     let event = relay.event_now(&["fr"], "rtp").await?;
     let id = event.id.as_str();
     let sender = relay.tone_floor(&event, 440.0).await?;
-    let browser = Browser::start(None).await?;
+    let browser = Browser::start_in(kind, None).await?;
     browser.goto(&relay.url(&format!("/e/{id}?lang=fr&autoplay=1"))).await?;
     browser
         .wait_for("window.tolkListener && window.tolkListener.state === 'listening'", Duration::from_secs(20))
@@ -34,21 +34,23 @@ async fn record_states(browser: &Browser) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_listener_page_plays_the_floor() -> anyhow::Result<()> {
-    let (relay, sender, browser) = listening_page().await?;
+tolk_tests::in_each_browser!(the_listener_page_plays_the_floor);
+
+async fn the_listener_page_plays_the_floor(kind: Kind) -> anyhow::Result<()> {
+    let (relay, sender, browser) = listening_page(kind).await?;
     browser.wait_for("window.tolkListener.firstAudioMs !== null", Duration::from_secs(10)).await?;
     let measured = browser.eval_promise("window.tolkListener.measureTone(1500)").await?;
     let frequency = measured["frequency"].as_f64().unwrap_or(0.0);
     let level = measured["level_db"].as_f64().unwrap_or(-200.0);
     println!(
-        "listener page: {measured}, first audio after {} ms",
+        "listener page in {kind:?}: {measured}, first audio after {} ms",
         browser.eval("window.tolkListener.firstAudioMs").await?
     );
     assert!((frequency - 440.0).abs() < 10.0, "the page hears {frequency} Hz, not 440 Hz");
     assert!(level > -30.0, "the page hears the tone at {level} dBFS");
     if let Ok(dir) = std::env::var("TOLK_SCREENSHOTS") {
-        browser.screenshot(&std::path::Path::new(&dir).join("listener.png")).await?;
+        let name = if kind == Kind::Chromium { "listener.png" } else { "listener-firefox.png" };
+        browser.screenshot(&std::path::Path::new(&dir).join(name)).await?;
     }
 
     browser.close().await?;
@@ -63,7 +65,7 @@ async fn the_listener_page_plays_the_floor() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listener_page_keeps_playing_after_its_session_settles() -> anyhow::Result<()> {
     use tolk_relay::net::settled::{CONSENT_TIMEOUT, SETTLE_AFTER};
-    let (relay, sender, browser) = listening_page().await?;
+    let (relay, sender, browser) = listening_page(Kind::Chromium).await?;
     relay.wait_metric("tolk_shard_settled_listeners", 1.0, SETTLE_AFTER + Duration::from_secs(5)).await?;
     // Every state the page goes through from here on.
     record_states(&browser).await?;
@@ -89,7 +91,7 @@ async fn the_listener_page_keeps_playing_after_its_session_settles() -> anyhow::
 /// the page is back to `listening` and hears the floor's tone within 3 s of the relay answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listener_page_comes_back_by_itself_after_a_relay_restart() -> anyhow::Result<()> {
-    let (relay, sender, browser) = listening_page().await?;
+    let (relay, sender, browser) = listening_page(Kind::Chromium).await?;
     browser.wait_for("window.tolkListener.firstAudioMs !== null", Duration::from_secs(10)).await?;
     record_states(&browser).await?;
     let relay = relay.restart(1).await?;

@@ -1,4 +1,4 @@
-//! The organiser page in headless Chromium: sign in with the admin token, create an event through
+//! The organiser page in headless Chromium and in headless Firefox: sign in with the admin token, create an event through
 //! the form (the capacity answer shows before saving), see the floor token once, issue a booth
 //! link — and the API agrees that all of it happened.
 
@@ -7,13 +7,14 @@ use std::time::Duration;
 use fantoccini::Locator;
 use fantoccini::key::Key;
 use serde_json::Value;
-use tolk_tests::browser::Browser;
+use tolk_tests::browser::{Browser, Kind};
 use tolk_tests::relay::{ADMIN, TestRelay};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_organiser_creates_an_event_and_issues_a_booth_link_in_the_page() -> anyhow::Result<()> {
+tolk_tests::in_each_browser!(an_organiser_creates_an_event_and_issues_a_booth_link_in_the_page);
+
+async fn an_organiser_creates_an_event_and_issues_a_booth_link_in_the_page(kind: Kind) -> anyhow::Result<()> {
     let relay = TestRelay::start(1).await?;
-    let browser = Browser::start(None).await?;
+    let browser = Browser::start_in(kind, None).await?;
     browser.goto(&relay.url("/")).await?;
     let page = &browser.client;
 
@@ -70,7 +71,8 @@ async fn an_organiser_creates_an_event_and_issues_a_booth_link_in_the_page() -> 
     let booth_url = page.find(Locator::Css("#booth-links .booth-url")).await?.text().await?;
     assert!(booth_url.contains("/booth#token="), "the booth link is shown: {booth_url}");
     if let Ok(dir) = std::env::var("TOLK_SCREENSHOTS") {
-        browser.screenshot(&std::path::Path::new(&dir).join("organiser.png")).await?;
+        let name = if kind == Kind::Chromium { "organiser.png" } else { "organiser-firefox.png" };
+        browser.screenshot(&std::path::Path::new(&dir).join(name)).await?;
     }
 
     // The API agrees.
