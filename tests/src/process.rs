@@ -11,6 +11,8 @@ use crate::cluster::tolk_binary;
 use crate::relay::{ADMIN, test_database};
 
 pub struct TolkProcess {
+    /// `serve` or `demo`.
+    command: &'static str,
     pub base: String,
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
@@ -62,6 +64,15 @@ impl TolkProcess {
     /// Start `tolk serve` in a fresh data directory with `extra` environment; returns once it
     /// answers `/healthz`.
     pub async fn start(extra: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_command("serve", extra).await
+    }
+
+    /// [`TolkProcess::start`] for `tolk demo` (its demo event is `demo`, its floor a voice).
+    pub async fn start_demo(extra: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_command("demo", extra).await
+    }
+
+    async fn start_command(command: &'static str, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
         tolk_relay::bbb::install_default_crypto();
         let data_dir = std::env::temp_dir().join(format!("tolk-proc-{}", tolk_relay::ids::random_hex(8)));
         std::fs::create_dir_all(&data_dir)?;
@@ -81,7 +92,8 @@ impl TolkProcess {
             env.push(("TOLK_DATABASE_URL".into(), url));
         }
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let mut process = Self { base: format!("http://127.0.0.1:{port}"), data_dir, env, child: None };
+        let mut process =
+            Self { command, base: format!("http://127.0.0.1:{port}"), data_dir, env, child: None };
         process.spawn().await?;
         Ok(process)
     }
@@ -113,7 +125,11 @@ impl TolkProcess {
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::File::options().create(true).append(true).open(self.data_dir.join("tolk.log"))?;
         let mut command = Command::new(tolk_binary()?);
-        command.arg("serve").envs(self.env.iter().map(|(k, v)| (k, v))).stdout(log.try_clone()?).stderr(log);
+        command
+            .arg(self.command)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(log.try_clone()?)
+            .stderr(log);
         self.child = Some(command.spawn().context("starting tolk serve")?);
         until_healthy(
             &reqwest::Client::new(),

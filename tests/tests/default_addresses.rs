@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use tolk_tests::audio::{OpusTone, tone_level_db};
-use tolk_tests::browser::Browser;
+use tolk_tests::browser::{Browser, Kind};
 use tolk_tests::client::{self, Client};
 use tolk_tests::cluster::{ClusterNode, TestNet};
+use tolk_tests::process::TolkProcess;
 use tolk_tests::relay::TestRelay;
 
 /// A node with the relay's default addresses in its own namespace, an event on it (languages
@@ -92,6 +93,18 @@ async fn chromium_plays_a_relay_with_default_addresses() -> anyhow::Result<()> {
     the_listener_page_plays_across_the_bridge(Browser::start(None).await?, "Chromium").await
 }
 
+/// Firefox as it comes: no test pref that lets it use loopback candidates (a newcomer's Firefox
+/// opening the demo). With the relay's old default, 127.0.0.1 only, this page never connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_plays_a_relay_with_default_addresses() -> anyhow::Result<()> {
+    if Kind::Firefox.skipped() {
+        return Ok(());
+    }
+    let as_it_comes = tolk_tests::firefox::Options::default().loopback_candidates(false);
+    the_listener_page_plays_across_the_bridge(Browser::firefox_with(&as_it_comes, None).await?, "Firefox")
+        .await
+}
+
 /// `TOLK_PUBLIC_IP` with an IPv6 address: the media socket is dual-stack, and a listener over IPv6
 /// hears an RTP floor sent over IPv6 too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,5 +139,33 @@ async fn a_relay_with_an_ipv6_address_is_heard_over_ipv6() -> anyhow::Result<()>
     listener.stop()?;
     floor.stop()?;
     relay.stop().await;
+    Ok(())
+}
+
+/// The newcomer's way: `tolk demo` with its defaults on this machine, its link opened in Firefox
+/// as it comes (which skips loopback candidates, so it reaches the relay at the machine's own
+/// address): the demo's voice is heard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_plays_the_demo_on_this_machine() -> anyhow::Result<()> {
+    if Kind::Firefox.skipped() {
+        return Ok(());
+    }
+    if tolk_relay::net::addresses::discover().len() < 2 {
+        println!("skipped: this machine has no address but loopback (the bridge test covers the path)");
+        return Ok(());
+    }
+    let demo = TolkProcess::start_demo(&[("TOLK_PUBLIC_IP", "")]).await?;
+    let as_it_comes = tolk_tests::firefox::Options::default().loopback_candidates(false);
+    let browser = Browser::firefox_with(&as_it_comes, None).await?;
+    browser.goto(&demo.url("/e/demo?autoplay=1")).await?;
+    browser
+        .wait_for("window.tolkListener && window.tolkListener.firstAudioMs !== null", Duration::from_secs(20))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; the demo's log:\n{}", demo.log_tail(20)))?;
+    let measured = browser.eval_promise("window.tolkListener.measureTone(2000)").await?;
+    println!("Firefox, the demo on this machine: {measured}");
+    let level = measured["level_db"].as_f64().unwrap_or(-200.0);
+    assert!(level > -50.0, "Firefox hears the demo's voice ({level} dBFS)");
+    browser.close().await?;
     Ok(())
 }
