@@ -3,7 +3,8 @@
  *
  * This file owns: the page's AudioContext (created on first use with the
  * lowest output latency, resumed, whether the browser's autoplay policy holds
- * it back until a gesture, and resumed again when the page comes back: a
+ * it back until a gesture, waited for before a session sends its offer
+ * (started()), and resumed again when the page comes back: a
  * phone unlocked, a tab shown again, iOS's "interrupted" state over), playing
  * a received WebRTC track through WebAudio (TrackPlayer, with an analyser
  * before any gain) or, without WebAudio, through its media element, volume
@@ -11,10 +12,12 @@
  * analyser's newest samples and the level bar.
  * The pages build their own graphs and meters from these parts.
  */
+import { until } from "./page.js";
 
 export const FFT_SIZE = 8192; // analysers of received tracks (meters, tone measurement)
 export const SILENCE_DB = -60; // what the meters show as silence
 const METER_INTERVAL_MS = 50;
+const START_MAX_MS = 3000; // see started(): how long a session waits for the context
 
 /*
  * The page's AudioContext. hooks (functions):
@@ -37,6 +40,7 @@ export class PageAudio {
     this.ctx = null;
     this.needsGesture = false; // held back by the autoplay policy (or not resumed after a lock)
     this.unsupported = false; // no WebAudio at all: the players' media elements play
+    this.ran = false; // the context has been running (see started())
     const wake = () => {
       if (document.visibilityState === "hidden") return;
       this.resume();
@@ -67,6 +71,19 @@ export class PageAudio {
     return this.ctx;
   }
 
+  // Resolves once a new context first runs (the browser plays what the graph
+  // gets; opening the audio device may take a second or more), after maxMs
+  // at the latest, and at once without a context, once it ran (later
+  // suspensions, a locked phone, are not waited for) or where only a gesture
+  // would start it (the autoplay policy, where the browser says: Firefox).
+  started(maxMs = START_MAX_MS) {
+    const ctx = this.ctx;
+    if (!ctx || this.ran || ctx.state === "running" || ctx.state === "closed" || autoplayDisallowed(ctx)) {
+      return Promise.resolve();
+    }
+    return until(ctx, "statechange", () => ctx.state === "running", maxMs);
+  }
+
   resume() {
     if (this.ctx && this.ctx.state !== "running" && this.ctx.state !== "closed") {
       this.ctx.resume().then(() => this.check(), () => this.check());
@@ -76,6 +93,7 @@ export class PageAudio {
   // iOS interrupts the context (a call, the screen locked) and may not
   // resume it by itself: try while the page is shown, else wait for wake.
   onState() {
+    if (this.ctx.state === "running") this.ran = true;
     if (this.ctx.state === "interrupted" && document.visibilityState !== "hidden") this.resume();
     this.check();
   }
@@ -96,6 +114,16 @@ export class PageAudio {
   unlock(players) {
     this.resume();
     for (const p of players) p.replay(this);
+  }
+}
+
+// Does the autoplay policy hold ctx back until a gesture? Only where the
+// browser says (navigator.getAutoplayPolicy: Firefox); else false.
+function autoplayDisallowed(ctx) {
+  try {
+    return typeof navigator.getAutoplayPolicy === "function" && navigator.getAutoplayPolicy(ctx) === "disallowed";
+  } catch (_) {
+    return false;
   }
 }
 

@@ -187,6 +187,7 @@ const link = new SessionLink({
   headers: authHeaders,
   problem,
   prepare: prepareSession,
+  ready: () => sound.started(),
   connected() {
     setConnection("connected", "Connected.");
     statsTick();

@@ -132,6 +132,7 @@ const link = new SessionLink({
   headers: (extra) => extra,
   problem,
   prepare: prepareSession,
+  ready: () => sound.started(),
   posting() { st.postAt = performance.now(); },
   answered: floorAnswered,
   connected: showSessionState,

@@ -6,7 +6,8 @@
  * mounted at (so every URL works behind a path prefix such as /tolk/), the
  * value the server templated into a page (the event id), with the page's path
  * as the fallback, and a secret the address carries in its fragment (the
- * booth token: browsers never send the fragment to a server).
+ * booth token: browsers never send the fragment to a server), and waiting
+ * for a state an event announces, with a time limit (until).
  */
 
 export const $ = (id) => document.getElementById(id);
@@ -31,4 +32,22 @@ export function templated(key, name, kind) {
   if (v && v !== `{{${name}}}`) return v;
   const m = location.pathname.match(new RegExp(`/${kind}/([^/]+)/?$`));
   return m ? decodeURIComponent(m[1]) : "";
+}
+
+// Resolves once ready() holds: at once, or on one of target's `type` events,
+// or after maxMs at the latest.
+export function until(target, type, ready, maxMs) {
+  if (ready()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      target.removeEventListener(type, check);
+      resolve();
+    };
+    const check = () => {
+      if (ready()) done();
+    };
+    const timer = setTimeout(done, maxMs);
+    target.addEventListener(type, check);
+  });
 }

@@ -19,6 +19,7 @@
  * as early as the network allows.
  */
 import { Backoff, HttpError, jittered, request } from "./http.js";
+import { until } from "./page.js";
 
 const ICE_GATHER_MAX_MS = 1000;
 const CONNECT_TIMEOUT_MS = 15000;
@@ -34,6 +35,9 @@ const PROBE_TIMEOUT_MS = 1000;
  *   problem(res)          → Error for a POST the server refused
  *   prepare(s, pc)        add the transceivers (their order is the contract
  *                         with the server) and pc.ontrack
+ *   ready(s)              optional: → a Promise that settles when the page
+ *                         can play what it receives (its AudioContext
+ *                         runs); the offer waits for it, see connect()
  *   posting(s)            optional: the offer is about to be sent
  *   answered(s)           optional: the answer is applied
  *   connected(s)          the connection is up (the backoff is reset)
@@ -71,10 +75,17 @@ export class SessionLink {
   }
 
   // Offer, ICE gathering, POST to url, answer. Failures go to the page's
-  // failed() hook (once, and only while s is the current session).
+  // failed() hook (once, and only while s is the current session). The
+  // offer is sent only once the page's ready() promise settled: Firefox
+  // only takes audio out of a receiver's jitter buffer while the page's
+  // audio graph runs, and the packets that arrive before (an AudioContext
+  // takes up to seconds to open the audio device) are played late, the
+  // jitter buffer draining them only slowly (docs/browsers.md, "Booth
+  // playout delay").
   async connect(s, url) {
     const h = this.hooks;
     try {
+      const ready = h.ready ? Promise.resolve(h.ready(s)).catch(() => {}) : null;
       const pc = (s.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" }));
       h.prepare(s, pc);
       pc.onconnectionstatechange = () => this.onConnectionState(s);
@@ -82,6 +93,7 @@ export class SessionLink {
 
       await pc.setLocalDescription(await pc.createOffer());
       await iceGatheringDone(pc, ICE_GATHER_MAX_MS);
+      await ready;
       if (s.closed) return;
 
       if (h.posting) h.posting(s);
@@ -294,19 +306,7 @@ export class SessionLink {
 }
 
 function iceGatheringDone(pc, maxMs) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      pc.removeEventListener("icegatheringstatechange", check);
-      resolve();
-    };
-    const check = () => {
-      if (pc.iceGatheringState === "complete") done();
-    };
-    const timer = setTimeout(done, maxMs);
-    pc.addEventListener("icegatheringstatechange", check);
-  });
+  return until(pc, "icegatheringstatechange", () => pc.iceGatheringState === "complete", maxMs);
 }
 
 // Asks the browser to play what these RTCRtpReceivers get as early as the
