@@ -8,7 +8,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bbb-plugin/dist");
+    // Read when the script runs, not when it was compiled: one compiled script can serve checkouts
+    // at other paths that share a target directory (a worktree), and must read their own plugin.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let dist = Path::new(&manifest_dir).join("../bbb-plugin/dist");
     println!("cargo:rerun-if-changed={}", dist.display());
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dist)
         .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()).collect())
