@@ -79,7 +79,7 @@ mod tests {
     fn rss_spread_after_warm_up_is_judged_against_five_percent() {
         let sample = |t: f64, rss: f64| Sample { t, relay_rss_mib: Some(rss), ..Sample::default() };
         let timeline = [sample(0.0, 10.0), sample(60.0, 100.0), sample(120.0, 103.0)];
-        let loss = Loss { expected: 1000, received: 999, lost: 1, percent: 0.1 };
+        let loss = Loss { expected: 1000, received: 999, lost: 1, percent: 0.1, ..Loss::default() };
         let notes = verdict(&timeline, 50.0, &loss);
         assert!(notes[0].contains("spread 3.00 % (flat"), "{notes:?}");
         assert!(notes[1].contains("within"), "{notes:?}");

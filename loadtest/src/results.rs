@@ -41,6 +41,21 @@ pub struct Loss {
     pub lost: u64,
     /// lost / expected, in percent.
     pub percent: f64,
+    /// Where the lost packets showed: missing sequence numbers, whole 20 ms frames of timestamp
+    /// skipped without a sequence gap, time after a listener's last packet.
+    #[serde(default)]
+    pub shown_by: LossShownBy,
+    /// Listeners that lost any.
+    #[serde(default)]
+    pub listeners_losing: u32,
+}
+
+/// [`Loss::shown_by`]: packets, summed over the listeners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LossShownBy {
+    pub sequence: u64,
+    pub timestamp: u64,
+    pub silence_at_end: u64,
 }
 
 /// One relay thread's CPU.

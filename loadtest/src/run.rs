@@ -1235,11 +1235,19 @@ fn loss(listeners: &[&Tallied], ended: Instant) -> Loss {
     let expected: u64 = listeners.iter().map(|(_, t, _)| t.expected_at(ended)).sum();
     let received: u64 = listeners.iter().map(|(_, t, _)| t.packets.min(t.expected_at(ended))).sum();
     let lost = expected.saturating_sub(received);
+    let shown_by = crate::results::LossShownBy {
+        sequence: listeners.iter().map(|(_, t, _)| t.seq_gaps).sum(),
+        timestamp: listeners.iter().map(|(_, t, _)| t.skipped_frames).sum(),
+        silence_at_end: listeners.iter().map(|(_, t, _)| t.silent_at(ended)).sum(),
+    };
+    let listeners_losing = listeners.iter().filter(|(_, t, _)| t.packets < t.expected_at(ended)).count();
     Loss {
         expected,
         received,
         lost,
         percent: if expected > 0 { lost as f64 / expected as f64 * 100.0 } else { 0.0 },
+        shown_by,
+        listeners_losing: listeners_losing as u32,
     }
 }
 

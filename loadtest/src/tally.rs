@@ -74,10 +74,15 @@ pub struct Tally {
     cycles: u64,
     /// RTP timestamps, extended: a relay that skips packets but numbers the rest without gaps
     /// still shows the skipped time here.
-    first_ts: Option<u64>,
     last_raw_ts: Option<u32>,
     ts_cycles: u64,
     highest_ts: u64,
+    /// Packet slots from the first packet to the highest: each step to a new highest packet
+    /// counts its sequence step or its whole 20 ms frames of timestamp, whichever is more.
+    slots: u64,
+    /// Of the slots: those in sequence gaps, and those only the timestamps show.
+    pub seq_gaps: u64,
+    pub skipped_frames: u64,
     /// RFC 3550 interarrival jitter, in RTP ticks (48 kHz).
     jitter: f64,
     last_transit: Option<f64>,
@@ -126,8 +131,6 @@ impl Tally {
         }
         self.last_raw_seq = Some(seq);
         let ext = self.cycles + u64::from(seq);
-        self.first_seq.get_or_insert(ext);
-        self.highest_seq = self.highest_seq.max(ext);
         if let Some(last) = self.last_raw_ts
             && ts < 0x4000_0000
             && last > 0xc000_0000
@@ -136,8 +139,24 @@ impl Tally {
         }
         self.last_raw_ts = Some(ts);
         let ext_ts = self.ts_cycles + u64::from(ts);
-        self.first_ts.get_or_insert(ext_ts);
-        self.highest_ts = self.highest_ts.max(ext_ts);
+        if self.first_seq.is_none() {
+            self.first_seq = Some(ext);
+            self.highest_seq = ext;
+            self.highest_ts = ext_ts;
+            self.slots = 1;
+        } else if ext > self.highest_seq {
+            // Whole frames only: at a change of voice the relay advances the timestamp by the
+            // wall time between the old voice's last packet and the new one's first, and two
+            // independent 20 ms senders are up to a frame apart in phase. That fraction is no
+            // lost packet; summed over the handovers of a run it would add up to some.
+            let frames = ext_ts.saturating_sub(self.highest_ts) / FRAME_TICKS;
+            let step = ext - self.highest_seq;
+            self.slots += step.max(frames);
+            self.seq_gaps += step - 1;
+            self.skipped_frames += frames.saturating_sub(step);
+            self.highest_seq = ext;
+            self.highest_ts = ext_ts;
+        }
         // Jitter (RFC 3550 §6.4.1) in RTP ticks.
         let arrival = arrived_us as f64 * 0.048; // µs to 48 kHz ticks
         let transit = arrival - f64::from(ts);
@@ -165,24 +184,27 @@ impl Tally {
         self.last_arrival = Some(now);
     }
 
-    /// Packets expected: from the first to the highest sequence number, or from the first to the
-    /// last timestamp at one 20 ms packet each, whichever is more.
+    /// Packets expected: from the first to the highest, each step counting its sequence numbers
+    /// or its whole 20 ms frames of timestamp, whichever is more.
     pub fn expected(&self) -> u64 {
-        let by_seq = self.first_seq.map_or(0, |f| self.highest_seq - f + 1);
-        let by_ts = self.first_ts.map_or(0, |f| (self.highest_ts - f) / FRAME_TICKS + 1);
-        by_seq.max(by_ts)
+        self.slots
     }
 
     pub fn lost(&self) -> u64 {
         self.expected().saturating_sub(self.packets)
     }
 
-    /// Packets expected by `now`: also one per 20 ms since the first arrived, so that a listener
-    /// the relay stopped serving (no more packets, no gaps to see) counts what it misses.
+    /// Packets expected by `now`: also one per 20 ms since the last arrived, so that a listener
+    /// the relay stopped serving (no more packets, no gaps to see) counts what it misses. (Counted
+    /// from the last packet, not the first: handovers shift a channel's packets in phase by up
+    /// to a frame each, and over a run those shifts would add up to packets never due.)
     pub fn expected_at(&self, now: Instant) -> u64 {
-        let by_time =
-            self.first_packet_at.map_or(0, |f| (now.saturating_duration_since(f).as_millis() / 20) as u64);
-        self.expected().max(by_time)
+        self.expected() + self.silent_at(now)
+    }
+
+    /// Whole 20 ms frames from the last packet to `now`.
+    pub fn silent_at(&self, now: Instant) -> u64 {
+        self.last_arrival.map_or(0, |l| (now.saturating_duration_since(l).as_millis() / 20) as u64)
     }
 
     pub fn jitter_ms(&self) -> f64 {
@@ -229,8 +251,35 @@ mod tests {
         }
         assert_eq!(t.expected(), 4);
         assert_eq!(t.lost(), 1);
-        // A second later with nothing more: about 50 more packets were due.
-        assert_eq!(t.expected_at(now + std::time::Duration::from_secs(1)), 50);
+        // A second later with nothing more: 50 more packets were due.
+        assert_eq!(t.expected_at(now + std::time::Duration::from_secs(1)), 54);
+    }
+
+    #[test]
+    fn a_change_of_voice_within_a_frame_of_phase_is_no_loss() {
+        let mut t = Tally::default();
+        let mut h = LatencyHistogram::default();
+        let start = Instant::now();
+        // Two handovers, each 37.9 ms from the old voice's last packet to the new one's first
+        // (the relay advances the timestamp by that wall time), then a real skip of one frame.
+        let mut ts = 0u32;
+        let mut at = start;
+        let mut steps = vec![(960u32, 20u64); 5];
+        steps.extend([(1819, 38), (960, 20), (960, 20), (1819, 38), (960, 20), (1920, 40), (2900, 60)]);
+        t.packet(1, ts, &[], at, &mut h);
+        for (i, (step, ms)) in steps.into_iter().enumerate() {
+            ts += step;
+            at += Duration::from_millis(ms);
+            t.packet(2 + i as u16, ts, &[], at, &mut h);
+        }
+        // 13 packets; the 40 ms step (same voice) lost one, the 60 ms step two more.
+        assert_eq!(t.packets, 13);
+        assert_eq!(t.expected(), 16);
+        assert_eq!(t.lost(), 3);
+        assert_eq!((t.seq_gaps, t.skipped_frames), (0, 3));
+        // The handovers moved the packets 36 ms later, but 10 ms after the last none was due.
+        assert_eq!(t.expected_at(at + Duration::from_millis(10)), 16);
+        assert_eq!(t.expected_at(at + Duration::from_millis(45)), 18);
     }
 
     #[test]

@@ -140,6 +140,18 @@ fn run_loss(md: &mut String, report: &RunReport) {
         fmt_percent(l.percent),
         fmt_num(report.packets_per_s, 0)
     );
+    if l.lost > 0 && l.listeners_losing > 0 {
+        let s = &l.shown_by;
+        let _ = writeln!(
+            md,
+            "{} listeners lost packets: {} missing sequence numbers, {} frames skipped in time \
+             (timestamps), {} frames of silence after the last packet.\n",
+            fmt_count(u64::from(l.listeners_losing)),
+            fmt_count(s.sequence),
+            fmt_count(s.timestamp),
+            fmt_count(s.silence_at_end)
+        );
+    }
 }
 
 /// The relay's CPU and memory over a run, and its threads.

@@ -35,7 +35,13 @@ fn run_report(relay: &str, slower: f64) -> RunReport {
             peak: 1985,
         },
         first_audio_ms: pctl(1990, 182.4 * slower, 310.7 * slower, 452.1 * slower, 1203.9 * slower),
-        loss: Loss { expected: 25_870_000, received: 25_866_897, lost: 3_103, percent: 0.012 },
+        loss: Loss {
+            expected: 25_870_000,
+            received: 25_866_897,
+            lost: 3_103,
+            percent: 0.012,
+            ..Loss::default()
+        },
         jitter_ms: pctl(1990, 0.31, 0.78, 1.42, 6.3),
         latency_ms: pctl(25_866_897, 0.42 * slower, 1.37 * slower, 3.86 * slower, 41.2 * slower),
         latency_histogram: Histogram {
