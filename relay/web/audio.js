@@ -41,6 +41,7 @@ export class PageAudio {
     this.needsGesture = false; // held back by the autoplay policy (or not resumed after a lock)
     this.unsupported = false; // no WebAudio at all: the players' media elements play
     this.ran = false; // the context has been running (see started())
+    this.prompts = 0; // times the page asked for a gesture (tests)
     const wake = () => {
       if (document.visibilityState === "hidden") return;
       this.resume();
@@ -66,8 +67,10 @@ export class PageAudio {
       setInterval(this.hooks.tick, METER_INTERVAL_MS);
     }
     this.resume();
-    // Without a user gesture resume() stays pending; look again shortly.
-    setTimeout(() => this.check(), 600);
+    // Without a user gesture resume() stays pending; look again shortly. Where
+    // the browser says it allows sound, later: Firefox takes 1-1.8 s to open
+    // its audio device, and the prompt would flash up meanwhile.
+    setTimeout(() => this.check(), autoplayAllowed(this.ctx) ? START_MAX_MS : 600);
     return this.ctx;
   }
 
@@ -107,6 +110,7 @@ export class PageAudio {
   blocked(yes) {
     if (yes === this.needsGesture) return;
     this.needsGesture = yes;
+    if (yes) this.prompts += 1;
     this.hooks.gestureNeeded();
   }
 
@@ -120,10 +124,20 @@ export class PageAudio {
 // Does the autoplay policy hold ctx back until a gesture? Only where the
 // browser says (navigator.getAutoplayPolicy: Firefox); else false.
 function autoplayDisallowed(ctx) {
+  return autoplayPolicy(ctx) === "disallowed";
+}
+
+// Does the browser say ctx may play without a gesture? (Firefox as it comes
+// does not hold WebAudio back; elsewhere unknown: false.)
+function autoplayAllowed(ctx) {
+  return autoplayPolicy(ctx) === "allowed";
+}
+
+function autoplayPolicy(ctx) {
   try {
-    return typeof navigator.getAutoplayPolicy === "function" && navigator.getAutoplayPolicy(ctx) === "disallowed";
+    return typeof navigator.getAutoplayPolicy === "function" ? navigator.getAutoplayPolicy(ctx) : null;
   } catch (_) {
-    return false;
+    return null;
   }
 }
 

@@ -1506,6 +1506,8 @@ function init() {
  *   recording        {consent, mine}: my languages recorded now, and my consent
  *   call(action, body) → Promise<state>; rejects with an Error whose message is the detail
  *   measureInput(ms), measurePartner(ms) → Promise<{frequency, level_db, frames}>
+ *   soundPrompts     times the page showed "Enable sound" (the browser held
+ *                    the sound back)
  *   playout          the low playout delay settings the receivers took
  *                    (["jitterBufferTarget", "playoutDelayHint"], [] with
  *                    ?playout=default or in a browser with neither)
@@ -1530,6 +1532,7 @@ window.tolkBooth = {
   measureInput: (ms) => measureTone(() => players.input.analyser, ms),
   measurePartner: (ms) => measureTone(() => players.partner.analyser, ms),
   get playout() { return link.current && link.current.playout ? link.current.playout.slice() : null; },
+  get soundPrompts() { return sound.prompts; },
   ...onsetHooks(() => players.input.analyser, sound, () => link.current && link.current.tIn.receiver),
 };
 

@@ -37,11 +37,14 @@ pub struct Options {
     /// default route, never loopback, whatever the first pref says. Off: neither, as in a real
     /// Firefox (a page that does not capture gets default-route candidates only).
     pub loopback_candidates: bool,
+    /// Whether pages may play sound without a gesture (on by default in tests). Off: Firefox's
+    /// own default, audible autoplay blocked until the user clicks or types in the page.
+    pub autoplay: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { loopback_candidates: true }
+        Self { loopback_candidates: true, autoplay: true }
     }
 }
 
@@ -49,6 +52,12 @@ impl Options {
     /// Start Firefox with (`true`, the default) or without loopback ICE candidates.
     pub fn loopback_candidates(mut self, on: bool) -> Self {
         self.loopback_candidates = on;
+        self
+    }
+
+    /// Start Firefox with autoplay allowed (`true`, the default) or blocked as it comes.
+    pub fn autoplay(mut self, on: bool) -> Self {
+        self.autoplay = on;
         self
     }
 }
@@ -88,7 +97,8 @@ fn prefs(options: &Options) -> Value {
         // Media: no permission prompt, real devices (our PulseAudio ones), sound without a gesture.
         "media.navigator.permission.disabled": true,
         "media.navigator.streams.fake": false,
-        "media.autoplay.default": 0,
+        // 0 allowed, 1 audible autoplay blocked (Firefox's default).
+        "media.autoplay.default": if options.autoplay { 0 } else { 1 },
         "media.autoplay.blocking_policy": 0,
         "media.cubeb.backend": "pulse",
         // WebRTC on loopback, host addresses in the clear (no mDNS names to resolve).

@@ -147,6 +147,12 @@ async fn measure(
     browser.goto("about:blank").await?;
     browser.goto(url).await?;
     browser.wait_for(&format!("window.{hook} && {ready}"), Duration::from_secs(20)).await?;
+    record(browser, floor, what, hook).await
+}
+
+/// Records the onsets in the open page (test hook `hook`) while the floor sends bursts for
+/// [`MEASURE`].
+async fn record(browser: &Browser, floor: &BurstFloor, what: &str, hook: &str) -> anyhow::Result<Run> {
     browser.eval(&format!("window.{hook}.recordOnsets()")).await?;
     floor.arm();
     tokio::time::sleep(MEASURE).await; // the measurement itself
@@ -280,3 +286,49 @@ async fn the_booth_page_hears_the_floor_early(kind: Kind) -> anyhow::Result<()> 
 }
 
 tolk_tests::in_each_browser!(the_booth_page_hears_the_floor_early);
+
+/// Firefox as it comes (audible autoplay blocked: `media.autoplay.default = 1`) lets a page's
+/// `AudioContext` run without a click (it blocks media elements, not WebAudio), so the booth page
+/// opened as an interpreter opens it (no `?autoplay=1`) plays at once and never shows "Enable
+/// sound" — not even while Firefox opens its audio device (1–1.8 s, during which the context is
+/// `suspended`: the page used to flash the prompt then). Its delay is reported like the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_as_it_comes_plays_the_booth_page_without_a_click() -> anyhow::Result<()> {
+    if let Some(reason) = tolk_tests::firefox::skip_reason() {
+        eprintln!("skipped in Firefox: {reason}");
+        return Ok(());
+    }
+    let relay = TestRelay::start(1).await?;
+    let options = tolk_tests::firefox::Options::default().autoplay(false);
+    let browser = Browser::firefox_with(&options, None).await?;
+    let result = without_a_click(&browser, &relay).await;
+    browser.close().await?;
+    relay.stop().await;
+    result
+}
+
+async fn without_a_click(browser: &Browser, relay: &TestRelay) -> anyhow::Result<()> {
+    let event = relay.event_now(&["fr"], "rtp").await?;
+    let floor = BurstFloor::start(rtp_url(&event)?)?;
+    let ana = relay.booth_link(event.id.as_str(), "Ana", &["fr"]).await?;
+    let run = measure(
+        browser,
+        &floor,
+        "booth page opened as an interpreter opens it (no click, Firefox's own autoplay policy)",
+        booth_url(&ana)?,
+        "tolkBooth",
+        "window.tolkBooth.connection === 'connected'",
+    )
+    .await?;
+    report(&run);
+    let prompts = browser.eval("window.tolkBooth.soundPrompts").await?;
+    assert_eq!(prompts, 0, "the booth page asked for a click to enable sound");
+    assert!(
+        run.sent > 0 && run.delays.len() * 10 >= run.sent * 8,
+        "only {} of {} bursts heard without a click",
+        run.delays.len(),
+        run.sent
+    );
+    floor.sender.stop()?;
+    Ok(())
+}
