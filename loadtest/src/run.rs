@@ -1232,23 +1232,19 @@ fn node_reports(
 
 /// Packets the listeners should have had by `ended`, and had.
 fn loss(listeners: &[&Tallied], ended: Instant) -> Loss {
-    let expected: u64 = listeners.iter().map(|(_, t, _)| t.expected_at(ended)).sum();
-    let received: u64 = listeners.iter().map(|(_, t, _)| t.packets.min(t.expected_at(ended))).sum();
-    let lost = expected.saturating_sub(received);
-    let shown_by = crate::results::LossShownBy {
-        sequence: listeners.iter().map(|(_, t, _)| t.seq_gaps).sum(),
-        timestamp: listeners.iter().map(|(_, t, _)| t.skipped_frames).sum(),
-        silence_at_end: listeners.iter().map(|(_, t, _)| t.silent_at(ended)).sum(),
-    };
-    let listeners_losing = listeners.iter().filter(|(_, t, _)| t.packets < t.expected_at(ended)).count();
-    Loss {
-        expected,
-        received,
-        lost,
-        percent: if expected > 0 { lost as f64 / expected as f64 * 100.0 } else { 0.0 },
-        shown_by,
-        listeners_losing: listeners_losing as u32,
+    let mut loss = Loss::default();
+    for (_, t, _) in listeners {
+        let due = t.expected_at(ended);
+        loss.expected += due;
+        loss.received += t.packets.min(due);
+        loss.listeners_losing += u32::from(t.packets < due);
+        loss.shown_by.sequence += t.seq_gaps;
+        loss.shown_by.timestamp += t.skipped_frames;
+        loss.shown_by.silence_at_end += t.silent_at(ended);
     }
+    loss.lost = loss.expected.saturating_sub(loss.received);
+    loss.percent = if loss.expected > 0 { loss.lost as f64 / loss.expected as f64 * 100.0 } else { 0.0 };
+    loss
 }
 
 /// (listeners whose audio was as expected, listeners sampled).

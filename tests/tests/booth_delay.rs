@@ -147,12 +147,6 @@ async fn measure(
     browser.goto("about:blank").await?;
     browser.goto(url).await?;
     browser.wait_for(&format!("window.{hook} && {ready}"), Duration::from_secs(20)).await?;
-    record(browser, floor, what, hook).await
-}
-
-/// Records the onsets in the open page (test hook `hook`) while the floor sends bursts for
-/// [`MEASURE`].
-async fn record(browser: &Browser, floor: &BurstFloor, what: &str, hook: &str) -> anyhow::Result<Run> {
     browser.eval(&format!("window.{hook}.recordOnsets()")).await?;
     floor.arm();
     tokio::time::sleep(MEASURE).await; // the measurement itself
@@ -212,6 +206,17 @@ fn report(run: &Run) {
     println!("  max after the first second: {} ms", after.map(ms).unwrap_or_else(|| "–".into()));
 }
 
+/// At least 80 % of the bursts sent were heard.
+fn assert_heard(run: &Run) {
+    assert!(
+        run.sent > 0 && run.delays.len() * 10 >= run.sent * 8,
+        "{}: only {} of {} bursts heard",
+        run.what,
+        run.delays.len(),
+        run.sent
+    );
+}
+
 /// The comparison in `browser`: the booth page with the browser's own playout delay, with the
 /// lowest, and the listener page; each printed. Asserts that the bursts were heard.
 pub async fn delay_report(browser: &Browser, relay: &TestRelay) -> anyhow::Result<()> {
@@ -259,13 +264,7 @@ pub async fn delay_report(browser: &Browser, relay: &TestRelay) -> anyhow::Resul
         report(run);
     }
     for run in &runs {
-        assert!(
-            run.sent > 0 && run.delays.len() * 10 >= run.sent * 8,
-            "{}: only {} of {} bursts heard",
-            run.what,
-            run.delays.len(),
-            run.sent
-        );
+        assert_heard(run);
     }
     floor.sender.stop()?;
     Ok(())
@@ -323,12 +322,7 @@ async fn without_a_click(browser: &Browser, relay: &TestRelay) -> anyhow::Result
     report(&run);
     let prompts = browser.eval("window.tolkBooth.soundPrompts").await?;
     assert_eq!(prompts, 0, "the booth page asked for a click to enable sound");
-    assert!(
-        run.sent > 0 && run.delays.len() * 10 >= run.sent * 8,
-        "only {} of {} bursts heard without a click",
-        run.delays.len(),
-        run.sent
-    );
+    assert_heard(&run);
     floor.sender.stop()?;
     Ok(())
 }
